@@ -1,0 +1,28 @@
+//! `brisk-core`: the types every layer of Brisk shares.
+//!
+//! - [`Key`]: a task's identity, a name plus a chunk index, deterministic for
+//!   collection ops ([`Key::token`]).
+//! - [`Value`]: what flows between tasks — an ndarray [`ArrayChunk`], an Arrow
+//!   `RecordBatch`, a [`Scalar`], a list, or an [`Opaque`] local value. Every value
+//!   knows its size ([`Value::nbytes`]) and, except opaque ones, has a byte codec
+//!   ([`Value::encode`], [`Value::decode`]) used for spilling and shipping.
+//! - [`Op`]: what a task does — plain-data ops ([`OpKind`], found again by name in an
+//!   [`OpRegistry`]), closures (local only) and fused chains.
+//! - [`Error`]: errors with the task key, file or value they concern.
+//! - [`MemoryLedger`]: byte accounting for the scheduler's memory budget.
+//!
+//! This crate runs nothing and starts no threads: the graph lives in `brisk-graph`,
+//! execution in `brisk-scheduler`.
+
+mod codec;
+mod error;
+mod key;
+mod memory;
+mod op;
+mod value;
+
+pub use error::{BoxError, Error, Result};
+pub use key::Key;
+pub use memory::MemoryLedger;
+pub use op::{DataOp, LocalFn, Op, OpKind, OpRegistry};
+pub use value::{ArrayChunk, DType, Opaque, Scalar, Value};

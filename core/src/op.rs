@@ -1,0 +1,329 @@
+//! What a task does.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, Value};
+
+/// An op that is plain data: it can be encoded, shipped to a worker process running
+/// the same binary, decoded there by its stable name and run.
+///
+/// Implement [`OpKind`] rather than this trait; every `OpKind` is a `DataOp`.
+pub trait DataOp: Send + Sync + fmt::Debug + 'static {
+    /// The stable name the op is registered under.
+    fn name(&self) -> &'static str;
+    /// Runs the op on its inputs, in dependency order.
+    fn run(&self, inputs: Vec<Value>) -> Result<Value>;
+    /// The op's parameters as bytes (MessagePack).
+    fn encode_params(&self) -> Result<Vec<u8>>;
+}
+
+/// A serde struct or enum that is an op, looked up by [`OpKind::NAME`].
+///
+/// ```
+/// use brisk_core::{Op, OpKind, OpRegistry, Result, Scalar, Value};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct AddConst { c: f64 }
+///
+/// impl OpKind for AddConst {
+///     const NAME: &'static str = "example.add-const";
+///     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+///         match inputs[..] {
+///             [Value::Scalar(Scalar::F64(x))] => Ok(Value::from(x + self.c)),
+///             _ => Err(brisk_core::Error::Internal("add-const takes one f64".into())),
+///         }
+///     }
+/// }
+///
+/// let op = Op::data(AddConst { c: 2.0 });
+/// let mut registry = OpRegistry::new();
+/// registry.register::<AddConst>();
+/// let shipped = registry.decode(&op.encode()?)?;
+/// assert_eq!(shipped.run(vec![Value::from(1.0)])?.as_scalar(), Some(Scalar::F64(3.0)));
+/// # Ok::<(), brisk_core::Error>(())
+/// ```
+pub trait OpKind: Serialize + DeserializeOwned + Send + Sync + fmt::Debug + 'static {
+    /// The stable name: unique in the program, unchanged across versions of it.
+    const NAME: &'static str;
+    /// Runs the op on its inputs, in dependency order.
+    fn run(&self, inputs: Vec<Value>) -> Result<Value>;
+}
+
+impl<T: OpKind> DataOp for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        OpKind::run(self, inputs)
+    }
+
+    fn encode_params(&self) -> Result<Vec<u8>> {
+        rmp_serde::to_vec_named(self)
+            .map_err(|e| Error::Encode { what: format!("op '{}'", T::NAME), reason: e.to_string() })
+    }
+}
+
+/// The function type of a local (closure) op.
+pub type LocalFn = dyn Fn(Vec<Value>) -> Result<Value> + Send + Sync;
+
+/// What a task does.
+#[derive(Clone)]
+pub enum Op {
+    /// A value that is already known.
+    Const(Value),
+    /// Plain data, runnable anywhere the binary runs.
+    Data(Arc<dyn DataOp>),
+    /// A closure: runs only on in-process schedulers.
+    Local {
+        /// A name for display and error messages.
+        name: Arc<str>,
+        /// The function.
+        f: Arc<LocalFn>,
+    },
+    /// Fused ops: the first takes the task's inputs, each next one the previous result.
+    Chain(Arc<[Op]>),
+}
+
+impl Op {
+    /// A data op.
+    pub fn data(op: impl DataOp) -> Self {
+        Op::Data(Arc::new(op))
+    }
+
+    /// A local op from a closure.
+    ///
+    /// ```
+    /// use brisk_core::{Op, Scalar, Value};
+    /// let double = Op::local("double", |inputs: Vec<Value>| match inputs[..] {
+    ///     [Value::Scalar(Scalar::I64(x))] => Ok(Value::from(2 * x)),
+    ///     _ => unreachable!(),
+    /// });
+    /// assert_eq!(double.run(vec![Value::from(4_i64)]).unwrap().as_scalar(), Some(Scalar::I64(8)));
+    /// assert!(double.is_local());
+    /// ```
+    pub fn local(
+        name: impl Into<Arc<str>>,
+        f: impl Fn(Vec<Value>) -> Result<Value> + Send + Sync + 'static,
+    ) -> Self {
+        Op::Local { name: name.into(), f: Arc::new(f) }
+    }
+
+    /// The ops run one after the other as one task (flattening nested chains).
+    pub fn chain(ops: impl IntoIterator<Item = Op>) -> Self {
+        let mut flat = Vec::new();
+        for op in ops {
+            match op {
+                Op::Chain(inner) => flat.extend(inner.iter().cloned()),
+                op => flat.push(op),
+            }
+        }
+        if flat.len() == 1 {
+            return flat.pop().expect("one op");
+        }
+        Op::Chain(flat.into())
+    }
+
+    /// A short name for display: the data op's name, the closure's, or the chain's
+    /// names joined by `+`.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Const(v) => format!("const {}", v.kind()),
+            Op::Data(d) => d.name().to_string(),
+            Op::Local { name, .. } => name.to_string(),
+            Op::Chain(ops) => ops.iter().map(Op::name).collect::<Vec<_>>().join("+"),
+        }
+    }
+
+    /// Whether the op holds a closure (and so cannot leave this process).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Op::Local { .. } => true,
+            Op::Chain(ops) => ops.iter().any(Op::is_local),
+            Op::Const(Value::Opaque(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Runs the op.
+    pub fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        match self {
+            Op::Const(v) => Ok(v.clone()),
+            Op::Data(d) => d.run(inputs),
+            Op::Local { f, .. } => f(inputs),
+            Op::Chain(ops) => {
+                let mut ops = ops.iter();
+                let first = ops.next().ok_or_else(|| Error::Internal("empty op chain".into()))?;
+                ops.try_fold(first.run(inputs)?, |acc, op| op.run(vec![acc]))
+            }
+        }
+    }
+
+    /// Encodes the op for a worker process; a closure is refused with its name.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let wire = self.to_wire()?;
+        rmp_serde::to_vec(&wire).map_err(|e| Error::Encode {
+            what: format!("op '{}'", self.name()),
+            reason: e.to_string(),
+        })
+    }
+
+    fn to_wire(&self) -> Result<Wire> {
+        Ok(match self {
+            Op::Const(v) => Wire::Const(v.encode()?),
+            Op::Data(d) => Wire::Data { name: d.name().to_string(), params: d.encode_params()? },
+            Op::Local { name, .. } => {
+                return Err(Error::Encode {
+                    what: format!("closure op '{name}'"),
+                    reason: "closures run only on in-process schedulers (threads, sync)".into(),
+                });
+            }
+            Op::Chain(ops) => Wire::Chain(ops.iter().map(Op::to_wire).collect::<Result<_>>()?),
+        })
+    }
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Op({})", self.name())
+    }
+}
+
+/// An op as it travels between processes.
+#[derive(Serialize, Deserialize)]
+enum Wire {
+    Const(#[serde(with = "serde_bytes_vec")] Vec<u8>),
+    Data {
+        name: String,
+        #[serde(with = "serde_bytes_vec")]
+        params: Vec<u8>,
+    },
+    Chain(Vec<Wire>),
+}
+
+/// Byte vectors as MessagePack binaries rather than arrays of integers.
+mod serde_bytes_vec {
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
+}
+
+type Decoder = fn(&[u8]) -> Result<Arc<dyn DataOp>>;
+
+/// Maps stable op names to their decoders, so a worker can rebuild shipped ops.
+#[derive(Default)]
+pub struct OpRegistry {
+    decoders: HashMap<&'static str, Decoder>,
+}
+
+impl OpRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes `T` decodable by its [`OpKind::NAME`].
+    pub fn register<T: OpKind>(&mut self) -> &mut Self {
+        fn decode<T: OpKind>(bytes: &[u8]) -> Result<Arc<dyn DataOp>> {
+            let op: T = rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+                what: "op parameters",
+                reason: format!("{}: {e}", T::NAME),
+            })?;
+            Ok(Arc::new(op))
+        }
+        self.decoders.insert(T::NAME, decode::<T>);
+        self
+    }
+
+    /// Rebuilds an op from the bytes of [`Op::encode`].
+    pub fn decode(&self, bytes: &[u8]) -> Result<Op> {
+        let wire: Wire = rmp_serde::from_slice(bytes)
+            .map_err(|e| Error::Decode { what: "op", reason: e.to_string() })?;
+        self.from_wire(wire)
+    }
+
+    fn from_wire(&self, wire: Wire) -> Result<Op> {
+        Ok(match wire {
+            Wire::Const(bytes) => Op::Const(Value::decode(&bytes)?),
+            Wire::Data { name, params } => {
+                let decode = self.decoders.get(name.as_str()).ok_or(Error::UnknownOp { name })?;
+                Op::Data(decode(&params)?)
+            }
+            Wire::Chain(parts) => Op::Chain(
+                parts.into_iter().map(|w| self.from_wire(w)).collect::<Result<Vec<_>>>()?.into(),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scalar;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Scale {
+        by: i64,
+    }
+
+    impl OpKind for Scale {
+        const NAME: &'static str = "test.scale";
+        fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+            match inputs[..] {
+                [Value::Scalar(Scalar::I64(x))] => Ok(Value::from(x * self.by)),
+                _ => Err(Error::Arity { op: Self::NAME.into(), expected: 1, found: inputs.len() }),
+            }
+        }
+    }
+
+    #[test]
+    fn chains_roundtrip_through_the_registry_and_run_in_order() {
+        let op = Op::chain([Op::data(Scale { by: 3 }), Op::chain([Op::data(Scale { by: -2 })])]);
+        assert_eq!(op.name(), "test.scale+test.scale");
+        let mut reg = OpRegistry::new();
+        reg.register::<Scale>();
+        let back = reg.decode(&op.encode().unwrap()).unwrap();
+        assert_eq!(back.run(vec![Value::from(5_i64)]).unwrap().as_scalar(), Some(Scalar::I64(-30)));
+    }
+
+    #[test]
+    fn unknown_op_names_are_reported() {
+        let bytes = Op::data(Scale { by: 1 }).encode().unwrap();
+        let err = OpRegistry::new().decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("unknown op 'test.scale'"), "{err}");
+    }
+
+    #[test]
+    fn closures_are_refused_by_name_even_inside_chains() {
+        let op =
+            Op::chain([Op::data(Scale { by: 1 }), Op::local("my-closure", |v| Ok(v[0].clone()))]);
+        assert!(op.is_local());
+        let err = op.encode().unwrap_err();
+        assert!(err.to_string().contains("my-closure"), "{err}");
+    }
+}
