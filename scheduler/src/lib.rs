@@ -1,1 +1,24 @@
-//! placeholder
+//! `brisk-scheduler`: runs Brisk's task graphs.
+//!
+//! - [`Scheduler::threads`] (the default): a pool of worker threads, each with its own
+//!   priority queue of ready tasks, stealing from the others when it runs dry. A task
+//!   becomes ready when its last input is computed; a result is released the moment
+//!   its last dependent starts. An error or panic in a task stops the compute, tasks
+//!   not yet started never run, and the error names the task's key.
+//! - [`Scheduler::sync`]: one thread, tasks in priority order, for debugging.
+//! - [`Callback`]s see the compute start, each task start and finish, and the end.
+//!
+//! Only this crate starts threads. Plans come from `brisk-graph`; values and ops from
+//! `brisk-core`.
+
+mod callback;
+mod error;
+mod exec;
+mod primitives;
+mod scheduler;
+mod sync;
+mod threads;
+
+pub use callback::{Callback, ComputeStats};
+pub use error::{Error, Result};
+pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler};

@@ -1,0 +1,199 @@
+//! The plan a scheduler runs: a culled, checked, fused and ordered graph laid out in
+//! flat arrays.
+
+use brisk_core::{Key, Op};
+use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::NodeIndexable;
+
+use crate::{Error, Graph, Result};
+
+/// How [`Graph::plan`] optimizes.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    /// Fuse linear chains into one task (default: yes).
+    pub fuse: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { fuse: true }
+    }
+}
+
+/// A graph ready to run.
+///
+/// Task `i` of a plan has priority `i`: lower runs first. The order is a depth-first
+/// post-order from the outputs, taking each task's inputs in argument order, so
+/// every task comes after its inputs (index order is a valid sequential schedule)
+/// and a branch is finished — letting its inputs be freed — before the next root
+/// is started, in the spirit of `dask.order`.
+///
+/// Inputs and dependents are stored as compressed rows (`u32` indices) so a plan of a
+/// million tasks is a handful of allocations.
+#[derive(Debug)]
+pub struct Plan {
+    keys: Vec<Key>,
+    ops: Vec<Op>,
+    dep_start: Vec<u32>,
+    deps: Vec<u32>,
+    dependent_start: Vec<u32>,
+    dependents: Vec<u32>,
+    outputs: Vec<u32>,
+    is_output: Vec<bool>,
+    fused: usize,
+}
+
+impl Graph {
+    /// Plans the computation of `outputs`: culls what they do not need, fails on a
+    /// cycle (naming its keys), fuses linear chains and orders the tasks.
+    ///
+    /// ```
+    /// use brisk_core::{Key, Op, Value};
+    /// use brisk_graph::{Graph, PlanOptions, Task};
+    /// let g = Graph::from_tasks([
+    ///     Task::root("x", Op::Const(Value::from(1.0))),
+    ///     Task::root("unused", Op::Const(Value::from(2.0))),
+    ///     Task::new("y", Op::local("id", |v| Ok(v[0].clone())), ["x"]),
+    /// ])?;
+    /// let plan = g.plan(&[Key::named("y")], PlanOptions::default())?;
+    /// assert_eq!(plan.len(), 1); // "unused" culled, "x" fused into "y"
+    /// # Ok::<(), brisk_graph::Error>(())
+    /// ```
+    pub fn plan(mut self, outputs: &[Key], options: PlanOptions) -> Result<Plan> {
+        self.cull(outputs)?;
+        self.check_acyclic()?;
+        let fused = if options.fuse { self.fuse(outputs) } else { 0 };
+        if self.len() > u32::MAX as usize {
+            return Err(Error::TooLarge { tasks: self.len() });
+        }
+        let order = self.post_order(outputs)?;
+        Ok(self.lay_out(&order, outputs, fused))
+    }
+
+    /// Depth-first post-order from the outputs, iterative so a million-long chain does
+    /// not overflow the stack.
+    fn post_order(&self, outputs: &[Key]) -> Result<Vec<NodeIndex>> {
+        let mut seen = vec![false; self.dag.node_bound()];
+        let mut order = Vec::with_capacity(self.len());
+        let mut stack: Vec<(NodeIndex, Vec<NodeIndex>, usize)> = Vec::new();
+        for key in outputs {
+            let root = self.node_of(key)?;
+            if std::mem::replace(&mut seen[root.index()], true) {
+                continue;
+            }
+            stack.push((root, self.deps_of(root), 0));
+            while let Some((node, deps, next)) = stack.last_mut() {
+                if let Some(&d) = deps.get(*next) {
+                    *next += 1;
+                    if !std::mem::replace(&mut seen[d.index()], true) {
+                        stack.push((d, self.deps_of(d), 0));
+                    }
+                } else {
+                    order.push(*node);
+                    stack.pop();
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    fn lay_out(self, order: &[NodeIndex], outputs: &[Key], fused: usize) -> Plan {
+        let mut dense = vec![u32::MAX; self.dag.node_bound()];
+        for (i, n) in order.iter().enumerate() {
+            dense[n.index()] = i as u32;
+        }
+        let n = order.len();
+        let mut dep_start = Vec::with_capacity(n + 1);
+        let mut deps = Vec::with_capacity(self.dag.edge_count());
+        let mut dependent_count = vec![0u32; n + 1];
+        dep_start.push(0);
+        for &node in order {
+            for d in self.deps_of(node) {
+                let d = dense[d.index()];
+                deps.push(d);
+                dependent_count[d as usize + 1] += 1;
+            }
+            dep_start.push(deps.len() as u32);
+        }
+        // Prefix sums turn counts into row starts; then fill rows in task order so
+        // each task's dependents are listed by ascending priority.
+        for i in 0..n {
+            dependent_count[i + 1] += dependent_count[i];
+        }
+        let dependent_start = dependent_count;
+        let mut fill = dependent_start.clone();
+        let mut dependents = vec![0u32; deps.len()];
+        for task in 0..n {
+            for &d in &deps[dep_start[task] as usize..dep_start[task + 1] as usize] {
+                dependents[fill[d as usize] as usize] = task as u32;
+                fill[d as usize] += 1;
+            }
+        }
+        let outputs: Vec<u32> = outputs.iter().map(|k| dense[self.index[k].index()]).collect();
+        let mut is_output = vec![false; n];
+        for &o in &outputs {
+            is_output[o as usize] = true;
+        }
+        let mut dag = self.dag;
+        let mut keys = Vec::with_capacity(n);
+        let mut ops = Vec::with_capacity(n);
+        for &node in order {
+            let node = dag.remove_node(node).expect("ordered node exists");
+            keys.push(node.key);
+            ops.push(node.op);
+        }
+        Plan { keys, ops, dep_start, deps, dependent_start, dependents, outputs, is_output, fused }
+    }
+}
+
+impl Plan {
+    /// The number of tasks.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is nothing to run.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key of task `i`.
+    pub fn key(&self, i: usize) -> &Key {
+        &self.keys[i]
+    }
+
+    /// The op of task `i`.
+    pub fn op(&self, i: usize) -> &Op {
+        &self.ops[i]
+    }
+
+    /// The inputs of task `i`, in argument order (a task may appear twice).
+    pub fn deps(&self, i: usize) -> &[u32] {
+        &self.deps[self.dep_start[i] as usize..self.dep_start[i + 1] as usize]
+    }
+
+    /// The tasks that take task `i`'s result, once per use.
+    pub fn dependents(&self, i: usize) -> &[u32] {
+        &self.dependents[self.dependent_start[i] as usize..self.dependent_start[i + 1] as usize]
+    }
+
+    /// The requested outputs, in the order they were asked for.
+    pub fn outputs(&self) -> &[u32] {
+        &self.outputs
+    }
+
+    /// Whether task `i` is a requested output (its result is kept to the end).
+    pub fn is_output(&self, i: usize) -> bool {
+        self.is_output[i]
+    }
+
+    /// How many tasks fusion absorbed.
+    pub fn fused(&self) -> usize {
+        self.fused
+    }
+
+    /// The first task holding a closure, if any: process backends refuse such plans.
+    pub fn first_local_task(&self) -> Option<&Key> {
+        self.ops.iter().position(Op::is_local).map(|i| &self.keys[i])
+    }
+}

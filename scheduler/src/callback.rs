@@ -1,0 +1,53 @@
+//! Hooks into a compute: progress bars, profiles and tests listen here.
+
+use std::time::Duration;
+
+use brisk_core::Key;
+
+/// What a compute did, given to [`Callback::finish`] and returned by
+/// [`Scheduler::run_with_stats`](crate::Scheduler::run_with_stats).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComputeStats {
+    /// Tasks in the plan (after culling and fusion).
+    pub tasks: usize,
+    /// Tasks that ran (fewer than `tasks` when the compute failed).
+    pub tasks_run: usize,
+    /// Tasks absorbed by fusion.
+    pub fused: usize,
+    /// Worker threads used.
+    pub threads: usize,
+    /// The most bytes of task results held at once.
+    pub peak_bytes: u64,
+    /// Bytes of results still held at the end besides the outputs; zero unless a
+    /// result was leaked, which tests assert never happens.
+    pub leaked_bytes: u64,
+    /// Wall time of the compute, planning included.
+    pub elapsed: Duration,
+}
+
+/// Listens to a compute. Every method has an empty default; implement the ones you
+/// need. Methods are called from worker threads, concurrently.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use brisk_core::Key;
+/// use brisk_scheduler::Callback;
+///
+/// #[derive(Default)]
+/// struct CountTasks(AtomicUsize);
+/// impl Callback for CountTasks {
+///     fn task_finished(&self, _key: &Key, _worker: usize) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+/// ```
+pub trait Callback: Send + Sync {
+    /// Before any task runs, with the number of tasks in the plan.
+    fn start(&self, _tasks: usize) {}
+    /// When a task is taken by `worker`.
+    fn task_started(&self, _key: &Key, _worker: usize) {}
+    /// When a task's result is stored.
+    fn task_finished(&self, _key: &Key, _worker: usize) {}
+    /// When the compute ends, with its error if it failed.
+    fn finish(&self, _stats: &ComputeStats, _error: Option<&crate::Error>) {}
+}

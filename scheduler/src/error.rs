@@ -1,0 +1,40 @@
+//! The error type of `brisk-scheduler`.
+
+use brisk_core::Key;
+
+/// Why a compute failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A task failed or panicked; the error names its key. Tasks that had not
+    /// started when it failed were not run.
+    #[error(transparent)]
+    Task(brisk_core::Error),
+    /// The graph could not be planned (a cycle, a missing dependency, ...).
+    #[error(transparent)]
+    Graph(#[from] brisk_graph::Error),
+    /// The worker threads could not be started.
+    #[error("cannot start {threads} worker threads: {reason}")]
+    ThreadPool {
+        /// How many were asked for.
+        threads: usize,
+        /// What the OS said.
+        reason: String,
+    },
+    /// Turning the computed values into the collection's output failed.
+    #[error(transparent)]
+    Output(brisk_core::Error),
+}
+
+impl Error {
+    /// The key of the task that failed, if a task failed.
+    pub fn task_key(&self) -> Option<&Key> {
+        match self {
+            Error::Task(e) => e.task_key(),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

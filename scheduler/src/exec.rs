@@ -1,0 +1,119 @@
+//! Running one task of a plan: gathering its inputs, releasing results whose last
+//! dependent has started, catching panics. Shared by the sync and thread schedulers.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use brisk_core::{Error, MemoryLedger, Value};
+use brisk_graph::Plan;
+
+use crate::Callback;
+use crate::primitives::{AtomicU32, Mutex, Ordering, lock};
+
+/// A stored result and the bytes it was counted as.
+type Slot = Mutex<Option<(Value, u64)>>;
+
+pub(crate) struct Execution<'a> {
+    pub(crate) plan: &'a Plan,
+    slots: Vec<Slot>,
+    /// Uses of each result not yet taken by a dependent.
+    uses_left: Vec<AtomicU32>,
+    pub(crate) ledger: MemoryLedger,
+    callbacks: &'a [Arc<dyn Callback>],
+}
+
+impl<'a> Execution<'a> {
+    pub(crate) fn new(plan: &'a Plan, callbacks: &'a [Arc<dyn Callback>]) -> Self {
+        let n = plan.len();
+        Self {
+            plan,
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            uses_left: (0..n).map(|i| AtomicU32::new(plan.dependents(i).len() as u32)).collect(),
+            ledger: MemoryLedger::unlimited(),
+            callbacks,
+        }
+    }
+
+    /// Runs task `i` on `worker` and stores its result. The error names the task.
+    pub(crate) fn execute(&self, i: usize, worker: usize) -> Result<(), Error> {
+        let key = self.plan.key(i);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            for cb in self.callbacks {
+                cb.task_started(key, worker);
+            }
+            let inputs = self
+                .plan
+                .deps(i)
+                .iter()
+                .map(|&d| self.input(d as usize))
+                .collect::<Result<Vec<_>, _>>()?;
+            let value = self.plan.op(i).run(inputs)?;
+            let nbytes = value.nbytes();
+            self.ledger.add(nbytes);
+            *lock(&self.slots[i]) = Some((value, nbytes));
+            for cb in self.callbacks {
+                cb.task_finished(key, worker);
+            }
+            Ok(())
+        }));
+        match outcome {
+            Ok(result) => result.map_err(|e: Error| e.in_task(key)),
+            Err(payload) => {
+                Err(Error::Panic { key: key.clone(), message: panic_message(payload.as_ref()) })
+            }
+        }
+    }
+
+    /// The result of task `d` for one of its dependents: moved out on its last use
+    /// (releasing it), shared otherwise. Outputs are kept to the end.
+    fn input(&self, d: usize) -> Result<Value, Error> {
+        let last_use = self.uses_left[d].fetch_sub(1, Ordering::AcqRel) == 1;
+        let mut slot = lock(&self.slots[d]);
+        if last_use && !self.plan.is_output(d) {
+            let (value, nbytes) = slot.take().ok_or_else(|| missing(self.plan, d))?;
+            drop(slot);
+            self.ledger.release(nbytes);
+            Ok(value)
+        } else {
+            slot.as_ref().map(|(v, _)| v.clone()).ok_or_else(|| missing(self.plan, d))
+        }
+    }
+
+    /// The outputs in the order they were asked for, and the bytes of any other
+    /// result still held (zero unless a result leaked).
+    pub(crate) fn into_outputs(self) -> Result<(Vec<Value>, u64), Error> {
+        let outputs = self
+            .plan
+            .outputs()
+            .iter()
+            .map(|&o| {
+                lock(&self.slots[o as usize])
+                    .as_ref()
+                    .map(|(v, _)| v.clone())
+                    .ok_or_else(|| missing(self.plan, o as usize))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output_bytes: u64 = (0..self.plan.len())
+            .filter(|&i| self.plan.is_output(i))
+            .filter_map(|i| lock(&self.slots[i]).as_ref().map(|(_, n)| *n))
+            .sum();
+        Ok((outputs, self.ledger.held() - output_bytes))
+    }
+}
+
+fn missing(plan: &Plan, d: usize) -> Error {
+    Error::Internal(format!(
+        "the result of {} was used before it was computed or after it was released",
+        plan.key(d)
+    ))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

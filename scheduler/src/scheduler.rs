@@ -1,0 +1,229 @@
+//! The user-facing scheduler: a builder, `compute` and `run`.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use brisk_core::{Key, Value};
+use brisk_graph::{Collection, Graph, PlanOptions};
+
+use crate::exec::Execution;
+use crate::{Callback, ComputeStats, Error, Result};
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Sync,
+    Threads(usize),
+}
+
+/// Runs task graphs: on a pool of worker threads with work stealing (the default), or
+/// on the caller's thread (`sync`). Results are the same bit for bit either way.
+///
+/// Clones share the thread pool: keep one scheduler for many computes; its threads
+/// are started on the first compute and live as long as the scheduler's last clone.
+///
+/// ```
+/// use brisk_graph::delayed;
+/// use brisk_scheduler::Scheduler;
+///
+/// fn square(x: i64) -> i64 { x * x }
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// let total = delayed!(add(delayed!(square(2)), delayed!(square(3))));
+/// assert_eq!(Scheduler::threads(2).compute(&total)?, 13);
+/// assert_eq!(Scheduler::sync().compute(&total)?, 13);
+/// # Ok::<(), brisk_scheduler::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Scheduler {
+    kind: Kind,
+    pool: Arc<OnceLock<std::result::Result<rayon::ThreadPool, String>>>,
+    callbacks: Vec<Arc<dyn Callback>>,
+    plan_options: PlanOptions,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("kind", &self.kind)
+            .field("callbacks", &self.callbacks.len())
+            .field("plan_options", &self.plan_options)
+            .finish()
+    }
+}
+
+impl Default for Scheduler {
+    /// Threads, one per core.
+    fn default() -> Self {
+        Scheduler::threads(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    }
+}
+
+/// The scheduler used by [`Compute::compute`](crate::Compute::compute): threads, one
+/// per core, shared by the whole process.
+pub fn default_scheduler() -> &'static Scheduler {
+    static DEFAULT: OnceLock<Scheduler> = OnceLock::new();
+    DEFAULT.get_or_init(Scheduler::default)
+}
+
+impl Scheduler {
+    /// A work-stealing scheduler on `threads` worker threads (at least one).
+    pub fn threads(threads: usize) -> Self {
+        Self::with_kind(Kind::Threads(threads.max(1)))
+    }
+
+    /// The single-thread scheduler: runs tasks one by one in priority order on the
+    /// caller's thread.
+    pub fn sync() -> Self {
+        Self::with_kind(Kind::Sync)
+    }
+
+    fn with_kind(kind: Kind) -> Self {
+        Self {
+            kind,
+            pool: Arc::default(),
+            callbacks: Vec::new(),
+            plan_options: PlanOptions::default(),
+        }
+    }
+
+    /// Adds a callback to every compute of this scheduler.
+    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
+        self.callbacks.push(Arc::new(callback));
+        self
+    }
+
+    /// Adds a shared callback (keep a clone to read what it gathered).
+    pub fn callback_arc(mut self, callback: Arc<dyn Callback>) -> Self {
+        self.callbacks.push(callback);
+        self
+    }
+
+    /// Whether linear chains are fused into one task (default: yes).
+    pub fn fuse(mut self, fuse: bool) -> Self {
+        self.plan_options.fuse = fuse;
+        self
+    }
+
+    /// The number of worker threads (1 for `sync`).
+    pub fn num_threads(&self) -> usize {
+        match self.kind {
+            Kind::Sync => 1,
+            Kind::Threads(n) => n,
+        }
+    }
+
+    /// Computes a collection (a delayed value, a tuple or a vector of them, ...).
+    pub fn compute<C: Collection + ?Sized>(&self, collection: &C) -> Result<C::Output> {
+        let (graph, keys) = collection.graph()?;
+        let values = self.run(graph, &keys)?;
+        collection.finish(values).map_err(Error::Output)
+    }
+
+    /// Runs a graph and returns the values of `outputs`, in order.
+    ///
+    /// ```
+    /// use brisk_core::{Key, Op, Scalar, Value};
+    /// use brisk_graph::{Graph, Task};
+    /// use brisk_scheduler::Scheduler;
+    ///
+    /// let add = Op::local("add", |v: Vec<Value>| match v[..] {
+    ///     [Value::Scalar(Scalar::I64(a)), Value::Scalar(Scalar::I64(b))] => Ok(Value::from(a + b)),
+    ///     _ => unreachable!(),
+    /// });
+    /// let g = Graph::from_tasks([
+    ///     Task::root("x", Op::Const(Value::from(2_i64))),
+    ///     Task::new("y", add, ["x", "x"]),
+    /// ])?;
+    /// let out = Scheduler::threads(2).run(g, &[Key::named("y")])?;
+    /// assert_eq!(out[0].as_scalar(), Some(Scalar::I64(4)));
+    /// # Ok::<(), brisk_scheduler::Error>(())
+    /// ```
+    pub fn run(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>> {
+        self.run_with_stats(graph, outputs).map(|(values, _)| values)
+    }
+
+    /// Like [`run`](Self::run), also returning what the compute did.
+    pub fn run_with_stats(
+        &self,
+        graph: Graph,
+        outputs: &[Key],
+    ) -> Result<(Vec<Value>, ComputeStats)> {
+        let started = Instant::now();
+        let plan = graph.plan(outputs, self.plan_options)?;
+        let exec = Execution::new(&plan, &self.callbacks);
+        for cb in &self.callbacks {
+            cb.start(plan.len());
+        }
+        let (threads, (ran, outcome)) = match self.pool()? {
+            // A compute started from inside one of this pool's tasks cannot get the
+            // pool's threads (they are all busy running the outer compute): run it
+            // on this thread instead of waiting forever.
+            Some(pool) if pool.current_thread_index().is_none() => {
+                let n = self.num_threads();
+                (n, crate::threads::run(&exec, pool, n))
+            }
+            _ => (1, crate::sync::run(&exec)),
+        };
+        let mut stats = ComputeStats {
+            tasks: plan.len(),
+            tasks_run: ran,
+            fused: plan.fused(),
+            threads,
+            peak_bytes: exec.ledger.peak(),
+            leaked_bytes: 0,
+            elapsed: started.elapsed(),
+        };
+        let result =
+            outcome.map_err(Error::Task).and_then(|()| exec.into_outputs().map_err(Error::Task));
+        let result = result.map(|(values, leaked)| {
+            stats.leaked_bytes = leaked;
+            values
+        });
+        for cb in &self.callbacks {
+            cb.finish(&stats, result.as_ref().err());
+        }
+        result.map(|values| (values, stats))
+    }
+
+    fn pool(&self) -> Result<Option<&rayon::ThreadPool>> {
+        let Kind::Threads(threads) = self.kind else { return Ok(None) };
+        let pool = self.pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("brisk-worker-{i}"))
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        match pool {
+            Ok(pool) => Ok(Some(pool)),
+            Err(reason) => Err(Error::ThreadPool { threads, reason: reason.clone() }),
+        }
+    }
+}
+
+/// Computing a collection on the default scheduler: `x.compute()`.
+pub trait Compute: Collection {
+    /// Computes on [`default_scheduler`].
+    fn compute(&self) -> Result<Self::Output> {
+        default_scheduler().compute(self)
+    }
+}
+
+impl<C: Collection + ?Sized> Compute for C {}
+
+/// Computes several collections at once on the default scheduler, sharing the work
+/// they have in common (Dask's `dask.compute(a, b)`): pass a tuple or a vector.
+///
+/// ```
+/// use brisk_graph::delayed;
+/// fn square(x: i64) -> i64 { x * x }
+/// let a = delayed!(square(2));
+/// let b = a.map(|x| x + 1);
+/// let (a, b) = brisk_scheduler::compute_all((&a, &b))?;
+/// assert_eq!((a, b), (4, 5));
+/// # Ok::<(), brisk_scheduler::Error>(())
+/// ```
+pub fn compute_all<C: Collection>(collections: C) -> Result<C::Output> {
+    default_scheduler().compute(&collections)
+}
