@@ -107,6 +107,18 @@ impl Error {
         }
     }
 
+    /// The error for a panic caught while running the task `key`.
+    pub fn from_panic(key: &Key, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_string()
+        };
+        Error::Panic { key: key.clone(), message }
+    }
+
     /// The key of the task this error came from, if it names one.
     pub fn task_key(&self) -> Option<&Key> {
         match self {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Value};
+use crate::{Error, Key, Result, Value};
 
 /// An op that is plain data: it can be encoded, shipped to a worker process running
 /// the same binary, decoded there by its stable name and run.
@@ -87,8 +87,10 @@ pub enum Op {
         /// The function.
         f: Arc<LocalFn>,
     },
-    /// Fused ops: the first takes the task's inputs, each next one the previous result.
-    Chain(Arc<[Op]>),
+    /// Fused tasks: the first takes the task's inputs, each next one the previous
+    /// result. Each step keeps the key of the task it was, so an error or a panic
+    /// in it names that task.
+    Chain(Arc<[(Key, Op)]>),
 }
 
 impl Op {
@@ -115,17 +117,17 @@ impl Op {
         Op::Local { name: name.into(), f: Arc::new(f) }
     }
 
-    /// The ops run one after the other as one task (flattening nested chains).
-    pub fn chain(ops: impl IntoIterator<Item = Op>) -> Self {
+    /// The steps run one after the other as one task (flattening nested chains).
+    pub fn chain(steps: impl IntoIterator<Item = (Key, Op)>) -> Self {
         let mut flat = Vec::new();
-        for op in ops {
+        for (key, op) in steps {
             match op {
                 Op::Chain(inner) => flat.extend(inner.iter().cloned()),
-                op => flat.push(op),
+                op => flat.push((key, op)),
             }
         }
         if flat.len() == 1 {
-            return flat.pop().expect("one op");
+            return flat.pop().expect("one step").1;
         }
         Op::Chain(flat.into())
     }
@@ -137,7 +139,7 @@ impl Op {
             Op::Const(v) => format!("const {}", v.kind()),
             Op::Data(d) => d.name().to_string(),
             Op::Local { name, .. } => name.to_string(),
-            Op::Chain(ops) => ops.iter().map(Op::name).collect::<Vec<_>>().join("+"),
+            Op::Chain(steps) => steps.iter().map(|(_, op)| op.name()).collect::<Vec<_>>().join("+"),
         }
     }
 
@@ -145,7 +147,7 @@ impl Op {
     pub fn is_local(&self) -> bool {
         match self {
             Op::Local { .. } => true,
-            Op::Chain(ops) => ops.iter().any(Op::is_local),
+            Op::Chain(steps) => steps.iter().any(|(_, op)| op.is_local()),
             Op::Const(Value::Opaque(_)) => true,
             _ => false,
         }
@@ -157,10 +159,17 @@ impl Op {
             Op::Const(v) => Ok(v.clone()),
             Op::Data(d) => d.run(inputs),
             Op::Local { f, .. } => f(inputs),
-            Op::Chain(ops) => {
-                let mut ops = ops.iter();
-                let first = ops.next().ok_or_else(|| Error::Internal("empty op chain".into()))?;
-                ops.try_fold(first.run(inputs)?, |acc, op| op.run(vec![acc]))
+            Op::Chain(steps) => {
+                let run_step = |(key, op): &(Key, Op), inputs| match std::panic::catch_unwind(
+                    std::panic::AssertUnwindSafe(|| op.run(inputs)),
+                ) {
+                    Ok(result) => result.map_err(|e| e.in_task(key)),
+                    Err(payload) => Err(Error::from_panic(key, payload.as_ref())),
+                };
+                let (first, rest) =
+                    steps.split_first().ok_or_else(|| Error::Internal("empty op chain".into()))?;
+                rest.iter()
+                    .try_fold(run_step(first, inputs)?, |acc, step| run_step(step, vec![acc]))
             }
         }
     }
@@ -184,7 +193,14 @@ impl Op {
                     reason: "closures run only on in-process schedulers (threads, sync)".into(),
                 });
             }
-            Op::Chain(ops) => Wire::Chain(ops.iter().map(Op::to_wire).collect::<Result<_>>()?),
+            Op::Chain(steps) => Wire::Chain(
+                steps
+                    .iter()
+                    .map(|(key, op)| {
+                        Ok((key.name().to_string(), key.index().to_vec(), op.to_wire()?))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
         })
     }
 }
@@ -204,7 +220,7 @@ enum Wire {
         #[serde(with = "serde_bytes_vec")]
         params: Vec<u8>,
     },
-    Chain(Vec<Wire>),
+    Chain(Vec<(String, Vec<u32>, Wire)>),
 }
 
 /// Byte vectors as MessagePack binaries rather than arrays of integers.
@@ -274,8 +290,12 @@ impl OpRegistry {
                 let decode = self.decoders.get(name.as_str()).ok_or(Error::UnknownOp { name })?;
                 Op::Data(decode(&params)?)
             }
-            Wire::Chain(parts) => Op::Chain(
-                parts.into_iter().map(|w| self.from_wire(w)).collect::<Result<Vec<_>>>()?.into(),
+            Wire::Chain(steps) => Op::Chain(
+                steps
+                    .into_iter()
+                    .map(|(name, index, w)| Ok((Key::new(name, index), self.from_wire(w)?)))
+                    .collect::<Result<Vec<_>>>()?
+                    .into(),
             ),
         })
     }
@@ -303,12 +323,29 @@ mod tests {
 
     #[test]
     fn chains_roundtrip_through_the_registry_and_run_in_order() {
-        let op = Op::chain([Op::data(Scale { by: 3 }), Op::chain([Op::data(Scale { by: -2 })])]);
+        let op = Op::chain([
+            (Key::named("a"), Op::data(Scale { by: 3 })),
+            (Key::named("b"), Op::chain([(Key::named("b"), Op::data(Scale { by: -2 }))])),
+        ]);
         assert_eq!(op.name(), "test.scale+test.scale");
         let mut reg = OpRegistry::new();
         reg.register::<Scale>();
         let back = reg.decode(&op.encode().unwrap()).unwrap();
         assert_eq!(back.run(vec![Value::from(5_i64)]).unwrap().as_scalar(), Some(Scalar::I64(-30)));
+    }
+
+    #[test]
+    fn a_failing_or_panicking_step_names_its_own_key() {
+        let fail = Op::local("fail", |_| Err(Error::user("no")));
+        let boom = Op::local("boom", |_| panic!("boom"));
+        let ok = || Op::data(Scale { by: 1 });
+        let chain = |bad: Op| {
+            Op::chain([(Key::named("a"), ok()), (Key::named("b"), bad), (Key::named("c"), ok())])
+        };
+        let err = chain(fail).run(vec![Value::from(1_i64)]).unwrap_err();
+        assert_eq!(err.to_string(), "task 'b' failed: no");
+        let err = chain(boom).run(vec![Value::from(1_i64)]).unwrap_err();
+        assert_eq!(err.to_string(), "task 'b' panicked: boom");
     }
 
     #[test]
@@ -320,8 +357,10 @@ mod tests {
 
     #[test]
     fn closures_are_refused_by_name_even_inside_chains() {
-        let op =
-            Op::chain([Op::data(Scale { by: 1 }), Op::local("my-closure", |v| Ok(v[0].clone()))]);
+        let op = Op::chain([
+            (Key::named("a"), Op::data(Scale { by: 1 })),
+            (Key::named("b"), Op::local("my-closure", |v| Ok(v[0].clone()))),
+        ]);
         assert!(op.is_local());
         let err = op.encode().unwrap_err();
         assert!(err.to_string().contains("my-closure"), "{err}");

@@ -16,7 +16,7 @@ impl Graph {
     /// A task `a` is absorbed into `b` when `b`'s only input is `a`, `a`'s only
     /// dependent is `b`, and `a` is not one of `outputs`. The fused task keeps `b`'s key
     /// (its dependents refer to it), takes `a`'s inputs and runs
-    /// [`Op::chain`]`([a, b])`.
+    /// [`Op::chain`] of `a` then `b`, each step keeping its key for error messages.
     ///
     /// ```
     /// use brisk_core::{Key, Op, Value};
@@ -53,7 +53,8 @@ impl Graph {
                     self.dag.add_edge(src, b, pos);
                 }
                 let b_op = std::mem::replace(&mut self.dag[b].op, Op::Chain(Vec::new().into()));
-                self.dag[b].op = Op::chain([a_node.op, b_op]);
+                self.dag[b].op =
+                    Op::chain([(a_node.key, a_node.op), (self.dag[b].key.clone(), b_op)]);
                 absorbed += 1;
             }
         }

@@ -58,9 +58,7 @@ impl<'a> Execution<'a> {
         }));
         match outcome {
             Ok(result) => result.map_err(|e: Error| e.in_task(key)),
-            Err(payload) => {
-                Err(Error::Panic { key: key.clone(), message: panic_message(payload.as_ref()) })
-            }
+            Err(payload) => Err(Error::from_panic(key, payload.as_ref())),
         }
     }
 
@@ -106,14 +104,4 @@ fn missing(plan: &Plan, d: usize) -> Error {
         "the result of {} was used before it was computed or after it was released",
         plan.key(d)
     ))
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
 }

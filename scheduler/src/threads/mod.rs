@@ -11,11 +11,18 @@ use crate::primitives::{AtomicBool, AtomicU32, AtomicUsize, Condvar, Mutex, Orde
 #[repr(align(128))]
 struct Queue(Mutex<BinaryHeap<Reverse<u32>>>);
 
+/// Roots a worker takes from the shared queue at once. They stay queued (and
+/// stealable) in its own queue; a small batch keeps roots close to priority order.
+const ROOT_BATCH: usize = 4;
+
 struct Shared<'e, 'p> {
     exec: &'e Execution<'p>,
     /// Inputs of each task not yet computed; a task is ready at zero.
     waiting: Vec<AtomicU32>,
-    /// One priority queue per worker: lowest index (highest priority) first.
+    /// Roots (tasks with no inputs) not yet taken, shared by all workers.
+    roots: Queue,
+    /// One priority queue per worker for the tasks its own results made ready:
+    /// lowest index (highest priority) first.
     queues: Vec<Queue>,
     /// Tasks in all queues.
     queued: AtomicUsize,
@@ -42,6 +49,9 @@ pub(crate) fn run(
     let shared = Shared {
         exec,
         waiting: (0..n).map(|i| AtomicU32::new(plan.deps(i).len() as u32)).collect(),
+        roots: Queue(Mutex::new(
+            (0..n).filter(|&i| plan.deps(i).is_empty()).map(|i| Reverse(i as u32)).collect(),
+        )),
         queues: (0..threads).map(|_| Queue(Mutex::new(BinaryHeap::new()))).collect(),
         queued: AtomicUsize::new(0),
         unfinished: AtomicUsize::new(n),
@@ -52,13 +62,7 @@ pub(crate) fn run(
         sleep: Mutex::new(()),
         wake: Condvar::new(),
     };
-    // Deal the roots out in priority order, so every worker starts on the first
-    // branches of the plan.
-    let mut roots = 0;
-    for i in (0..n).filter(|&i| plan.deps(i).is_empty()) {
-        lock(&shared.queues[roots % threads].0).push(Reverse(i as u32));
-        roots += 1;
-    }
+    let roots = lock(&shared.roots.0).len();
     shared.queued.store(roots, Ordering::SeqCst);
     pool.broadcast(|ctx| shared.work(ctx.index() % threads));
     let error = lock(&shared.error).take();
@@ -75,19 +79,43 @@ impl Shared<'_, '_> {
         }
     }
 
-    /// The best task of this worker's queue, else one stolen from another's.
+    /// The next task for worker `me`: the best of its own queue (continuing the branch
+    /// it is on, so memory is freed before new roots start), else the best roots
+    /// (taking a few more into its queue to spare the shared lock), else one stolen
+    /// from another worker.
     fn pop(&self, me: usize) -> Option<usize> {
         if self.queued.load(Ordering::SeqCst) == 0 {
             return None;
         }
+        // Each lock is taken in its own statement: a guard living to the end of a
+        // chained expression would still be held when `take_roots` locks again.
+        let own = lock(&self.queues[me].0).pop();
+        let task = own.or_else(|| self.take_roots(me)).or_else(|| self.steal(me));
+        let Reverse(i) = task?;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        Some(i as usize)
+    }
+
+    fn steal(&self, me: usize) -> Option<Reverse<u32>> {
         let k = self.queues.len();
-        for v in (0..k).map(|off| (me + off) % k) {
-            if let Some(Reverse(i)) = lock(&self.queues[v].0).pop() {
-                self.queued.fetch_sub(1, Ordering::SeqCst);
-                return Some(i as usize);
+        (1..k).find_map(|off| lock(&self.queues[(me + off) % k].0).pop())
+    }
+
+    fn take_roots(&self, me: usize) -> Option<Reverse<u32>> {
+        let mut batch = [Reverse(0u32); ROOT_BATCH];
+        let mut taken = 0;
+        {
+            let mut roots = lock(&self.roots.0);
+            while taken < ROOT_BATCH {
+                let Some(r) = roots.pop() else { break };
+                batch[taken] = r;
+                taken += 1;
             }
         }
-        None
+        if taken > 1 {
+            lock(&self.queues[me].0).extend(batch[1..taken].iter().copied());
+        }
+        (taken > 0).then_some(batch[0])
     }
 
     fn run_task(&self, me: usize, i: usize) {

@@ -1,0 +1,245 @@
+//! The schedulers against each other and against an eager reference.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use brisk_core::{Error as CoreError, Key, Op, Scalar, Value};
+use brisk_graph::{Graph, Task, delayed};
+use brisk_scheduler::{Callback, Compute, ComputeStats, Error, Scheduler};
+use common::*;
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sync_and_threads_agree_bit_for_bit_with_the_reference(dag in dag_strategy(), threads in 1usize..5, fuse in any::<bool>()) {
+        let want: Vec<u64> = reference(&dag).into_iter().map(f64::to_bits).collect();
+        let outs = output_keys(&dag);
+        let (sync, sync_stats) = Scheduler::sync().fuse(fuse).run_with_stats(graph(&dag), &outs).unwrap();
+        let (par, par_stats) = Scheduler::threads(threads).fuse(fuse).run_with_stats(graph(&dag), &outs).unwrap();
+        prop_assert_eq!(floats(&sync), want.clone());
+        prop_assert_eq!(floats(&par), want);
+        prop_assert_eq!(sync_stats.leaked_bytes, 0);
+        prop_assert_eq!(par_stats.leaked_bytes, 0);
+        prop_assert_eq!(par_stats.tasks_run, par_stats.tasks);
+    }
+}
+
+fn scalar_i64(v: &Value) -> i64 {
+    match v {
+        Value::Scalar(Scalar::I64(x)) => *x,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A wide graph: `n` independent leaves, one of which (`bad`) fails, summed by one task.
+fn wide_graph(n: usize, bad: usize, panic: bool, ran: Arc<AtomicUsize>) -> Graph {
+    let mut tasks: Vec<Task> = (0..n)
+        .map(|i| {
+            let ran = Arc::clone(&ran);
+            Task::root(
+                Key::new("leaf", [i as u32]),
+                Op::local("leaf", move |_| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    if i == bad {
+                        if panic {
+                            panic!("leaf {i} exploded");
+                        }
+                        return Err(CoreError::user(format!("leaf {i} got bad input")));
+                    }
+                    Ok(Value::from(i as i64))
+                }),
+            )
+        })
+        .collect();
+    tasks.push(Task::new(
+        "total",
+        Op::local("sum", |v: Vec<Value>| Ok(Value::from(v.iter().map(scalar_i64).sum::<i64>()))),
+        (0..n).map(|i| Key::new("leaf", [i as u32])),
+    ));
+    Graph::from_tasks(tasks).unwrap()
+}
+
+#[test]
+fn a_failing_task_stops_the_compute_and_names_its_key() {
+    for scheduler in [Scheduler::sync(), Scheduler::threads(2)] {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let err = scheduler
+            .run(wide_graph(10_000, 3, false, Arc::clone(&ran)), &[Key::named("total")])
+            .unwrap_err();
+        assert_eq!(err.task_key(), Some(&Key::new("leaf", [3])), "{err}");
+        assert_eq!(err.to_string(), "task ('leaf', 3) failed: leaf 3 got bad input");
+        // Priorities run leaf 3 among the first; the other 9,990-odd leaves never start.
+        assert!(
+            ran.load(Ordering::SeqCst) < 100,
+            "{} tasks ran after the failure",
+            ran.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[test]
+fn a_panicking_task_becomes_an_error_with_its_key_and_message() {
+    for scheduler in [Scheduler::sync(), Scheduler::threads(2)] {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let err = scheduler
+            .run(wide_graph(10_000, 5, true, Arc::clone(&ran)), &[Key::named("total")])
+            .unwrap_err();
+        assert!(matches!(&err, Error::Task(CoreError::Panic { .. })), "{err:?}");
+        assert_eq!(err.to_string(), "task ('leaf', 5) panicked: leaf 5 exploded");
+        assert!(ran.load(Ordering::SeqCst) < 100);
+    }
+}
+
+#[test]
+fn delayed_errors_name_the_call_and_keep_the_users_message() {
+    fn parse(s: String) -> Result<i64, std::num::ParseIntError> {
+        s.parse()
+    }
+    fn double(x: i64) -> i64 {
+        2 * x
+    }
+    let bad = delayed!(try parse("12x".to_string()));
+    let out = delayed!(double(bad.clone()));
+    let err = out.compute().unwrap_err();
+    assert_eq!(err.task_key(), Some(bad.key()));
+    assert!(err.to_string().ends_with("failed: invalid digit found in string"), "{err}");
+}
+
+#[test]
+fn shared_sub_graphs_run_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = {
+        let calls = Arc::clone(&calls);
+        move |x: i64| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            x * x
+        }
+    };
+    let shared = brisk_graph::delayed::call1("expensive", counted, 7);
+    let a = shared.map(|x| x + 1);
+    let b = shared.map(|x| x + 2);
+    let both = brisk_graph::delayed::call2("add", |x: i64, y: i64| x + y, &a, &b);
+    for scheduler in [Scheduler::sync(), Scheduler::threads(2)] {
+        calls.store(0, Ordering::SeqCst);
+        let (a, b, both) = scheduler.compute(&(&a, &b, &both)).unwrap();
+        assert_eq!((a, b, both), (50, 51, 101));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the shared call ran more than once");
+    }
+}
+
+#[test]
+fn merged_graphs_share_equal_keys() {
+    let x = || Task::root("x", Op::Const(Value::from(3_i64)));
+    let plus = |name: &str, k: i64| {
+        Task::new(
+            name,
+            Op::local(name, move |v: Vec<Value>| Ok(Value::from(scalar_i64(&v[0]) + k))),
+            ["x"],
+        )
+    };
+    let mut g = Graph::from_tasks([x(), plus("a", 1)]).unwrap();
+    g.merge(&Graph::from_tasks([x(), plus("b", 2)]).unwrap()).unwrap();
+    assert_eq!(g.len(), 3, "x should be shared");
+    let out = Scheduler::threads(2).run(g, &[Key::named("a"), Key::named("b")]).unwrap();
+    assert_eq!(out.iter().map(scalar_i64).collect::<Vec<_>>(), [4, 5]);
+}
+
+/// Records every callback, in order.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Callback for Recorder {
+    fn start(&self, tasks: usize) {
+        self.0.lock().unwrap().push(format!("start {tasks}"));
+    }
+    fn task_started(&self, key: &Key, _: usize) {
+        self.0.lock().unwrap().push(format!("begin {key}"));
+    }
+    fn task_finished(&self, key: &Key, _: usize) {
+        self.0.lock().unwrap().push(format!("end {key}"));
+    }
+    fn finish(&self, stats: &ComputeStats, error: Option<&Error>) {
+        self.0.lock().unwrap().push(format!("finish {} ok={}", stats.tasks_run, error.is_none()));
+    }
+}
+
+#[test]
+fn callbacks_see_start_every_task_and_finish() {
+    let rec = Arc::new(Recorder::default());
+    let dag = Dag { deps: vec![vec![], vec![0], vec![0, 1], vec![2]], outputs: vec![3] };
+    let s = Scheduler::threads(2).fuse(false).callback_arc(rec.clone());
+    s.run(graph(&dag), &output_keys(&dag)).unwrap();
+    let log = rec.0.lock().unwrap().clone();
+    assert_eq!(log.first().map(String::as_str), Some("start 4"));
+    assert_eq!(log.last().map(String::as_str), Some("finish 4 ok=true"));
+    for i in 0..4 {
+        let begin = log.iter().position(|l| *l == format!("begin ('t', {i})")).unwrap();
+        let end = log.iter().position(|l| *l == format!("end ('t', {i})")).unwrap();
+        assert!(begin < end);
+    }
+    // Dependencies finish before their dependents begin.
+    let pos = |l: &str| log.iter().position(|x| x == l).unwrap();
+    assert!(pos("end ('t', 1)") < pos("begin ('t', 2)"));
+    assert!(pos("end ('t', 2)") < pos("begin ('t', 3)"));
+}
+
+#[test]
+fn results_are_released_when_their_last_dependent_runs() {
+    // A chain of 200 tasks, each making a 1 MB array from the previous one: if
+    // results were kept, 200 MB would be held; released, at most a few at once.
+    let n = 200;
+    let big = |i: usize| {
+        Op::local("big", move |_: Vec<Value>| {
+            Ok(Value::from(brisk_core::ArrayChunk::F64(ndarray::ArrayD::from_elem(
+                vec![125_000],
+                i as f64,
+            ))))
+        })
+    };
+    let tasks = (0..n).map(|i| {
+        let deps: Vec<Key> = if i == 0 { vec![] } else { vec![Key::new("c", [i as u32 - 1])] };
+        Task::new(Key::new("c", [i as u32]), big(i), deps)
+    });
+    let g = Graph::from_tasks(tasks).unwrap();
+    for scheduler in [Scheduler::sync().fuse(false), Scheduler::threads(2).fuse(false)] {
+        let (_, stats) =
+            scheduler.run_with_stats(g.clone(), &[Key::new("c", [n as u32 - 1])]).unwrap();
+        assert_eq!(stats.tasks_run, n);
+        assert!(stats.peak_bytes <= 2_000_000, "peak {} bytes", stats.peak_bytes);
+        assert_eq!(stats.leaked_bytes, 0);
+    }
+}
+
+#[test]
+fn a_cycle_is_an_error_naming_its_keys() {
+    let id = || Op::local("id", |v: Vec<Value>| Ok(v[0].clone()));
+    let g = Graph::from_tasks([
+        Task::root("x", Op::Const(Value::from(1_i64))),
+        Task::new("a", id(), ["x", "c"]),
+        Task::new("b", id(), ["a"]),
+        Task::new("c", id(), ["b"]),
+        Task::new("out", id(), ["c"]),
+    ])
+    .unwrap();
+    let err = Scheduler::threads(2).run(g, &[Key::named("out")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the graph has a cycle: 'a' -> 'b' -> 'c' -> 'a'; a task cannot depend on its own result"
+    );
+}
+
+#[test]
+fn a_compute_inside_a_task_runs_instead_of_deadlocking() {
+    fn inner(x: i64) -> i64 {
+        let y = Delayed::value(x).map(|v| v + 1);
+        brisk_scheduler::default_scheduler().compute(&y).unwrap()
+    }
+    use brisk_graph::delayed::Delayed;
+    let outer: Vec<Delayed<i64>> = (0..8).map(|i| brisk_graph::delayed!(inner(i))).collect();
+    let sum = brisk_graph::delayed::call1("sum", |v: Vec<i64>| v.iter().sum::<i64>(), outer);
+    assert_eq!(sum.compute().unwrap(), (1..=8).sum::<i64>());
+}
