@@ -35,30 +35,47 @@ impl Graph {
     pub fn fuse(&mut self, outputs: &[Key]) -> usize {
         let outputs: HashSet<NodeIndex> =
             outputs.iter().filter_map(|k| self.index.get(k).copied()).collect();
+        // Walk each chain up from its last task and fuse it in one step: absorbing
+        // one task at a time would copy the growing chain each time (quadratic).
+        let tails: Vec<NodeIndex> =
+            self.dag.node_indices().filter(|&t| !self.is_absorbed(t, &outputs)).collect();
         let mut absorbed = 0;
-        let nodes: Vec<NodeIndex> = self.dag.node_indices().collect();
-        for b in nodes {
-            if !self.dag.contains_node(b) {
+        for tail in tails {
+            let mut chain = Vec::new();
+            let mut top = tail;
+            while let Some(a) = self.sole_feeder(top, &outputs) {
+                chain.push(a);
+                top = a;
+            }
+            if chain.is_empty() {
                 continue;
             }
-            while let Some(a) = self.sole_feeder(b, &outputs) {
-                let inputs: Vec<(NodeIndex, u32)> = self
-                    .dag
-                    .edges_directed(a, Incoming)
-                    .map(|e| (e.source(), *e.weight()))
-                    .collect();
-                let a_node = self.dag.remove_node(a).expect("a is in the graph");
-                self.index.remove(&a_node.key);
-                for (src, pos) in inputs {
-                    self.dag.add_edge(src, b, pos);
-                }
-                let b_op = std::mem::replace(&mut self.dag[b].op, Op::Chain(Vec::new().into()));
-                self.dag[b].op =
-                    Op::chain([(a_node.key, a_node.op), (self.dag[b].key.clone(), b_op)]);
-                absorbed += 1;
+            let inputs: Vec<(NodeIndex, u32)> =
+                self.dag.edges_directed(top, Incoming).map(|e| (e.source(), *e.weight())).collect();
+            let mut steps = Vec::with_capacity(chain.len() + 1);
+            for &a in chain.iter().rev() {
+                let node = self.dag.remove_node(a).expect("chain task is in the graph");
+                self.index.remove(&node.key);
+                steps.push((node.key, node.op));
             }
+            for (src, pos) in inputs {
+                self.dag.add_edge(src, tail, pos);
+            }
+            let tail_op = std::mem::replace(&mut self.dag[tail].op, Op::Chain(Vec::new().into()));
+            steps.push((self.dag[tail].key.clone(), tail_op));
+            self.dag[tail].op = Op::chain(steps);
+            absorbed += chain.len();
         }
         absorbed
+    }
+
+    /// Whether `a` will be absorbed into its only dependent.
+    fn is_absorbed(&self, a: NodeIndex, outputs: &HashSet<NodeIndex>) -> bool {
+        let mut fed = self.dag.edges_directed(a, Outgoing);
+        match (fed.next(), fed.next()) {
+            (Some(e), None) => self.sole_feeder(e.target(), outputs) == Some(a),
+            _ => false,
+        }
     }
 
     /// `b`'s input `a` if `b` has no other input and `a` feeds nothing else.
