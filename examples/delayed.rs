@@ -65,7 +65,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let plus_one = shared.map(|x| x + 1);
     let minus_one = shared.map(|x| x - 1);
     let (p, m) = brisk::compute((&plus_one, &minus_one))?;
-    println!("12² + 1 = {p}, 12² - 1 = {m}; counted_square ran {} time(s)", calls.load(Ordering::SeqCst));
+    println!(
+        "12² + 1 = {p}, 12² - 1 = {m}; counted_square ran {} time(s)",
+        calls.load(Ordering::SeqCst)
+    );
 
     heading(5, "many small tasks: a tree sum of 100,000 delayed calls");
     let n = 100_000;
@@ -88,8 +91,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let value = root.compute()?;
     let ran = started.elapsed();
     let want: i64 = (0..n).map(square).sum();
-    println!("built {tasks} tasks in {built:.2?}; computed {value} in {ran:.2?} ({:.2} µs per task)",
-        ran.as_secs_f64() * 1e6 / tasks as f64);
+    println!(
+        "built {tasks} tasks in {built:.2?}; computed {value} in {ran:.2?} ({:.2} µs per task)",
+        ran.as_secs_f64() * 1e6 / tasks as f64
+    );
     assert_eq!(value, want);
 
     heading(6, "a list argument: one task over many inputs");
@@ -102,7 +107,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let doubled = bad.map(|x| 2 * x);
     match doubled.compute() {
         Ok(v) => println!("unexpected success: {v}"),
-        Err(e) => println!("error: {e}\n(failing task: {})", e.task_key().map(|k| k.to_string()).unwrap_or_default()),
+        Err(e) => println!(
+            "error: {e}\n(failing task: {})",
+            e.task_key().map(|k| k.to_string()).unwrap_or_default()
+        ),
     }
 
     println!("\nDone. Next: brisk's arrays and dataframes build the same kind of graph.");

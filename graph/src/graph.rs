@@ -149,7 +149,14 @@ impl Graph {
 
     /// The tasks, each with its inputs in argument order.
     pub fn tasks(&self) -> impl Iterator<Item = Task> + '_ {
-        self.dag.node_indices().map(|i| Task {
+        self.tasks_of(self.dag.node_indices())
+    }
+
+    fn tasks_of<'a>(
+        &'a self,
+        nodes: impl Iterator<Item = NodeIndex> + 'a,
+    ) -> impl Iterator<Item = Task> + 'a {
+        nodes.map(|i| Task {
             key: self.dag[i].key.clone(),
             op: self.dag[i].op.clone(),
             deps: self.deps_of(i).into_iter().map(|d| self.dag[d].key.clone()).collect(),
@@ -231,11 +238,14 @@ impl Graph {
                 }
             }
         }
-        let drop: Vec<NodeIndex> = self.dag.node_indices().filter(|i| !keep[i.index()]).collect();
-        for i in drop {
-            let node = self.dag.remove_node(i).expect("node exists");
-            self.index.remove(&node.key);
+        if self.dag.node_indices().all(|i| keep[i.index()]) {
+            return Ok(());
         }
+        // Rebuild rather than remove nodes one by one: petgraph's removal walks edge
+        // lists, quadratic when a kept task feeds many culled ones.
+        let kept: Vec<Task> =
+            self.tasks_of(self.dag.node_indices().filter(|i| keep[i.index()])).collect();
+        *self = Graph::from_tasks(kept)?;
         Ok(())
     }
 }

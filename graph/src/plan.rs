@@ -135,6 +135,9 @@ impl Graph {
             is_output[o as usize] = true;
         }
         let mut dag = self.dag;
+        // Without edges, removing a node is O(1); with them, petgraph walks edge lists
+        // and a task with a million inputs would take quadratic time.
+        dag.clear_edges();
         let mut keys = Vec::with_capacity(n);
         let mut ops = Vec::with_capacity(n);
         for &node in order {

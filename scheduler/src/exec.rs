@@ -8,16 +8,19 @@ use brisk_core::{Error, MemoryLedger, Value};
 use brisk_graph::Plan;
 
 use crate::Callback;
-use crate::primitives::{AtomicU32, Mutex, Ordering, lock};
+use crate::primitives::{Mutex, lock};
 
-/// A stored result and the bytes it was counted as.
-type Slot = Mutex<Option<(Value, u64)>>;
+/// A task's result, the bytes it was counted as, and how many of its dependents
+/// have yet to take it. The count lives under the same lock as the value: decided
+/// apart, two dependents could both see "not last" after the last one took it.
+struct Slot {
+    value: Option<(Value, u64)>,
+    uses_left: u32,
+}
 
 pub(crate) struct Execution<'a> {
     pub(crate) plan: &'a Plan,
-    slots: Vec<Slot>,
-    /// Uses of each result not yet taken by a dependent.
-    uses_left: Vec<AtomicU32>,
+    slots: Vec<Mutex<Slot>>,
     pub(crate) ledger: MemoryLedger,
     callbacks: &'a [Arc<dyn Callback>],
 }
@@ -27,8 +30,11 @@ impl<'a> Execution<'a> {
         let n = plan.len();
         Self {
             plan,
-            slots: (0..n).map(|_| Mutex::new(None)).collect(),
-            uses_left: (0..n).map(|i| AtomicU32::new(plan.dependents(i).len() as u32)).collect(),
+            slots: (0..n)
+                .map(|i| {
+                    Mutex::new(Slot { value: None, uses_left: plan.dependents(i).len() as u32 })
+                })
+                .collect(),
             ledger: MemoryLedger::unlimited(),
             callbacks,
         }
@@ -50,7 +56,7 @@ impl<'a> Execution<'a> {
             let value = self.plan.op(i).run(inputs)?;
             let nbytes = value.nbytes();
             self.ledger.add(nbytes);
-            *lock(&self.slots[i]) = Some((value, nbytes));
+            lock(&self.slots[i]).value = Some((value, nbytes));
             for cb in self.callbacks {
                 cb.task_finished(key, worker);
             }
@@ -65,15 +71,15 @@ impl<'a> Execution<'a> {
     /// The result of task `d` for one of its dependents: moved out on its last use
     /// (releasing it), shared otherwise. Outputs are kept to the end.
     fn input(&self, d: usize) -> Result<Value, Error> {
-        let last_use = self.uses_left[d].fetch_sub(1, Ordering::AcqRel) == 1;
         let mut slot = lock(&self.slots[d]);
-        if last_use && !self.plan.is_output(d) {
-            let (value, nbytes) = slot.take().ok_or_else(|| missing(self.plan, d))?;
+        slot.uses_left -= 1;
+        if slot.uses_left == 0 && !self.plan.is_output(d) {
+            let (value, nbytes) = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
             drop(slot);
             self.ledger.release(nbytes);
             Ok(value)
         } else {
-            slot.as_ref().map(|(v, _)| v.clone()).ok_or_else(|| missing(self.plan, d))
+            slot.value.as_ref().map(|(v, _)| v.clone()).ok_or_else(|| missing(self.plan, d))
         }
     }
 
@@ -86,6 +92,7 @@ impl<'a> Execution<'a> {
             .iter()
             .map(|&o| {
                 lock(&self.slots[o as usize])
+                    .value
                     .as_ref()
                     .map(|(v, _)| v.clone())
                     .ok_or_else(|| missing(self.plan, o as usize))
@@ -93,7 +100,7 @@ impl<'a> Execution<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         let output_bytes: u64 = (0..self.plan.len())
             .filter(|&i| self.plan.is_output(i))
-            .filter_map(|i| lock(&self.slots[i]).as_ref().map(|(_, n)| *n))
+            .filter_map(|i| lock(&self.slots[i]).value.as_ref().map(|(_, n)| *n))
             .sum();
         Ok((outputs, self.ledger.held() - output_bytes))
     }

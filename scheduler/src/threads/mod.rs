@@ -71,11 +71,23 @@ pub(crate) fn run(
 
 impl Shared<'_, '_> {
     fn work(&self, me: usize) {
-        while !self.stop.load(Ordering::Acquire) {
-            match self.pop(me) {
-                Some(i) => self.run_task(me, i),
-                None => self.idle(),
+        // Task panics are caught in `execute`; this catches a bug of the scheduler's
+        // own, which would otherwise leave the other workers waiting forever.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            while !self.stop.load(Ordering::Acquire) {
+                match self.pop(me) {
+                    Some(i) => self.run_task(me, i),
+                    None => self.idle(),
+                }
             }
+        }));
+        if let Err(payload) = outcome {
+            let e = brisk_core::Error::from_panic(
+                &brisk_core::Key::named("scheduler"),
+                payload.as_ref(),
+            );
+            lock(&self.error).get_or_insert(brisk_core::Error::Internal(e.to_string()));
+            self.finish();
         }
     }
 
@@ -129,6 +141,7 @@ impl Shared<'_, '_> {
         }
         self.ran.fetch_add(1, Ordering::AcqRel);
         let mut pushed = 0;
+        let mut queued = 0;
         {
             let mut queue = lock(&self.queues[me].0);
             for &j in self.exec.plan.dependents(i) {
@@ -137,9 +150,13 @@ impl Shared<'_, '_> {
                     pushed += 1;
                 }
             }
+            // Counted before the lock is released: a thief can take these tasks only
+            // after that, so the count never drops below zero.
+            if pushed > 0 {
+                queued = self.queued.fetch_add(pushed, Ordering::SeqCst) + pushed;
+            }
         }
         if pushed > 0 {
-            let queued = self.queued.fetch_add(pushed, Ordering::SeqCst) + pushed;
             // This worker takes one of them itself; wake a sleeper only for the rest.
             if queued > 1 && self.sleepers.load(Ordering::SeqCst) > 0 {
                 let _guard = lock(&self.sleep);
