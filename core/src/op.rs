@@ -280,10 +280,10 @@ impl OpRegistry {
     pub fn decode(&self, bytes: &[u8]) -> Result<Op> {
         let wire: Wire = rmp_serde::from_slice(bytes)
             .map_err(|e| Error::Decode { what: "op", reason: e.to_string() })?;
-        self.from_wire(wire)
+        self.op_of_wire(wire)
     }
 
-    fn from_wire(&self, wire: Wire) -> Result<Op> {
+    fn op_of_wire(&self, wire: Wire) -> Result<Op> {
         Ok(match wire {
             Wire::Const(bytes) => Op::Const(Value::decode(&bytes)?),
             Wire::Data { name, params } => {
@@ -293,7 +293,7 @@ impl OpRegistry {
             Wire::Chain(steps) => Op::Chain(
                 steps
                     .into_iter()
-                    .map(|(name, index, w)| Ok((Key::new(name, index), self.from_wire(w)?)))
+                    .map(|(name, index, w)| Ok((Key::new(name, index), self.op_of_wire(w)?)))
                     .collect::<Result<Vec<_>>>()?
                     .into(),
             ),

@@ -207,6 +207,7 @@ fn take_next<T: Data>(inputs: &mut std::vec::IntoIter<Value>) -> brisk_core::Res
 macro_rules! calls {
     ($(#[$doc:meta])* $call:ident, $try_call:ident; $($a:ident: $A:ident),*) => {
         $(#[$doc])*
+        #[allow(clippy::too_many_arguments)] // one per argument of `f`, as in Dask
         pub fn $call<$($A: Data,)* R: Data>(
             name: &str,
             f: impl Fn($($A),*) -> R + Send + Sync + 'static,
@@ -217,6 +218,7 @@ macro_rules! calls {
 
         /// Like the call without `try_`, for a function that returns a `Result`: an
         /// `Err` becomes the task's error and stops the compute.
+        #[allow(clippy::too_many_arguments)]
         pub fn $try_call<$($A: Data,)* R: Data, E: Into<BoxError>>(
             name: &str,
             f: impl Fn($($A),*) -> Result<R, E> + Send + Sync + 'static,
