@@ -76,7 +76,9 @@ pub(crate) struct Node {
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub(crate) dag: StableDiGraph<Node, u32>,
-    pub(crate) index: HashMap<Key, NodeIndex>,
+    /// foldhash (hashbrown's default) rather than SipHash: keys come from our own
+    /// code, and hashing was the largest cost of building a 100,000-task graph.
+    pub(crate) index: hashbrown::HashMap<Key, NodeIndex>,
 }
 
 impl Graph {
