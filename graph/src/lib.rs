@@ -7,7 +7,7 @@
 //!   [`Graph::to_dot`] draws it.
 //! - [`Collection`]: the protocol a lazy value implements to be computed; tuples and
 //!   vectors of collections compute together, sharing common work.
-//! - [`delayed`]: Dask's `delayed` — lazy values from plain functions and closures,
+//! - [`delayed`](mod@delayed): Dask's `delayed` — lazy values from plain functions and closures,
 //!   with the [`delayed!`] macro.
 //!
 //! This crate runs nothing: `brisk-scheduler` executes plans.
