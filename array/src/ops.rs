@@ -1,0 +1,219 @@
+//! The array ops: plain data, found again by name in an `OpRegistry`.
+
+use brisk_core::{ArrayChunk, Error, OpKind, OpRegistry, Result, Scalar, Value};
+use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::{pairwise_sum, seed_key, uniform};
+
+/// Registers every op of this crate, for workers that rebuild shipped graphs.
+pub fn register_ops(registry: &mut OpRegistry) {
+    registry
+        .register::<RandomChunk>()
+        .register::<FullChunk>()
+        .register::<ScalarArith>()
+        .register::<ChunkStats>()
+        .register::<CombineStats>()
+        .register::<FinishStats>();
+}
+
+fn f64_input(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
+    let found = inputs.len();
+    let Some(Value::Array(chunk)) = inputs.into_iter().next().filter(|_| found == 1) else {
+        return Err(Error::Arity { op: op.into(), expected: 1, found });
+    };
+    match std::sync::Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()) {
+        ArrayChunk::F64(a) => Ok(a),
+        other => Err(Error::TypeMismatch {
+            expected: "f64 chunk".into(),
+            found: format!("{} chunk", other.dtype()),
+        }),
+    }
+}
+
+/// A chunk of uniform [0, 1) numbers drawn by global element index.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RandomChunk {
+    pub(crate) seed: u64,
+    pub(crate) global_shape: Vec<usize>,
+    pub(crate) start: Vec<usize>,
+    pub(crate) shape: Vec<usize>,
+}
+
+impl OpKind for RandomChunk {
+    const NAME: &'static str = "array.random";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        let key = seed_key(self.seed);
+        let len: usize = self.shape.iter().product();
+        let mut data = Vec::with_capacity(len);
+        let ndim = self.shape.len();
+        if ndim == 0 {
+            data.push(uniform(key, 0));
+        } else if len > 0 {
+            // Row-major strides of the whole array give each element's global index;
+            // the last axis is contiguous, so each row of the chunk is one run.
+            let mut strides = vec![1u64; ndim];
+            for a in (0..ndim - 1).rev() {
+                strides[a] = strides[a + 1] * self.global_shape[a + 1] as u64;
+            }
+            let row = self.shape[ndim - 1];
+            for r in 0..len / row {
+                let mut rest = r;
+                let mut base = self.start[ndim - 1] as u64;
+                for a in (0..ndim - 1).rev() {
+                    let i = rest % self.shape[a];
+                    rest /= self.shape[a];
+                    base += (self.start[a] + i) as u64 * strides[a];
+                }
+                data.extend((0..row as u64).map(|j| uniform(key, base + j)));
+            }
+        }
+        let a = ArrayD::from_shape_vec(IxDyn(&self.shape), data)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// A chunk filled with one value.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FullChunk {
+    pub(crate) value: f64,
+    pub(crate) shape: Vec<usize>,
+}
+
+impl OpKind for FullChunk {
+    const NAME: &'static str = "array.full";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        Ok(Value::from(ArrayChunk::F64(ArrayD::from_elem(IxDyn(&self.shape), self.value))))
+    }
+}
+
+/// Element-wise arithmetic with a scalar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+impl BinOp {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+        }
+    }
+}
+
+/// `chunk op scalar`, or `scalar op chunk` when `scalar_first`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ScalarArith {
+    pub(crate) op: BinOp,
+    pub(crate) scalar: f64,
+    pub(crate) scalar_first: bool,
+}
+
+impl OpKind for ScalarArith {
+    const NAME: &'static str = "array.scalar-arith";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let mut a = f64_input(Self::NAME, inputs)?;
+        let (op, s) = (self.op, self.scalar);
+        if self.scalar_first {
+            a.mapv_inplace(|x| op.apply(s, x));
+        } else {
+            a.mapv_inplace(|x| op.apply(x, s));
+        }
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// A chunk's sum (pairwise) and element count: the first step of sum and mean.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkStats;
+
+impl OpKind for ChunkStats {
+    const NAME: &'static str = "array.chunk-stats";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let a = f64_input(Self::NAME, inputs)?;
+        let sum = match a.as_slice_memory_order() {
+            Some(s) => pairwise_sum(s),
+            None => pairwise_sum(&a.iter().copied().collect::<Vec<_>>()),
+        };
+        Ok(stats(sum, a.len() as i64))
+    }
+}
+
+fn stats(sum: f64, count: i64) -> Value {
+    Value::from(vec![Value::from(sum), Value::from(count)])
+}
+
+fn unstats(v: &Value) -> Result<(f64, i64)> {
+    match v {
+        Value::List(items) => match items[..] {
+            [Value::Scalar(Scalar::F64(s)), Value::Scalar(Scalar::I64(n))] => Ok((s, n)),
+            _ => Err(Error::TypeMismatch { expected: "(sum, count)".into(), found: v.kind() }),
+        },
+        _ => Err(Error::TypeMismatch { expected: "(sum, count)".into(), found: v.kind() }),
+    }
+}
+
+/// Several partial (sum, count) pairs combined in input order: one node of the
+/// reduction tree. The order is fixed by the graph, so the result is the same for
+/// every scheduler and thread count.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CombineStats;
+
+impl OpKind for CombineStats {
+    const NAME: &'static str = "array.combine-stats";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let (mut sum, mut count) = (0.0, 0i64);
+        for v in &inputs {
+            let (s, n) = unstats(v)?;
+            sum += s;
+            count += n;
+        }
+        Ok(stats(sum, count))
+    }
+}
+
+/// What a full reduction of (sum, count) gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Finish {
+    Sum,
+    Mean,
+}
+
+/// The last step of sum or mean.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FinishStats {
+    pub(crate) finish: Finish,
+}
+
+impl OpKind for FinishStats {
+    const NAME: &'static str = "array.finish-stats";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let (sum, count) = unstats(inputs.first().ok_or(Error::Arity {
+            op: Self::NAME.into(),
+            expected: 1,
+            found: 0,
+        })?)?;
+        Ok(Value::from(match self.finish {
+            Finish::Sum => sum,
+            Finish::Mean if count == 0 => f64::NAN,
+            Finish::Mean => sum / count as f64,
+        }))
+    }
+}
