@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use brisk_core::{ArrayChunk, DType, Error as CoreError, Key, Op, Scalar, Value};
+use brisk_core::{ArrayChunk, DType, Error as CoreError, Key, Op, Value};
 use brisk_graph::{Collection, GraphBuilder, Task};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 use crate::chunks::Chunks;
-use crate::ops::{
-    BinOp, ChunkStats, CombineStats, Finish, FinishStats, FullChunk, RandomChunk, ScalarArith,
-};
+use crate::ops::{BinOp, FullChunk, RandomChunk, ScalarArith};
+use crate::reduce::{Agg, ChunkPartial, CombinePartial, FinishPartial};
 use crate::{Error, Result};
 
 /// Reductions combine this many partial results per tree node unless told otherwise
@@ -122,47 +121,141 @@ impl Array {
 
     /// The sum of all elements (pairwise within chunks, a fixed tree across them).
     pub fn sum(&self) -> Reduced {
-        self.reduce_all(Finish::Sum, DEFAULT_SPLIT_EVERY)
+        self.reduce_all(Agg::Sum)
     }
 
     /// The mean of all elements.
     pub fn mean(&self) -> Reduced {
-        self.reduce_all(Finish::Mean, DEFAULT_SPLIT_EVERY)
+        self.reduce_all(Agg::Mean)
+    }
+
+    /// The variance of all elements with `ddof` delta degrees of freedom.
+    pub fn var(&self, ddof: u32) -> Reduced {
+        self.reduce_all(Agg::Var { ddof })
+    }
+
+    /// The standard deviation of all elements with `ddof` delta degrees of freedom.
+    pub fn std(&self, ddof: u32) -> Reduced {
+        self.reduce_all(Agg::Std { ddof })
+    }
+
+    /// The smallest element (NaN if any element is NaN).
+    pub fn min(&self) -> Reduced {
+        self.reduce_all(Agg::Min)
+    }
+
+    /// The largest element (NaN if any element is NaN).
+    pub fn max(&self) -> Reduced {
+        self.reduce_all(Agg::Max)
     }
 
     /// The mean of all elements, combining `split_every` partial results per tree
     /// node (at least 2).
     pub fn mean_split_every(&self, split_every: usize) -> Result<Reduced> {
+        Ok(Reduced { array: self.reduce(Agg::Mean, None, split_every)? })
+    }
+
+    fn reduce_all(&self, agg: Agg) -> Reduced {
+        let array = self
+            .reduce(agg, None, DEFAULT_SPLIT_EVERY)
+            .expect("all axes and the default split_every are valid");
+        Reduced { array }
+    }
+
+    /// Reduces over `axes` (all axes when `None`), combining `split_every` partial
+    /// results per tree node. The result drops the reduced axes, like numpy's
+    /// `x.sum(axis=...)`. An axis out of range, repeated, or a `split_every` below 2
+    /// is an error.
+    ///
+    /// ```
+    /// use brisk_array::{Agg, random};
+    /// use brisk_scheduler::Compute;
+    /// let x = random(&[6, 8], &[4, 3], 1)?;
+    /// let col_means = x.reduce(Agg::Mean, Some(&[0]), 8)?;
+    /// assert_eq!(col_means.shape(), &[8]);
+    /// assert_eq!(col_means.compute()?.len(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reduce(&self, agg: Agg, axes: Option<&[usize]>, split_every: usize) -> Result<Array> {
+        let ndim = self.shape().len();
+        let mut axes: Vec<usize> = axes.map_or_else(|| (0..ndim).collect(), <[usize]>::to_vec);
+        axes.sort_unstable();
+        if let Some(&bad) = axes.iter().find(|&&d| d >= ndim) {
+            return Err(Error::Invalid(format!(
+                "axis {bad} is out of range for an array of {ndim} dimensions"
+            )));
+        }
+        if axes.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::Invalid(format!("axes {axes:?} repeat an axis")));
+        }
         if split_every < 2 {
             return Err(Error::Invalid(format!(
                 "split_every must be at least 2, got {split_every}"
             )));
         }
-        Ok(self.reduce_all(Finish::Mean, split_every))
-    }
-
-    fn reduce_all(&self, finish: Finish, split_every: usize) -> Reduced {
-        let partial = self.map_chunks("chunk-stats", &(), Op::data(ChunkStats));
-        let mut tasks = Vec::new();
-        let mut level: Vec<Key> = partial.inner.tasks.iter().map(|t| t.key.clone()).collect();
-        let token = token("reduce", &(partial.name(), finish, split_every));
-        let mut depth = 0u32;
-        while level.len() > 1 {
-            let base = Key::named(format!("{token}-{depth}"));
-            level = level
-                .chunks(split_every)
-                .enumerate()
-                .map(|(i, group)| {
-                    let key = base.with_index([i as u32]);
-                    tasks.push(Task::new(key.clone(), Op::data(CombineStats), group.to_vec()));
-                    key
-                })
-                .collect();
-            depth += 1;
+        let partial = self.map_chunks(
+            "reduce-chunk",
+            &(agg, &axes),
+            Op::data(ChunkPartial { agg, axes: axes.clone() }),
+        );
+        let kept: Vec<usize> = (0..ndim).filter(|d| !axes.contains(d)).collect();
+        // Partials grouped by their position along the kept axes; within a group they
+        // stay in row-major order, which fixes the combine order.
+        let mut groups: std::collections::BTreeMap<Vec<u32>, Vec<Key>> = Default::default();
+        for (block, task) in self.chunks().blocks().iter().zip(&partial.inner.tasks) {
+            let out_index: Vec<u32> = kept.iter().map(|&d| block.index[d]).collect();
+            groups.entry(out_index).or_default().push(task.key.clone());
         }
-        let key = Key::named(format!("{token}-result"));
-        tasks.push(Task::new(key.clone(), Op::data(FinishStats { finish }), level));
-        Reduced { key, tasks: Arc::new(tasks), input: partial }
+        let name = token("reduce", &(partial.name(), agg, split_every));
+        let mut tasks = Vec::new();
+        let mut finish_tasks = Vec::new();
+        for (out_index, mut level) in groups {
+            let mut depth = 0u32;
+            while level.len() > 1 {
+                let base = Key::named(format!("{name}-combine-{depth}"));
+                level = level
+                    .chunks(split_every)
+                    .enumerate()
+                    .map(|(i, group)| {
+                        let mut index = out_index.clone();
+                        index.push(i as u32);
+                        let key = base.with_index(index);
+                        tasks.push(Task::new(
+                            key.clone(),
+                            Op::data(CombinePartial { agg }),
+                            group.to_vec(),
+                        ));
+                        key
+                    })
+                    .collect();
+                depth += 1;
+            }
+            let key = Key::new(name.as_str(), out_index);
+            finish_tasks.push(Task::new(
+                key,
+                Op::data(FinishPartial { agg, axes: axes.clone() }),
+                level,
+            ));
+        }
+        // The output's chunks are the finish tasks, in row-major order; the combine
+        // tasks, if any, form a layer of their own between it and the partials.
+        let input = if tasks.is_empty() {
+            partial
+        } else {
+            Array::new(
+                format!("{name}-tree"),
+                Vec::new(),
+                Chunks::regular(&[], &[])?,
+                tasks,
+                vec![partial],
+            )
+        };
+        let shape: Vec<usize> = kept.iter().map(|&d| self.shape()[d]).collect();
+        let layout = Chunks::explicit(
+            &shape,
+            kept.iter().map(|&d| self.chunks().sizes()[d].clone()).collect(),
+        )?;
+        Ok(Array::new(name, shape, layout, finish_tasks, vec![input]))
     }
 }
 
@@ -318,17 +411,13 @@ impl Collection for Array {
 /// A lazy full reduction: computes to one `f64`.
 #[derive(Clone, Debug)]
 pub struct Reduced {
-    key: Key,
-    tasks: Arc<Vec<Task>>,
-    input: Array,
+    array: Array,
 }
 
 impl Reduced {
-    /// The number of tasks in its graph (fused tasks counted apart).
-    pub fn graph_len(&self) -> usize {
-        let mut b = GraphBuilder::new();
-        self.add_tasks(&mut b);
-        b.finish().map(|g| g.len()).unwrap_or(0)
+    /// The reduction as a 0-dimensional array.
+    pub fn as_array(&self) -> &Array {
+        &self.array
     }
 }
 
@@ -336,26 +425,18 @@ impl Collection for Reduced {
     type Output = f64;
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
-        if graph.contains(&self.key) {
-            return;
-        }
-        for t in self.tasks.iter() {
-            graph.insert(t.clone());
-        }
-        add_array_tasks(&self.input, graph);
+        self.array.add_tasks(graph);
     }
 
     fn output_keys(&self) -> Vec<Key> {
-        vec![self.key.clone()]
+        self.array.output_keys()
     }
 
     fn finish(&self, values: Vec<Value>) -> brisk_core::Result<f64> {
-        match values.first() {
-            Some(Value::Scalar(Scalar::F64(x))) => Ok(*x),
-            Some(other) => {
-                Err(CoreError::TypeMismatch { expected: "f64".into(), found: other.kind() })
-            }
-            None => Err(CoreError::Internal("reduction produced no value".into())),
-        }
+        let a = self.array.finish(values)?;
+        a.iter()
+            .next()
+            .copied()
+            .ok_or_else(|| CoreError::Internal("reduction produced no value".into()))
     }
 }

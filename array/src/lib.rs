@@ -27,8 +27,10 @@ mod chunks;
 mod error;
 mod kernels;
 mod ops;
+mod reduce;
 
 pub use array::{Array, DEFAULT_SPLIT_EVERY, Reduced, from_ndarray, full, ones, random, zeros};
 pub use chunks::Chunks;
 pub use error::{Error, Result};
 pub use ops::{BinOp, register_ops};
+pub use reduce::Agg;

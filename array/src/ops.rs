@@ -1,10 +1,10 @@
 //! The array ops: plain data, found again by name in an `OpRegistry`.
 
-use brisk_core::{ArrayChunk, Error, OpKind, OpRegistry, Result, Scalar, Value};
+use brisk_core::{ArrayChunk, Error, OpKind, OpRegistry, Result, Value};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{pairwise_sum, seed_key, uniform};
+use crate::kernels::{seed_key, uniform};
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
 pub fn register_ops(registry: &mut OpRegistry) {
@@ -12,9 +12,9 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<RandomChunk>()
         .register::<FullChunk>()
         .register::<ScalarArith>()
-        .register::<ChunkStats>()
-        .register::<CombineStats>()
-        .register::<FinishStats>();
+        .register::<crate::reduce::ChunkPartial>()
+        .register::<crate::reduce::CombinePartial>()
+        .register::<crate::reduce::FinishPartial>();
 }
 
 fn f64_input(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
@@ -134,86 +134,5 @@ impl OpKind for ScalarArith {
             a.mapv_inplace(|x| op.apply(x, s));
         }
         Ok(Value::from(ArrayChunk::F64(a)))
-    }
-}
-
-/// A chunk's sum (pairwise) and element count: the first step of sum and mean.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct ChunkStats;
-
-impl OpKind for ChunkStats {
-    const NAME: &'static str = "array.chunk-stats";
-
-    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let a = f64_input(Self::NAME, inputs)?;
-        let sum = match a.as_slice_memory_order() {
-            Some(s) => pairwise_sum(s),
-            None => pairwise_sum(&a.iter().copied().collect::<Vec<_>>()),
-        };
-        Ok(stats(sum, a.len() as i64))
-    }
-}
-
-fn stats(sum: f64, count: i64) -> Value {
-    Value::from(vec![Value::from(sum), Value::from(count)])
-}
-
-fn unstats(v: &Value) -> Result<(f64, i64)> {
-    match v {
-        Value::List(items) => match items[..] {
-            [Value::Scalar(Scalar::F64(s)), Value::Scalar(Scalar::I64(n))] => Ok((s, n)),
-            _ => Err(Error::TypeMismatch { expected: "(sum, count)".into(), found: v.kind() }),
-        },
-        _ => Err(Error::TypeMismatch { expected: "(sum, count)".into(), found: v.kind() }),
-    }
-}
-
-/// Several partial (sum, count) pairs combined in input order: one node of the
-/// reduction tree. The order is fixed by the graph, so the result is the same for
-/// every scheduler and thread count.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct CombineStats;
-
-impl OpKind for CombineStats {
-    const NAME: &'static str = "array.combine-stats";
-
-    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let (mut sum, mut count) = (0.0, 0i64);
-        for v in &inputs {
-            let (s, n) = unstats(v)?;
-            sum += s;
-            count += n;
-        }
-        Ok(stats(sum, count))
-    }
-}
-
-/// What a full reduction of (sum, count) gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(crate) enum Finish {
-    Sum,
-    Mean,
-}
-
-/// The last step of sum or mean.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct FinishStats {
-    pub(crate) finish: Finish,
-}
-
-impl OpKind for FinishStats {
-    const NAME: &'static str = "array.finish-stats";
-
-    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let (sum, count) = unstats(inputs.first().ok_or(Error::Arity {
-            op: Self::NAME.into(),
-            expected: 1,
-            found: 0,
-        })?)?;
-        Ok(Value::from(match self.finish {
-            Finish::Sum => sum,
-            Finish::Mean if count == 0 => f64::NAN,
-            Finish::Mean => sum / count as f64,
-        }))
     }
 }
