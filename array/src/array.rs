@@ -7,7 +7,9 @@ use brisk_graph::{Collection, GraphBuilder, Task};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 use crate::chunks::Chunks;
-use crate::ops::{BinOp, FullChunk, RandomChunk, ScalarArith};
+use crate::ops::{
+    ArrayArith, BinOp, FullChunk, NormalChunk, RandomChunk, RangeChunk, ScalarArith, Unary, UnaryOp,
+};
 use crate::reduce::{Agg, ChunkPartial, CombinePartial, FinishPartial};
 use crate::{Error, Result};
 
@@ -117,6 +119,112 @@ impl Array {
     /// `x - self` element-wise.
     pub fn rsub_scalar(&self, x: f64) -> Array {
         self.scalar_arith(BinOp::Sub, x, true)
+    }
+
+    fn unary(&self, op: Option<UnaryOp>, power: Option<f64>) -> Array {
+        self.map_chunks("unary", &(op, power.map(f64::to_bits)), Op::data(Unary { op, power }))
+    }
+
+    /// `|x|` element-wise.
+    pub fn abs(&self) -> Array {
+        self.unary(Some(UnaryOp::Abs), None)
+    }
+
+    /// `√x` element-wise (NaN below zero).
+    pub fn sqrt(&self) -> Array {
+        self.unary(Some(UnaryOp::Sqrt), None)
+    }
+
+    /// `eˣ` element-wise.
+    pub fn exp(&self) -> Array {
+        self.unary(Some(UnaryOp::Exp), None)
+    }
+
+    /// `ln x` element-wise.
+    pub fn log(&self) -> Array {
+        self.unary(Some(UnaryOp::Log), None)
+    }
+
+    /// `sin x` element-wise.
+    pub fn sin(&self) -> Array {
+        self.unary(Some(UnaryOp::Sin), None)
+    }
+
+    /// `cos x` element-wise.
+    pub fn cos(&self) -> Array {
+        self.unary(Some(UnaryOp::Cos), None)
+    }
+
+    /// `-x` element-wise.
+    pub fn neg(&self) -> Array {
+        self.unary(Some(UnaryOp::Neg), None)
+    }
+
+    /// `xᵖ` element-wise.
+    pub fn powf(&self, p: f64) -> Array {
+        self.unary(None, Some(p))
+    }
+
+    /// Element-wise arithmetic with another array of the same shape and chunks.
+    fn arith(&self, op: BinOp, other: &Array) -> Result<Array> {
+        if self.shape() != other.shape() {
+            return Err(Error::ShapeMismatch {
+                left: self.shape().to_vec(),
+                right: other.shape().to_vec(),
+                reason:
+                    "must be equal for element-wise arithmetic (broadcasting is not supported yet)"
+                        .into(),
+            });
+        }
+        if self.chunks() != other.chunks() {
+            return Err(Error::Invalid(format!(
+                "chunk layouts differ ({:?} and {:?}); build both arrays with the same chunks",
+                self.chunks().sizes(),
+                other.chunks().sizes()
+            )));
+        }
+        let name = token("arith", &(self.name(), other.name(), op));
+        let base = Key::named(name.as_str());
+        let tasks = self
+            .inner
+            .tasks
+            .iter()
+            .zip(&other.inner.tasks)
+            .map(|(a, b)| {
+                Task::new(
+                    base.with_index(a.key.index()),
+                    Op::data(ArrayArith { op }),
+                    [a.key.clone(), b.key.clone()],
+                )
+            })
+            .collect();
+        Ok(Array::new(
+            name,
+            self.shape().to_vec(),
+            self.chunks().clone(),
+            tasks,
+            vec![self.clone(), other.clone()],
+        ))
+    }
+
+    /// `self + other` element-wise.
+    pub fn add(&self, other: &Array) -> Result<Array> {
+        self.arith(BinOp::Add, other)
+    }
+
+    /// `self - other` element-wise.
+    pub fn sub(&self, other: &Array) -> Result<Array> {
+        self.arith(BinOp::Sub, other)
+    }
+
+    /// `self * other` element-wise.
+    pub fn mul(&self, other: &Array) -> Result<Array> {
+        self.arith(BinOp::Mul, other)
+    }
+
+    /// `self / other` element-wise.
+    pub fn div(&self, other: &Array) -> Result<Array> {
+        self.arith(BinOp::Div, other)
     }
 
     /// The sum of all elements (pairwise within chunks, a fixed tree across them).
@@ -272,6 +380,47 @@ pub fn random(shape: &[usize], chunks: &[usize], seed: u64) -> Result<Array> {
             start: b.start.clone(),
             shape: b.shape.clone(),
         })
+    })
+}
+
+/// Normal numbers with the given mean and standard deviation, drawn like
+/// [`random`] from (seed, global element index): the same for every chunking.
+pub fn normal(shape: &[usize], chunks: &[usize], seed: u64, mean: f64, std: f64) -> Result<Array> {
+    let layout = Chunks::regular(shape, chunks)?;
+    let name = token("normal", &(shape, &layout, seed, mean.to_bits(), std.to_bits()));
+    from_blocks(name, shape, layout, |b| {
+        let random = RandomChunk {
+            seed,
+            global_shape: shape.to_vec(),
+            start: b.start.clone(),
+            shape: b.shape.clone(),
+        };
+        Op::data(NormalChunk { random, mean, std })
+    })
+}
+
+/// `start, start + step, ...` below `stop` (above it for a negative step), in
+/// chunks of `chunk`, like numpy's `arange`.
+pub fn arange(start: f64, stop: f64, step: f64, chunk: usize) -> Result<Array> {
+    if step == 0.0 || !step.is_finite() {
+        return Err(Error::Invalid(format!("arange needs a finite, non-zero step, got {step}")));
+    }
+    let len = ((stop - start) / step).ceil().max(0.0) as usize;
+    range(start, step, len, chunk, "arange")
+}
+
+/// `num` evenly spaced numbers from `start` to `stop` inclusive, like numpy's
+/// `linspace`.
+pub fn linspace(start: f64, stop: f64, num: usize, chunk: usize) -> Result<Array> {
+    let step = if num > 1 { (stop - start) / (num - 1) as f64 } else { 0.0 };
+    range(start, step, num, chunk, "linspace")
+}
+
+fn range(start: f64, step: f64, len: usize, chunk: usize, prefix: &str) -> Result<Array> {
+    let layout = Chunks::regular(&[len], &[chunk])?;
+    let name = token(prefix, &(start.to_bits(), step.to_bits(), len, &layout));
+    from_blocks(name, &[len], layout, |b| {
+        Op::data(RangeChunk { start, step, offset: b.start[0], len: b.shape[0] })
     })
 }
 

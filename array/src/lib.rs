@@ -29,8 +29,11 @@ mod kernels;
 mod ops;
 mod reduce;
 
-pub use array::{Array, DEFAULT_SPLIT_EVERY, Reduced, from_ndarray, full, ones, random, zeros};
+pub use array::{
+    Array, DEFAULT_SPLIT_EVERY, Reduced, arange, from_ndarray, full, linspace, normal, ones,
+    random, zeros,
+};
 pub use chunks::Chunks;
 pub use error::{Error, Result};
-pub use ops::{BinOp, register_ops};
+pub use ops::{BinOp, UnaryOp, register_ops};
 pub use reduce::Agg;

@@ -12,6 +12,10 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<RandomChunk>()
         .register::<FullChunk>()
         .register::<ScalarArith>()
+        .register::<Unary>()
+        .register::<ArrayArith>()
+        .register::<NormalChunk>()
+        .register::<RangeChunk>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();
@@ -40,16 +44,14 @@ pub(crate) struct RandomChunk {
     pub(crate) shape: Vec<usize>,
 }
 
-impl OpKind for RandomChunk {
-    const NAME: &'static str = "array.random";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let key = seed_key(self.seed);
+impl RandomChunk {
+    /// The chunk with `value(global element index)` at every element.
+    fn generate(&self, value: impl Fn(u64) -> f64) -> Result<ArrayD<f64>> {
         let len: usize = self.shape.iter().product();
         let mut data = Vec::with_capacity(len);
         let ndim = self.shape.len();
         if ndim == 0 {
-            data.push(uniform(key, 0));
+            data.push(value(0));
         } else if len > 0 {
             // Row-major strides of the whole array give each element's global index;
             // the last axis is contiguous, so each row of the chunk is one run.
@@ -66,12 +68,19 @@ impl OpKind for RandomChunk {
                     rest /= self.shape[a];
                     base += (self.start[a] + i) as u64 * strides[a];
                 }
-                data.extend((0..row as u64).map(|j| uniform(key, base + j)));
+                data.extend((0..row as u64).map(|j| value(base + j)));
             }
         }
-        let a = ArrayD::from_shape_vec(IxDyn(&self.shape), data)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(Value::from(ArrayChunk::F64(a)))
+        ArrayD::from_shape_vec(IxDyn(&self.shape), data).map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+impl OpKind for RandomChunk {
+    const NAME: &'static str = "array.random";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        let key = seed_key(self.seed);
+        Ok(Value::from(ArrayChunk::F64(self.generate(|i| uniform(key, i))?)))
     }
 }
 
@@ -133,6 +142,130 @@ impl OpKind for ScalarArith {
         } else {
             a.mapv_inplace(|x| op.apply(x, s));
         }
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// Element-wise math functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnaryOp {
+    /// Absolute value.
+    Abs,
+    /// Square root (NaN below zero, as in numpy).
+    Sqrt,
+    /// e^x.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Negation.
+    Neg,
+}
+
+/// One math function on every element, or `x.powf(exponent)` when `power` is set.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Unary {
+    pub(crate) op: Option<UnaryOp>,
+    pub(crate) power: Option<f64>,
+}
+
+impl OpKind for Unary {
+    const NAME: &'static str = "array.unary";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let mut a = f64_input(Self::NAME, inputs)?;
+        match (self.op, self.power) {
+            (_, Some(p)) => a.mapv_inplace(|x| x.powf(p)),
+            (Some(op), None) => a.mapv_inplace(match op {
+                UnaryOp::Abs => f64::abs,
+                UnaryOp::Sqrt => f64::sqrt,
+                UnaryOp::Exp => f64::exp,
+                UnaryOp::Log => f64::ln,
+                UnaryOp::Sin => f64::sin,
+                UnaryOp::Cos => f64::cos,
+                UnaryOp::Neg => |x: f64| -x,
+            }),
+            (None, None) => {}
+        }
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// Element-wise arithmetic between two chunks of the same shape.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ArrayArith {
+    pub(crate) op: BinOp,
+}
+
+impl OpKind for ArrayArith {
+    const NAME: &'static str = "array.arith";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let found = inputs.len();
+        let mut it = inputs.into_iter();
+        let (Some(a), Some(b), None) = (it.next(), it.next(), it.next()) else {
+            return Err(Error::Arity { op: Self::NAME.into(), expected: 2, found });
+        };
+        let mut a = f64_input(Self::NAME, vec![a])?;
+        let b = f64_input(Self::NAME, vec![b])?;
+        if a.shape() != b.shape() {
+            return Err(Error::Internal(format!(
+                "chunks of shapes {:?} and {:?} met in {}",
+                a.shape(),
+                b.shape(),
+                Self::NAME
+            )));
+        }
+        let op = self.op;
+        ndarray::Zip::from(&mut a).and(&b).for_each(|x, &y| *x = op.apply(*x, y));
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// A chunk of standard normal numbers: Box-Muller on the uniform pair drawn at
+/// stream positions (2i, 2i+1) for global element i, so every chunking agrees.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NormalChunk {
+    pub(crate) random: RandomChunk,
+    pub(crate) mean: f64,
+    pub(crate) std: f64,
+}
+
+impl OpKind for NormalChunk {
+    const NAME: &'static str = "array.normal";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        let key = seed_key(self.random.seed);
+        let (mean, std) = (self.mean, self.std);
+        let a = self.random.generate(|i| {
+            // 1 - u lies in (0, 1], so the logarithm is finite.
+            let u1 = 1.0 - uniform(key, 2 * i);
+            let u2 = uniform(key, 2 * i + 1);
+            mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        })?;
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+/// A chunk of `start + step * i` for global element i of a 1-d array.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RangeChunk {
+    pub(crate) start: f64,
+    pub(crate) step: f64,
+    pub(crate) offset: usize,
+    pub(crate) len: usize,
+}
+
+impl OpKind for RangeChunk {
+    const NAME: &'static str = "array.range";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        let a = ArrayD::from_shape_fn(IxDyn(&[self.len]), |ix| {
+            self.start + self.step * (self.offset + ix[0]) as f64
+        });
         Ok(Value::from(ArrayChunk::F64(a)))
     }
 }
