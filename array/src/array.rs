@@ -484,11 +484,11 @@ impl std::hash::Hash for Bits<'_> {
     }
 }
 
-fn token(prefix: &str, params: &impl std::hash::Hash) -> String {
+pub(crate) fn token(prefix: &str, params: &impl std::hash::Hash) -> String {
     Key::token(prefix, params).name().to_string()
 }
 
-fn from_blocks(
+pub(crate) fn from_blocks(
     name: String,
     shape: &[usize],
     layout: Chunks,

@@ -26,6 +26,7 @@ mod array;
 mod chunks;
 mod error;
 mod kernels;
+mod npy;
 mod ops;
 mod reduce;
 
@@ -35,5 +36,6 @@ pub use array::{
 };
 pub use chunks::Chunks;
 pub use error::{Error, Result};
+pub use npy::from_npy;
 pub use ops::{BinOp, UnaryOp, register_ops};
 pub use reduce::Agg;

@@ -16,6 +16,8 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<ArrayArith>()
         .register::<NormalChunk>()
         .register::<RangeChunk>()
+        .register::<crate::npy::ReadNpyChunk>()
+        .register::<crate::npy::WriteNpyChunk>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();

@@ -1,0 +1,315 @@
+//! `.npy` files: read by chunks ([`from_npy`]) and written chunk by chunk ([`Array::to_npy`]),
+//! so neither needs the whole array in memory. Supports little-endian f64 (`<f8`) in C
+//! order, numpy's default for float arrays.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Value};
+use brisk_graph::{Collection, GraphBuilder, Task};
+use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
+
+use crate::array::{Array, from_blocks, token};
+use crate::chunks::Chunks;
+use crate::{Error, Result};
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// The layout of an `.npy` file's data.
+struct Header {
+    shape: Vec<usize>,
+    data_offset: u64,
+}
+
+fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: {reason}", path.display()))
+}
+
+fn read_header(path: &Path) -> Result<Header> {
+    let mut f = File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
+    let mut start = [0u8; 10];
+    f.read_exact(&mut start).map_err(|_| bad(path, "too short to be an .npy file"))?;
+    if &start[..6] != MAGIC {
+        return Err(bad(path, "not an .npy file (the magic string \\x93NUMPY is missing)"));
+    }
+    let (len, prefix) = match start[6] {
+        1 => (u16::from_le_bytes([start[8], start[9]]) as usize, 10),
+        2 | 3 => {
+            let mut more = [0u8; 2];
+            f.read_exact(&mut more).map_err(|_| bad(path, "truncated header"))?;
+            (u32::from_le_bytes([start[8], start[9], more[0], more[1]]) as usize, 12)
+        }
+        v => return Err(bad(path, format!(".npy format version {v} is not supported"))),
+    };
+    let mut text = vec![0u8; len];
+    f.read_exact(&mut text).map_err(|_| bad(path, "truncated header"))?;
+    let text = String::from_utf8_lossy(&text);
+    let field = |name: &str| -> Result<&str> {
+        let at = text
+            .find(&format!("'{name}'"))
+            .ok_or_else(|| bad(path, format!("header has no '{name}'")))?;
+        let rest = &text[at + name.len() + 2..];
+        Ok(rest.trim_start().trim_start_matches(':').trim_start())
+    };
+    let descr = field("descr")?;
+    if !(descr.starts_with("'<f8'") || descr.starts_with("'float64'")) {
+        let found = descr.split(',').next().unwrap_or(descr);
+        return Err(bad(
+            path,
+            format!("dtype {found} is not supported yet: save it as float64 ('<f8')"),
+        ));
+    }
+    if field("fortran_order")?.starts_with("True") {
+        return Err(bad(
+            path,
+            "Fortran-order arrays are not supported: save with np.ascontiguousarray",
+        ));
+    }
+    let shape_text = field("shape")?;
+    let inner = shape_text.trim_start_matches('(').split(')').next().unwrap_or("");
+    let shape = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| bad(path, format!("bad shape entry '{s}'"))))
+        .collect::<Result<Vec<_>>>()?;
+    let data_offset = (prefix + len) as u64;
+    let expected = data_offset + shape.iter().product::<usize>() as u64 * 8;
+    let actual = f.metadata().map_err(|e| bad(path, e))?.len();
+    if actual < expected {
+        return Err(bad(
+            path,
+            format!(
+                "holds {actual} bytes, but its header promises {expected}: the file is truncated"
+            ),
+        ));
+    }
+    Ok(Header { shape, data_offset })
+}
+
+/// Reads an `.npy` file lazily, one task per chunk, each reading only its own bytes.
+///
+/// ```no_run
+/// use brisk_scheduler::Compute;
+/// let x = brisk_array::from_npy("data.npy", &[1_000, 1_000])?;
+/// println!("{}", x.std(0).compute()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
+    let path = path.as_ref();
+    let header = read_header(path)?;
+    let layout = Chunks::regular(&header.shape, chunks)?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let name = token("from-npy", &(path, &header.shape, &layout, modified));
+    let path_text = path.to_string_lossy().into_owned();
+    from_blocks(name, &header.shape, layout, |b| {
+        Op::data(ReadNpyChunk {
+            path: path_text.clone(),
+            data_offset: header.data_offset,
+            global_shape: header.shape.clone(),
+            start: b.start.clone(),
+            shape: b.shape.clone(),
+        })
+    })
+}
+
+/// Byte offsets of each contiguous row of a chunk inside the whole C-order array.
+fn row_offsets(global: &[usize], start: &[usize], shape: &[usize]) -> (Vec<u64>, usize) {
+    let ndim = shape.len();
+    if ndim == 0 {
+        return (vec![0], 1);
+    }
+    let mut strides = vec![1u64; ndim];
+    for a in (0..ndim - 1).rev() {
+        strides[a] = strides[a + 1] * global[a + 1] as u64;
+    }
+    let row = shape[ndim - 1];
+    let len: usize = shape.iter().product();
+    let rows = len.checked_div(row).unwrap_or(0);
+    let offsets = (0..rows)
+        .map(|r| {
+            let mut rest = r;
+            let mut at = start[ndim - 1] as u64;
+            for a in (0..ndim - 1).rev() {
+                at += (start[a] + rest % shape[a]) as u64 * strides[a];
+                rest /= shape[a];
+            }
+            at * 8
+        })
+        .collect();
+    (offsets, row)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReadNpyChunk {
+    path: String,
+    data_offset: u64,
+    global_shape: Vec<usize>,
+    start: Vec<usize>,
+    shape: Vec<usize>,
+}
+
+impl OpKind for ReadNpyChunk {
+    const NAME: &'static str = "array.read-npy";
+
+    fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let io = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
+        let f = File::open(&self.path).map_err(io)?;
+        let (offsets, row) = row_offsets(&self.global_shape, &self.start, &self.shape);
+        let mut bytes = vec![0u8; row * 8];
+        let mut data = Vec::with_capacity(offsets.len() * row);
+        for off in offsets {
+            f.read_exact_at(&mut bytes, self.data_offset + off).map_err(io)?;
+            data.extend(
+                bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            );
+        }
+        let a = ArrayD::from_shape_vec(IxDyn(&self.shape), data)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(Value::from(ArrayChunk::F64(a)))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WriteNpyChunk {
+    path: String,
+    data_offset: u64,
+    global_shape: Vec<usize>,
+    start: Vec<usize>,
+}
+
+impl OpKind for WriteNpyChunk {
+    const NAME: &'static str = "array.write-npy";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let Some(Value::Array(chunk)) = inputs.first() else {
+            return Err(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: inputs.len(),
+            });
+        };
+        let ArrayChunk::F64(a) = chunk.as_ref() else {
+            return Err(CoreError::TypeMismatch {
+                expected: "f64 chunk".into(),
+                found: format!("{} chunk", chunk.dtype()),
+            });
+        };
+        let io = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
+        let f = std::fs::OpenOptions::new().write(true).open(&self.path).map_err(io)?;
+        let (offsets, row) = row_offsets(&self.global_shape, &self.start, a.shape());
+        let values: Vec<f64> = a.iter().copied().collect();
+        let mut bytes = Vec::with_capacity(row * 8);
+        for (i, off) in offsets.into_iter().enumerate() {
+            bytes.clear();
+            values[i * row..(i + 1) * row]
+                .iter()
+                .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            f.write_all_at(&bytes, self.data_offset + off).map_err(io)?;
+        }
+        Ok(Value::from(a.len() as i64))
+    }
+}
+
+/// The lazy writes of one array to an `.npy` file.
+struct Store {
+    array: Array,
+    tasks: Vec<Task>,
+}
+
+impl Collection for Store {
+    type Output = ();
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.array.add_tasks(graph);
+        for t in &self.tasks {
+            graph.insert(t.clone());
+        }
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.tasks.iter().map(|t| t.key.clone()).collect()
+    }
+
+    fn finish(&self, _values: Vec<Value>) -> brisk_core::Result<()> {
+        Ok(())
+    }
+}
+
+impl Array {
+    /// Writes the array to an `.npy` file chunk by chunk on `scheduler`, so an array
+    /// larger than memory can be saved. The file is written under a temporary name
+    /// beside `path` and renamed when complete; on error nothing is left behind.
+    pub fn to_npy(
+        &self,
+        path: impl AsRef<Path>,
+        scheduler: &brisk_scheduler::Scheduler,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        let tmp = temp_name(path);
+        let result = self.write_npy(&tmp, scheduler).and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| bad(path, format!("cannot rename the finished file into place: {e}")))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn write_npy(&self, tmp: &Path, scheduler: &brisk_scheduler::Scheduler) -> Result<()> {
+        let shape_text = match self.shape() {
+            [n] => format!("({n},)"),
+            dims => {
+                format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", "))
+            }
+        };
+        let mut header =
+            format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+        // Pad so the data starts on a 64-byte boundary, ending the header with '\n'.
+        let total = 10 + header.len() + 1;
+        header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
+        header.push('\n');
+        let len = u16::try_from(header.len())
+            .map_err(|_| bad(tmp, "header too long for .npy version 1"))?;
+        let mut f = File::create(tmp).map_err(|e| bad(tmp, format!("cannot create: {e}")))?;
+        f.write_all(MAGIC)
+            .and_then(|()| f.write_all(&[1, 0]))
+            .and_then(|()| f.write_all(&len.to_le_bytes()))
+            .and_then(|()| f.write_all(header.as_bytes()))
+            .map_err(|e| bad(tmp, e))?;
+        let data_offset = (10 + header.len()) as u64;
+        let bytes = self.shape().iter().product::<usize>() as u64 * 8;
+        f.set_len(data_offset + bytes)
+            .map_err(|e| bad(tmp, format!("cannot size the file: {e}")))?;
+        drop(f);
+        let name = token("to-npy", &(self.name(), tmp));
+        let base = Key::named(name.as_str());
+        let path_text = tmp.to_string_lossy().into_owned();
+        let tasks = self
+            .chunks()
+            .blocks()
+            .iter()
+            .zip(self.output_keys())
+            .map(|(b, key)| {
+                let op = Op::data(WriteNpyChunk {
+                    path: path_text.clone(),
+                    data_offset,
+                    global_shape: self.shape().to_vec(),
+                    start: b.start.clone(),
+                });
+                Task::new(base.with_index(b.index.clone()), op, [key])
+            })
+            .collect();
+        scheduler.compute(&Store { array: self.clone(), tasks })?;
+        Ok(())
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{file}.brisk-partial-{}", std::process::id()))
+}
