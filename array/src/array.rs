@@ -45,7 +45,7 @@ struct Inner {
 }
 
 impl Array {
-    fn new(
+    pub(crate) fn new(
         name: String,
         shape: Vec<usize>,
         chunks: Chunks,
@@ -53,6 +53,11 @@ impl Array {
         inputs: Vec<Array>,
     ) -> Self {
         Self { inner: Arc::new(Inner { name, shape, chunks, dtype: DType::F64, tasks, inputs }) }
+    }
+
+    /// The keys of its chunks, in row-major chunk order.
+    pub(crate) fn chunk_keys(&self) -> impl Iterator<Item = &Key> {
+        self.inner.tasks.iter().map(|t| &t.key)
     }
 
     /// The shape.
@@ -76,7 +81,7 @@ impl Array {
     }
 
     /// A per-chunk op applied to every chunk of `self`.
-    fn map_chunks(&self, prefix: &str, params: &impl std::hash::Hash, op: Op) -> Array {
+    pub(crate) fn map_chunks(&self, prefix: &str, params: &impl std::hash::Hash, op: Op) -> Array {
         let name = token(prefix, &(self.name(), params));
         let base = Key::named(name.as_str());
         let tasks = self

@@ -29,6 +29,7 @@ mod kernels;
 mod npy;
 mod ops;
 mod reduce;
+mod structure;
 
 pub use array::{
     Array, DEFAULT_SPLIT_EVERY, Reduced, arange, from_ndarray, full, linspace, normal, ones,
@@ -39,3 +40,4 @@ pub use error::{Error, Result};
 pub use npy::from_npy;
 pub use ops::{BinOp, UnaryOp, register_ops};
 pub use reduce::Agg;
+pub use structure::{Index, concatenate, stack};

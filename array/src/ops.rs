@@ -18,6 +18,11 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<RangeChunk>()
         .register::<crate::npy::ReadNpyChunk>()
         .register::<crate::npy::WriteNpyChunk>()
+        .register::<crate::structure::SliceChunk>()
+        .register::<crate::structure::TransposeChunk>()
+        .register::<crate::structure::Assemble>()
+        .register::<crate::structure::Alias>()
+        .register::<crate::structure::ExpandDims>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();
