@@ -171,45 +171,83 @@ impl Array {
     }
 
     /// Element-wise arithmetic with another array of the same shape and chunks.
+    /// Element-wise arithmetic with NumPy broadcasting: shapes are aligned on the
+    /// right and an axis of size 1 stretches to the other's size. Where both arrays
+    /// span an axis, both are rechunked to the common refinement of their chunks.
     fn arith(&self, op: BinOp, other: &Array) -> Result<Array> {
-        if self.shape() != other.shape() {
-            return Err(Error::ShapeMismatch {
-                left: self.shape().to_vec(),
-                right: other.shape().to_vec(),
-                reason:
-                    "must be equal for element-wise arithmetic (broadcasting is not supported yet)"
-                        .into(),
-            });
+        let ndim = self.shape().len().max(other.shape().len());
+        let padded = |x: &Array| -> Vec<usize> {
+            std::iter::repeat_n(1, ndim - x.shape().len())
+                .chain(x.shape().iter().copied())
+                .collect()
+        };
+        let (sa, sb) = (padded(self), padded(other));
+        let mut shape = Vec::with_capacity(ndim);
+        for k in 0..ndim {
+            if sa[k] != sb[k] && sa[k] != 1 && sb[k] != 1 {
+                return Err(Error::ShapeMismatch {
+                    left: self.shape().to_vec(),
+                    right: other.shape().to_vec(),
+                    reason: format!(
+                        "cannot be broadcast together (axis {k}: {} against {})",
+                        sa[k], sb[k]
+                    ),
+                });
+            }
+            shape.push(sa[k].max(sb[k]));
         }
-        if self.chunks() != other.chunks() {
-            return Err(Error::Invalid(format!(
-                "chunk layouts differ ({:?} and {:?}); build both arrays with the same chunks",
-                self.chunks().sizes(),
-                other.chunks().sizes()
-            )));
-        }
-        let name = token("arith", &(self.name(), other.name(), op));
-        let base = Key::named(name.as_str());
-        let tasks = self
-            .inner
-            .tasks
-            .iter()
-            .zip(&other.inner.tasks)
-            .map(|(a, b)| {
-                Task::new(
-                    base.with_index(a.key.index()),
-                    Op::data(ArrayArith { op }),
-                    [a.key.clone(), b.key.clone()],
-                )
+        // The output's chunks per axis: the common refinement where both span it.
+        let sizes_of = |x: &Array, k: usize| -> Option<Vec<usize>> {
+            let pad = ndim - x.shape().len();
+            (k >= pad && x.shape()[k - pad] == shape[k])
+                .then(|| x.chunks().sizes()[k - pad].clone())
+        };
+        let out_sizes: Vec<Vec<usize>> = (0..ndim)
+            .map(|k| match (sizes_of(self, k), sizes_of(other, k)) {
+                (Some(a), Some(b)) => refine(&a, &b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => vec![1],
             })
             .collect();
-        Ok(Array::new(
-            name,
-            self.shape().to_vec(),
-            self.chunks().clone(),
-            tasks,
-            vec![self.clone(), other.clone()],
-        ))
+        let layout = Chunks::explicit(&shape, out_sizes.clone())?;
+        // Each operand takes the output's chunks on the axes it spans.
+        let align = |x: &Array| -> Result<Array> {
+            let pad = ndim - x.shape().len();
+            let sizes = (0..x.shape().len())
+                .map(|j| {
+                    if x.shape()[j] == shape[j + pad] {
+                        out_sizes[j + pad].clone()
+                    } else {
+                        vec![1]
+                    }
+                })
+                .collect();
+            x.rechunk_to(Chunks::explicit(x.shape(), sizes)?)
+        };
+        let (a, b) = (align(self)?, align(other)?);
+        let (a_keys, b_keys): (Vec<&Key>, Vec<&Key>) =
+            (a.chunk_keys().collect(), b.chunk_keys().collect());
+        let key_at = |x: &Array, keys: &[&Key], out_index: &[u32]| -> Key {
+            let pad = ndim - x.shape().len();
+            let grid = x.chunks().grid();
+            let at = (0..x.shape().len()).fold(0usize, |acc, j| {
+                let i =
+                    if x.shape()[j] == shape[j + pad] { out_index[j + pad] as usize } else { 0 };
+                acc * grid[j] + i
+            });
+            keys[at].clone()
+        };
+        let name = token("arith", &(a.name(), b.name(), op));
+        let base = Key::named(name.as_str());
+        let tasks = layout
+            .blocks()
+            .iter()
+            .map(|blk| {
+                let deps = [key_at(&a, &a_keys, &blk.index), key_at(&b, &b_keys, &blk.index)];
+                Task::new(base.with_index(blk.index.clone()), Op::data(ArrayArith { op }), deps)
+            })
+            .collect();
+        Ok(Array::new(name, shape, layout, tasks, vec![a, b]))
     }
 
     /// `self + other` element-wise.
@@ -386,6 +424,31 @@ pub fn random(shape: &[usize], chunks: &[usize], seed: u64) -> Result<Array> {
             shape: b.shape.clone(),
         })
     })
+}
+
+/// The chunk sizes whose boundaries are those of `a` and `b` together.
+fn refine(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let ends = |s: &[usize]| -> Vec<usize> {
+        s.iter()
+            .scan(0, |at, &x| {
+                *at += x;
+                Some(*at)
+            })
+            .collect()
+    };
+    let mut bounds: Vec<usize> = ends(a).into_iter().chain(ends(b)).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    let mut prev = 0;
+    let sizes: Vec<usize> = bounds
+        .into_iter()
+        .filter_map(|e| {
+            let s = e - prev;
+            prev = e;
+            (s > 0).then_some(s)
+        })
+        .collect();
+    if sizes.is_empty() { vec![0] } else { sizes }
 }
 
 /// Normal numbers with the given mean and standard deviation, drawn like

@@ -218,17 +218,30 @@ impl OpKind for ArrayArith {
         };
         let mut a = f64_input(Self::NAME, vec![a])?;
         let b = f64_input(Self::NAME, vec![b])?;
-        if a.shape() != b.shape() {
-            return Err(Error::Internal(format!(
+        let op = self.op;
+        if a.shape() == b.shape() {
+            ndarray::Zip::from(&mut a).and(&b).for_each(|x, &y| *x = op.apply(*x, y));
+            return Ok(Value::from(ArrayChunk::F64(a)));
+        }
+        // NumPy broadcasting between the two chunks (the graph lined them up).
+        let ndim = a.ndim().max(b.ndim());
+        let dim = |x: &ArrayD<f64>, k: usize| {
+            let pad = ndim - x.ndim();
+            if k < pad { 1 } else { x.shape()[k - pad] }
+        };
+        let shape: Vec<usize> = (0..ndim).map(|k| dim(&a, k).max(dim(&b, k))).collect();
+        let mismatch = || {
+            Error::Internal(format!(
                 "chunks of shapes {:?} and {:?} met in {}",
                 a.shape(),
                 b.shape(),
                 Self::NAME
-            )));
-        }
-        let op = self.op;
-        ndarray::Zip::from(&mut a).and(&b).for_each(|x, &y| *x = op.apply(*x, y));
-        Ok(Value::from(ArrayChunk::F64(a)))
+            ))
+        };
+        let av = a.broadcast(IxDyn(&shape)).ok_or_else(mismatch)?;
+        let bv = b.broadcast(IxDyn(&shape)).ok_or_else(mismatch)?;
+        let out = ndarray::Zip::from(&av).and(&bv).map_collect(|&x, &y| op.apply(x, y));
+        Ok(Value::from(ArrayChunk::F64(out)))
     }
 }
 

@@ -45,7 +45,7 @@ fn array_arithmetic_matches_ndarray_and_refuses_mismatches() {
     assert_eq!(centered, 0.0);
     let err = a.add(&random(&[30, 41], &[7, 9], 1).unwrap()).unwrap_err().to_string();
     assert!(err.contains("[30, 40]") && err.contains("[30, 41]"), "{err}");
-    assert!(a.add(&random(&[30, 40], &[10, 10], 1).unwrap()).is_err());
+    assert!(a.add(&random(&[30, 41], &[10, 10], 1).unwrap()).is_err());
 }
 
 #[test]
@@ -83,4 +83,31 @@ fn from_ndarray_round_trips_any_chunking() {
         let x = from_ndarray(&data, Chunks::regular(&[5, 6, 7], &chunks).unwrap()).unwrap();
         assert_eq!(x.compute().unwrap(), data);
     }
+}
+
+#[test]
+fn arithmetic_broadcasts_like_numpy_and_unifies_chunks() {
+    let a = random(&[6, 1, 5], &[4, 1, 2], 1).unwrap();
+    let b = random(&[7, 5], &[3, 5], 2).unwrap();
+    let (da, db) = (a.compute().unwrap(), b.compute().unwrap());
+    let c = a.add(&b).unwrap();
+    assert_eq!(c.shape(), &[6, 7, 5]);
+    assert_eq!(bits(&c.compute().unwrap()), bits(&(&da + &db)));
+    // Same shape, different chunks: both are rechunked to the common refinement.
+    let x = random(&[10, 9], &[4, 9], 3).unwrap();
+    let y = random(&[10, 9], &[5, 2], 4).unwrap();
+    let z = x.mul(&y).unwrap();
+    assert_eq!(z.chunks().sizes(), &[vec![4, 1, 3, 2], vec![2, 2, 2, 2, 1]]);
+    assert_eq!(bits(&z.compute().unwrap()), bits(&(&x.compute().unwrap() * &y.compute().unwrap())));
+    // A row of column means, broadcast back: x - x.mean(axis=0).
+    let m = x.reduce(brisk_array::Agg::Mean, Some(&[0]), 8).unwrap();
+    let centered = x.sub(&m).unwrap();
+    let dx = x.compute().unwrap();
+    let want = &dx - &dx.mean_axis(ndarray::Axis(0)).unwrap();
+    assert!(centered.compute().unwrap().iter().zip(&want).all(|(p, q)| (p - q).abs() < 1e-12));
+    let err = random(&[3, 4], &[3, 4], 0)
+        .unwrap()
+        .add(&random(&[3, 5], &[3, 5], 0).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be broadcast"), "{err}");
 }
