@@ -23,6 +23,8 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<crate::structure::Assemble>()
         .register::<crate::structure::Alias>()
         .register::<crate::structure::ExpandDims>()
+        .register::<crate::structure::MatmulBlock>()
+        .register::<crate::structure::SumChunks>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();

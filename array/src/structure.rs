@@ -596,3 +596,136 @@ pub fn stack(arrays: &[Array], axis: usize) -> Result<Array> {
         .collect::<Result<Vec<_>>>()?;
     concatenate(&expanded, axis)
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MatmulBlock;
+
+impl OpKind for MatmulBlock {
+    const NAME: &'static str = "array.matmul-block";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let [a, b] = &inputs[..] else {
+            return Err(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 2,
+                found: inputs.len(),
+            });
+        };
+        let to_2d = |v: &Value| -> brisk_core::Result<ndarray::Array2<f64>> {
+            chunk_of(Self::NAME, v)?
+                .into_dimensionality()
+                .map_err(|e| CoreError::Internal(e.to_string()))
+        };
+        Ok(f64_value(to_2d(a)?.dot(&to_2d(b)?).into_dyn()))
+    }
+}
+
+/// Chunks of one shape summed element-wise in input order: a node of the
+/// contraction tree of `matmul`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SumChunks;
+
+impl OpKind for SumChunks {
+    const NAME: &'static str = "array.sum-chunks";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let mut it = inputs.iter();
+        let first =
+            it.next().ok_or(CoreError::Arity { op: Self::NAME.into(), expected: 1, found: 0 })?;
+        let mut acc = chunk_of(Self::NAME, first)?;
+        for v in it {
+            acc += &chunk_of(Self::NAME, v)?;
+        }
+        Ok(f64_value(acc))
+    }
+}
+
+impl Array {
+    /// The matrix product of two 2-d arrays, block by block; the partial products
+    /// along the contracted axis are summed in a fixed tree of `split_every` inputs
+    /// per node, so the result is the same for every thread count. `other`'s rows are
+    /// rechunked to `self`'s column chunks if they differ.
+    ///
+    /// ```
+    /// use brisk_array::random;
+    /// use brisk_scheduler::Compute;
+    /// let a = random(&[30, 20], &[10, 7], 1)?;
+    /// let b = random(&[20, 12], &[5, 6], 2)?;
+    /// let c = a.matmul(&b)?;
+    /// let want = a.compute()?.into_dimensionality::<ndarray::Ix2>()?
+    ///     .dot(&b.compute()?.into_dimensionality::<ndarray::Ix2>()?);
+    /// assert!(c.compute()?.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-12));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn matmul(&self, other: &Array) -> Result<Array> {
+        let (&[m, k], &[k2, n]) = (self.shape(), other.shape()) else {
+            return Err(Error::ShapeMismatch {
+                left: self.shape().to_vec(),
+                right: other.shape().to_vec(),
+                reason: "must both be 2-dimensional for matmul".into(),
+            });
+        };
+        if k != k2 {
+            return Err(Error::ShapeMismatch {
+                left: self.shape().to_vec(),
+                right: other.shape().to_vec(),
+                reason: format!("do not align for matmul: {k} columns against {k2} rows"),
+            });
+        }
+        let k_sizes = self.chunks().sizes()[1].clone();
+        let b = other.rechunk_to(Chunks::explicit(
+            other.shape(),
+            vec![k_sizes.clone(), other.chunks().sizes()[1].clone()],
+        )?)?;
+        let (gi, gk, gj) = (self.chunks().grid()[0], k_sizes.len(), b.chunks().grid()[1]);
+        let a_keys: Vec<&Key> = self.chunk_keys().collect();
+        let b_keys: Vec<&Key> = b.chunk_keys().collect();
+        let name = token("matmul", &(self.name(), b.name()));
+        let layout = Chunks::explicit(
+            &[m, n],
+            vec![self.chunks().sizes()[0].clone(), b.chunks().sizes()[1].clone()],
+        )?;
+        let products = Key::named(format!("{name}-product"));
+        let mut inner = Vec::new();
+        let mut outputs = Vec::new();
+        for i in 0..gi {
+            for j in 0..gj {
+                let mut level: Vec<Key> = (0..gk)
+                    .map(|kk| {
+                        let key = products.with_index([i as u32, j as u32, kk as u32]);
+                        let deps = [a_keys[i * gk + kk].clone(), b_keys[kk * gj + j].clone()];
+                        inner.push(Task::new(key.clone(), Op::data(MatmulBlock), deps));
+                        key
+                    })
+                    .collect();
+                let mut depth = 0u32;
+                while level.len() > crate::DEFAULT_SPLIT_EVERY {
+                    let base = Key::named(format!("{name}-sum-{depth}"));
+                    level = level
+                        .chunks(crate::DEFAULT_SPLIT_EVERY)
+                        .enumerate()
+                        .map(|(g, group)| {
+                            let key = base.with_index([i as u32, j as u32, g as u32]);
+                            inner.push(Task::new(key.clone(), Op::data(SumChunks), group.to_vec()));
+                            key
+                        })
+                        .collect();
+                    depth += 1;
+                }
+                outputs.push(Task::new(
+                    Key::new(name.as_str(), [i as u32, j as u32]),
+                    Op::data(SumChunks),
+                    level,
+                ));
+            }
+        }
+        let middle = Array::new(
+            format!("{name}-inner"),
+            Vec::new(),
+            Chunks::regular(&[], &[])?,
+            inner,
+            vec![self.clone(), b],
+        );
+        Ok(Array::new(name, vec![m, n], layout, outputs, vec![middle]))
+    }
+}

@@ -176,3 +176,32 @@ fn out_of_range_indices_are_errors() {
     assert!(x.slice(&[Index::All, Index::All, Index::All]).is_err());
     assert!(x.transpose(Some(&[0, 0])).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn matmul_matches_ndarray_dot(
+        (m, k, n) in (1usize..12, 1usize..40, 1usize..12),
+        (cm, ck, ck2, cn) in (1usize..6, 1usize..6, 1usize..6, 1usize..6),
+        threads in 1usize..4,
+    ) {
+        let a = random(&[m, k], &[cm, ck], 1).unwrap();
+        let b = random(&[k, n], &[ck2, cn], 2).unwrap();
+        let c = a.matmul(&b).unwrap();
+        let want = a.compute().unwrap().into_dimensionality::<ndarray::Ix2>().unwrap()
+            .dot(&b.compute().unwrap().into_dimensionality::<ndarray::Ix2>().unwrap());
+        let got = Scheduler::threads(threads).compute(&c).unwrap();
+        prop_assert!(got.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-12));
+        let again = Scheduler::sync().compute(&c).unwrap();
+        prop_assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), again.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn matmul_refuses_shapes_that_do_not_align() {
+    let a = random(&[3, 4], &[3, 4], 0).unwrap();
+    let err = a.matmul(&random(&[5, 2], &[5, 2], 0).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("4 columns against 5 rows"), "{err}");
+    assert!(a.matmul(&random(&[4], &[4], 0).unwrap()).is_err());
+}
