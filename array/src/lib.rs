@@ -4,13 +4,25 @@
 //! one task of a `brisk-graph` graph, computed by `brisk-scheduler`. Its ops are plain
 //! data ([`register_ops`] makes them decodable by name).
 //!
-//! So far: f64 arrays; creation by [`random`] (a counter-based generator keyed by
-//! seed and global element index: the same numbers for every chunking), [`full`],
-//! [`zeros`], [`ones`], [`from_ndarray`]; element-wise arithmetic with scalars; and
-//! full reductions ([`Array::sum`], [`Array::mean`]) with pairwise summation inside
-//! each chunk and a fixed tree across chunks, so results are bit-identical for every
-//! thread count. Per-chunk steps fuse: `random → add → chunk sum` is one task per
-//! chunk, and no intermediate chunk is stored.
+//! So far (f64 arrays only):
+//! - creation: [`random`] and [`normal`] from a counter-based generator keyed by
+//!   (seed, global element index) — the same numbers for every chunking — and
+//!   [`full`], [`zeros`], [`ones`], [`arange`], [`linspace`], [`from_ndarray`],
+//!   [`from_npy`] (each chunk reads only its own bytes);
+//! - element-wise: arithmetic with scalars and with arrays (NumPy broadcasting,
+//!   chunks unified by rechunking), `abs`, `sqrt`, `exp`, `log`, `sin`, `cos`,
+//!   `powf`, and user kernels with [`Array::map_blocks`];
+//! - reductions ([`Agg`]): sum, mean, var, std (ddof), min, max over all axes or
+//!   chosen axes, with pairwise summation inside each chunk and a fixed tree
+//!   (`split_every`) across chunks, so results are bit-identical for every thread
+//!   count;
+//! - structure: [`Array::transpose`], basic slicing ([`Index`]), [`Array::rechunk`],
+//!   [`concatenate`], [`stack`], [`Array::matmul`];
+//! - results: `compute()` gives an `ndarray::ArrayD<f64>` (an `f64` for full
+//!   reductions); [`Array::to_npy`] writes chunk by chunk.
+//!
+//! Per-chunk steps fuse: `random → add → chunk sum` is one task per chunk, and no
+//! intermediate chunk is stored.
 //!
 //! ```
 //! use brisk_scheduler::Compute;
@@ -19,8 +31,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Not yet: other dtypes, axis reductions, broadcasting between arrays, slicing,
-//! rechunking, matmul, `.npy` I/O.
+//! Not yet: dtypes other than f64 (f32, i64, i32, bool), comparisons and `where`,
+//! `astype`, `integers`, argmin/argmax/any/all/count_nonzero, reshape.
 
 mod array;
 mod chunks;
