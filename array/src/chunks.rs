@@ -139,3 +139,31 @@ pub(crate) struct Block {
     pub(crate) start: Vec<usize>,
     pub(crate) shape: Vec<usize>,
 }
+
+/// The row-major global index of the first element of each row (run along the last
+/// axis) of the block at `start` with `shape` inside an array of shape `global`, in
+/// the block's row-major order, and the row length. A 0-d block is one row of one.
+pub(crate) fn row_starts(global: &[usize], start: &[usize], shape: &[usize]) -> (Vec<u64>, usize) {
+    let ndim = shape.len();
+    if ndim == 0 {
+        return (vec![0], 1);
+    }
+    let mut strides = vec![1u64; ndim];
+    for a in (0..ndim - 1).rev() {
+        strides[a] = strides[a + 1] * global[a + 1] as u64;
+    }
+    let row = shape[ndim - 1];
+    let rows = shape.iter().product::<usize>().checked_div(row).unwrap_or(0);
+    let starts = (0..rows)
+        .map(|r| {
+            let mut rest = r;
+            let mut at = start[ndim - 1] as u64;
+            for a in (0..ndim - 1).rev() {
+                at += (start[a] + rest % shape[a]) as u64 * strides[a];
+                rest /= shape[a];
+            }
+            at
+        })
+        .collect();
+    (starts, row)
+}

@@ -116,31 +116,10 @@ pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
     })
 }
 
-/// Byte offsets of each contiguous row of a chunk inside the whole C-order array.
+/// Byte offsets (from the start of the data) of each row of a chunk in a C-order file.
 fn row_offsets(global: &[usize], start: &[usize], shape: &[usize]) -> (Vec<u64>, usize) {
-    let ndim = shape.len();
-    if ndim == 0 {
-        return (vec![0], 1);
-    }
-    let mut strides = vec![1u64; ndim];
-    for a in (0..ndim - 1).rev() {
-        strides[a] = strides[a + 1] * global[a + 1] as u64;
-    }
-    let row = shape[ndim - 1];
-    let len: usize = shape.iter().product();
-    let rows = len.checked_div(row).unwrap_or(0);
-    let offsets = (0..rows)
-        .map(|r| {
-            let mut rest = r;
-            let mut at = start[ndim - 1] as u64;
-            for a in (0..ndim - 1).rev() {
-                at += (start[a] + rest % shape[a]) as u64 * strides[a];
-                rest /= shape[a];
-            }
-            at * 8
-        })
-        .collect();
-    (offsets, row)
+    let (starts, row) = crate::chunks::row_starts(global, start, shape);
+    (starts.into_iter().map(|s| s * 8).collect(), row)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -30,7 +30,9 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<crate::reduce::FinishPartial>();
 }
 
-fn f64_input(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
+/// The one f64 chunk an op takes, moved out when the scheduler handed over the last
+/// reference (so in-place kernels copy nothing), cloned otherwise.
+pub(crate) fn f64_input(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
     let found = inputs.len();
     let Some(Value::Array(chunk)) = inputs.into_iter().next().filter(|_| found == 1) else {
         return Err(Error::Arity { op: op.into(), expected: 1, found });
@@ -56,29 +58,10 @@ pub(crate) struct RandomChunk {
 impl RandomChunk {
     /// The chunk with `value(global element index)` at every element.
     fn generate(&self, value: impl Fn(u64) -> f64) -> Result<ArrayD<f64>> {
-        let len: usize = self.shape.iter().product();
-        let mut data = Vec::with_capacity(len);
-        let ndim = self.shape.len();
-        if ndim == 0 {
-            data.push(value(0));
-        } else if len > 0 {
-            // Row-major strides of the whole array give each element's global index;
-            // the last axis is contiguous, so each row of the chunk is one run.
-            let mut strides = vec![1u64; ndim];
-            for a in (0..ndim - 1).rev() {
-                strides[a] = strides[a + 1] * self.global_shape[a + 1] as u64;
-            }
-            let row = self.shape[ndim - 1];
-            for r in 0..len / row {
-                let mut rest = r;
-                let mut base = self.start[ndim - 1] as u64;
-                for a in (0..ndim - 1).rev() {
-                    let i = rest % self.shape[a];
-                    rest /= self.shape[a];
-                    base += (self.start[a] + i) as u64 * strides[a];
-                }
-                data.extend((0..row as u64).map(|j| value(base + j)));
-            }
+        let (starts, row) = crate::chunks::row_starts(&self.global_shape, &self.start, &self.shape);
+        let mut data = Vec::with_capacity(starts.len() * row);
+        for base in starts {
+            data.extend((0..row as u64).map(|j| value(base + j)));
         }
         ArrayD::from_shape_vec(IxDyn(&self.shape), data).map_err(|e| Error::Internal(e.to_string()))
     }

@@ -4,8 +4,6 @@
 //! A partial state is one or more f64 arrays shaped like the chunk with the reduced
 //! axes kept at length 1, so full and axis reductions share every step.
 
-use std::sync::Arc;
-
 use brisk_core::{ArrayChunk, Error, OpKind, Result, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
@@ -53,22 +51,6 @@ fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
 }
 
-fn input_chunk(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
-    let found = inputs.len();
-    match inputs.into_iter().next() {
-        Some(Value::Array(chunk)) if found == 1 => {
-            match Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()) {
-                ArrayChunk::F64(a) => Ok(a),
-                other => Err(Error::TypeMismatch {
-                    expected: "f64 chunk".into(),
-                    found: format!("{} chunk", other.dtype()),
-                }),
-            }
-        }
-        _ => Err(Error::Arity { op: op.into(), expected: 1, found }),
-    }
-}
-
 fn state_of(value: &Value, parts: usize) -> Result<Vec<ArrayD<f64>>> {
     let bad =
         || Error::TypeMismatch { expected: format!("{parts} partial arrays"), found: value.kind() };
@@ -103,7 +85,7 @@ impl OpKind for ChunkPartial {
     const NAME: &'static str = "array.reduce-chunk";
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let a = input_chunk(Self::NAME, inputs)?;
+        let a = crate::ops::f64_input(Self::NAME, inputs)?;
         let ndim = a.ndim();
         // Move the reduced axes last, so each output position reduces one contiguous
         // run; for a full reduction of a standard-layout chunk this copies nothing.

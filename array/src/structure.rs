@@ -1,8 +1,6 @@
 //! Structure: transpose, basic slicing, rechunk, concatenate, stack, and user
 //! kernels with `map_blocks`.
 
-use std::sync::Arc;
-
 use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::Task;
 use ndarray::{ArrayD, Axis, IxDyn, SliceInfoElem};
@@ -25,22 +23,6 @@ fn chunk_of(op: &str, v: &Value) -> brisk_core::Result<ArrayD<f64>> {
             expected: format!("f64 chunk for {op}"),
             found: other.kind(),
         }),
-    }
-}
-
-fn first_chunk(op: &str, inputs: Vec<Value>) -> brisk_core::Result<ArrayD<f64>> {
-    let found = inputs.len();
-    match inputs.into_iter().next() {
-        Some(Value::Array(c)) if found == 1 => {
-            match Arc::try_unwrap(c).unwrap_or_else(|shared| (*shared).clone()) {
-                ArrayChunk::F64(a) => Ok(a),
-                other => Err(CoreError::TypeMismatch {
-                    expected: "f64 chunk".into(),
-                    found: format!("{} chunk", other.dtype()),
-                }),
-            }
-        }
-        _ => Err(CoreError::Arity { op: op.into(), expected: 1, found }),
     }
 }
 
@@ -89,7 +71,7 @@ impl OpKind for SliceChunk {
     const NAME: &'static str = "array.slice";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let a = first_chunk(Self::NAME, inputs)?;
+        let a = crate::ops::f64_input(Self::NAME, inputs)?;
         let info: Vec<SliceInfoElem> = self
             .takes
             .iter()
@@ -122,7 +104,7 @@ impl OpKind for TransposeChunk {
     const NAME: &'static str = "array.transpose";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let a = first_chunk(Self::NAME, inputs)?;
+        let a = crate::ops::f64_input(Self::NAME, inputs)?;
         Ok(f64_value(a.permuted_axes(IxDyn(&self.axes)).as_standard_layout().into_owned()))
     }
 }
@@ -194,7 +176,7 @@ impl OpKind for ExpandDims {
     const NAME: &'static str = "array.expand-dims";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        Ok(f64_value(first_chunk(Self::NAME, inputs)?.insert_axis(Axis(self.axis))))
+        Ok(f64_value(crate::ops::f64_input(Self::NAME, inputs)?.insert_axis(Axis(self.axis))))
     }
 }
 
@@ -468,7 +450,7 @@ impl Array {
     ) -> Array {
         let label = name.to_string();
         let op = Op::local(name, move |inputs: Vec<Value>| {
-            let a = first_chunk(&label, inputs)?;
+            let a = crate::ops::f64_input(&label, inputs)?;
             let shape = a.shape().to_vec();
             let out = f(a);
             if out.shape() != shape.as_slice() {

@@ -1,6 +1,9 @@
 //! Reductions over all axes and chosen axes against eager ndarray references, on
 //! random shapes and chunkings, and bit for bit across thread counts.
 
+mod common;
+use common::cut;
+
 use brisk_array::{Agg, Chunks, from_ndarray, random};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{ArrayD, Axis, Dimension, IxDyn};
@@ -62,22 +65,6 @@ fn layout() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<usize>>, Vec<usize>)> 
             .collect::<Vec<_>>();
         (Just(shape), axes, proptest::sample::subsequence((0..ndim).collect::<Vec<_>>(), 1..=ndim))
     })
-}
-
-fn cut(n: usize, cuts: &[usize]) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    let mut left = n;
-    for &c in cuts {
-        if left == 0 {
-            break;
-        }
-        sizes.push(c.min(left));
-        left -= c.min(left);
-    }
-    if left > 0 {
-        sizes.push(left);
-    }
-    sizes
 }
 
 proptest! {

@@ -1,26 +1,13 @@
 //! Transpose, slicing, rechunk, concatenate, stack and map_blocks against eager
 //! ndarray references on random shapes and chunkings.
 
+mod common;
+use common::cut;
+
 use brisk_array::{Array, Chunks, Index, concatenate, from_ndarray, random, stack};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{ArrayD, Axis, IxDyn};
 use proptest::prelude::*;
-
-fn cut(n: usize, cuts: &[usize]) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    let mut left = n;
-    for &c in cuts {
-        if left == 0 {
-            break;
-        }
-        sizes.push(c.min(left));
-        left -= c.min(left);
-    }
-    if left > 0 || sizes.is_empty() {
-        sizes.push(left);
-    }
-    sizes
-}
 
 fn layout() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<usize>>, Vec<Vec<usize>>)> {
     proptest::collection::vec(1usize..8, 1..4).prop_flat_map(|shape| {
