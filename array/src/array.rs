@@ -55,6 +55,14 @@ impl Array {
         Self { inner: Arc::new(Inner { name, shape, chunks, dtype: DType::F64, tasks, inputs }) }
     }
 
+    /// Intermediate tasks (a reduction tree, matmul's block products) that belong to
+    /// no array of their own: a layer with no shape, only there to carry its tasks
+    /// and inputs into the graph.
+    pub(crate) fn hidden_layer(name: String, tasks: Vec<Task>, inputs: Vec<Array>) -> Array {
+        let layout = Chunks::explicit(&[], Vec::new()).expect("the 0-d layout is valid");
+        Array::new(name, Vec::new(), layout, tasks, inputs)
+    }
+
     /// The keys of its chunks, in row-major chunk order.
     pub(crate) fn chunk_keys(&self) -> impl Iterator<Item = &Key> {
         self.inner.tasks.iter().map(|t| &t.key)
@@ -393,13 +401,7 @@ impl Array {
         let input = if tasks.is_empty() {
             partial
         } else {
-            Array::new(
-                format!("{name}-tree"),
-                Vec::new(),
-                Chunks::regular(&[], &[])?,
-                tasks,
-                vec![partial],
-            )
+            Array::hidden_layer(format!("{name}-tree"), tasks, vec![partial])
         };
         let shape: Vec<usize> = kept.iter().map(|&d| self.shape()[d]).collect();
         let layout = Chunks::explicit(

@@ -701,13 +701,7 @@ impl Array {
                 ));
             }
         }
-        let middle = Array::new(
-            format!("{name}-inner"),
-            Vec::new(),
-            Chunks::regular(&[], &[])?,
-            inner,
-            vec![self.clone(), b],
-        );
+        let middle = Array::hidden_layer(format!("{name}-inner"), inner, vec![self.clone(), b]);
         Ok(Array::new(name, vec![m, n], layout, outputs, vec![middle]))
     }
 }
