@@ -15,7 +15,8 @@
 //! - reductions ([`Agg`]): sum, mean, var, std (ddof), min, max over all axes or
 //!   chosen axes, with pairwise summation inside each chunk and a fixed tree
 //!   (`split_every`) across chunks, so results are bit-identical for every thread
-//!   count;
+//!   count; and [`Array::argmin`], [`Array::argmax`], [`Array::count_nonzero`],
+//!   [`Array::any`], [`Array::all`] over all axes;
 //! - structure: [`Array::transpose`], basic slicing ([`Index`]), [`Array::rechunk`],
 //!   [`concatenate`], [`stack`], [`Array::matmul`];
 //! - results: `compute()` gives an `ndarray::ArrayD<f64>` (an `f64` for full
@@ -32,7 +33,7 @@
 //! ```
 //!
 //! Not yet: dtypes other than f64 (f32, i64, i32, bool), comparisons and `where`,
-//! `astype`, `integers`, argmin/argmax/any/all/count_nonzero, reshape.
+//! `astype`, `integers`, axis-wise argmin/argmax/any/all/count_nonzero, reshape.
 
 mod array;
 mod chunks;
@@ -41,6 +42,7 @@ mod kernels;
 mod npy;
 mod ops;
 mod reduce;
+mod scalar_reduce;
 mod structure;
 
 pub use array::{
@@ -52,4 +54,5 @@ pub use error::{Error, Result};
 pub use npy::from_npy;
 pub use ops::{BinOp, UnaryOp, register_ops};
 pub use reduce::Agg;
+pub use scalar_reduce::{FromScalar, ReducedScalar};
 pub use structure::{Index, concatenate, stack};

@@ -25,6 +25,9 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<crate::structure::ExpandDims>()
         .register::<crate::structure::MatmulBlock>()
         .register::<crate::structure::SumChunks>()
+        .register::<crate::scalar_reduce::ChunkArg>()
+        .register::<crate::scalar_reduce::CombineArg>()
+        .register::<crate::scalar_reduce::FinishArg>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();
