@@ -368,27 +368,17 @@ impl Array {
         let name = token("reduce", &(partial.name(), agg, split_every));
         let mut tasks = Vec::new();
         let mut finish_tasks = Vec::new();
-        for (out_index, mut level) in groups {
-            let mut depth = 0u32;
-            while level.len() > 1 {
-                let base = Key::named(format!("{name}-combine-{depth}"));
-                level = level
-                    .chunks(split_every)
-                    .enumerate()
-                    .map(|(i, group)| {
-                        let mut index = out_index.clone();
-                        index.push(i as u32);
-                        let key = base.with_index(index);
-                        tasks.push(Task::new(
-                            key.clone(),
-                            Op::data(CombinePartial { agg }),
-                            group.to_vec(),
-                        ));
-                        key
-                    })
-                    .collect();
-                depth += 1;
-            }
+        for (out_index, level) in groups {
+            let combine = Op::data(CombinePartial { agg });
+            let level = combine_tree(
+                level,
+                split_every,
+                1,
+                &format!("{name}-combine"),
+                &out_index,
+                &combine,
+                &mut tasks,
+            );
             let key = Key::new(name.as_str(), out_index);
             finish_tasks.push(Task::new(
                 key,
@@ -426,6 +416,37 @@ pub fn random(shape: &[usize], chunks: &[usize], seed: u64) -> Result<Array> {
             shape: b.shape.clone(),
         })
     })
+}
+
+/// Combines `level` in a fixed tree, `split_every` keys per node, until at most
+/// `limit` keys are left; pushes the combine tasks (`{prefix}-{depth}` keys, indexed
+/// by `index` and the node's position) and returns the last level. The tree depends
+/// only on the keys' order, never on which finishes first.
+pub(crate) fn combine_tree(
+    mut level: Vec<Key>,
+    split_every: usize,
+    limit: usize,
+    prefix: &str,
+    index: &[u32],
+    combine: &Op,
+    tasks: &mut Vec<Task>,
+) -> Vec<Key> {
+    let mut depth = 0u32;
+    while level.len() > limit {
+        let base = Key::named(format!("{prefix}-{depth}"));
+        level = level
+            .chunks(split_every)
+            .enumerate()
+            .map(|(i, group)| {
+                let key =
+                    base.with_index(index.iter().copied().chain([i as u32]).collect::<Vec<_>>());
+                tasks.push(Task::new(key.clone(), combine.clone(), group.to_vec()));
+                key
+            })
+            .collect();
+        depth += 1;
+    }
+    level
 }
 
 /// The chunk sizes whose boundaries are those of `a` and `b` together.

@@ -7,7 +7,7 @@ use brisk_graph::{Collection, GraphBuilder, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::DEFAULT_SPLIT_EVERY;
-use crate::array::{Array, token};
+use crate::array::{Array, combine_tree, token};
 use crate::ops::f64_input;
 
 /// Which index-or-count reduction.
@@ -222,25 +222,17 @@ impl Array {
                 Task::new(chunk_base.with_index(b.index.clone()), op, [key.clone()])
             })
             .collect();
-        let mut level: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
-        let mut depth = 0u32;
-        while level.len() > 1 {
-            let base = Key::named(format!("{name}-combine-{depth}"));
-            level = level
-                .chunks(DEFAULT_SPLIT_EVERY)
-                .enumerate()
-                .map(|(i, group)| {
-                    let key = base.with_index([i as u32]);
-                    tasks.push(Task::new(
-                        key.clone(),
-                        Op::data(CombineArg { kind }),
-                        group.to_vec(),
-                    ));
-                    key
-                })
-                .collect();
-            depth += 1;
-        }
+        let partials: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
+        let combine = Op::data(CombineArg { kind });
+        let level = combine_tree(
+            partials,
+            DEFAULT_SPLIT_EVERY,
+            1,
+            &format!("{name}-combine"),
+            &[],
+            &combine,
+            &mut tasks,
+        );
         let key = Key::named(name);
         tasks.push(Task::new(key.clone(), Op::data(FinishArg { output }), level));
         ReducedScalar {

@@ -672,7 +672,7 @@ impl Array {
         let mut outputs = Vec::new();
         for i in 0..gi {
             for j in 0..gj {
-                let mut level: Vec<Key> = (0..gk)
+                let products_ij: Vec<Key> = (0..gk)
                     .map(|kk| {
                         let key = products.with_index([i as u32, j as u32, kk as u32]);
                         let deps = [a_keys[i * gk + kk].clone(), b_keys[kk * gj + j].clone()];
@@ -680,20 +680,15 @@ impl Array {
                         key
                     })
                     .collect();
-                let mut depth = 0u32;
-                while level.len() > crate::DEFAULT_SPLIT_EVERY {
-                    let base = Key::named(format!("{name}-sum-{depth}"));
-                    level = level
-                        .chunks(crate::DEFAULT_SPLIT_EVERY)
-                        .enumerate()
-                        .map(|(g, group)| {
-                            let key = base.with_index([i as u32, j as u32, g as u32]);
-                            inner.push(Task::new(key.clone(), Op::data(SumChunks), group.to_vec()));
-                            key
-                        })
-                        .collect();
-                    depth += 1;
-                }
+                let level = crate::array::combine_tree(
+                    products_ij,
+                    crate::DEFAULT_SPLIT_EVERY,
+                    crate::DEFAULT_SPLIT_EVERY,
+                    &format!("{name}-sum"),
+                    &[i as u32, j as u32],
+                    &Op::data(SumChunks),
+                    &mut inner,
+                );
                 outputs.push(Task::new(
                     Key::new(name.as_str(), [i as u32, j as u32]),
                     Op::data(SumChunks),
