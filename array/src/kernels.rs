@@ -13,8 +13,18 @@ const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 /// `index`-th output of SplitMix64 started at the mixed seed. A pure function of
 /// (seed, index), so every chunking of an array draws the same numbers.
 pub(crate) fn uniform(seed_key: u64, index: u64) -> f64 {
-    let bits = mix(seed_key.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN)));
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    (bits(seed_key, index) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The 64 random bits of element `index` of the stream keyed by `seed_key`.
+pub(crate) fn bits(seed_key: u64, index: u64) -> u64 {
+    mix(seed_key.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN)))
+}
+
+/// An integer in `[low, low + span)` from 64 random bits (Lemire's multiply-shift:
+/// no division, bias below 2⁻⁶⁴·span).
+pub(crate) fn below(bits: u64, low: i64, span: u64) -> i64 {
+    low.wrapping_add(((u128::from(bits) * u128::from(span)) >> 64) as i64)
 }
 
 /// The generator key of a user seed.

@@ -1,25 +1,28 @@
 //! `.npy` files: read by chunks ([`from_npy`]) and written chunk by chunk ([`Array::to_npy`]),
-//! so neither needs the whole array in memory. Supports little-endian f64 (`<f8`) in C
-//! order, numpy's default for float arrays.
+//! so neither needs the whole array in memory. Supports C-order files of
+//! little-endian `f64`, `f32`, `i64`, `i32` (`<f8`, `<f4`, `<i8`, `<i4`) and `bool`
+//! (`|b1`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Value};
+use brisk_core::{DType, Element, Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Collection, GraphBuilder, Task};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use crate::array::{Array, from_blocks, token};
 use crate::chunks::Chunks;
+use crate::element::{any_dtype, chunk_ref};
 use crate::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// The layout of an `.npy` file's data.
 struct Header {
+    dtype: DType,
     shape: Vec<usize>,
     data_offset: u64,
 }
@@ -55,13 +58,20 @@ fn read_header(path: &Path) -> Result<Header> {
         Ok(rest.trim_start().trim_start_matches(':').trim_start())
     };
     let descr = field("descr")?;
-    if !(descr.starts_with("'<f8'") || descr.starts_with("'float64'")) {
-        let found = descr.split(',').next().unwrap_or(descr);
-        return Err(bad(
-            path,
-            format!("dtype {found} is not supported yet: save it as float64 ('<f8')"),
-        ));
-    }
+    let found = descr.split(',').next().unwrap_or(descr).trim();
+    let dtype = [f64::NPY_DESCR, f32::NPY_DESCR, i64::NPY_DESCR, i32::NPY_DESCR, bool::NPY_DESCR]
+        .iter()
+        .zip([DType::F64, DType::F32, DType::I64, DType::I32, DType::Bool])
+        .find(|(d, _)| found.trim_matches('\'') == **d)
+        .map(|(_, t)| t)
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "dtype {found} is not supported: save it as one of '<f8', '<f4', '<i8', '<i4', '|b1' (little-endian)"
+                ),
+            )
+        })?;
     if field("fortran_order")?.starts_with("True") {
         return Err(bad(
             path,
@@ -77,7 +87,7 @@ fn read_header(path: &Path) -> Result<Header> {
         .map(|s| s.parse::<usize>().map_err(|_| bad(path, format!("bad shape entry '{s}'"))))
         .collect::<Result<Vec<_>>>()?;
     let data_offset = (prefix + len) as u64;
-    let expected = data_offset + shape.iter().product::<usize>() as u64 * 8;
+    let expected = data_offset + (shape.iter().product::<usize>() * dtype.size()) as u64;
     let actual = f.metadata().map_err(|e| bad(path, e))?.len();
     if actual < expected {
         return Err(bad(
@@ -87,10 +97,12 @@ fn read_header(path: &Path) -> Result<Header> {
             ),
         ));
     }
-    Ok(Header { shape, data_offset })
+    Ok(Header { dtype, shape, data_offset })
 }
 
-/// Reads an `.npy` file lazily, one task per chunk, each reading only its own bytes.
+/// Reads an `.npy` file of `f64` lazily, one task per chunk, each reading only its
+/// own bytes. A file of another dtype is an error naming it; read it with
+/// [`from_npy_as`].
 ///
 /// ```no_run
 /// use brisk_scheduler::Compute;
@@ -99,14 +111,40 @@ fn read_header(path: &Path) -> Result<Header> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
+    from_npy_as::<f64>(path, chunks)
+}
+
+/// Reads an `.npy` file of `T` lazily, like [`from_npy`].
+///
+/// ```no_run
+/// use brisk_scheduler::Compute;
+/// let labels = brisk_array::from_npy_as::<i64>("labels.npy", &[100_000])?;
+/// println!("{}", labels.max().compute()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn from_npy_as<T: Element>(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array<T>> {
     let path = path.as_ref();
     let header = read_header(path)?;
+    if header.dtype != T::DTYPE {
+        let name = |d: DType| d.to_string();
+        return Err(bad(
+            path,
+            format!(
+                "holds {} ('{}'), not {}: read it with from_npy_as::<{}>",
+                name(header.dtype),
+                descr_of(header.dtype),
+                name(T::DTYPE),
+                name(header.dtype)
+            ),
+        ));
+    }
     let layout = Chunks::regular(&header.shape, chunks)?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let name = token("from-npy", &(path, &header.shape, &layout, modified));
     let path_text = path.to_string_lossy().into_owned();
     from_blocks(name, &header.shape, layout, |b| {
         Op::data(ReadNpyChunk {
+            dtype: T::DTYPE,
             path: path_text.clone(),
             data_offset: header.data_offset,
             global_shape: header.shape.clone(),
@@ -116,14 +154,30 @@ pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
     })
 }
 
+fn descr_of(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F64 => f64::NPY_DESCR,
+        DType::F32 => f32::NPY_DESCR,
+        DType::I64 => i64::NPY_DESCR,
+        DType::I32 => i32::NPY_DESCR,
+        DType::Bool => bool::NPY_DESCR,
+    }
+}
+
 /// Byte offsets (from the start of the data) of each row of a chunk in a C-order file.
-fn row_offsets(global: &[usize], start: &[usize], shape: &[usize]) -> (Vec<u64>, usize) {
+fn row_offsets(
+    global: &[usize],
+    start: &[usize],
+    shape: &[usize],
+    size: usize,
+) -> (Vec<u64>, usize) {
     let (starts, row) = crate::chunks::row_starts(global, start, shape);
-    (starts.into_iter().map(|s| s * 8).collect(), row)
+    (starts.into_iter().map(|s| s * size as u64).collect(), row)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ReadNpyChunk {
+    dtype: DType,
     path: String,
     data_offset: u64,
     global_shape: Vec<usize>,
@@ -135,20 +189,31 @@ impl OpKind for ReadNpyChunk {
     const NAME: &'static str = "array.read-npy";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        match self.dtype {
+            DType::F64 => self.read::<f64>(),
+            DType::F32 => self.read::<f32>(),
+            DType::I64 => self.read::<i64>(),
+            DType::I32 => self.read::<i32>(),
+            DType::Bool => self.read::<bool>(),
+        }
+    }
+}
+
+impl ReadNpyChunk {
+    fn read<T: Element>(&self) -> brisk_core::Result<Value> {
         let io = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
         let f = File::open(&self.path).map_err(io)?;
-        let (offsets, row) = row_offsets(&self.global_shape, &self.start, &self.shape);
-        let mut bytes = vec![0u8; row * 8];
+        let size = T::DTYPE.size();
+        let (offsets, row) = row_offsets(&self.global_shape, &self.start, &self.shape, size);
+        let mut bytes = vec![0u8; row * size];
         let mut data = Vec::with_capacity(offsets.len() * row);
         for off in offsets {
             f.read_exact_at(&mut bytes, self.data_offset + off).map_err(io)?;
-            data.extend(
-                bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-            );
+            data.extend(bytes.chunks_exact(size).map(T::get_le));
         }
         let a = ArrayD::from_shape_vec(IxDyn(&self.shape), data)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
-        Ok(Value::from(ArrayChunk::F64(a)))
+        Ok(Value::from(T::into_chunk(a)))
     }
 }
 
@@ -164,29 +229,28 @@ impl OpKind for WriteNpyChunk {
     const NAME: &'static str = "array.write-npy";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let Some(Value::Array(chunk)) = inputs.first() else {
+        let [chunk] = &inputs[..] else {
             return Err(CoreError::Arity {
                 op: Self::NAME.into(),
                 expected: 1,
                 found: inputs.len(),
             });
         };
-        let ArrayChunk::F64(a) = chunk.as_ref() else {
-            return Err(CoreError::TypeMismatch {
-                expected: "f64 chunk".into(),
-                found: format!("{} chunk", chunk.dtype()),
-            });
-        };
+        any_dtype!(chunk_ref(Self::NAME, chunk)?, a => self.write(a))
+    }
+}
+
+impl WriteNpyChunk {
+    fn write<T: Element>(&self, a: &ArrayD<T>) -> brisk_core::Result<Value> {
         let io = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
         let f = std::fs::OpenOptions::new().write(true).open(&self.path).map_err(io)?;
-        let (offsets, row) = row_offsets(&self.global_shape, &self.start, a.shape());
-        let values: Vec<f64> = a.iter().copied().collect();
-        let mut bytes = Vec::with_capacity(row * 8);
+        let size = T::DTYPE.size();
+        let (offsets, row) = row_offsets(&self.global_shape, &self.start, a.shape(), size);
+        let values: Vec<T> = a.iter().copied().collect();
+        let mut bytes = Vec::with_capacity(row * size);
         for (i, off) in offsets.into_iter().enumerate() {
             bytes.clear();
-            values[i * row..(i + 1) * row]
-                .iter()
-                .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            values[i * row..(i + 1) * row].iter().for_each(|v| v.put_le(&mut bytes));
             f.write_all_at(&bytes, self.data_offset + off).map_err(io)?;
         }
         Ok(Value::from(a.len() as i64))
@@ -194,12 +258,12 @@ impl OpKind for WriteNpyChunk {
 }
 
 /// The lazy writes of one array to an `.npy` file.
-struct Store {
-    array: Array,
+struct Store<T: Element> {
+    array: Array<T>,
     tasks: Vec<Task>,
 }
 
-impl Collection for Store {
+impl<T: Element> Collection for Store<T> {
     type Output = ();
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
@@ -218,7 +282,7 @@ impl Collection for Store {
     }
 }
 
-impl Array {
+impl<T: Element> Array<T> {
     /// Writes the array to an `.npy` file chunk by chunk on `scheduler`, so an array
     /// larger than memory can be saved. The file is written under a temporary name
     /// beside `path` and renamed when complete; on error nothing is left behind.
@@ -246,8 +310,10 @@ impl Array {
                 format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", "))
             }
         };
-        let mut header =
-            format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+        let mut header = format!(
+            "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}",
+            T::NPY_DESCR
+        );
         // Pad so the data starts on a 64-byte boundary, ending the header with '\n'.
         let total = 10 + header.len() + 1;
         header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
@@ -261,7 +327,7 @@ impl Array {
             .and_then(|()| f.write_all(header.as_bytes()))
             .map_err(|e| bad(tmp, e))?;
         let data_offset = (10 + header.len()) as u64;
-        let bytes = self.shape().iter().product::<usize>() as u64 * 8;
+        let bytes = (self.shape().iter().product::<usize>() * T::DTYPE.size()) as u64;
         f.set_len(data_offset + bytes)
             .map_err(|e| bad(tmp, format!("cannot size the file: {e}")))?;
         drop(f);

@@ -1,25 +1,36 @@
-//! The array ops: plain data, found again by name in an `OpRegistry`.
+//! The element-wise and creation ops: plain data, found again by name in an
+//! `OpRegistry`. Each runs on whatever dtype its input chunks hold.
 
-use brisk_core::{ArrayChunk, Error, OpKind, OpRegistry, Result, Value};
-use ndarray::{ArrayD, IxDyn};
+use brisk_core::{ArrayChunk, DType, Element, Error, OpKind, OpRegistry, Result, Scalar, Value};
+use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{seed_key, uniform};
+use crate::element::{
+    Float, Numeric, any_dtype, cast_to, chunk_ref, float_dtype, numeric_dtype, one_chunk,
+    take_chunk, unsupported,
+};
+use crate::kernels::{below, bits, seed_key, uniform};
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
 pub fn register_ops(registry: &mut OpRegistry) {
     registry
         .register::<RandomChunk>()
+        .register::<IntegersChunk>()
         .register::<FullChunk>()
         .register::<ScalarArith>()
         .register::<Unary>()
         .register::<ArrayArith>()
+        .register::<Compare>()
+        .register::<CompareScalar>()
+        .register::<Where>()
+        .register::<AsType>()
         .register::<NormalChunk>()
         .register::<RangeChunk>()
         .register::<crate::npy::ReadNpyChunk>()
         .register::<crate::npy::WriteNpyChunk>()
         .register::<crate::structure::SliceChunk>()
         .register::<crate::structure::TransposeChunk>()
+        .register::<crate::structure::ReshapeChunk>()
         .register::<crate::structure::Assemble>()
         .register::<crate::structure::Alias>()
         .register::<crate::structure::ExpandDims>()
@@ -28,25 +39,16 @@ pub fn register_ops(registry: &mut OpRegistry) {
         .register::<crate::scalar_reduce::ChunkArg>()
         .register::<crate::scalar_reduce::CombineArg>()
         .register::<crate::scalar_reduce::FinishArg>()
+        .register::<crate::scalar_reduce::ChunkArgAxis>()
+        .register::<crate::scalar_reduce::CombineArgAxis>()
+        .register::<crate::scalar_reduce::FinishArgAxis>()
         .register::<crate::reduce::ChunkPartial>()
         .register::<crate::reduce::CombinePartial>()
         .register::<crate::reduce::FinishPartial>();
 }
 
-/// The one f64 chunk an op takes, moved out when the scheduler handed over the last
-/// reference (so in-place kernels copy nothing), cloned otherwise.
-pub(crate) fn f64_input(op: &str, inputs: Vec<Value>) -> Result<ArrayD<f64>> {
-    let found = inputs.len();
-    let Some(Value::Array(chunk)) = inputs.into_iter().next().filter(|_| found == 1) else {
-        return Err(Error::Arity { op: op.into(), expected: 1, found });
-    };
-    match std::sync::Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()) {
-        ArrayChunk::F64(a) => Ok(a),
-        other => Err(Error::TypeMismatch {
-            expected: "f64 chunk".into(),
-            found: format!("{} chunk", other.dtype()),
-        }),
-    }
+fn value<T: Element>(a: ArrayD<T>) -> Value {
+    Value::from(T::into_chunk(a))
 }
 
 /// A chunk of uniform [0, 1) numbers drawn by global element index.
@@ -60,7 +62,7 @@ pub(crate) struct RandomChunk {
 
 impl RandomChunk {
     /// The chunk with `value(global element index)` at every element.
-    fn generate(&self, value: impl Fn(u64) -> f64) -> Result<ArrayD<f64>> {
+    fn generate<T>(&self, value: impl Fn(u64) -> T) -> Result<ArrayD<T>> {
         let (starts, row) = crate::chunks::row_starts(&self.global_shape, &self.start, &self.shape);
         let mut data = Vec::with_capacity(starts.len() * row);
         for base in starts {
@@ -75,14 +77,31 @@ impl OpKind for RandomChunk {
 
     fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
         let key = seed_key(self.seed);
-        Ok(Value::from(ArrayChunk::F64(self.generate(|i| uniform(key, i))?)))
+        Ok(value(self.generate(|i| uniform(key, i))?))
+    }
+}
+
+/// A chunk of integers uniform in `[low, low + span)`, drawn by global element index.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct IntegersChunk {
+    pub(crate) random: RandomChunk,
+    pub(crate) low: i64,
+    pub(crate) span: u64,
+}
+
+impl OpKind for IntegersChunk {
+    const NAME: &'static str = "array.integers";
+
+    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
+        let key = seed_key(self.random.seed);
+        Ok(value(self.random.generate(|i| below(bits(key, i), self.low, self.span))?))
     }
 }
 
 /// A chunk filled with one value.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct FullChunk {
-    pub(crate) value: f64,
+    pub(crate) value: Scalar,
     pub(crate) shape: Vec<usize>,
 }
 
@@ -90,11 +109,18 @@ impl OpKind for FullChunk {
     const NAME: &'static str = "array.full";
 
     fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        Ok(Value::from(ArrayChunk::F64(ArrayD::from_elem(IxDyn(&self.shape), self.value))))
+        let shape = IxDyn(&self.shape);
+        Ok(Value::from(match self.value {
+            Scalar::F64(x) => ArrayChunk::F64(ArrayD::from_elem(shape, x)),
+            Scalar::F32(x) => ArrayChunk::F32(ArrayD::from_elem(shape, x)),
+            Scalar::I64(x) => ArrayChunk::I64(ArrayD::from_elem(shape, x)),
+            Scalar::I32(x) => ArrayChunk::I32(ArrayD::from_elem(shape, x)),
+            Scalar::Bool(x) => ArrayChunk::Bool(ArrayD::from_elem(shape, x)),
+        }))
     }
 }
 
-/// Element-wise arithmetic with a scalar.
+/// Element-wise arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BinOp {
     /// `+`
@@ -107,37 +133,70 @@ pub enum BinOp {
     Div,
 }
 
-impl BinOp {
-    fn apply(self, a: f64, b: f64) -> f64 {
+/// Element-wise comparisons; every comparison with NaN is false but `Ne`, as in numpy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Cmp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Cmp {
+    fn apply<T: PartialOrd>(self, a: T, b: T) -> bool {
         match self {
-            BinOp::Add => a + b,
-            BinOp::Sub => a - b,
-            BinOp::Mul => a * b,
-            BinOp::Div => a / b,
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
         }
     }
+}
+
+/// The scalar an op carries, as the chunk's element type.
+fn scalar_as<T: Element>(op: &str, s: Scalar) -> Result<T> {
+    T::from_scalar(s).ok_or_else(|| Error::TypeMismatch {
+        expected: format!("{} scalar for {op}", T::DTYPE),
+        found: format!("{} scalar", s.dtype()),
+    })
 }
 
 /// `chunk op scalar`, or `scalar op chunk` when `scalar_first`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ScalarArith {
     pub(crate) op: BinOp,
-    pub(crate) scalar: f64,
+    pub(crate) scalar: Scalar,
     pub(crate) scalar_first: bool,
+}
+
+impl ScalarArith {
+    fn apply<T: Numeric>(&self, mut a: ArrayD<T>) -> Result<Value> {
+        let (op, s) = (self.op, scalar_as::<T>(Self::NAME, self.scalar)?);
+        if self.scalar_first {
+            a.mapv_inplace(|x| T::apply(op, s, x));
+        } else {
+            a.mapv_inplace(|x| T::apply(op, x, s));
+        }
+        Ok(value(a))
+    }
 }
 
 impl OpKind for ScalarArith {
     const NAME: &'static str = "array.scalar-arith";
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let mut a = f64_input(Self::NAME, inputs)?;
-        let (op, s) = (self.op, self.scalar);
-        if self.scalar_first {
-            a.mapv_inplace(|x| op.apply(s, x));
-        } else {
-            a.mapv_inplace(|x| op.apply(x, s));
-        }
-        Ok(Value::from(ArrayChunk::F64(a)))
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        numeric_dtype!(chunk, a => self.apply(a), bool => Err(unsupported(Self::NAME, &chunk)))
     }
 }
 
@@ -146,6 +205,8 @@ impl OpKind for ScalarArith {
 pub enum UnaryOp {
     /// Absolute value.
     Abs,
+    /// Negation.
+    Neg,
     /// Square root (NaN below zero, as in numpy).
     Sqrt,
     /// e^x.
@@ -156,8 +217,6 @@ pub enum UnaryOp {
     Sin,
     /// Cosine.
     Cos,
-    /// Negation.
-    Neg,
 }
 
 /// One math function on every element, or `x.powf(exponent)` when `power` is set.
@@ -167,69 +226,213 @@ pub(crate) struct Unary {
     pub(crate) power: Option<f64>,
 }
 
+impl Unary {
+    fn numeric<T: Numeric>(op: UnaryOp, mut a: ArrayD<T>) -> Option<Value> {
+        match op {
+            UnaryOp::Abs => a.mapv_inplace(T::abs),
+            UnaryOp::Neg => a.mapv_inplace(T::neg),
+            _ => return None,
+        }
+        Some(value(a))
+    }
+
+    fn float<T: Float>(&self, mut a: ArrayD<T>) -> Value {
+        match (self.op, self.power) {
+            (_, Some(p)) => {
+                let p = T::from_f64(p);
+                a.mapv_inplace(|x| x.powf(p));
+            }
+            (Some(op), None) => a.mapv_inplace(match op {
+                UnaryOp::Abs => Numeric::abs,
+                UnaryOp::Neg => Numeric::neg,
+                UnaryOp::Sqrt => Float::sqrt,
+                UnaryOp::Exp => Float::exp,
+                UnaryOp::Log => Float::ln,
+                UnaryOp::Sin => Float::sin,
+                UnaryOp::Cos => Float::cos,
+            }),
+            (None, None) => {}
+        }
+        value(a)
+    }
+}
+
 impl OpKind for Unary {
     const NAME: &'static str = "array.unary";
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let mut a = f64_input(Self::NAME, inputs)?;
-        match (self.op, self.power) {
-            (_, Some(p)) => a.mapv_inplace(|x| x.powf(p)),
-            (Some(op), None) => a.mapv_inplace(match op {
-                UnaryOp::Abs => f64::abs,
-                UnaryOp::Sqrt => f64::sqrt,
-                UnaryOp::Exp => f64::exp,
-                UnaryOp::Log => f64::ln,
-                UnaryOp::Sin => f64::sin,
-                UnaryOp::Cos => f64::cos,
-                UnaryOp::Neg => |x: f64| -x,
-            }),
-            (None, None) => {}
-        }
-        Ok(Value::from(ArrayChunk::F64(a)))
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        let bad = |c: &ArrayChunk| unsupported(Self::NAME, c);
+        float_dtype!(chunk, a => Ok(self.float(a)), other c => {
+            let op = self.op.filter(|_| self.power.is_none()).ok_or_else(|| bad(&c))?;
+            let err = bad(&c);
+            let done = match c {
+                ArrayChunk::I64(a) => Self::numeric(op, a),
+                ArrayChunk::I32(a) => Self::numeric(op, a),
+                _ => None,
+            };
+            done.ok_or(err)
+        })
     }
 }
 
-/// Element-wise arithmetic between two chunks of the same shape.
+/// The NumPy broadcast of several shapes (the graph already checked they agree).
+fn broadcast_shape(shapes: &[&[usize]]) -> Vec<usize> {
+    let ndim = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    (0..ndim)
+        .map(|k| {
+            shapes
+                .iter()
+                .map(|s| if k < ndim - s.len() { 1 } else { s[k - (ndim - s.len())] })
+                .max()
+                .unwrap_or(1)
+        })
+        .collect()
+}
+
+fn mismatch(op: &str, shapes: &[&[usize]]) -> Error {
+    Error::Internal(format!("chunks of shapes {shapes:?} met in {op}"))
+}
+
+/// `f(a, b)` element by element, broadcasting the two chunks against each other.
+fn zip2<A: Clone, B: Clone, C>(
+    op: &str,
+    a: &ArrayD<A>,
+    b: &ArrayD<B>,
+    f: impl Fn(A, B) -> C,
+) -> Result<ArrayD<C>> {
+    let shape = broadcast_shape(&[a.shape(), b.shape()]);
+    let bad = || mismatch(op, &[a.shape(), b.shape()]);
+    let av = a.broadcast(IxDyn(&shape)).ok_or_else(bad)?;
+    let bv = b.broadcast(IxDyn(&shape)).ok_or_else(bad)?;
+    Ok(Zip::from(&av).and(&bv).map_collect(|x, y| f(x.clone(), y.clone())))
+}
+
+/// Two input chunks of one dtype, or an error naming both dtypes.
+fn two_chunks(op: &str, inputs: Vec<Value>) -> Result<(ArrayChunk, ArrayChunk)> {
+    let found = inputs.len();
+    let Ok([a, b]) = <[Value; 2]>::try_from(inputs) else {
+        return Err(Error::Arity { op: op.into(), expected: 2, found });
+    };
+    let (a, b) = (take_chunk(op, a)?, take_chunk(op, b)?);
+    if a.dtype() != b.dtype() {
+        return Err(Error::TypeMismatch {
+            expected: format!("two chunks of one dtype for {op}"),
+            found: format!("{} and {}", a.dtype(), b.dtype()),
+        });
+    }
+    Ok((a, b))
+}
+
+/// Element-wise arithmetic between two chunks (broadcast against each other).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ArrayArith {
     pub(crate) op: BinOp,
+}
+
+impl ArrayArith {
+    fn apply<T: Numeric>(&self, mut a: ArrayD<T>, b: &ArrayChunk) -> Result<Value> {
+        let b = T::chunk_ref(b).ok_or_else(|| unsupported(Self::NAME, b))?;
+        let op = self.op;
+        if a.shape() == b.shape() {
+            Zip::from(&mut a).and(b).for_each(|x, &y| *x = T::apply(op, *x, y));
+            return Ok(value(a));
+        }
+        Ok(value(zip2(Self::NAME, &a, b, |x, y| T::apply(op, x, y))?))
+    }
 }
 
 impl OpKind for ArrayArith {
     const NAME: &'static str = "array.arith";
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let found = inputs.len();
-        let mut it = inputs.into_iter();
-        let (Some(a), Some(b), None) = (it.next(), it.next(), it.next()) else {
-            return Err(Error::Arity { op: Self::NAME.into(), expected: 2, found });
+        let (a, b) = two_chunks(Self::NAME, inputs)?;
+        numeric_dtype!(a, a => self.apply(a, &b), bool => Err(unsupported(Self::NAME, &b)))
+    }
+}
+
+/// Element-wise comparison of two chunks (broadcast), giving a bool chunk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Compare {
+    pub(crate) cmp: Cmp,
+}
+
+impl OpKind for Compare {
+    const NAME: &'static str = "array.compare";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let (a, b) = two_chunks(Self::NAME, inputs)?;
+        let cmp = self.cmp;
+        any_dtype!(&a, a => {
+            let b = Element::chunk_ref(&b).ok_or_else(|| unsupported(Self::NAME, &b))?;
+            Ok(value(zip2(Self::NAME, a, b, |x, y| cmp.apply(x, y))?))
+        })
+    }
+}
+
+/// Element-wise comparison with a scalar (`chunk cmp scalar`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CompareScalar {
+    pub(crate) cmp: Cmp,
+    pub(crate) scalar: Scalar,
+}
+
+impl OpKind for CompareScalar {
+    const NAME: &'static str = "array.compare-scalar";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        let cmp = self.cmp;
+        any_dtype!(&chunk, a => {
+            let s = scalar_as(Self::NAME, self.scalar)?;
+            Ok(value(a.mapv(|x| cmp.apply(x, s))))
+        })
+    }
+}
+
+/// numpy's `where(cond, a, b)`: three chunks broadcast against each other.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Where;
+
+impl Where {
+    fn pick<T: Element>(cond: &ArrayD<bool>, a: &ArrayD<T>, b: &ArrayChunk) -> Result<Value> {
+        let b = T::chunk_ref(b).ok_or_else(|| unsupported(Self::NAME, b))?;
+        let shapes = [cond.shape(), a.shape(), b.shape()];
+        let shape = broadcast_shape(&shapes);
+        let bad = || mismatch(Self::NAME, &shapes);
+        let c = cond.broadcast(IxDyn(&shape)).ok_or_else(bad)?;
+        let av = a.broadcast(IxDyn(&shape)).ok_or_else(bad)?;
+        let bv = b.broadcast(IxDyn(&shape)).ok_or_else(bad)?;
+        Ok(value(Zip::from(&c).and(&av).and(&bv).map_collect(|&c, &x, &y| if c { x } else { y })))
+    }
+}
+
+impl OpKind for Where {
+    const NAME: &'static str = "array.where";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let [cond, a, b] = &inputs[..] else {
+            return Err(Error::Arity { op: Self::NAME.into(), expected: 3, found: inputs.len() });
         };
-        let mut a = f64_input(Self::NAME, vec![a])?;
-        let b = f64_input(Self::NAME, vec![b])?;
-        let op = self.op;
-        if a.shape() == b.shape() {
-            ndarray::Zip::from(&mut a).and(&b).for_each(|x, &y| *x = op.apply(*x, y));
-            return Ok(Value::from(ArrayChunk::F64(a)));
-        }
-        // NumPy broadcasting between the two chunks (the graph lined them up).
-        let ndim = a.ndim().max(b.ndim());
-        let dim = |x: &ArrayD<f64>, k: usize| {
-            let pad = ndim - x.ndim();
-            if k < pad { 1 } else { x.shape()[k - pad] }
-        };
-        let shape: Vec<usize> = (0..ndim).map(|k| dim(&a, k).max(dim(&b, k))).collect();
-        let mismatch = || {
-            Error::Internal(format!(
-                "chunks of shapes {:?} and {:?} met in {}",
-                a.shape(),
-                b.shape(),
-                Self::NAME
-            ))
-        };
-        let av = a.broadcast(IxDyn(&shape)).ok_or_else(mismatch)?;
-        let bv = b.broadcast(IxDyn(&shape)).ok_or_else(mismatch)?;
-        let out = ndarray::Zip::from(&av).and(&bv).map_collect(|&x, &y| op.apply(x, y));
-        Ok(Value::from(ArrayChunk::F64(out)))
+        let cond = chunk_ref(Self::NAME, cond)?;
+        let ArrayChunk::Bool(cond) = cond else { return Err(unsupported(Self::NAME, cond)) };
+        let (a, b) = (chunk_ref(Self::NAME, a)?, chunk_ref(Self::NAME, b)?);
+        any_dtype!(a, a => Self::pick(cond, a, b))
+    }
+}
+
+/// Every element cast to another dtype, as numpy's `astype`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AsType {
+    pub(crate) to: DType,
+}
+
+impl OpKind for AsType {
+    const NAME: &'static str = "array.astype";
+
+    fn run(&self, inputs: Vec<Value>) -> Result<Value> {
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        Ok(Value::from(any_dtype!(chunk, a => cast_to(a, self.to))))
     }
 }
 
@@ -254,7 +457,7 @@ impl OpKind for NormalChunk {
             let u2 = uniform(key, 2 * i + 1);
             mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
         })?;
-        Ok(Value::from(ArrayChunk::F64(a)))
+        Ok(value(a))
     }
 }
 
@@ -274,6 +477,6 @@ impl OpKind for RangeChunk {
         let a = ArrayD::from_shape_fn(IxDyn(&[self.len]), |ix| {
             self.start + self.step * (self.offset + ix[0]) as f64
         });
-        Ok(Value::from(ArrayChunk::F64(a)))
+        Ok(value(a))
     }
 }

@@ -1,14 +1,16 @@
-//! Full reductions whose result is not an f64 of the data: argmin/argmax (a flat
-//! index), count_nonzero (a count), any/all (a bool). Same shape as the other
-//! reductions: a state per chunk, a fixed tree of combines, one finish.
+//! Reductions whose result is not a value of the data: argmin/argmax (an index),
+//! count_nonzero (a count), any/all (a bool). Same shape as the other reductions: a
+//! state per chunk, a fixed tree of combines, one finish.
 
-use brisk_core::{Error as CoreError, Key, Op, OpKind, Scalar, Value};
+use brisk_core::{ArrayChunk, Element, Error as CoreError, Key, Op, OpKind, Scalar, Value};
 use brisk_graph::{Collection, GraphBuilder, Task};
+use ndarray::{ArrayD, Axis, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::DEFAULT_SPLIT_EVERY;
-use crate::array::{Array, combine_tree, token};
-use crate::ops::f64_input;
+use crate::Result;
+use crate::array::{Array, Layer, TreeOps, add_layer_tasks, combine_tree, hidden_layer, token};
+use crate::element::{any_dtype, chunk_ref, one_chunk};
 
 /// Which index-or-count reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,9 +22,9 @@ enum Kind {
 
 /// Whether candidate `(a, i)` beats `(b, j)` for argmin/argmax: NaN beats every
 /// number (numpy returns the first NaN), then the smaller/larger value; equal values
-/// go to the smaller flat index. Chunks of a multi-dimensional grid interleave their
+/// go to the smaller index. Chunks of a multi-dimensional grid interleave their
 /// indices, so ties are settled by index, never by the order states arrive in.
-fn wins(kind: Kind, (a, i): (f64, i64), (b, j): (f64, i64)) -> bool {
+fn wins<T: Element>(kind: Kind, (a, i): (T, i64), (b, j): (T, i64)) -> bool {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => i < j,
         (false, true) => false,
@@ -35,14 +37,26 @@ fn wins(kind: Kind, (a, i): (f64, i64), (b, j): (f64, i64)) -> bool {
     }
 }
 
-fn state(a: f64, b: i64) -> Value {
+/// [`wins`] for two scalars of one dtype (a state's best value).
+fn scalar_wins(kind: Kind, (a, i): (Scalar, i64), (b, j): (Scalar, i64)) -> bool {
+    match (a, b) {
+        (Scalar::F64(a), Scalar::F64(b)) => wins(kind, (a, i), (b, j)),
+        (Scalar::F32(a), Scalar::F32(b)) => wins(kind, (a, i), (b, j)),
+        (Scalar::I64(a), Scalar::I64(b)) => wins(kind, (a, i), (b, j)),
+        (Scalar::I32(a), Scalar::I32(b)) => wins(kind, (a, i), (b, j)),
+        (Scalar::Bool(a), Scalar::Bool(b)) => wins(kind, (a, i), (b, j)),
+        _ => false,
+    }
+}
+
+fn state(a: Scalar, b: i64) -> Value {
     Value::from(vec![Value::from(a), Value::from(b)])
 }
 
-fn unstate(v: &Value) -> brisk_core::Result<(f64, i64)> {
+fn unstate(v: &Value) -> brisk_core::Result<(Scalar, i64)> {
     match v {
         Value::List(items) => match items[..] {
-            [Value::Scalar(Scalar::F64(a)), Value::Scalar(Scalar::I64(b))] => Ok((a, b)),
+            [Value::Scalar(a), Value::Scalar(Scalar::I64(b))] => Ok((a, b)),
             _ => {
                 Err(CoreError::TypeMismatch { expected: "(value, index)".into(), found: v.kind() })
             }
@@ -59,30 +73,35 @@ pub(crate) struct ChunkArg {
     start: Vec<usize>,
 }
 
-impl OpKind for ChunkArg {
-    const NAME: &'static str = "array.arg-chunk";
-
-    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let a = f64_input(Self::NAME, inputs)?;
+impl ChunkArg {
+    fn best<T: Element>(&self, a: &ArrayD<T>) -> Value {
         if self.kind == Kind::Count {
-            let nonzero = a.iter().filter(|&&x| x != 0.0).count();
-            return Ok(state(nonzero as f64, a.len() as i64));
+            let nonzero = a.iter().filter(|&&x| x != T::default()).count();
+            return state(Scalar::I64(nonzero as i64), a.len() as i64);
         }
         // Chunk elements in row-major order, each with its global flat index.
         let (starts, row) = crate::chunks::row_starts(&self.global_shape, &self.start, a.shape());
-        let data = a.as_standard_layout();
-        let values = data.as_slice().expect("standard layout is contiguous");
-        let mut best: Option<(f64, i64)> = None;
-        for (r, base) in starts.iter().enumerate() {
-            for (j, &x) in values[r * row..(r + 1) * row].iter().enumerate() {
+        let mut values = a.iter();
+        let mut best: Option<(T, i64)> = None;
+        for base in starts {
+            for (j, &x) in values.by_ref().take(row).enumerate() {
                 let candidate = (x, (base + j as u64) as i64);
                 if best.is_none_or(|b| wins(self.kind, candidate, b)) {
                     best = Some(candidate);
                 }
             }
         }
-        let (v, i) = best.unwrap_or((f64::NAN, -1));
-        Ok(state(v, i))
+        let (v, i) = best.unwrap_or((T::default(), -1));
+        state(v.to_scalar(), i)
+    }
+}
+
+impl OpKind for ChunkArg {
+    const NAME: &'static str = "array.arg-chunk";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        Ok(any_dtype!(&chunk, a => self.best(a)))
     }
 }
 
@@ -96,14 +115,19 @@ impl OpKind for CombineArg {
     const NAME: &'static str = "array.arg-combine";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let mut acc: Option<(f64, i64)> = None;
+        let mut acc: Option<(Scalar, i64)> = None;
         for v in &inputs {
             let (x, i) = unstate(v)?;
             acc = Some(match acc {
                 None => (x, i),
-                Some((a, n)) if self.kind == Kind::Count => (a + x, n + i),
+                Some((Scalar::I64(a), n)) if self.kind == Kind::Count => {
+                    let Scalar::I64(x) = x else {
+                        return Err(CoreError::Internal("a count state holds no count".into()));
+                    };
+                    (Scalar::I64(a + x), n + i)
+                }
                 Some(cur) if i < 0 => cur,
-                Some((b, j)) if j < 0 || wins(self.kind, (x, i), (b, j)) => (x, i),
+                Some((b, j)) if j < 0 || scalar_wins(self.kind, (x, i), (b, j)) => (x, i),
                 Some(cur) => cur,
             });
         }
@@ -137,6 +161,10 @@ impl OpKind for FinishArg {
             found: 0,
         })?;
         let (a, b) = unstate(first)?;
+        let count = || match a {
+            Scalar::I64(n) => Ok(n),
+            _ => Err(CoreError::Internal("a count state holds no count".into())),
+        };
         Ok(Value::Scalar(match self.output {
             Output::Index if b < 0 => {
                 return Err(CoreError::user(
@@ -144,9 +172,9 @@ impl OpKind for FinishArg {
                 ));
             }
             Output::Index => Scalar::I64(b),
-            Output::Count => Scalar::I64(a as i64),
-            Output::Any => Scalar::Bool(a > 0.0),
-            Output::All => Scalar::Bool(a as i64 == b),
+            Output::Count => Scalar::I64(count()?),
+            Output::Any => Scalar::Bool(count()? > 0),
+            Output::All => Scalar::Bool(count()? == b),
         }))
     }
 }
@@ -156,40 +184,15 @@ impl OpKind for FinishArg {
 #[derive(Clone, Debug)]
 pub struct ReducedScalar<T> {
     key: Key,
-    tasks: std::sync::Arc<Vec<Task>>,
-    input: Array,
+    tasks: Layer,
     _type: std::marker::PhantomData<fn() -> T>,
 }
 
-/// The scalars a [`ReducedScalar`] can give.
-pub trait FromScalar: Sized {
-    /// The value inside, if the scalar has this type.
-    fn from_scalar(s: Scalar) -> Option<Self>;
-}
-
-impl FromScalar for i64 {
-    fn from_scalar(s: Scalar) -> Option<Self> {
-        if let Scalar::I64(x) = s { Some(x) } else { None }
-    }
-}
-
-impl FromScalar for bool {
-    fn from_scalar(s: Scalar) -> Option<Self> {
-        if let Scalar::Bool(x) = s { Some(x) } else { None }
-    }
-}
-
-impl<T: FromScalar> Collection for ReducedScalar<T> {
+impl<T: Element> Collection for ReducedScalar<T> {
     type Output = T;
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
-        if graph.contains(&self.key) {
-            return;
-        }
-        for t in self.tasks.iter() {
-            graph.insert(t.clone());
-        }
-        self.input.add_tasks(graph);
+        add_layer_tasks(&self.tasks, graph);
     }
 
     fn output_keys(&self) -> Vec<Key> {
@@ -198,14 +201,138 @@ impl<T: FromScalar> Collection for ReducedScalar<T> {
 
     fn finish(&self, values: Vec<Value>) -> brisk_core::Result<T> {
         let found = values.first().map(Value::kind).unwrap_or_default();
-        values.first().and_then(Value::as_scalar).and_then(T::from_scalar).ok_or_else(|| {
-            CoreError::TypeMismatch { expected: std::any::type_name::<T>().into(), found }
-        })
+        values
+            .first()
+            .and_then(Value::as_scalar)
+            .and_then(T::from_scalar)
+            .ok_or_else(|| CoreError::TypeMismatch { expected: T::DTYPE.to_string(), found })
     }
 }
 
-impl Array {
-    fn reduce_scalar<T>(&self, kind: Kind, output: Output) -> ReducedScalar<T> {
+/// Per kept position, the best (value, index along the axis) of a chunk: the state
+/// of an argmin/argmax along one axis.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkArgAxis {
+    kind: Kind,
+    axis: usize,
+    /// Where the chunk starts along the axis.
+    offset: usize,
+}
+
+fn arg_state<T: Element>(values: ArrayD<T>, index: ArrayD<i64>) -> Value {
+    Value::from(vec![Value::from(T::into_chunk(values)), Value::from(ArrayChunk::I64(index))])
+}
+
+fn arg_unstate(v: &Value) -> brisk_core::Result<(&ArrayChunk, &ArrayD<i64>)> {
+    let bad = || CoreError::TypeMismatch { expected: "(values, indices)".into(), found: v.kind() };
+    let Value::List(items) = v else { return Err(bad()) };
+    let [values, index] = &items[..] else { return Err(bad()) };
+    let index = i64::chunk_ref(chunk_ref("arg-axis", index)?).ok_or_else(bad)?;
+    Ok((chunk_ref("arg-axis", values)?, index))
+}
+
+impl ChunkArgAxis {
+    fn best<T: Element>(&self, a: &ArrayD<T>) -> Value {
+        let mut shape = a.shape().to_vec();
+        shape[self.axis] = 1;
+        let mut values = ArrayD::from_elem(IxDyn(&shape), T::default());
+        let mut index = ArrayD::from_elem(IxDyn(&shape), -1i64);
+        for (k, lane) in a.axis_iter(Axis(self.axis)).enumerate() {
+            let at = (self.offset + k) as i64;
+            Zip::from(values.index_axis_mut(Axis(self.axis), 0))
+                .and(index.index_axis_mut(Axis(self.axis), 0))
+                .and(&lane)
+                .for_each(|v, i, &x| {
+                    if *i < 0 || wins(self.kind, (x, at), (*v, *i)) {
+                        (*v, *i) = (x, at);
+                    }
+                });
+        }
+        arg_state(values, index)
+    }
+}
+
+impl OpKind for ChunkArgAxis {
+    const NAME: &'static str = "array.arg-axis-chunk";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        Ok(any_dtype!(&chunk, a => self.best(a)))
+    }
+}
+
+/// Axis states combined position by position; ties settled by index.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CombineArgAxis {
+    kind: Kind,
+}
+
+impl CombineArgAxis {
+    fn combine<T: Element>(
+        &self,
+        first: &ArrayD<T>,
+        index: &ArrayD<i64>,
+        rest: &[Value],
+    ) -> brisk_core::Result<Value> {
+        let (mut values, mut index) = (first.clone(), index.clone());
+        for v in rest {
+            let (other, other_index) = arg_unstate(v)?;
+            let other = T::chunk_ref(other).ok_or_else(|| {
+                CoreError::Internal(format!("{} met states of two dtypes", Self::NAME))
+            })?;
+            Zip::from(&mut values).and(&mut index).and(other).and(other_index).for_each(
+                |v, i, &x, &j| {
+                    if j >= 0 && (*i < 0 || wins(self.kind, (x, j), (*v, *i))) {
+                        (*v, *i) = (x, j);
+                    }
+                },
+            );
+        }
+        Ok(arg_state(values, index))
+    }
+}
+
+impl OpKind for CombineArgAxis {
+    const NAME: &'static str = "array.arg-axis-combine";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let (first, rest) = inputs.split_first().ok_or(CoreError::Arity {
+            op: Self::NAME.into(),
+            expected: 1,
+            found: 0,
+        })?;
+        let (values, index) = arg_unstate(first)?;
+        any_dtype!(values, a => self.combine(a, index, rest))
+    }
+}
+
+/// The indices of an axis state, the axis removed.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FinishArgAxis {
+    axis: usize,
+}
+
+impl OpKind for FinishArgAxis {
+    const NAME: &'static str = "array.arg-axis-finish";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let first = inputs.first().ok_or(CoreError::Arity {
+            op: Self::NAME.into(),
+            expected: 1,
+            found: 0,
+        })?;
+        let (_, index) = arg_unstate(first)?;
+        if index.iter().any(|&i| i < 0) {
+            return Err(CoreError::user(
+                "argmin/argmax along an empty axis: there is no index to return",
+            ));
+        }
+        Ok(Value::from(ArrayChunk::I64(index.clone().index_axis_move(Axis(self.axis), 0))))
+    }
+}
+
+impl<T: Element> Array<T> {
+    fn reduce_scalar<U>(&self, kind: Kind, output: Output) -> ReducedScalar<U> {
         let name = token("arg", &(self.name(), kind, output));
         let chunk_base = Key::named(format!("{name}-chunk"));
         let mut tasks: Vec<Task> = self
@@ -233,12 +360,11 @@ impl Array {
             &combine,
             &mut tasks,
         );
-        let key = Key::named(name);
+        let key = Key::named(name.as_str());
         tasks.push(Task::new(key.clone(), Op::data(FinishArg { output }), level));
         ReducedScalar {
             key,
-            tasks: std::sync::Arc::new(tasks),
-            input: self.clone(),
+            tasks: hidden_layer(name, tasks, vec![self.layer()]),
             _type: std::marker::PhantomData,
         }
     }
@@ -267,5 +393,52 @@ impl Array {
     /// Whether every element is non-zero (true for an empty array).
     pub fn all(&self) -> ReducedScalar<bool> {
         self.reduce_scalar(Kind::Count, Output::All)
+    }
+
+    fn arg_axis(&self, kind: Kind, axis: usize) -> Result<Array<i64>> {
+        let axes = self.check_axes(Some(&[axis]))?;
+        let ops = TreeOps {
+            prefix: "arg-axis",
+            params: token("", &kind),
+            chunk: &|b| Op::data(ChunkArgAxis { kind, axis, offset: b.start[axis] }),
+            combine: Op::data(CombineArgAxis { kind }),
+            finish: Op::data(FinishArgAxis { axis }),
+        };
+        self.tree_reduce(&axes, DEFAULT_SPLIT_EVERY, ops)
+    }
+
+    /// The index along `axis` of the smallest element of each lane, as numpy's
+    /// `argmin(axis=...)` (NaN and ties as [`Array::argmin`]).
+    ///
+    /// ```
+    /// use brisk_array::{Chunks, from_ndarray};
+    /// use brisk_scheduler::Compute;
+    /// let a = ndarray::array![[3, 1, 2], [0, 5, 0]].into_dyn();
+    /// let x = from_ndarray(&a, Chunks::regular(&[2, 3], &[1, 2])?)?;
+    /// assert_eq!(x.argmin_axis(1)?.compute()?.into_raw_vec_and_offset().0, vec![1, 0]);
+    /// assert_eq!(x.argmax_axis(0)?.compute()?.into_raw_vec_and_offset().0, vec![0, 1, 0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn argmin_axis(&self, axis: usize) -> Result<Array<i64>> {
+        self.arg_axis(Kind::ArgMin, axis)
+    }
+
+    /// The index along `axis` of the largest element of each lane.
+    pub fn argmax_axis(&self, axis: usize) -> Result<Array<i64>> {
+        self.arg_axis(Kind::ArgMax, axis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_and_nan_follow_numpy() {
+        assert!(wins(Kind::ArgMin, (1.0, 5), (2.0, 0)));
+        assert!(wins(Kind::ArgMin, (1.0, 0), (1.0, 5)));
+        assert!(!wins(Kind::ArgMin, (1.0, 5), (1.0, 0)));
+        assert!(wins(Kind::ArgMax, (f64::NAN, 9), (3.0, 0)));
+        assert!(wins(Kind::ArgMax, (i64::MAX, 3), (i64::MAX - 1, 0)), "exact for big i64");
     }
 }

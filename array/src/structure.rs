@@ -1,33 +1,23 @@
 //! Structure: transpose, basic slicing, rechunk, concatenate, stack, and user
 //! kernels with `map_blocks`.
 
-use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Value};
+use brisk_core::{ArrayChunk, Element, Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::Task;
-use ndarray::{ArrayD, Axis, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, Axis, IxDyn, SliceInfoElem, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::array::{Array, token};
+use crate::array::{Array, hidden_layer, token};
 use crate::chunks::Chunks;
+use crate::element::{Numeric, any_dtype, chunk_ref, numeric_dtype, one_chunk, unsupported};
 use crate::{Error, Result};
 
-fn chunk_of(op: &str, v: &Value) -> brisk_core::Result<ArrayD<f64>> {
-    match v {
-        Value::Array(c) => match c.as_ref() {
-            ArrayChunk::F64(a) => Ok(a.clone()),
-            other => Err(CoreError::TypeMismatch {
-                expected: format!("f64 chunk for {op}"),
-                found: format!("{} chunk", other.dtype()),
-            }),
-        },
-        other => Err(CoreError::TypeMismatch {
-            expected: format!("f64 chunk for {op}"),
-            found: other.kind(),
-        }),
-    }
+fn value<T: Element>(a: ArrayD<T>) -> Value {
+    Value::from(T::into_chunk(a))
 }
 
-fn f64_value(a: ArrayD<f64>) -> Value {
-    Value::from(ArrayChunk::F64(a))
+/// A chunk of `T::default()` (zero, false): the stand-in for an empty selection.
+fn empty_chunk<T: Element>(shape: &[usize]) -> Op {
+    Op::Const(value(ArrayD::from_elem(IxDyn(shape), T::default())))
 }
 
 /// The row-major position of a block index in a grid.
@@ -71,7 +61,7 @@ impl OpKind for SliceChunk {
     const NAME: &'static str = "array.slice";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let a = crate::ops::f64_input(Self::NAME, inputs)?;
+        let chunk = one_chunk(Self::NAME, inputs)?;
         let info: Vec<SliceInfoElem> = self
             .takes
             .iter()
@@ -91,7 +81,7 @@ impl OpKind for SliceChunk {
                 },
             })
             .collect();
-        Ok(f64_value(a.slice(info.as_slice()).to_owned()))
+        Ok(any_dtype!(chunk, a => value(a.slice(info.as_slice()).to_owned())))
     }
 }
 
@@ -104,8 +94,9 @@ impl OpKind for TransposeChunk {
     const NAME: &'static str = "array.transpose";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let a = crate::ops::f64_input(Self::NAME, inputs)?;
-        Ok(f64_value(a.permuted_axes(IxDyn(&self.axes)).as_standard_layout().into_owned()))
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        let axes = IxDyn(&self.axes);
+        Ok(any_dtype!(chunk, a => value(a.permuted_axes(axes).as_standard_layout().into_owned())))
     }
 }
 
@@ -135,9 +126,28 @@ impl OpKind for Assemble {
                 found: inputs.len(),
             });
         }
-        let mut out = ArrayD::<f64>::zeros(IxDyn(&self.shape));
+        let first = chunk_ref(
+            Self::NAME,
+            inputs.first().ok_or_else(|| CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: 0,
+            })?,
+        )?;
+        any_dtype!(first, a => self.assemble(a, &inputs))
+    }
+}
+
+impl Assemble {
+    fn assemble<T: Element>(
+        &self,
+        _first: &ArrayD<T>,
+        inputs: &[Value],
+    ) -> brisk_core::Result<Value> {
+        let mut out = ArrayD::from_elem(IxDyn(&self.shape), T::default());
         for (v, (src, dst)) in inputs.iter().zip(&self.pieces) {
-            let a = chunk_of(Self::NAME, v)?;
+            let c = chunk_ref(Self::NAME, v)?;
+            let a = T::chunk_ref(c).ok_or_else(|| unsupported(Self::NAME, c))?;
             let from: Vec<SliceInfoElem> =
                 src.iter().map(|&(s, e)| (s as isize..e as isize).into()).collect();
             let to: Vec<SliceInfoElem> = src
@@ -147,7 +157,7 @@ impl OpKind for Assemble {
                 .collect();
             out.slice_mut(to.as_slice()).assign(&a.slice(from.as_slice()));
         }
-        Ok(f64_value(out))
+        Ok(value(out))
     }
 }
 
@@ -176,7 +186,8 @@ impl OpKind for ExpandDims {
     const NAME: &'static str = "array.expand-dims";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        Ok(f64_value(crate::ops::f64_input(Self::NAME, inputs)?.insert_axis(Axis(self.axis))))
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        Ok(any_dtype!(chunk, a => value(a.insert_axis(Axis(self.axis)))))
     }
 }
 
@@ -215,9 +226,9 @@ fn resolve(index: Index, n: usize, axis: usize) -> Result<(usize, usize, isize, 
     }
 }
 
-impl Array {
+impl<T: Element> Array<T> {
     /// Reverses or permutes the axes (`None`: reverse them, like numpy's `x.T`).
-    pub fn transpose(&self, axes: Option<&[usize]>) -> Result<Array> {
+    pub fn transpose(&self, axes: Option<&[usize]>) -> Result<Array<T>> {
         let ndim = self.shape().len();
         let axes: Vec<usize> = axes.map_or_else(|| (0..ndim).rev().collect(), <[usize]>::to_vec);
         let mut seen = axes.clone();
@@ -252,7 +263,7 @@ impl Array {
                 )
             })
             .collect();
-        Ok(Array::new(name, shape, layout, tasks, vec![self.clone()]))
+        Ok(Array::new(name, shape, layout, tasks, vec![self.layer()]))
     }
 
     /// Basic indexing, numpy's `x[i, a:b:s, ...]`: one [`Index`] per leading axis (the
@@ -267,7 +278,7 @@ impl Array {
     /// assert_eq!(y.compute()?.into_raw_vec_and_offset().0, vec![8.0, 5.0, 2.0]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn slice(&self, index: &[Index]) -> Result<Array> {
+    pub fn slice(&self, index: &[Index]) -> Result<Array<T>> {
         let ndim = self.shape().len();
         if index.len() > ndim {
             return Err(Error::Invalid(format!(
@@ -323,7 +334,7 @@ impl Array {
             // An empty selection: no input chunk is read.
             let name = token("slice-empty", &(self.name(), index));
             return crate::array::from_blocks(name, &out_shape, layout, |b| {
-                Op::Const(f64_value(ArrayD::zeros(IxDyn(&b.shape))))
+                empty_chunk::<T>(&b.shape)
             });
         }
         let name = token("slice", &(self.name(), index));
@@ -355,17 +366,17 @@ impl Array {
                 at[a] = 0;
             }
         }
-        Ok(Array::new(name, out_shape, layout, tasks, vec![self.clone()]))
+        Ok(Array::new(name, out_shape, layout, tasks, vec![self.layer()]))
     }
 
     /// The same values in chunks of `chunks` (regular, the last of each axis smaller).
-    pub fn rechunk(&self, chunks: &[usize]) -> Result<Array> {
+    pub fn rechunk(&self, chunks: &[usize]) -> Result<Array<T>> {
         self.rechunk_to(Chunks::regular(self.shape(), chunks)?)
     }
 
     /// The same values in the given chunk layout. Each output chunk is assembled from
     /// the pieces of the input chunks it overlaps.
-    pub fn rechunk_to(&self, layout: Chunks) -> Result<Array> {
+    pub fn rechunk_to(&self, layout: Chunks) -> Result<Array<T>> {
         if layout.sizes().len() != self.shape().len()
             || layout.sizes().iter().zip(self.shape()).any(|(s, &n)| s.iter().sum::<usize>() != n)
         {
@@ -438,19 +449,19 @@ impl Array {
                 )
             })
             .collect();
-        Ok(Array::new(name, self.shape().to_vec(), layout, tasks, vec![self.clone()]))
+        Ok(Array::new(name, self.shape().to_vec(), layout, tasks, vec![self.layer()]))
     }
 
     /// Runs `f` on every chunk (Dask's `map_blocks`); `f` must keep the chunk's shape.
     /// The kernel is a closure, so the graph runs only on in-process schedulers.
-    pub fn map_blocks(
+    pub fn map_blocks<U: Element>(
         &self,
         name: &str,
-        f: impl Fn(ArrayD<f64>) -> ArrayD<f64> + Send + Sync + 'static,
-    ) -> Array {
+        f: impl Fn(ArrayD<T>) -> ArrayD<U> + Send + Sync + 'static,
+    ) -> Array<U> {
         let label = name.to_string();
         let op = Op::local(name, move |inputs: Vec<Value>| {
-            let a = crate::ops::f64_input(&label, inputs)?;
+            let a = T::from_chunk(one_chunk(&label, inputs)?)?;
             let shape = a.shape().to_vec();
             let out = f(a);
             if out.shape() != shape.as_slice() {
@@ -459,7 +470,7 @@ impl Array {
                     out.shape()
                 )));
             }
-            Ok(f64_value(out))
+            Ok(value(out))
         });
         // Closures cannot be hashed: each call is its own layer, like Dask's default.
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -470,7 +481,7 @@ impl Array {
 
 /// Joins arrays along an existing axis. Their other axes must have equal sizes; they
 /// are rechunked to the first array's chunks there if they differ.
-pub fn concatenate(arrays: &[Array], axis: usize) -> Result<Array> {
+pub fn concatenate<T: Element>(arrays: &[Array<T>], axis: usize) -> Result<Array<T>> {
     let first = arrays
         .first()
         .ok_or_else(|| Error::Invalid("concatenate needs at least one array".into()))?;
@@ -529,16 +540,14 @@ pub fn concatenate(arrays: &[Array], axis: usize) -> Result<Array> {
         tasks.push(Task::new(base.with_index(index), Op::data(Alias), [key]));
     }
     if tasks.is_empty() {
-        return crate::array::from_blocks(name, &shape, layout, |b| {
-            Op::Const(f64_value(ArrayD::zeros(IxDyn(&b.shape))))
-        });
+        return crate::array::from_blocks(name, &shape, layout, |b| empty_chunk::<T>(&b.shape));
     }
-    Ok(Array::new(name, shape, layout, tasks, parts))
+    Ok(Array::new(name, shape, layout, tasks, parts.iter().map(Array::layer).collect()))
 }
 
 /// Stacks arrays of one shape along a new axis (chunks of 1 along it); they are
 /// rechunked to the first array's chunks if theirs differ.
-pub fn stack(arrays: &[Array], axis: usize) -> Result<Array> {
+pub fn stack<T: Element>(arrays: &[Array<T>], axis: usize) -> Result<Array<T>> {
     let first =
         arrays.first().ok_or_else(|| Error::Invalid("stack needs at least one array".into()))?;
     let ndim = first.shape().len();
@@ -573,7 +582,7 @@ pub fn stack(arrays: &[Array], axis: usize) -> Result<Array> {
                     Task::new(base.with_index(index), Op::data(ExpandDims { axis }), [k.clone()])
                 })
                 .collect();
-            Ok(Array::new(name, shape, layout, tasks, vec![a]))
+            Ok(Array::new(name, shape, layout, tasks, vec![a.layer()]))
         })
         .collect::<Result<Vec<_>>>()?;
     concatenate(&expanded, axis)
@@ -581,6 +590,16 @@ pub fn stack(arrays: &[Array], axis: usize) -> Result<Array> {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct MatmulBlock;
+
+impl MatmulBlock {
+    fn product<T: Numeric>(a: &ArrayD<T>, b: &ArrayChunk) -> brisk_core::Result<Value> {
+        let b = T::chunk_ref(b).ok_or_else(|| unsupported(Self::NAME, b))?;
+        fn to_2d<T: Numeric>(x: &ArrayD<T>) -> brisk_core::Result<ndarray::ArrayView2<'_, T>> {
+            x.view().into_dimensionality().map_err(|e| CoreError::Internal(e.to_string()))
+        }
+        Ok(value(to_2d(a)?.dot(&to_2d(b)?).into_dyn()))
+    }
+}
 
 impl OpKind for MatmulBlock {
     const NAME: &'static str = "array.matmul-block";
@@ -593,12 +612,8 @@ impl OpKind for MatmulBlock {
                 found: inputs.len(),
             });
         };
-        let to_2d = |v: &Value| -> brisk_core::Result<ndarray::Array2<f64>> {
-            chunk_of(Self::NAME, v)?
-                .into_dimensionality()
-                .map_err(|e| CoreError::Internal(e.to_string()))
-        };
-        Ok(f64_value(to_2d(a)?.dot(&to_2d(b)?).into_dyn()))
+        let (a, b) = (chunk_ref(Self::NAME, a)?, chunk_ref(Self::NAME, b)?);
+        numeric_dtype!(a, x => Self::product(x, b), bool => Err(unsupported(Self::NAME, a)))
     }
 }
 
@@ -607,22 +622,33 @@ impl OpKind for MatmulBlock {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SumChunks;
 
+impl SumChunks {
+    fn sum<T: Numeric>(first: &ArrayD<T>, rest: &[Value]) -> brisk_core::Result<Value> {
+        let mut acc = first.clone();
+        for v in rest {
+            let c = chunk_ref(Self::NAME, v)?;
+            let x = T::chunk_ref(c).ok_or_else(|| unsupported(Self::NAME, c))?;
+            Zip::from(&mut acc).and(x).for_each(|a, &b| *a = T::apply(crate::BinOp::Add, *a, b));
+        }
+        Ok(value(acc))
+    }
+}
+
 impl OpKind for SumChunks {
     const NAME: &'static str = "array.sum-chunks";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let mut it = inputs.iter();
-        let first =
-            it.next().ok_or(CoreError::Arity { op: Self::NAME.into(), expected: 1, found: 0 })?;
-        let mut acc = chunk_of(Self::NAME, first)?;
-        for v in it {
-            acc += &chunk_of(Self::NAME, v)?;
-        }
-        Ok(f64_value(acc))
+        let (first, rest) = inputs.split_first().ok_or(CoreError::Arity {
+            op: Self::NAME.into(),
+            expected: 1,
+            found: 0,
+        })?;
+        let first = chunk_ref(Self::NAME, first)?;
+        numeric_dtype!(first, a => Self::sum(a, rest), bool => Err(unsupported(Self::NAME, first)))
     }
 }
 
-impl Array {
+impl<T: Numeric> Array<T> {
     /// The matrix product of two 2-d arrays, block by block; the partial products
     /// along the contracted axis are summed in a fixed tree of `split_every` inputs
     /// per node, so the result is the same for every thread count. `other`'s rows are
@@ -639,7 +665,7 @@ impl Array {
     /// assert!(c.compute()?.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-12));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn matmul(&self, other: &Array) -> Result<Array> {
+    pub fn matmul(&self, other: &Array<T>) -> Result<Array<T>> {
         let (&[m, k], &[k2, n]) = (self.shape(), other.shape()) else {
             return Err(Error::ShapeMismatch {
                 left: self.shape().to_vec(),
@@ -696,7 +722,156 @@ impl Array {
                 ));
             }
         }
-        let middle = Array::hidden_layer(format!("{name}-inner"), inner, vec![self.clone(), b]);
+        let middle = hidden_layer(format!("{name}-inner"), inner, vec![self.layer(), b.layer()]);
         Ok(Array::new(name, vec![m, n], layout, outputs, vec![middle]))
+    }
+}
+
+/// A chunk reshaped in C order (each reshaped chunk is a contiguous run of every
+/// group of axes it spans, so this is exact).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReshapeChunk {
+    shape: Vec<usize>,
+}
+
+impl OpKind for ReshapeChunk {
+    const NAME: &'static str = "array.reshape";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let chunk = one_chunk(Self::NAME, inputs)?;
+        let shape = IxDyn(&self.shape);
+        any_dtype!(chunk, a => {
+            let a = a.as_standard_layout().into_owned();
+            a.into_shape_with_order(shape)
+                .map(value)
+                .map_err(|e| CoreError::Internal(format!("{}: {e}", Self::NAME)))
+        })
+    }
+}
+
+/// Axes of the input and the output whose sizes have equal products: reshaping
+/// never moves an element from one group to another.
+struct Group {
+    input: std::ops::Range<usize>,
+    output: std::ops::Range<usize>,
+}
+
+/// The groups of a reshape from `from` to `to` (equal total sizes, none zero).
+fn groups(from: &[usize], to: &[usize]) -> Vec<Group> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < from.len() || j < to.len() {
+        let (i0, j0) = (i, j);
+        if i == from.len() || j == to.len() {
+            // Only axes of size 1 are left on one side.
+            out.push(Group { input: i..from.len(), output: j..to.len() });
+            break;
+        }
+        let (mut p, mut q) = (from[i], to[j]);
+        i += 1;
+        j += 1;
+        while p != q {
+            if p < q {
+                p *= from[i];
+                i += 1;
+            } else {
+                q *= to[j];
+                j += 1;
+            }
+        }
+        out.push(Group { input: i0..i, output: j0..j });
+    }
+    out
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl<T: Element> Array<T> {
+    /// The same elements in C order under a new shape, like numpy's `reshape`.
+    ///
+    /// Axes are matched in groups of equal size products. Where a group merges or
+    /// splits axes, its input axes after the first are rechunked whole, and the
+    /// first one to chunks that cut the output evenly (Dask's rule), so every output
+    /// chunk is one input chunk reshaped. A different total size is an error naming
+    /// both shapes.
+    ///
+    /// ```
+    /// use brisk_array::arange;
+    /// use brisk_scheduler::Compute;
+    /// let x = arange(0.0, 24.0, 1.0, 6)?.reshape(&[4, 6])?;
+    /// assert_eq!(x.chunks().sizes(), &[vec![1, 1, 1, 1], vec![6]]);
+    /// let y = x.reshape(&[2, 3, 4])?;
+    /// assert_eq!(y.compute()?[[1, 2, 3]], 23.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reshape(&self, shape: &[usize]) -> Result<Array<T>> {
+        let (n_in, n_out) = (self.shape().iter().product::<usize>(), shape.iter().product());
+        if n_in != n_out {
+            return Err(Error::ShapeMismatch {
+                left: self.shape().to_vec(),
+                right: shape.to_vec(),
+                reason: format!("hold {n_in} and {n_out} elements: reshape cannot change the size"),
+            });
+        }
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        if n_in == 0 {
+            let layout = Chunks::regular(shape, &vec![1; shape.len()])?;
+            let name = token("reshape-empty", &(self.name(), shape));
+            return crate::array::from_blocks(name, shape, layout, |b| empty_chunk::<T>(&b.shape));
+        }
+        let mut in_sizes = self.chunks().sizes().to_vec();
+        let mut out_sizes = vec![Vec::new(); shape.len()];
+        for g in groups(self.shape(), shape) {
+            if g.input.len() == 1 && g.output.len() == 1 {
+                out_sizes[g.output.start] = in_sizes[g.input.start].clone();
+                continue;
+            }
+            if g.input.is_empty() {
+                g.output.for_each(|j| out_sizes[j] = vec![1]);
+                continue;
+            }
+            let rest_in: usize = self.shape()[g.input.start + 1..g.input.end].iter().product();
+            let rest_out: usize = shape[g.output.clone()].iter().skip(1).product();
+            let whole = g.input.start + 1..g.input.end;
+            for (sizes, &n) in in_sizes[whole.clone()].iter_mut().zip(&self.shape()[whole]) {
+                *sizes = vec![n];
+            }
+            // Rows of the first input axis per output row of the first output axis.
+            let unit = rest_out / gcd(rest_out, rest_in);
+            let first = &mut in_sizes[g.input.start];
+            if first.iter().any(|&c| c % unit != 0) {
+                let n = self.shape()[g.input.start];
+                let target = first.iter().copied().max().unwrap_or(1).div_ceil(unit).max(1) * unit;
+                *first = Chunks::regular(&[n], &[target.min(n)])?.sizes()[0].clone();
+            }
+            if let Some(j) = g.output.clone().next() {
+                out_sizes[j] = first.iter().map(|&c| c * rest_in / rest_out).collect();
+                g.output.skip(1).for_each(|j| out_sizes[j] = vec![shape[j]]);
+            }
+        }
+        let input = self.rechunk_to(Chunks::explicit(self.shape(), in_sizes)?)?;
+        let layout = Chunks::explicit(shape, out_sizes)?;
+        if input.chunks().blocks().len() != layout.blocks().len() {
+            return Err(Error::Invalid(format!(
+                "reshape from {:?} to {shape:?} cannot keep chunks whole (internal layout error)",
+                self.shape()
+            )));
+        }
+        let name = token("reshape", &(input.name(), shape));
+        let base = Key::named(name.as_str());
+        let tasks = layout
+            .blocks()
+            .iter()
+            .zip(input.chunk_keys())
+            .map(|(b, key)| {
+                let op = Op::data(ReshapeChunk { shape: b.shape.clone() });
+                Task::new(base.with_index(b.index.clone()), op, [key.clone()])
+            })
+            .collect();
+        Ok(Array::new(name, shape.to_vec(), layout, tasks, vec![input.layer()]))
     }
 }

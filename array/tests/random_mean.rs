@@ -106,8 +106,8 @@ fn array_ops_survive_encoding_and_run_the_same_after() {
 
 #[test]
 fn empty_and_constant_arrays() {
-    assert!(full(&[0, 3], &[1, 1], 1.0).unwrap().mean().compute().unwrap().is_nan());
-    assert_eq!(full(&[4, 5], &[3, 2], 2.5).unwrap().sum().compute().unwrap(), 50.0);
+    assert!(full(&[0, 3], &[1, 1], 1.0_f64).unwrap().mean().compute().unwrap().is_nan());
+    assert_eq!(full(&[4, 5], &[3, 2], 2.5_f64).unwrap().sum().compute().unwrap(), 50.0);
 }
 
 fn shape_and_chunks() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<usize>>)> {

@@ -8,6 +8,8 @@
 //!   ([`Value::encode`], [`Value::decode`]) used for spilling and shipping.
 //! - [`Op`]: what a task does — plain-data ops ([`OpKind`], found again by name in an
 //!   [`OpRegistry`]), closures (local only) and fused chains.
+//! - [`Element`]: the element types of chunks (`f64`, `f32`, `i64`, `i32`, `bool`)
+//!   with numpy's casting rules.
 //! - [`Error`]: errors with the task key, file or value they concern.
 //! - [`MemoryLedger`]: byte accounting for the scheduler's memory budget.
 //!
@@ -15,12 +17,14 @@
 //! execution in `brisk-scheduler`.
 
 mod codec;
+mod element;
 mod error;
 mod key;
 mod memory;
 mod op;
 mod value;
 
+pub use element::Element;
 pub use error::{BoxError, Error, Result};
 pub use key::Key;
 pub use memory::MemoryLedger;

@@ -10,7 +10,7 @@ use ndarray::ArrayD;
 use crate::{Error, Result};
 
 /// The element types of array chunks and scalars.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DType {
     /// 64-bit float.
     F64,
@@ -74,7 +74,7 @@ impl fmt::Display for DType {
 }
 
 /// A single number or boolean.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Scalar {
     /// 64-bit float.
     F64(f64),
