@@ -649,7 +649,8 @@ impl OpKind for SumChunks {
 }
 
 impl<T: Numeric> Array<T> {
-    /// The matrix product of two 2-d arrays, block by block; the partial products
+    /// The matrix product of two 2-d arrays (numpy's `dot`/`matmul` for matrices),
+    /// block by block; the partial products
     /// along the contracted axis are summed in a fixed tree of `split_every` inputs
     /// per node, so the result is the same for every thread count. `other`'s rows are
     /// rechunked to `self`'s column chunks if they differ.
@@ -659,12 +660,17 @@ impl<T: Numeric> Array<T> {
     /// use brisk_scheduler::Compute;
     /// let a = random(&[30, 20], &[10, 7], 1)?;
     /// let b = random(&[20, 12], &[5, 6], 2)?;
-    /// let c = a.matmul(&b)?;
+    /// let c = a.dot(&b)?;
     /// let want = a.compute()?.into_dimensionality::<ndarray::Ix2>()?
     ///     .dot(&b.compute()?.into_dimensionality::<ndarray::Ix2>()?);
     /// assert!(c.compute()?.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-12));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    pub fn dot(&self, other: &Array<T>) -> Result<Array<T>> {
+        self.matmul(other)
+    }
+
+    /// The matrix product of two 2-d arrays (see [`Array::dot`]).
     pub fn matmul(&self, other: &Array<T>) -> Result<Array<T>> {
         let (&[m, k], &[k2, n]) = (self.shape(), other.shape()) else {
             return Err(Error::ShapeMismatch {
