@@ -1,5 +1,56 @@
 //! `brisk-frame`: Brisk's partitioned dataframes, the counterpart of `dask.dataframe`.
 //!
-//! A frame will be a lazy sequence of Arrow `RecordBatch` partitions with a schema
-//! known at build time, computed by `brisk-scheduler`. This crate is a placeholder
-//! until the dataframes issue lands; it holds no types yet.
+//! A [`Frame`] is a lazy sequence of Arrow `RecordBatch` partitions (the `arrow`
+//! crate) whose schema is known when it is built, so a misspelt column fails at once
+//! with the closest names. Each partition is one task of a `brisk-graph` graph;
+//! `compute()` runs it on `brisk-scheduler` and gives a [`Table`].
+//!
+//! - [`read_csv`]: paths, directories and globs, split into byte ranges that start
+//!   exactly at record boundaries (quote parity per block), so every blocksize reads
+//!   the same rows; schema inference from a sample, dtype overrides, `usecols`, null
+//!   markers, a path column; a bad value is an error naming file, line, column and
+//!   value.
+//! - expressions ([`col`], [`lit`]) and frame ops: filter, select, with_column,
+//!   rename, drop, head, len.
+//! - [`GroupBy`]: partial aggregation per partition, a combine tree, one finish,
+//!   results sorted by key, pandas' null rules.
+//!
+//! ```
+//! use brisk_frame::Frame;
+//! use brisk_scheduler::Compute;
+//! use std::sync::Arc;
+//! use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+//! let b = RecordBatch::try_from_iter([
+//!     ("k", Arc::new(StringArray::from(vec!["x", "y", "x"])) as ArrayRef),
+//!     ("v", Arc::new(Float64Array::from(vec![1.0, 2.0, 4.0])) as ArrayRef),
+//! ])?;
+//! let t = Frame::from_batches(vec![b])?.groupby(["k"])?.mean()?.compute()?;
+//! assert_eq!(t.num_rows(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod csv;
+mod error;
+mod expr;
+mod frame;
+mod groupby;
+mod table;
+
+pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
+pub use error::{Error, Result};
+pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
+pub use frame::{Frame, RowCount};
+pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
+pub use table::Table;
+
+/// Registers every op of this crate, for workers that rebuild shipped graphs.
+pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
+    registry
+        .register::<csv::QuoteCount>()
+        .register::<csv::QuoteParity>()
+        .register::<csv::ReadBlock>()
+        .register::<frame::MapBatch>()
+        .register::<groupby::Partial>()
+        .register::<groupby::Combine>()
+        .register::<groupby::Finish>();
+}

@@ -18,9 +18,11 @@ mod dot;
 mod error;
 mod fuse;
 mod graph;
+mod layer;
 mod plan;
 
 pub use collection::Collection;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Task};
+pub use layer::Layer;
 pub use plan::{Plan, PlanOptions};

@@ -1,0 +1,780 @@
+//! `read_csv`: files split into byte ranges that start exactly at record
+//! boundaries, a schema inferred from a sample when the frame is built, and one
+//! task per block that parses its bytes into an Arrow `RecordBatch`.
+//!
+//! Exact splitting: a newline ends a record only outside quotes, i.e. where the
+//! count of quote characters since the file's start is even. One small task per
+//! block counts its quotes; the read task of block k takes the counts of blocks
+//! 0..k as inputs, so it knows the quote parity where its range begins and finds
+//! the first true record start at or after it. Every blocksize yields the same rows.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::compute::CastOptions;
+use arrow::csv::ReaderBuilder;
+use arrow::csv::reader::Format;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use brisk_core::{Error as CoreError, Key, Op, OpKind, Scalar, Value};
+use brisk_graph::{Layer, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::error::unknown_column;
+use crate::frame::{Frame, token};
+use crate::{Error, Result};
+
+/// Blocks of this many bytes unless told otherwise: with two cores and files of
+/// hundreds of megabytes this gives enough blocks to keep both busy while each
+/// parsed block stays a few tens of megabytes.
+pub const DEFAULT_BLOCKSIZE: u64 = 32 << 20;
+
+/// How to read CSV files. Built with chained setters:
+///
+/// ```
+/// use brisk_frame::CsvOptions;
+/// use arrow::datatypes::DataType;
+/// let opts = CsvOptions::default()
+///     .blocksize(16 << 20)
+///     .dtype("id4", DataType::Utf8)
+///     .usecols(["id1", "id4", "v1"])
+///     .null_values(["NA"]);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct CsvOptions {
+    blocksize: u64,
+    delimiter: u8,
+    quote: u8,
+    header: bool,
+    names: Option<Vec<String>>,
+    dtypes: Vec<(String, DataType)>,
+    usecols: Option<Vec<String>>,
+    null_values: Vec<String>,
+    path_column: Option<String>,
+    bad_values_to_null: bool,
+    sample_bytes: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            blocksize: DEFAULT_BLOCKSIZE,
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            names: None,
+            dtypes: Vec::new(),
+            usecols: None,
+            null_values: Vec::new(),
+            path_column: None,
+            bad_values_to_null: false,
+            sample_bytes: 1 << 20,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Bytes per partition (at least 1); a block boundary always moves to the next
+    /// record start.
+    pub fn blocksize(mut self, bytes: u64) -> Self {
+        self.blocksize = bytes.max(1);
+        self
+    }
+
+    /// The field delimiter (default `,`).
+    pub fn delimiter(mut self, c: u8) -> Self {
+        self.delimiter = c;
+        self
+    }
+
+    /// The quote character (default `"`; a quote inside a quoted field is doubled).
+    pub fn quote(mut self, c: u8) -> Self {
+        self.quote = c;
+        self
+    }
+
+    /// Whether the first record of every file is a header (default true).
+    pub fn header(mut self, yes: bool) -> Self {
+        self.header = yes;
+        self
+    }
+
+    /// Column names; with a header, they replace its names.
+    pub fn names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.names = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Reads `column` as `dtype` instead of the inferred type.
+    pub fn dtype(mut self, column: impl Into<String>, dtype: DataType) -> Self {
+        self.dtypes.push((column.into(), dtype));
+        self
+    }
+
+    /// Reads only these columns (in the file's order).
+    pub fn usecols<S: Into<String>>(mut self, cols: impl IntoIterator<Item = S>) -> Self {
+        self.usecols = Some(cols.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Field values read as null, besides the empty field.
+    pub fn null_values<S: Into<String>>(mut self, values: impl IntoIterator<Item = S>) -> Self {
+        self.null_values = values.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a column of this name holding each row's file path.
+    pub fn include_path_column(mut self, name: impl Into<String>) -> Self {
+        self.path_column = Some(name.into());
+        self
+    }
+
+    /// Turns values that do not parse as their column's type into nulls instead of
+    /// failing (pandas' `errors="coerce"`).
+    pub fn bad_values_to_null(mut self, yes: bool) -> Self {
+        self.bad_values_to_null = yes;
+        self
+    }
+
+    /// Bytes of the first file read to infer the schema (default 1 MiB).
+    pub fn sample_bytes(mut self, bytes: usize) -> Self {
+        self.sample_bytes = bytes.max(1);
+        self
+    }
+}
+
+/// Where to read from: a path, a directory, a glob, or several of them.
+#[derive(Clone, Debug)]
+pub struct Sources(Vec<String>);
+
+impl From<&str> for Sources {
+    fn from(s: &str) -> Self {
+        Sources(vec![s.to_string()])
+    }
+}
+
+impl From<String> for Sources {
+    fn from(s: String) -> Self {
+        Sources(vec![s])
+    }
+}
+
+impl From<&Path> for Sources {
+    fn from(p: &Path) -> Self {
+        Sources(vec![p.to_string_lossy().into_owned()])
+    }
+}
+
+impl From<&PathBuf> for Sources {
+    fn from(p: &PathBuf) -> Self {
+        Sources::from(p.as_path())
+    }
+}
+
+impl<S: AsRef<str>> From<&[S]> for Sources {
+    fn from(s: &[S]) -> Self {
+        Sources(s.iter().map(|x| x.as_ref().to_string()).collect())
+    }
+}
+
+impl<S: AsRef<str>> From<Vec<S>> for Sources {
+    fn from(s: Vec<S>) -> Self {
+        Sources::from(s.as_slice())
+    }
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::File { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// The files a source names, in sorted order for globs and directories.
+fn expand(spec: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(spec);
+    if spec.contains(['*', '?', '[']) {
+        let paths =
+            glob::glob(spec).map_err(|e| file_error(path, format!("bad glob pattern: {e}")))?;
+        let mut files: Vec<PathBuf> =
+            paths.filter_map(std::result::Result::ok).filter(|p| p.is_file()).collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(file_error(path, "the pattern matches no file"));
+        }
+        return Ok(files);
+    }
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| file_error(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(file_error(path, "the directory holds no .csv file"));
+        }
+        return Ok(files);
+    }
+    if !path.exists() {
+        return Err(file_error(path, "no such file"));
+    }
+    Ok(vec![path.to_path_buf()])
+}
+
+/// The offset just past the first record terminator in `buf`, given whether the
+/// quote count before `buf` is odd; `None` if `buf` holds none.
+fn next_boundary(buf: &[u8], quote: u8, mut odd: bool) -> Option<usize> {
+    for i in memchr::memchr2_iter(quote, b'\n', buf) {
+        if buf[i] == quote {
+            odd = !odd;
+        } else if !odd {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+fn quote_count(buf: &[u8], quote: u8) -> usize {
+    memchr::memchr_iter(quote, buf).count()
+}
+
+/// Reads `len` bytes at `offset` (fewer at the end of the file).
+fn read_at(f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match f.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// What the frame needs to know about one file before reading it.
+struct FileInfo {
+    path: PathBuf,
+    len: u64,
+    /// Where the first data record starts (after a BOM and the header).
+    data_start: u64,
+    header: Option<Vec<String>>,
+}
+
+fn parse_header(record: &[u8], delimiter: u8, quote: u8) -> Result<Vec<String>, ArrowError> {
+    let format = Format::default().with_header(true).with_delimiter(delimiter).with_quote(quote);
+    let (schema, _) = format.infer_schema(record, Some(0))?;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
+    let f = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let len = f.metadata().map_err(|e| file_error(path, e))?.len();
+    let mut start = 0u64;
+    let head = read_at(&f, 0, 3).map_err(|e| file_error(path, e))?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        start = 3;
+    }
+    if !opts.header || start >= len {
+        return Ok(FileInfo { path: path.to_path_buf(), len, data_start: start, header: None });
+    }
+    // The header ends at the first newline outside quotes.
+    let mut at = start;
+    let mut odd = false;
+    let end = loop {
+        let buf = read_at(&f, at, 64 << 10).map_err(|e| file_error(path, e))?;
+        if buf.is_empty() {
+            break len;
+        }
+        if let Some(i) = next_boundary(&buf, opts.quote, odd) {
+            break at + i as u64;
+        }
+        odd ^= quote_count(&buf, opts.quote) % 2 == 1;
+        at += buf.len() as u64;
+    };
+    let record = read_at(&f, start, (end - start) as usize).map_err(|e| file_error(path, e))?;
+    let names = parse_header(&record, opts.delimiter, opts.quote)
+        .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
+    Ok(FileInfo { path: path.to_path_buf(), len, data_start: end, header: Some(names) })
+}
+
+/// The schema of the file's first records (a sample cut at a record boundary).
+fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema> {
+    let f = File::open(&info.path).map_err(|e| file_error(&info.path, e))?;
+    let sample =
+        read_at(&f, info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
+    let complete = info.data_start + sample.len() as u64 >= info.len;
+    // Cut after the last record terminator outside quotes.
+    let mut cut = sample.len();
+    if !complete {
+        cut = 0;
+        while let Some(i) = next_boundary(&sample[cut..], opts.quote, false) {
+            cut += i;
+        }
+    }
+    let format = Format::default()
+        .with_header(false)
+        .with_delimiter(opts.delimiter)
+        .with_quote(opts.quote)
+        .with_truncated_rows(false);
+    let format = match null_regex(opts)? {
+        Some(r) => format.with_null_regex(r),
+        None => format,
+    };
+    let (inferred, _) = format
+        .infer_schema(&sample[..cut], None)
+        .map_err(|e| file_error(&info.path, format!("cannot infer the schema: {e}")))?;
+    let fields = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let dtype = inferred.fields().get(i).map_or(DataType::Utf8, |f| match f.data_type() {
+                DataType::Null => DataType::Utf8,
+                t => t.clone(),
+            });
+            Field::new(name, dtype, true)
+        })
+        .collect::<Vec<_>>();
+    Ok(Schema::new(fields))
+}
+
+fn null_regex(opts: &CsvOptions) -> Result<Option<regex::Regex>> {
+    if opts.null_values.is_empty() {
+        return Ok(None);
+    }
+    let alternatives: Vec<String> = std::iter::once(String::new())
+        .chain(opts.null_values.iter().map(|v| regex::escape(v)))
+        .collect();
+    regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+        .map(Some)
+        .map_err(|e| Error::Invalid(format!("bad null values: {e}")))
+}
+
+/// Reads CSV files lazily: one partition per block of `blocksize` bytes of each
+/// file. The schema is inferred from a sample of the first file now, so a wrong
+/// column name fails before any block is read.
+///
+/// ```no_run
+/// use brisk_frame::{CsvOptions, read_csv};
+/// let df = read_csv("data/*.csv", CsvOptions::default())?;
+/// println!("{:?}", df.columns());
+/// # Ok::<(), brisk_frame::Error>(())
+/// ```
+pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> {
+    let mut files = Vec::new();
+    for spec in sources.into().0 {
+        files.extend(expand(&spec)?);
+    }
+    let infos = files.iter().map(|p| inspect(p, &opts)).collect::<Result<Vec<_>>>()?;
+    // The schema comes from the first file with data (or a header).
+    let first = infos
+        .iter()
+        .find(|i| i.header.is_some() || i.data_start < i.len)
+        .ok_or_else(|| file_error(&files[0], "the file is empty: there are no columns to read"))?;
+    let names: Vec<String> = match (&opts.names, &first.header) {
+        (Some(n), _) => n.clone(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => {
+            let f = File::open(&first.path).map_err(|e| file_error(&first.path, e))?;
+            let sample =
+                read_at(&f, first.data_start, 64 << 10).map_err(|e| file_error(&first.path, e))?;
+            let end = next_boundary(&sample, opts.quote, false).unwrap_or(sample.len());
+            let n = parse_header(&sample[..end], opts.delimiter, opts.quote)
+                .map_err(|e| file_error(&first.path, e))?
+                .len();
+            (1..=n).map(|i| format!("column_{i}")).collect()
+        }
+    };
+    for info in &infos {
+        if let (Some(h), None) = (&info.header, &opts.names)
+            && h != &names
+        {
+            {
+                return Err(file_error(
+                    &info.path,
+                    format!(
+                        "its header {h:?} differs from the first file's {names:?}: read the files separately or pass names"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut schema = infer(first, &names, &opts)?;
+    let existing: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (col, dtype) in &opts.dtypes {
+        let i =
+            names.iter().position(|n| n == col).ok_or_else(|| unknown_column(col, &existing))?;
+        fields[i] = Field::new(col, dtype.clone(), true);
+    }
+    schema = Schema::new(fields);
+    let projection: Vec<usize> = match &opts.usecols {
+        Some(cols) => {
+            let mut idx = cols
+                .iter()
+                .map(|c| {
+                    names.iter().position(|n| n == c).ok_or_else(|| unknown_column(c, &existing))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            idx.sort_unstable();
+            idx.dedup();
+            idx
+        }
+        None => (0..names.len()).collect(),
+    };
+    let mut out_fields: Vec<Field> = projection.iter().map(|&i| schema.field(i).clone()).collect();
+    if let Some(name) = &opts.path_column {
+        out_fields.push(Field::new(name, DataType::Utf8, false));
+    }
+    let out_schema: SchemaRef = Arc::new(Schema::new(out_fields));
+    let spec = BlockSpec {
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect(),
+        projection,
+        delimiter: opts.delimiter,
+        quote: opts.quote,
+        null_values: opts.null_values.clone(),
+        path_column: opts.path_column.is_some(),
+        bad_values_to_null: opts.bad_values_to_null,
+    };
+    let name = token("read-csv", &(&files, opts.blocksize, format!("{spec:?}"), modified(&files)));
+    let count_base = Key::named(format!("{name}-quotes"));
+    let prefix_base = Key::named(format!("{name}-parity"));
+    let base = Key::named(name.as_str());
+    let mut tasks = Vec::new();
+    let mut counts = Vec::new();
+    for (fi, info) in infos.iter().enumerate() {
+        let data_len = info.len.saturating_sub(info.data_start);
+        if data_len == 0 {
+            continue;
+        }
+        let blocks = data_len.div_ceil(opts.blocksize);
+        let path = info.path.to_string_lossy().into_owned();
+        // The quote parity before each block: counts per block, then one prefix.
+        let prefix = prefix_base.with_index([fi as u32]);
+        let mut block_counts = Vec::new();
+        for b in 0..blocks {
+            let start = info.data_start + b * opts.blocksize;
+            let end = (start + opts.blocksize).min(info.len);
+            let op = ReadBlock {
+                path: path.clone(),
+                start,
+                end,
+                block: b as usize,
+                file_len: info.len,
+                spec: spec.clone(),
+            };
+            let deps = if b == 0 { vec![] } else { vec![prefix.clone()] };
+            tasks.push(Task::new(base.with_index([fi as u32, b as u32]), Op::data(op), deps));
+            if b + 1 < blocks {
+                let key = count_base.with_index([fi as u32, b as u32]);
+                let op = QuoteCount { path: path.clone(), start, end, quote: opts.quote };
+                counts.push(Task::root(key.clone(), Op::data(op)));
+                block_counts.push(key);
+            }
+        }
+        if blocks > 1 {
+            counts.push(Task::new(prefix, Op::data(QuoteParity), block_counts));
+        }
+    }
+    let counts = Layer::new(format!("{}-quotes", count_base.name()), counts, vec![]);
+    let layer = Layer::new(name, tasks, vec![counts]);
+    Ok(Frame::from_layer(out_schema, layer))
+}
+
+fn modified(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// How to parse a block: the file's columns, which to keep, the dialect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BlockSpec {
+    /// Every column of the file: name and Arrow type (as `DataType` prints).
+    columns: Vec<(String, String)>,
+    projection: Vec<usize>,
+    delimiter: u8,
+    quote: u8,
+    null_values: Vec<String>,
+    path_column: bool,
+    bad_values_to_null: bool,
+}
+
+/// The number of quote characters in a byte range.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct QuoteCount {
+    path: String,
+    start: u64,
+    end: u64,
+    quote: u8,
+}
+
+impl OpKind for QuoteCount {
+    const NAME: &'static str = "frame.csv-quotes";
+
+    fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let f =
+            File::open(&self.path).map_err(|e| CoreError::user(format!("{}: {e}", self.path)))?;
+        let buf = read_at(&f, self.start, (self.end - self.start) as usize)
+            .map_err(|e| CoreError::user(format!("{}: {e}", self.path)))?;
+        Ok(Value::from(quote_count(&buf, self.quote) as i64))
+    }
+}
+
+/// The quote parity before each block of a file, from the blocks' quote counts:
+/// item `k` of the list is odd (1) when blocks `0..k` hold an odd number of quotes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct QuoteParity;
+
+impl OpKind for QuoteParity {
+    const NAME: &'static str = "frame.csv-parity";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let mut odd = 0i64;
+        let mut out = vec![Value::from(0i64)];
+        for v in &inputs {
+            match v.as_scalar() {
+                Some(Scalar::I64(n)) => odd ^= n & 1,
+                _ => {
+                    return Err(CoreError::Internal(format!(
+                        "{} expects quote counts",
+                        Self::NAME
+                    )));
+                }
+            }
+            out.push(Value::from(odd));
+        }
+        Ok(Value::from(out))
+    }
+}
+
+/// One block of a CSV file parsed into a record batch. Its input, for all blocks but
+/// the first, is the file's quote parities.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReadBlock {
+    path: String,
+    /// The nominal byte range; the block reads the records that start in it.
+    start: u64,
+    end: u64,
+    /// Its position in the file; block 0 starts at the first data record.
+    block: usize,
+    file_len: u64,
+    spec: BlockSpec,
+}
+
+impl ReadBlock {
+    fn io(&self, e: std::io::Error) -> CoreError {
+        CoreError::user(format!("{}: cannot read: {e}", self.path))
+    }
+
+    /// The exact byte range of the records that start in `[start, end)`.
+    fn bounds(&self, f: &File, odd_before: bool) -> brisk_core::Result<(u64, u64)> {
+        let q = self.spec.quote;
+        let pad = 64 << 10;
+        // A record starts at `start` itself only after a terminator at `start - 1`:
+        // scan from there, with the parity before that byte.
+        let find = |from: u64, mut odd: bool| -> brisk_core::Result<u64> {
+            let mut at = from;
+            loop {
+                let buf = read_at(f, at, pad).map_err(|e| self.io(e))?;
+                if buf.is_empty() {
+                    return Ok(self.file_len);
+                }
+                if let Some(i) = next_boundary(&buf, q, odd) {
+                    return Ok(at + i as u64);
+                }
+                odd ^= quote_count(&buf, q) % 2 == 1;
+                at += buf.len() as u64;
+            }
+        };
+        let start = if self.block == 0 {
+            self.start
+        } else {
+            let prev = read_at(f, self.start - 1, 1).map_err(|e| self.io(e))?;
+            let odd = odd_before ^ (prev.first() == Some(&q));
+            find(self.start - 1, odd)?
+        };
+        if start >= self.end {
+            return Ok((start, start));
+        }
+        let end = if self.end >= self.file_len {
+            self.file_len
+        } else {
+            // Parity just before `end - 1`, counted from the record start.
+            let span =
+                read_at(f, start, (self.end - 1 - start) as usize).map_err(|e| self.io(e))?;
+            find(self.end - 1, quote_count(&span, q) % 2 == 1)?
+        };
+        Ok((start, end))
+    }
+
+    fn schema(&self, as_text: bool) -> brisk_core::Result<SchemaRef> {
+        let fields = self
+            .spec
+            .columns
+            .iter()
+            .map(|(name, t)| {
+                let dtype: DataType = t.parse().map_err(|e| CoreError::Internal(format!("{e}")))?;
+                let dtype = if as_text && dtype != DataType::Utf8 { DataType::Utf8 } else { dtype };
+                Ok(Field::new(name, dtype, true))
+            })
+            .collect::<brisk_core::Result<Vec<_>>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    fn parse(&self, bytes: &[u8], start: u64) -> brisk_core::Result<RecordBatch> {
+        let typed = self.schema(false)?;
+        let schema = self.schema(self.spec.bad_values_to_null)?;
+        let mut builder = ReaderBuilder::new(schema)
+            .with_header(false)
+            .with_delimiter(self.spec.delimiter)
+            .with_quote(self.spec.quote)
+            .with_batch_size(1 << 16)
+            .with_projection(self.spec.projection.clone());
+        let nulls = CsvOptions::default().null_values(self.spec.null_values.clone());
+        if let Some(r) = null_regex(&nulls).map_err(|e| CoreError::Internal(e.to_string()))? {
+            builder = builder.with_null_regex(r);
+        }
+        let mut decoder = builder.build_decoder();
+        let mut batches = Vec::new();
+        let mut rest = bytes;
+        let fail = |e: ArrowError| self.locate(e, bytes, start);
+        loop {
+            let n = decoder.decode(rest).map_err(fail)?;
+            rest = &rest[n..];
+            if n == 0 || decoder.capacity() == 0 {
+                match decoder.flush().map_err(fail)? {
+                    Some(b) => batches.push(b),
+                    None => break,
+                }
+            }
+        }
+        let out_schema = Arc::new(Schema::new(
+            self.spec.projection.iter().map(|&i| typed.field(i).clone()).collect::<Vec<_>>(),
+        ));
+        let mut batch = if batches.is_empty() {
+            RecordBatch::new_empty(out_schema.clone())
+        } else {
+            arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                .map_err(|e| CoreError::Internal(e.to_string()))?
+        };
+        if self.spec.bad_values_to_null {
+            let opts = CastOptions { safe: true, ..Default::default() };
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(out_schema.fields())
+                .map(|(c, f)| arrow::compute::cast_with_options(c, f.data_type(), &opts))
+                .collect::<Result<Vec<ArrayRef>, _>>()
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            batch = RecordBatch::try_new(out_schema, columns)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        }
+        if self.spec.path_column {
+            let rows = batch.num_rows();
+            let mut columns = batch.columns().to_vec();
+            columns.push(Arc::new(StringArray::from(vec![self.path.as_str(); rows])));
+            let mut fields: Vec<Field> =
+                batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new("path", DataType::Utf8, false));
+            batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        }
+        Ok(batch)
+    }
+
+    /// The line number in the file of `offset` into the block's `bytes`.
+    fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
+        let before = File::open(&self.path)
+            .and_then(|f| read_at(&f, 0, start as usize))
+            .map(|b| memchr::memchr_iter(b'\n', &b).count())
+            .unwrap_or(0);
+        before + memchr::memchr_iter(b'\n', &bytes[..offset]).count() + 1
+    }
+
+    /// Turns an Arrow parse error into one that names the file, line, column and
+    /// value, and says what to do.
+    fn locate(&self, e: ArrowError, bytes: &[u8], start: u64) -> CoreError {
+        let text = e.to_string();
+        let record = text
+            .split(" at line ")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|s| s.parse::<usize>().ok());
+        let Some(record) = record else {
+            return CoreError::user(format!("{}: {text}", self.path));
+        };
+        if let Err(bad) = std::str::from_utf8(bytes) {
+            let at = bad.valid_up_to();
+            return CoreError::user(format!(
+                "{}: line {}: invalid UTF-8 (byte {}): convert the file to UTF-8",
+                self.path,
+                self.line_at(bytes, start, at),
+                start as usize + at
+            ));
+        }
+        let mut at = 0;
+        for _ in 0..record {
+            match next_boundary(&bytes[at..], self.spec.quote, false) {
+                Some(i) => at += i,
+                None => break,
+            }
+        }
+        let line = self.line_at(bytes, start, at);
+        if let Some(rest) = text.split("Error while parsing value '").nth(1) {
+            let value = rest.split("' as type '").next().unwrap_or("");
+            let dtype =
+                rest.split("' as type '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("");
+            let column = rest
+                .split("for column ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse::<usize>().ok())
+                .and_then(|i| self.spec.columns.get(i))
+                .map_or("?", |(n, _)| n.as_str());
+            return CoreError::user(format!(
+                "{}: line {line}, column '{column}': cannot parse '{value}' as {dtype}; read the column as text (dtype {column}: Utf8), mark the value as null (null_values), or turn bad values into nulls (bad_values_to_null)",
+                self.path
+            ));
+        }
+        let reason =
+            text.split(" at line ").next().unwrap_or(&text).trim_start_matches("Csv error: ");
+        CoreError::user(format!("{}: line {line}: {reason}", self.path))
+    }
+}
+
+impl OpKind for ReadBlock {
+    const NAME: &'static str = "frame.read-csv";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let odd = match inputs.first() {
+            None => false,
+            Some(Value::List(items)) => match items.get(self.block).and_then(Value::as_scalar) {
+                Some(Scalar::I64(p)) => p == 1,
+                _ => {
+                    return Err(CoreError::Internal(format!(
+                        "{}: no parity for block {}",
+                        Self::NAME,
+                        self.block
+                    )));
+                }
+            },
+            Some(other) => {
+                return Err(CoreError::TypeMismatch {
+                    expected: "quote parities".into(),
+                    found: other.kind(),
+                });
+            }
+        };
+        let f = File::open(&self.path).map_err(|e| self.io(e))?;
+        let (start, end) = self.bounds(&f, odd)?;
+        let bytes = read_at(&f, start, (end - start) as usize).map_err(|e| self.io(e))?;
+        Ok(Value::from(self.parse(&bytes, start)?))
+    }
+}

@@ -1,0 +1,379 @@
+//! The lazy partitioned frame and its computed form, the [`Table`].
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
+use brisk_graph::{Collection, GraphBuilder, Layer, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::error::unknown_column;
+use crate::expr::{Expr, col};
+use crate::table::Table;
+use crate::{Error, Result};
+
+/// A lazy dataframe: a sequence of partitions, each one task giving an Arrow
+/// `RecordBatch`, with a schema known when it is built (Dask's `meta`).
+///
+/// ```
+/// use brisk_frame::{Frame, col, lit};
+/// use brisk_scheduler::Compute;
+/// use std::sync::Arc;
+/// use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+/// let batch = RecordBatch::try_from_iter([
+///     ("k", Arc::new(StringArray::from(vec!["a", "b", "a"])) as ArrayRef),
+///     ("v", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+/// ])?;
+/// let df = Frame::from_batches(vec![batch])?;
+/// let t = df.filter(col("v").gt(lit(1)))?.compute()?;
+/// assert_eq!(t.num_rows(), 2);
+/// assert!(df.select(["vv"]).unwrap_err().to_string().contains("did you mean 'v'"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Frame {
+    schema: SchemaRef,
+    layer: Arc<Layer>,
+    /// Columns the computed table is sorted by (a group-by's keys): each partition
+    /// is sorted, and `compute` sorts the whole.
+    sort_keys: Option<Vec<String>>,
+}
+
+pub(crate) fn token(prefix: &str, params: &impl std::hash::Hash) -> String {
+    Key::token(prefix, params).name().to_string()
+}
+
+impl Frame {
+    pub(crate) fn from_layer(schema: SchemaRef, layer: Arc<Layer>) -> Frame {
+        Frame { schema, layer, sort_keys: None }
+    }
+
+    /// The same frame, whose computed table is sorted by `keys`.
+    pub(crate) fn sorted_by(mut self, keys: Vec<String>) -> Frame {
+        self.sort_keys = Some(keys);
+        self
+    }
+
+    /// A frame of batches already in memory, one partition each. They must share
+    /// one schema.
+    pub fn from_batches(batches: Vec<RecordBatch>) -> Result<Frame> {
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| Error::Invalid("from_batches needs at least one batch".into()))?;
+        if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+            return Err(Error::Invalid(format!(
+                "batches have different schemas: {:?} and {:?}",
+                schema.fields(),
+                b.schema().fields()
+            )));
+        }
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = token("from-batches", &(std::process::id(), n));
+        let base = Key::named(name.as_str());
+        let tasks = batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Task::root(base.with_index([i as u32]), Op::Const(Value::from(b))))
+            .collect();
+        Ok(Frame::from_layer(schema, Layer::new(name, tasks, vec![])))
+    }
+
+    /// The schema every partition has.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The column names.
+    pub fn columns(&self) -> Vec<&str> {
+        self.schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    /// How many partitions.
+    pub fn npartitions(&self) -> usize {
+        self.layer.tasks().len()
+    }
+
+    pub(crate) fn layer(&self) -> &Arc<Layer> {
+        &self.layer
+    }
+
+    pub(crate) fn partition_keys(&self) -> impl Iterator<Item = &Key> {
+        self.layer.keys()
+    }
+
+    /// The error for a name this frame lacks, or Ok.
+    pub(crate) fn check_column(&self, name: &str) -> Result<()> {
+        if self.schema.field_with_name(name).is_err() {
+            return Err(unknown_column(name, &self.columns()));
+        }
+        Ok(())
+    }
+
+    /// A per-partition step applied to every partition.
+    fn map(&self, prefix: &str, step: Step, schema: SchemaRef) -> Frame {
+        let name = token(prefix, &(self.layer.name(), format!("{step:?}")));
+        let base = Key::named(name.as_str());
+        let op = Op::data(MapBatch { step });
+        let tasks = self
+            .partition_keys()
+            .map(|k| Task::new(base.with_index(k.index()), op.clone(), [k.clone()]))
+            .collect();
+        let keys =
+            self.sort_keys.clone().filter(|k| k.iter().all(|c| schema.field_with_name(c).is_ok()));
+        Frame { schema, layer: Layer::new(name, tasks, vec![self.layer.clone()]), sort_keys: keys }
+    }
+
+    /// The rows where `predicate` is true (null counts as false).
+    pub fn filter(&self, predicate: Expr) -> Result<Frame> {
+        let t = predicate.data_type(&self.schema)?;
+        if t != arrow::datatypes::DataType::Boolean {
+            return Err(Error::Type {
+                column: predicate.to_string(),
+                reason: format!("a filter needs a boolean expression, got {t}"),
+            });
+        }
+        Ok(self.map("filter", Step::Filter(predicate), self.schema.clone()))
+    }
+
+    /// The given expressions as columns, each named by its pair.
+    pub fn project(&self, exprs: Vec<(String, Expr)>) -> Result<Frame> {
+        let mut fields = Vec::with_capacity(exprs.len());
+        for (name, e) in &exprs {
+            if fields.iter().any(|f: &Field| f.name() == name) {
+                return Err(Error::Invalid(format!("column '{name}' is given twice")));
+            }
+            fields.push(Field::new(name, e.data_type(&self.schema)?, true));
+        }
+        Ok(self.map("project", Step::Project(exprs), Arc::new(Schema::new(fields))))
+    }
+
+    /// These columns only, in this order.
+    pub fn select<S: AsRef<str>>(&self, columns: impl IntoIterator<Item = S>) -> Result<Frame> {
+        self.project(
+            columns.into_iter().map(|c| (c.as_ref().to_string(), col(c.as_ref()))).collect(),
+        )
+    }
+
+    /// Adds (or replaces) a column computed by `expr`.
+    pub fn with_column(&self, name: impl Into<String>, expr: Expr) -> Result<Frame> {
+        let name = name.into();
+        let mut exprs: Vec<(String, Expr)> =
+            self.columns().into_iter().map(|c| (c.to_string(), col(c))).collect();
+        match exprs.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = expr,
+            None => exprs.push((name, expr)),
+        }
+        self.project(exprs)
+    }
+
+    /// Renames columns, `(old, new)` pairs.
+    pub fn rename<A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        pairs: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Frame> {
+        let mut exprs: Vec<(String, Expr)> =
+            self.columns().into_iter().map(|c| (c.to_string(), col(c))).collect();
+        for (old, new) in pairs {
+            self.check_column(old.as_ref())?;
+            if let Some(slot) = exprs.iter_mut().find(|(n, _)| n == old.as_ref()) {
+                slot.0 = new.as_ref().to_string();
+            }
+        }
+        self.project(exprs)
+    }
+
+    /// Without these columns.
+    pub fn drop<S: AsRef<str>>(&self, columns: impl IntoIterator<Item = S>) -> Result<Frame> {
+        let gone: Vec<String> = columns.into_iter().map(|c| c.as_ref().to_string()).collect();
+        for c in &gone {
+            self.check_column(c)?;
+        }
+        self.select(self.columns().into_iter().filter(|c| !gone.iter().any(|g| g == c)))
+    }
+
+    /// The first `n` rows, reading only the partitions it needs (first one, then
+    /// twice as many each round, as Dask's `head(npartitions=...)` would).
+    pub fn head(&self, n: usize) -> Result<Table> {
+        use brisk_scheduler::Compute;
+        let mut take = 1;
+        loop {
+            let take_now = take.min(self.npartitions());
+            let part = Partitions { frame: self.clone(), count: take_now };
+            let t = part.compute()?;
+            if t.num_rows() >= n || take_now == self.npartitions() {
+                return Ok(t.slice(0, n.min(t.num_rows())));
+            }
+            take *= 2;
+        }
+    }
+
+    /// The number of rows, lazily: counts per partition, summed.
+    pub fn len(&self) -> RowCount {
+        RowCount { frame: self.clone() }
+    }
+
+    /// Whether the frame has no columns (rows need a compute: see [`Frame::len`]).
+    pub fn is_empty(&self) -> bool {
+        self.schema.fields().is_empty()
+    }
+}
+
+/// One per-partition step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Step {
+    Filter(Expr),
+    Project(Vec<(String, Expr)>),
+}
+
+/// A per-partition step as an op.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MapBatch {
+    step: Step,
+}
+
+pub(crate) fn batch_of(op: &str, v: &Value) -> brisk_core::Result<RecordBatch> {
+    match v {
+        Value::Batch(b) => Ok(b.clone()),
+        other => Err(CoreError::TypeMismatch {
+            expected: format!("record batch for {op}"),
+            found: other.kind(),
+        }),
+    }
+}
+
+pub(crate) fn arrow_err(op: &str) -> impl Fn(arrow::error::ArrowError) -> CoreError + '_ {
+    move |e| CoreError::user(format!("{op}: {e}"))
+}
+
+impl OpKind for MapBatch {
+    const NAME: &'static str = "frame.map";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let batch = batch_of(
+            Self::NAME,
+            inputs.first().ok_or(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: 0,
+            })?,
+        )?;
+        let err = arrow_err(Self::NAME);
+        let out = match &self.step {
+            Step::Filter(e) => {
+                let mask = e.evaluate(&batch).map_err(&err)?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<arrow::array::BooleanArray>()
+                    .ok_or_else(|| CoreError::Internal("filter mask is not boolean".into()))?;
+                arrow::compute::filter_record_batch(&batch, mask).map_err(&err)?
+            }
+            Step::Project(exprs) => {
+                let columns = exprs
+                    .iter()
+                    .map(|(_, e)| e.evaluate(&batch))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(&err)?;
+                let fields: Vec<Field> = exprs
+                    .iter()
+                    .zip(&columns)
+                    .map(|((n, _), c)| Field::new(n, c.data_type().clone(), true))
+                    .collect();
+                let options =
+                    arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+                    .map_err(&err)?
+            }
+        };
+        Ok(Value::from(out))
+    }
+}
+
+impl Collection for Frame {
+    type Output = Table;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.layer.add_to(graph);
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.partition_keys().cloned().collect()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<Table> {
+        let batches = values
+            .iter()
+            .map(|v| batch_of("compute", v))
+            .collect::<brisk_core::Result<Vec<_>>>()?;
+        let table = Table::new(self.schema.clone(), batches);
+        match &self.sort_keys {
+            Some(keys) if table.batches().len() > 1 => {
+                // Put the key columns first, sort, and put them back.
+                let err = arrow_err("sort");
+                let all = table.to_batch();
+                let order: Vec<usize> = keys
+                    .iter()
+                    .filter_map(|k| all.schema().index_of(k).ok())
+                    .chain(
+                        (0..all.num_columns())
+                            .filter(|i| !keys.contains(all.schema().field(*i).name())),
+                    )
+                    .collect();
+                let sorted =
+                    crate::groupby::sort_batch(&all.project(&order).map_err(&err)?, keys.len())
+                        .map_err(&err)?;
+                let back: Vec<usize> = (0..order.len())
+                    .map(|i| order.iter().position(|&o| o == i).expect("a permutation"))
+                    .collect();
+                Ok(Table::new(self.schema.clone(), vec![sorted.project(&back).map_err(&err)?]))
+            }
+            _ => Ok(table),
+        }
+    }
+}
+
+/// The first `count` partitions of a frame.
+struct Partitions {
+    frame: Frame,
+    count: usize,
+}
+
+impl Collection for Partitions {
+    type Output = Table;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.frame.add_tasks(graph);
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.frame.partition_keys().take(self.count).cloned().collect()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<Table> {
+        self.frame.finish(values)
+    }
+}
+
+/// A lazy row count (see [`Frame::len`]).
+#[derive(Clone, Debug)]
+pub struct RowCount {
+    frame: Frame,
+}
+
+impl Collection for RowCount {
+    type Output = usize;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.frame.add_tasks(graph);
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.frame.output_keys()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<usize> {
+        values.iter().map(|v| batch_of("len", v).map(|b| b.num_rows())).sum()
+    }
+}

@@ -1,0 +1,860 @@
+//! Group-by aggregations: a partial state per partition, hash-split into parts,
+//! each part combined in a fixed tree (`split_every`) and finished once; the
+//! result is sorted by key.
+//!
+//! A state is a record batch: the key columns and, per aggregation, its state
+//! columns (a sum; a sum and a count; count, mean and M2 for var/std; ...).
+//! Partial and combine share one accumulator: combine just feeds it states
+//! instead of values.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
+};
+use arrow::compute::SortColumn;
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
+use brisk_graph::{Layer, Task};
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Frame, arrow_err, batch_of, token};
+use crate::{Error, Result};
+
+/// Partial states combined per tree node unless told otherwise.
+pub const DEFAULT_SPLIT_EVERY: usize = 8;
+
+/// Parts the groups are hash-split into, at most: enough that a million groups
+/// never pass through one task, few enough that small results stay cheap.
+const MAX_SPLIT_OUT: usize = 16;
+
+/// An aggregation of one column per group (pandas' semantics: nulls skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Agg {
+    /// Sum (0 for a group of nulls); Int64 for integer columns, else Float64.
+    Sum,
+    /// Arithmetic mean (null for a group of nulls).
+    Mean,
+    /// Count of non-null values.
+    Count,
+    /// Count of rows, nulls included.
+    Size,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Sample standard deviation (ddof = 1).
+    Std,
+    /// Sample variance (ddof = 1), combined with Chan's parallel update.
+    Var,
+    /// First non-null value, in row order.
+    First,
+    /// Last non-null value, in row order.
+    Last,
+}
+
+impl Agg {
+    /// The name used in output columns and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Sum => "sum",
+            Agg::Mean => "mean",
+            Agg::Count => "count",
+            Agg::Size => "size",
+            Agg::Min => "min",
+            Agg::Max => "max",
+            Agg::Std => "std",
+            Agg::Var => "var",
+            Agg::First => "first",
+            Agg::Last => "last",
+        }
+    }
+
+    /// The aggregation of this name.
+    pub fn parse(name: &str) -> Option<Agg> {
+        [
+            Agg::Sum,
+            Agg::Mean,
+            Agg::Count,
+            Agg::Size,
+            Agg::Min,
+            Agg::Max,
+            Agg::Std,
+            Agg::Var,
+            Agg::First,
+            Agg::Last,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+
+    fn numeric_only(self) -> bool {
+        matches!(self, Agg::Sum | Agg::Mean | Agg::Std | Agg::Var)
+    }
+}
+
+/// One output column: `agg` of `column`, named `out`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    column: String,
+    agg: Agg,
+    out: String,
+    /// The input column's type (as Arrow prints it).
+    input: String,
+}
+
+impl Spec {
+    fn input_type(&self) -> DataType {
+        self.input.parse().unwrap_or(DataType::Utf8)
+    }
+
+    /// Whether sums, minima and maxima stay in Int64.
+    fn integer(&self) -> bool {
+        let t = self.input_type();
+        t.is_integer() || t == DataType::Boolean
+    }
+
+    /// The type min/max/first/last states and results keep.
+    fn value_type(&self) -> DataType {
+        let t = self.input_type();
+        match self.agg {
+            Agg::Min | Agg::Max if t.is_integer() || t == DataType::Boolean => DataType::Int64,
+            Agg::Min | Agg::Max if t.is_floating() => DataType::Float64,
+            _ => t,
+        }
+    }
+
+    fn state_fields(&self, i: usize) -> Vec<Field> {
+        let f = |suffix: &str, t: DataType| Field::new(format!("__{i}_{suffix}"), t, true);
+        match self.agg {
+            Agg::Sum if self.integer() => vec![f("sum", DataType::Int64)],
+            Agg::Sum => vec![f("sum", DataType::Float64)],
+            Agg::Mean => vec![f("sum", DataType::Float64), f("n", DataType::Int64)],
+            Agg::Count | Agg::Size => vec![f("n", DataType::Int64)],
+            Agg::Var | Agg::Std => {
+                vec![
+                    f("n", DataType::Int64),
+                    f("mean", DataType::Float64),
+                    f("m2", DataType::Float64),
+                ]
+            }
+            Agg::Min | Agg::Max | Agg::First | Agg::Last => vec![f("v", self.value_type())],
+        }
+    }
+
+    fn output_type(&self) -> DataType {
+        match self.agg {
+            Agg::Sum if self.integer() => DataType::Int64,
+            Agg::Count | Agg::Size => DataType::Int64,
+            Agg::Sum | Agg::Mean | Agg::Var | Agg::Std => DataType::Float64,
+            Agg::Min | Agg::Max | Agg::First | Agg::Last => self.value_type(),
+        }
+    }
+}
+
+/// A lazy group-by of a frame on key columns; aggregate it with [`GroupBy::agg`] or
+/// a shorthand ([`GroupBy::mean`], ...).
+#[derive(Clone, Debug)]
+pub struct GroupBy {
+    frame: Frame,
+    keys: Vec<String>,
+    dropna: bool,
+    split_every: usize,
+    split_out: Option<usize>,
+}
+
+impl Frame {
+    /// Groups by these key columns (at least one).
+    pub fn groupby<S: AsRef<str>>(&self, keys: impl IntoIterator<Item = S>) -> Result<GroupBy> {
+        let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_string()).collect();
+        if keys.is_empty() {
+            return Err(Error::Invalid("groupby needs at least one key column".into()));
+        }
+        for k in &keys {
+            self.check_column(k)?;
+        }
+        Ok(GroupBy {
+            frame: self.clone(),
+            keys,
+            dropna: true,
+            split_every: DEFAULT_SPLIT_EVERY,
+            split_out: None,
+        })
+    }
+}
+
+impl GroupBy {
+    /// Whether rows with a null key are dropped (default true, as pandas).
+    pub fn dropna(mut self, yes: bool) -> Self {
+        self.dropna = yes;
+        self
+    }
+
+    /// Partial states combined per tree node (at least 2).
+    pub fn split_every(mut self, n: usize) -> Self {
+        self.split_every = n.max(2);
+        self
+    }
+
+    /// Parts the groups are hash-split into (default: one per partition, at most 16).
+    pub fn split_out(mut self, n: usize) -> Self {
+        self.split_out = Some(n.max(1));
+        self
+    }
+
+    /// Aggregates `(column, agg)` pairs; each output column is named `column_agg`
+    /// ([`Agg::Size`] counts rows whatever the column; with an empty column name it
+    /// is named `size`).
+    pub fn agg<S: AsRef<str>>(&self, specs: impl IntoIterator<Item = (S, Agg)>) -> Result<Frame> {
+        let specs = specs
+            .into_iter()
+            .map(|(c, a)| {
+                let c = c.as_ref();
+                let out = if a == Agg::Size && c.is_empty() {
+                    "size".to_string()
+                } else {
+                    format!("{c}_{}", a.name())
+                };
+                self.spec(c, a, out)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.build(specs)
+    }
+
+    fn spec(&self, column: &str, agg: Agg, out: String) -> Result<Spec> {
+        let schema = self.frame.schema();
+        let input = if agg == Agg::Size && column.is_empty() {
+            DataType::Int64
+        } else {
+            self.frame.check_column(column)?;
+            schema.field_with_name(column).expect("checked").data_type().clone()
+        };
+        if agg.numeric_only() && !(input.is_numeric() || input == DataType::Boolean) {
+            return Err(Error::Type {
+                column: column.to_string(),
+                reason: format!("{} needs a numeric column, not {input}", agg.name()),
+            });
+        }
+        if matches!(agg, Agg::Min | Agg::Max) && !(input.is_numeric() || input == DataType::Boolean)
+        {
+            return Err(Error::Type {
+                column: column.to_string(),
+                reason: format!("{} supports numeric columns so far, not {input}", agg.name()),
+            });
+        }
+        Ok(Spec { column: column.to_string(), agg, out, input: input.to_string() })
+    }
+
+    /// `agg` over every non-key numeric column, output columns keeping their names.
+    fn all_numeric(&self, agg: Agg) -> Result<Frame> {
+        let specs = self
+            .frame
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| !self.keys.contains(f.name()) && f.data_type().is_numeric())
+            .map(|f| self.spec(f.name(), agg, f.name().clone()))
+            .collect::<Result<Vec<_>>>()?;
+        if specs.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} needs a numeric column besides the keys {:?}",
+                agg.name(),
+                self.keys
+            )));
+        }
+        self.build(specs)
+    }
+
+    /// The sum of every non-key numeric column.
+    pub fn sum(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Sum)
+    }
+
+    /// The mean of every non-key numeric column.
+    pub fn mean(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Mean)
+    }
+
+    /// The minimum of every non-key numeric column.
+    pub fn min(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Min)
+    }
+
+    /// The maximum of every non-key numeric column.
+    pub fn max(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Max)
+    }
+
+    /// The non-null count of every non-key numeric column.
+    pub fn count(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Count)
+    }
+
+    /// The sample standard deviation of every non-key numeric column.
+    pub fn std(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Std)
+    }
+
+    /// The sample variance of every non-key numeric column.
+    pub fn var(&self) -> Result<Frame> {
+        self.all_numeric(Agg::Var)
+    }
+
+    /// The number of rows per group, as a column `size`.
+    pub fn size(&self) -> Result<Frame> {
+        self.build(vec![self.spec("", Agg::Size, "size".into())?])
+    }
+
+    fn build(&self, specs: Vec<Spec>) -> Result<Frame> {
+        let schema = self.frame.schema();
+        let mut fields: Vec<Field> =
+            self.keys.iter().map(|k| schema.field_with_name(k).expect("checked").clone()).collect();
+        for s in &specs {
+            if fields.iter().any(|f| f.name() == &s.out) {
+                return Err(Error::Invalid(format!("output column '{}' is given twice", s.out)));
+            }
+            fields.push(Field::new(&s.out, s.output_type(), true));
+        }
+        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+        let n = self.frame.npartitions();
+        let parts = self.split_out.unwrap_or(n.clamp(1, MAX_SPLIT_OUT));
+        let plan = Plan { keys: self.keys.clone(), specs, dropna: self.dropna, parts };
+        let name =
+            token("groupby", &(self.frame.layer().name(), format!("{plan:?}"), self.split_every));
+        let partial_base = Key::named(format!("{name}-partial"));
+        let partials: Vec<Task> = self
+            .frame
+            .partition_keys()
+            .enumerate()
+            .map(|(i, k)| {
+                Task::new(
+                    partial_base.with_index([i as u32]),
+                    Op::data(Partial { plan: plan.clone() }),
+                    [k.clone()],
+                )
+            })
+            .collect();
+        let mut inner = Vec::new();
+        let mut outputs = Vec::new();
+        for part in 0..parts {
+            let mut level: Vec<Key> = partials.iter().map(|t| t.key.clone()).collect();
+            let mut pick = Some(part as u32);
+            let mut depth = 0u32;
+            while level.len() > self.split_every {
+                let base = Key::named(format!("{name}-combine-{depth}"));
+                let op = Op::data(Combine { plan: plan.clone(), part: pick });
+                level = level
+                    .chunks(self.split_every)
+                    .enumerate()
+                    .map(|(i, group)| {
+                        let key = base.with_index([part as u32, i as u32]);
+                        inner.push(Task::new(key.clone(), op.clone(), group.to_vec()));
+                        key
+                    })
+                    .collect();
+                pick = None;
+                depth += 1;
+            }
+            let op = Op::data(Finish { plan: plan.clone(), part: pick });
+            outputs.push(Task::new(Key::new(name.as_str(), [part as u32]), op, level));
+        }
+        inner.extend(partials);
+        let middle = Layer::new(format!("{name}-tree"), inner, vec![self.frame.layer().clone()]);
+        let layer = Layer::new(name, outputs, vec![middle]);
+        Ok(Frame::from_layer(out_schema, layer).sorted_by(self.keys.clone()))
+    }
+}
+
+/// Everything the group-by ops need to know.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Plan {
+    keys: Vec<String>,
+    specs: Vec<Spec>,
+    dropna: bool,
+    parts: usize,
+}
+
+/// Group ids for the rows of some key columns: `ids[row]` (`u32::MAX` for a dropped
+/// null key) and the first row of each group, in order of first appearance.
+struct Groups {
+    ids: Vec<u32>,
+    first_rows: Vec<u32>,
+    /// A deterministic hash per group, for splitting into parts.
+    hashes: Vec<u64>,
+}
+
+const DROPPED: u32 = u32::MAX;
+
+fn fixed_hash(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(bytes)
+}
+
+impl Groups {
+    fn with_capacity(rows: usize) -> Self {
+        Groups { ids: Vec::with_capacity(rows), first_rows: Vec::new(), hashes: Vec::new() }
+    }
+
+    /// Row `r` joins the group of `bytes` (a new one if unseen).
+    fn assign(&mut self, r: usize, bytes: &[u8], map: &mut HashMap<Vec<u8>, u32>) {
+        let next = self.first_rows.len() as u32;
+        let id = *map.entry_ref(bytes).or_insert_with(|| {
+            self.first_rows.push(r as u32);
+            self.hashes.push(fixed_hash(bytes));
+            next
+        });
+        self.ids.push(id);
+    }
+}
+
+fn group(keys: &[ArrayRef], dropna: bool) -> std::result::Result<Groups, arrow::error::ArrowError> {
+    let rows = keys.first().map_or(0, |k| k.len());
+    let mut g = Groups::with_capacity(rows);
+    let mut map: HashMap<Vec<u8>, u32> = HashMap::new();
+    if let [k] = keys
+        && let Some(s) = k.as_string_opt::<i32>()
+    {
+        {
+            // One string key: hash its bytes directly, no row encoding. A leading
+            // byte tells strings from the null group.
+            let mut bytes = Vec::new();
+            for r in 0..rows {
+                bytes.clear();
+                if s.is_null(r) {
+                    if dropna {
+                        g.ids.push(DROPPED);
+                        continue;
+                    }
+                    bytes.push(0);
+                } else {
+                    bytes.push(1);
+                    bytes.extend_from_slice(s.value(r).as_bytes());
+                }
+                g.assign(r, &bytes, &mut map);
+            }
+            return Ok(g);
+        }
+    }
+    let converter =
+        RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
+    let encoded = converter.convert_columns(keys)?;
+    for r in 0..rows {
+        if dropna && keys.iter().any(|k| k.is_null(r)) {
+            g.ids.push(DROPPED);
+            continue;
+        }
+        g.assign(r, encoded.row(r).as_ref(), &mut map);
+    }
+    Ok(g)
+}
+
+/// Per-group accumulators for one spec.
+enum Acc {
+    SumI(Vec<i64>),
+    SumF(Vec<f64>),
+    Mean(Vec<f64>, Vec<i64>),
+    Count(Vec<i64>),
+    Moments(Vec<i64>, Vec<f64>, Vec<f64>),
+}
+
+/// Whether the input is raw values (a partition) or state columns (a combine).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Values,
+    States,
+}
+
+fn f64s(a: &ArrayRef) -> std::result::Result<Float64Array, arrow::error::ArrowError> {
+    Ok(arrow::compute::cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+}
+
+fn i64s(a: &ArrayRef) -> std::result::Result<Int64Array, arrow::error::ArrowError> {
+    Ok(arrow::compute::cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+}
+
+/// Aggregates `batch` (values or states) per group: the state batch.
+fn aggregate(
+    plan: &Plan,
+    batch: &RecordBatch,
+    input: Input,
+) -> std::result::Result<(RecordBatch, Vec<u64>), arrow::error::ArrowError> {
+    let key_cols: Vec<ArrayRef> = plan
+        .keys
+        .iter()
+        .map(|k| {
+            batch.column_by_name(k).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no key column '{k}'"))
+            })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let g = group(&key_cols, plan.dropna && input == Input::Values)?;
+    let ng = g.first_rows.len();
+    let first = UInt32Array::from(g.first_rows.clone());
+    let mut columns: Vec<ArrayRef> = key_cols
+        .iter()
+        .map(|k| arrow::compute::take(k, &first, None))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut fields: Vec<Field> = plan
+        .keys
+        .iter()
+        .zip(&key_cols)
+        .map(|(k, c)| Field::new(k, c.data_type().clone(), true))
+        .collect();
+    for (i, spec) in plan.specs.iter().enumerate() {
+        let state_fields = spec.state_fields(i);
+        // The columns this spec reads: its value column, or its state columns.
+        let inputs: Vec<ArrayRef> = match input {
+            Input::Values if spec.agg == Agg::Size => vec![],
+            Input::Values => {
+                vec![batch.column_by_name(&spec.column).cloned().ok_or_else(|| {
+                    arrow::error::ArrowError::SchemaError(format!("no column '{}'", spec.column))
+                })?]
+            }
+            Input::States => state_fields
+                .iter()
+                .map(|f| {
+                    batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                        arrow::error::ArrowError::SchemaError(format!("no state '{}'", f.name()))
+                    })
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        };
+        let ids = &g.ids;
+        let acc = match (spec.agg, input) {
+            (Agg::Sum, _) if spec.integer() => {
+                let v = i64s(&inputs[0])?;
+                let mut s = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] = s[id as usize].wrapping_add(v.value(r));
+                    }
+                }
+                Acc::SumI(s)
+            }
+            (Agg::Sum, _) => {
+                let v = f64s(&inputs[0])?;
+                let mut s = vec![0f64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] += v.value(r);
+                    }
+                }
+                Acc::SumF(s)
+            }
+            (Agg::Mean, Input::Values) => {
+                let v = f64s(&inputs[0])?;
+                let (mut s, mut n) = (vec![0f64; ng], vec![0i64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] += v.value(r);
+                        n[id as usize] += 1;
+                    }
+                }
+                Acc::Mean(s, n)
+            }
+            (Agg::Mean, Input::States) => {
+                let (vs, vn) = (f64s(&inputs[0])?, i64s(&inputs[1])?);
+                let (mut s, mut n) = (vec![0f64; ng], vec![0i64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    s[id as usize] += vs.value(r);
+                    n[id as usize] += vn.value(r);
+                }
+                Acc::Mean(s, n)
+            }
+            (Agg::Count | Agg::Size, Input::States) => {
+                let v = i64s(&inputs[0])?;
+                let mut n = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    n[id as usize] += v.value(r);
+                }
+                Acc::Count(n)
+            }
+            (Agg::Size, Input::Values) => {
+                let mut n = vec![0i64; ng];
+                ids.iter().filter(|&&id| id != DROPPED).for_each(|&id| n[id as usize] += 1);
+                Acc::Count(n)
+            }
+            (Agg::Count, Input::Values) => {
+                let v = &inputs[0];
+                let mut n = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        n[id as usize] += 1;
+                    }
+                }
+                Acc::Count(n)
+            }
+            (Agg::Var | Agg::Std, Input::Values) => {
+                // Welford per group, in row order.
+                let v = f64s(&inputs[0])?;
+                let (mut n, mut mean, mut m2) = (vec![0i64; ng], vec![0f64; ng], vec![0f64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        let g = id as usize;
+                        n[g] += 1;
+                        let x = v.value(r);
+                        let delta = x - mean[g];
+                        mean[g] += delta / n[g] as f64;
+                        m2[g] += delta * (x - mean[g]);
+                    }
+                }
+                Acc::Moments(n, mean, m2)
+            }
+            (Agg::Var | Agg::Std, Input::States) => {
+                // Chan et al.'s parallel update, states merged in row order.
+                let (vn, vm, vq) = (i64s(&inputs[0])?, f64s(&inputs[1])?, f64s(&inputs[2])?);
+                let (mut n, mut mean, mut m2) = (vec![0i64; ng], vec![0f64; ng], vec![0f64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    let g = id as usize;
+                    let nb = vn.value(r);
+                    if nb == 0 {
+                        continue;
+                    }
+                    let total = n[g] + nb;
+                    let delta = vm.value(r) - mean[g];
+                    mean[g] += delta * nb as f64 / total as f64;
+                    m2[g] += vq.value(r) + delta * delta * n[g] as f64 * nb as f64 / total as f64;
+                    n[g] = total;
+                }
+                Acc::Moments(n, mean, m2)
+            }
+            (Agg::Min | Agg::Max | Agg::First | Agg::Last, _) => {
+                let v = arrow::compute::cast(&inputs[0], &spec.value_type())?;
+                let mut best: Vec<Option<u32>> = vec![None; ng];
+                let wins: Box<dyn Fn(usize, usize) -> bool> = match (spec.agg, v.data_type()) {
+                    (Agg::First, _) => Box::new(|_, _| false),
+                    (Agg::Last, _) => Box::new(|_, _| true),
+                    (agg, DataType::Int64) => {
+                        let a = v.as_primitive::<Int64Type>().clone();
+                        let min = agg == Agg::Min;
+                        Box::new(move |r, b| {
+                            if min { a.value(r) < a.value(b) } else { a.value(r) > a.value(b) }
+                        })
+                    }
+                    (agg, _) => {
+                        // pandas skips NaN as it skips nulls.
+                        let a = f64s(&v)?;
+                        let min = agg == Agg::Min;
+                        Box::new(move |r, b| {
+                            let (x, y) = (a.value(r), a.value(b));
+                            !x.is_nan() && (y.is_nan() || if min { x < y } else { x > y })
+                        })
+                    }
+                };
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        let slot = &mut best[id as usize];
+                        if slot.is_none_or(|b| wins(r, b as usize)) {
+                            *slot = Some(r as u32);
+                        }
+                    }
+                }
+                // Min/max/first/last keep the winning row's value.
+                let idx = UInt32Array::from(best);
+                columns.push(arrow::compute::take(&v, &idx, None)?);
+                fields.extend(state_fields);
+                continue;
+            }
+        };
+        match acc {
+            Acc::SumI(s) => columns.push(Arc::new(Int64Array::from(s))),
+            Acc::SumF(s) => columns.push(Arc::new(Float64Array::from(s))),
+            Acc::Mean(s, n) => {
+                columns.push(Arc::new(Float64Array::from(s)));
+                columns.push(Arc::new(Int64Array::from(n)));
+            }
+            Acc::Count(n) => columns.push(Arc::new(Int64Array::from(n))),
+            Acc::Moments(n, m, q) => {
+                columns.push(Arc::new(Int64Array::from(n)));
+                columns.push(Arc::new(Float64Array::from(m)));
+                columns.push(Arc::new(Float64Array::from(q)));
+            }
+        }
+        fields.extend(state_fields);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok((batch, g.hashes))
+}
+
+/// A state batch split into `parts` by group hash.
+fn split(
+    batch: RecordBatch,
+    hashes: &[u64],
+    parts: usize,
+) -> std::result::Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    if parts == 1 {
+        return Ok(vec![batch]);
+    }
+    (0..parts)
+        .map(|p| {
+            let mask = BooleanArray::from(
+                hashes.iter().map(|h| (*h % parts as u64) as usize == p).collect::<Vec<_>>(),
+            );
+            arrow::compute::filter_record_batch(&batch, &mask)
+        })
+        .collect()
+}
+
+/// The state batches among `inputs`, taking part `part` of split partials.
+fn states(op: &str, inputs: &[Value], part: Option<u32>) -> brisk_core::Result<Vec<RecordBatch>> {
+    inputs
+        .iter()
+        .map(|v| match (v, part) {
+            (Value::List(items), Some(p)) => batch_of(
+                op,
+                items.get(p as usize).ok_or_else(|| {
+                    CoreError::Internal(format!("{op}: no part {p} in a split state"))
+                })?,
+            ),
+            (v, _) => batch_of(op, v),
+        })
+        .collect()
+}
+
+fn combine(
+    plan: &Plan,
+    op: &str,
+    inputs: &[Value],
+    part: Option<u32>,
+) -> brisk_core::Result<RecordBatch> {
+    let err = arrow_err(op);
+    let batches = states(op, inputs, part)?;
+    let schema = batches.first().map(RecordBatch::schema).ok_or(CoreError::Arity {
+        op: op.into(),
+        expected: 1,
+        found: 0,
+    })?;
+    if batches.len() == 1 {
+        return Ok(batches.into_iter().next().expect("one"));
+    }
+    let all = arrow::compute::concat_batches(&schema, &batches).map_err(&err)?;
+    Ok(aggregate(plan, &all, Input::States).map_err(&err)?.0)
+}
+
+/// A partition's partial state, split into the plan's parts.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Partial {
+    plan: Plan,
+}
+
+impl OpKind for Partial {
+    const NAME: &'static str = "frame.groupby-partial";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let err = arrow_err(Self::NAME);
+        let batch = batch_of(
+            Self::NAME,
+            inputs.first().ok_or(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: 0,
+            })?,
+        )?;
+        let (state, hashes) = aggregate(&self.plan, &batch, Input::Values).map_err(&err)?;
+        let parts = split(state, &hashes, self.plan.parts).map_err(&err)?;
+        Ok(Value::from(parts.into_iter().map(Value::from).collect::<Vec<_>>()))
+    }
+}
+
+/// States merged: one node of the tree.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Combine {
+    plan: Plan,
+    part: Option<u32>,
+}
+
+impl OpKind for Combine {
+    const NAME: &'static str = "frame.groupby-combine";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        Ok(Value::from(combine(&self.plan, Self::NAME, &inputs, self.part)?))
+    }
+}
+
+/// The result columns of one part, sorted by key.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Finish {
+    plan: Plan,
+    part: Option<u32>,
+}
+
+impl OpKind for Finish {
+    const NAME: &'static str = "frame.groupby-finish";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let err = arrow_err(Self::NAME);
+        let state = combine(&self.plan, Self::NAME, &inputs, self.part)?;
+        let nk = self.plan.keys.len();
+        let mut columns: Vec<ArrayRef> = state.columns()[..nk].to_vec();
+        let mut fields: Vec<Field> =
+            state.schema().fields()[..nk].iter().map(|f| f.as_ref().clone()).collect();
+        let col = |name: String| {
+            state
+                .column_by_name(&name)
+                .cloned()
+                .ok_or_else(|| CoreError::Internal(format!("no state {name}")))
+        };
+        for (i, spec) in self.plan.specs.iter().enumerate() {
+            let out: ArrayRef = match spec.agg {
+                Agg::Sum => col(format!("__{i}_sum"))?,
+                Agg::Count | Agg::Size => col(format!("__{i}_n"))?,
+                Agg::Min | Agg::Max | Agg::First | Agg::Last => col(format!("__{i}_v"))?,
+                Agg::Mean => {
+                    let s = f64s(&col(format!("__{i}_sum"))?).map_err(&err)?;
+                    let n = i64s(&col(format!("__{i}_n"))?).map_err(&err)?;
+                    Arc::new(
+                        s.iter()
+                            .zip(n.iter())
+                            .map(|(s, n)| match (s, n) {
+                                (Some(s), Some(n)) if n > 0 => Some(s / n as f64),
+                                _ => None,
+                            })
+                            .collect::<Float64Array>(),
+                    )
+                }
+                Agg::Var | Agg::Std => {
+                    let n = i64s(&col(format!("__{i}_n"))?).map_err(&err)?;
+                    let q = f64s(&col(format!("__{i}_m2"))?).map_err(&err)?;
+                    let std = spec.agg == Agg::Std;
+                    Arc::new(
+                        n.iter()
+                            .zip(q.iter())
+                            .map(|(n, q)| match (n, q) {
+                                (Some(n), Some(q)) if n > 1 => {
+                                    let v = q / (n - 1) as f64;
+                                    Some(if std { v.sqrt() } else { v })
+                                }
+                                _ => None,
+                            })
+                            .collect::<Float64Array>(),
+                    )
+                }
+            };
+            fields.push(Field::new(&spec.out, out.data_type().clone(), true));
+            columns.push(out);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(&err)?;
+        Ok(Value::from(sort_batch(&batch, nk).map_err(&err)?))
+    }
+}
+
+/// A batch sorted by its first `nk` columns (nulls last).
+pub(crate) fn sort_batch(
+    batch: &RecordBatch,
+    nk: usize,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let sort: Vec<SortColumn> = batch.columns()[..nk]
+        .iter()
+        .map(|c| SortColumn {
+            values: c.clone(),
+            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
+        })
+        .collect();
+    let idx = arrow::compute::lexsort_to_indices(&sort, None)?;
+    arrow::compute::take_record_batch(batch, &idx)
+}
