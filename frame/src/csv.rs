@@ -27,10 +27,11 @@ use crate::error::unknown_column;
 use crate::frame::{Frame, token};
 use crate::{Error, Result};
 
-/// Blocks of this many bytes unless told otherwise: with two cores and files of
-/// hundreds of megabytes this gives enough blocks to keep both busy while each
-/// parsed block stays a few tens of megabytes.
-pub const DEFAULT_BLOCKSIZE: u64 = 32 << 20;
+/// Blocks of this many bytes unless told otherwise. Small blocks keep every buffer
+/// below the allocator's mmap threshold, so memory is reused instead of faulted in
+/// afresh (on the 1e7-row benchmark 4 MiB blocks ran twice as fast as 32 MiB ones),
+/// and they bound the memory each running task holds.
+pub const DEFAULT_BLOCKSIZE: u64 = 4 << 20;
 
 /// How to read CSV files. Built with chained setters:
 ///
@@ -630,6 +631,24 @@ impl ReadBlock {
 
     fn parse(&self, bytes: &[u8], start: u64) -> brisk_core::Result<RecordBatch> {
         let typed = self.schema(false)?;
+        let out_schema = Arc::new(Schema::new(
+            self.spec.projection.iter().map(|&i| typed.field(i).clone()).collect::<Vec<_>>(),
+        ));
+        if self.spec.null_values.is_empty()
+            && !self.spec.bad_values_to_null
+            && !self.spec.path_column
+            && memchr::memchr(self.spec.quote, bytes).is_none()
+            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Some(batch) = crate::fast_csv::parse(
+                text,
+                &typed,
+                &self.spec.projection,
+                out_schema.clone(),
+                self.spec.delimiter,
+            )
+        {
+            return Ok(batch);
+        }
         let schema = self.schema(self.spec.bad_values_to_null)?;
         let mut builder = ReaderBuilder::new(schema)
             .with_header(false)
@@ -655,9 +674,6 @@ impl ReadBlock {
                 }
             }
         }
-        let out_schema = Arc::new(Schema::new(
-            self.spec.projection.iter().map(|&i| typed.field(i).clone()).collect::<Vec<_>>(),
-        ));
         let mut batch = if batches.is_empty() {
             RecordBatch::new_empty(out_schema.clone())
         } else {

@@ -9,15 +9,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::SortColumn;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Layer, Task};
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, arrow_err, batch_of, token};
@@ -383,6 +381,10 @@ struct Groups {
     first_rows: Vec<u32>,
     /// A deterministic hash per group, for splitting into parts.
     hashes: Vec<u64>,
+    /// Group ids by key hash; the key bytes of group g are `arena[ends[g-1]..ends[g]]`.
+    table: HashTable<u32>,
+    arena: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 const DROPPED: u32 = u32::MAX;
@@ -394,48 +396,60 @@ fn fixed_hash(bytes: &[u8]) -> u64 {
 
 impl Groups {
     fn with_capacity(rows: usize) -> Self {
-        Groups { ids: Vec::with_capacity(rows), first_rows: Vec::new(), hashes: Vec::new() }
+        Groups {
+            ids: Vec::with_capacity(rows),
+            first_rows: Vec::new(),
+            hashes: Vec::new(),
+            table: HashTable::new(),
+            arena: Vec::new(),
+            ends: Vec::new(),
+        }
     }
 
     /// Row `r` joins the group of `bytes` (a new one if unseen).
-    fn assign(&mut self, r: usize, bytes: &[u8], map: &mut HashMap<Vec<u8>, u32>) {
-        let next = self.first_rows.len() as u32;
-        let id = *map.entry_ref(bytes).or_insert_with(|| {
-            self.first_rows.push(r as u32);
-            self.hashes.push(fixed_hash(bytes));
-            next
-        });
-        self.ids.push(id);
+    fn assign(&mut self, r: usize, bytes: &[u8]) {
+        let h = fixed_hash(bytes);
+        let Groups { table, arena, ends, hashes, first_rows, ids } = self;
+        let key = |g: u32| {
+            let g = g as usize;
+            &arena[if g == 0 { 0 } else { ends[g - 1] }..ends[g]]
+        };
+        let id = match table.find(h, |&g| key(g) == bytes) {
+            Some(&g) => g,
+            None => {
+                let g = first_rows.len() as u32;
+                arena.extend_from_slice(bytes);
+                ends.push(arena.len());
+                first_rows.push(r as u32);
+                hashes.push(h);
+                table.insert_unique(h, g, |&g| hashes[g as usize]);
+                g
+            }
+        };
+        ids.push(id);
     }
 }
 
 fn group(keys: &[ArrayRef], dropna: bool) -> std::result::Result<Groups, arrow::error::ArrowError> {
     let rows = keys.first().map_or(0, |k| k.len());
     let mut g = Groups::with_capacity(rows);
-    let mut map: HashMap<Vec<u8>, u32> = HashMap::new();
     if let [k] = keys
         && let Some(s) = k.as_string_opt::<i32>()
     {
-        {
-            // One string key: hash its bytes directly, no row encoding. A leading
-            // byte tells strings from the null group.
-            let mut bytes = Vec::new();
-            for r in 0..rows {
-                bytes.clear();
-                if s.is_null(r) {
-                    if dropna {
-                        g.ids.push(DROPPED);
-                        continue;
-                    }
-                    bytes.push(0);
+        // One string key: hash its bytes directly, no row encoding. Null is its own
+        // group, told from every string by a key no string has (0xFF is not UTF-8).
+        for r in 0..rows {
+            if s.is_null(r) {
+                if dropna {
+                    g.ids.push(DROPPED);
                 } else {
-                    bytes.push(1);
-                    bytes.extend_from_slice(s.value(r).as_bytes());
+                    g.assign(r, &[0xFF]);
                 }
-                g.assign(r, &bytes, &mut map);
+                continue;
             }
-            return Ok(g);
+            g.assign(r, s.value(r).as_bytes());
         }
+        return Ok(g);
     }
     let converter =
         RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
@@ -445,7 +459,7 @@ fn group(keys: &[ArrayRef], dropna: bool) -> std::result::Result<Groups, arrow::
             g.ids.push(DROPPED);
             continue;
         }
-        g.assign(r, encoded.row(r).as_ref(), &mut map);
+        g.assign(r, encoded.row(r).as_ref());
     }
     Ok(g)
 }
@@ -687,13 +701,12 @@ fn split(
     if parts == 1 {
         return Ok(vec![batch]);
     }
-    (0..parts)
-        .map(|p| {
-            let mask = BooleanArray::from(
-                hashes.iter().map(|h| (*h % parts as u64) as usize == p).collect::<Vec<_>>(),
-            );
-            arrow::compute::filter_record_batch(&batch, &mask)
-        })
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); parts];
+    for (g, h) in hashes.iter().enumerate() {
+        rows[(*h % parts as u64) as usize].push(g as u32);
+    }
+    rows.into_iter()
+        .map(|r| arrow::compute::take_record_batch(&batch, &UInt32Array::from(r)))
         .collect()
 }
 

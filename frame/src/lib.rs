@@ -32,10 +32,13 @@
 mod csv;
 mod error;
 mod expr;
+mod fast_csv;
 mod frame;
 mod groupby;
 mod table;
 
+/// The `arrow` crate this one is built on, for its array and batch types.
+pub use arrow;
 pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};

@@ -1,0 +1,133 @@
+//! A fast path for the common block: no quote characters, only the empty field as
+//! null, and columns of Int64, Float64, Utf8 or Boolean. Fields are found with one
+//! `memchr2` pass and parsed straight into Arrow builders, skipping the columns not
+//! asked for. Anything unexpected (a ragged row, a value that does not parse, a CR
+//! not before a newline) gives up, and the general reader parses the block and
+//! reports the problem.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef};
+
+enum Column {
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Text(StringBuilder),
+    Bool(BooleanBuilder),
+    Skip,
+}
+
+impl Column {
+    /// Appends one field; `false` if it does not parse.
+    fn push(&mut self, field: &str) -> bool {
+        if field.is_empty() {
+            match self {
+                Column::Int(b) => b.append_null(),
+                Column::Float(b) => b.append_null(),
+                Column::Text(b) => b.append_null(),
+                Column::Bool(b) => b.append_null(),
+                Column::Skip => {}
+            }
+            return true;
+        }
+        match self {
+            Column::Int(b) => match lexical_core::parse::<i64>(field.as_bytes()) {
+                Ok(v) => b.append_value(v),
+                Err(_) => return false,
+            },
+            Column::Float(b) => match lexical_core::parse::<f64>(field.as_bytes()) {
+                Ok(v) => b.append_value(v),
+                Err(_) => return false,
+            },
+            Column::Text(b) => b.append_value(field),
+            Column::Bool(b) => {
+                if field.eq_ignore_ascii_case("true") {
+                    b.append_value(true)
+                } else if field.eq_ignore_ascii_case("false") {
+                    b.append_value(false)
+                } else {
+                    return false;
+                }
+            }
+            Column::Skip => {}
+        }
+        true
+    }
+
+    fn finish(self) -> Option<ArrayRef> {
+        Some(match self {
+            Column::Int(mut b) => Arc::new(b.finish()),
+            Column::Float(mut b) => Arc::new(b.finish()),
+            Column::Text(mut b) => Arc::new(b.finish()),
+            Column::Bool(mut b) => Arc::new(b.finish()),
+            Column::Skip => return None,
+        })
+    }
+}
+
+/// Parses `text` (whole records, no quotes) with `file_schema`'s columns, keeping
+/// `projection`; `None` when the fast path does not apply.
+pub(crate) fn parse(
+    text: &str,
+    file_schema: &SchemaRef,
+    projection: &[usize],
+    out_schema: SchemaRef,
+    delimiter: u8,
+) -> Option<RecordBatch> {
+    let ncols = file_schema.fields().len();
+    let rows_hint = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
+    let mut columns: Vec<Column> = (0..ncols)
+        .map(|i| {
+            if !projection.contains(&i) {
+                return Some(Column::Skip);
+            }
+            Some(match file_schema.field(i).data_type() {
+                DataType::Int64 => Column::Int(Int64Builder::with_capacity(rows_hint)),
+                DataType::Float64 => Column::Float(Float64Builder::with_capacity(rows_hint)),
+                DataType::Utf8 => {
+                    Column::Text(StringBuilder::with_capacity(rows_hint, text.len() / ncols))
+                }
+                DataType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows_hint)),
+                _ => return None,
+            })
+        })
+        .collect::<Option<_>>()?;
+    let bytes = text.as_bytes();
+    // A CR ends a record by itself in the general reader: only CRLF stays here.
+    if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
+        return None;
+    }
+    let mut field = 0usize;
+    let mut start = 0usize;
+    let mut row_start = true;
+    for i in memchr::memchr2_iter(delimiter, b'\n', bytes) {
+        let end = if bytes[i] == b'\n' && i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
+        if bytes[i] == b'\n' && row_start && end == start {
+            // A blank line: leave its handling to the general reader.
+            return None;
+        }
+        let last = bytes[i] == b'\n';
+        if (last && field + 1 != ncols) || (!last && field + 1 >= ncols) {
+            return None;
+        }
+        if !columns[field].push(&text[start..end]) {
+            return None;
+        }
+        field = if last { 0 } else { field + 1 };
+        row_start = last;
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        // A last record without a newline.
+        if field + 1 != ncols || !columns[field].push(&text[start..]) {
+            return None;
+        }
+    } else if field != 0 {
+        return None;
+    }
+    let arrays: Vec<ArrayRef> = columns.into_iter().filter_map(Column::finish).collect();
+    RecordBatch::try_new(out_schema, arrays).ok()
+}
