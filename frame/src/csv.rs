@@ -321,7 +321,8 @@ fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema>
         .with_header(false)
         .with_delimiter(opts.delimiter)
         .with_quote(opts.quote)
-        .with_truncated_rows(false);
+        // A ragged row is reported when its block is read, with its line.
+        .with_truncated_rows(true);
     let format = match null_regex(opts)? {
         Some(r) => format.with_null_regex(r),
         None => format,
@@ -718,11 +719,15 @@ impl ReadBlock {
     /// value, and says what to do.
     fn locate(&self, e: ArrowError, bytes: &[u8], start: u64) -> CoreError {
         let text = e.to_string();
-        let record = text
-            .split(" at line ")
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse::<usize>().ok());
+        let number = |marker: &str| {
+            text.split(marker)
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse::<usize>().ok())
+        };
+        // Parse errors count records from 0 ("at line"), field-count errors from 1.
+        let record =
+            number(" at line ").or_else(|| number(" for line ").map(|n| n.saturating_sub(1)));
         let Some(record) = record else {
             return CoreError::user(format!("{}: {text}", self.path));
         };
