@@ -24,7 +24,7 @@ use brisk_graph::{Layer, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::error::unknown_column;
-use crate::frame::{Frame, token};
+use crate::frame::{Frame, Reproject, token};
 use crate::{Error, Result};
 
 /// Blocks of this many bytes unless told otherwise. Small blocks keep every buffer
@@ -367,9 +367,26 @@ fn null_regex(opts: &CsvOptions) -> Result<Option<regex::Regex>> {
 /// # Ok::<(), brisk_frame::Error>(())
 /// ```
 pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> {
+    let sources: Sources = sources.into();
+    let frame = read(&sources, &opts)?;
+    // Frames built right on this read may ask for fewer columns.
+    let reproject = move |columns: Vec<String>| {
+        let keep = match &opts.usecols {
+            Some(given) => given.iter().filter(|c| columns.contains(c)).cloned().collect(),
+            None => columns,
+        };
+        let keep: Vec<String> =
+            keep.into_iter().filter(|c| Some(c) != opts.path_column.as_ref()).collect();
+        read(&sources, &opts.clone().usecols(keep))
+    };
+    Ok(frame.with_source(Reproject(Arc::new(reproject))))
+}
+
+fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
+    let opts = opts.clone();
     let mut files = Vec::new();
-    for spec in sources.into().0 {
-        files.extend(expand(&spec)?);
+    for spec in &sources.0 {
+        files.extend(expand(spec)?);
     }
     let infos = files.iter().map(|p| inspect(p, &opts)).collect::<Result<Vec<_>>>()?;
     // The schema comes from the first file with data (or a header).
@@ -443,7 +460,7 @@ pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> 
         delimiter: opts.delimiter,
         quote: opts.quote,
         null_values: opts.null_values.clone(),
-        path_column: opts.path_column.is_some(),
+        path_column: opts.path_column.clone(),
         bad_values_to_null: opts.bad_values_to_null,
     };
     let name = token("read-csv", &(&files, opts.blocksize, format!("{spec:?}"), modified(&files)));
@@ -504,7 +521,7 @@ pub(crate) struct BlockSpec {
     delimiter: u8,
     quote: u8,
     null_values: Vec<String>,
-    path_column: bool,
+    path_column: Option<String>,
     bad_values_to_null: bool,
 }
 
@@ -637,7 +654,7 @@ impl ReadBlock {
         ));
         if self.spec.null_values.is_empty()
             && !self.spec.bad_values_to_null
-            && !self.spec.path_column
+            && self.spec.path_column.is_none()
             && memchr::memchr(self.spec.quote, bytes).is_none()
             && let Ok(text) = std::str::from_utf8(bytes)
             && let Some(batch) = crate::fast_csv::parse(
@@ -693,13 +710,13 @@ impl ReadBlock {
             batch = RecordBatch::try_new(out_schema, columns)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
         }
-        if self.spec.path_column {
+        if let Some(name) = &self.spec.path_column {
             let rows = batch.num_rows();
             let mut columns = batch.columns().to_vec();
             columns.push(Arc::new(StringArray::from(vec![self.path.as_str(); rows])));
             let mut fields: Vec<Field> =
                 batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.push(Field::new("path", DataType::Utf8, false));
+            fields.push(Field::new(name, DataType::Utf8, false));
             batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
         }

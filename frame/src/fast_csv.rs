@@ -1,6 +1,6 @@
 //! A fast path for the common block: no quote characters, only the empty field as
 //! null, and columns of Int64, Float64, Utf8 or Boolean. Fields are found with one
-//! `memchr2` pass and parsed straight into Arrow builders, skipping the columns not
+//! byte scan and parsed straight into Arrow builders, skipping the columns not
 //! asked for. Anything unexpected (a ragged row, a value that does not parse, a CR
 //! not before a newline) gives up, and the general reader parses the block and
 //! reports the problem.
@@ -103,7 +103,10 @@ pub(crate) fn parse(
     let mut field = 0usize;
     let mut start = 0usize;
     let mut row_start = true;
-    for i in memchr::memchr2_iter(delimiter, b'\n', bytes) {
+    // Fields are short, so a plain byte scan beats memchr's per-hit cost here.
+    let ends =
+        bytes.iter().enumerate().filter(|&(_, &b)| b == delimiter || b == b'\n').map(|(i, _)| i);
+    for i in ends {
         let end = if bytes[i] == b'\n' && i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
         if bytes[i] == b'\n' && row_start && end == start {
             // A blank line: leave its handling to the general reader.

@@ -38,6 +38,18 @@ pub struct Frame {
     /// Columns the computed table is sorted by (a group-by's keys): each partition
     /// is sorted, and `compute` sorts the whole.
     sort_keys: Option<Vec<String>>,
+    /// For a frame that is a plain read: how to read only some columns instead.
+    source: Option<Reproject>,
+}
+
+/// Rebuilds a read with only the given columns (projection pushdown).
+#[derive(Clone)]
+pub(crate) struct Reproject(pub(crate) Arc<dyn Fn(Vec<String>) -> Result<Frame> + Send + Sync>);
+
+impl std::fmt::Debug for Reproject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reproject")
+    }
 }
 
 pub(crate) fn token(prefix: &str, params: &impl std::hash::Hash) -> String {
@@ -46,7 +58,22 @@ pub(crate) fn token(prefix: &str, params: &impl std::hash::Hash) -> String {
 
 impl Frame {
     pub(crate) fn from_layer(schema: SchemaRef, layer: Arc<Layer>) -> Frame {
-        Frame { schema, layer, sort_keys: None }
+        Frame { schema, layer, sort_keys: None, source: None }
+    }
+
+    /// The same frame, able to re-read only some columns.
+    pub(crate) fn with_source(mut self, source: Reproject) -> Frame {
+        self.source = Some(source);
+        self
+    }
+
+    /// A frame with the same rows and at least `columns`: a plain read re-reads only
+    /// those (in file order), any other frame is returned as it is.
+    pub(crate) fn projected(&self, columns: &[String]) -> Result<Frame> {
+        match &self.source {
+            Some(Reproject(f)) if columns.len() < self.schema.fields().len() => f(columns.to_vec()),
+            _ => Ok(self.clone()),
+        }
     }
 
     /// The same frame, whose computed table is sorted by `keys`.
@@ -123,7 +150,12 @@ impl Frame {
             .collect();
         let keys =
             self.sort_keys.clone().filter(|k| k.iter().all(|c| schema.field_with_name(c).is_ok()));
-        Frame { schema, layer: Layer::new(name, tasks, vec![self.layer.clone()]), sort_keys: keys }
+        Frame {
+            schema,
+            layer: Layer::new(name, tasks, vec![self.layer.clone()]),
+            sort_keys: keys,
+            source: None,
+        }
     }
 
     /// The rows where `predicate` is true (null counts as false).

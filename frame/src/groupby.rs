@@ -306,7 +306,15 @@ impl GroupBy {
     }
 
     fn build(&self, specs: Vec<Spec>) -> Result<Frame> {
-        let schema = self.frame.schema();
+        // Only the key and aggregated columns are read.
+        let mut needed = self.keys.clone();
+        for s in &specs {
+            if !s.column.is_empty() && !needed.contains(&s.column) {
+                needed.push(s.column.clone());
+            }
+        }
+        let frame = self.frame.projected(&needed)?;
+        let schema = frame.schema();
         let mut fields: Vec<Field> =
             self.keys.iter().map(|k| schema.field_with_name(k).expect("checked").clone()).collect();
         for s in &specs {
@@ -316,14 +324,12 @@ impl GroupBy {
             fields.push(Field::new(&s.out, s.output_type(), true));
         }
         let out_schema: SchemaRef = Arc::new(Schema::new(fields));
-        let n = self.frame.npartitions();
+        let n = frame.npartitions();
         let parts = self.split_out.unwrap_or(n.clamp(1, MAX_SPLIT_OUT));
         let plan = Plan { keys: self.keys.clone(), specs, dropna: self.dropna, parts };
-        let name =
-            token("groupby", &(self.frame.layer().name(), format!("{plan:?}"), self.split_every));
+        let name = token("groupby", &(frame.layer().name(), format!("{plan:?}"), self.split_every));
         let partial_base = Key::named(format!("{name}-partial"));
-        let partials: Vec<Task> = self
-            .frame
+        let partials: Vec<Task> = frame
             .partition_keys()
             .enumerate()
             .map(|(i, k)| {
@@ -359,7 +365,7 @@ impl GroupBy {
             outputs.push(Task::new(Key::new(name.as_str(), [part as u32]), op, level));
         }
         inner.extend(partials);
-        let middle = Layer::new(format!("{name}-tree"), inner, vec![self.frame.layer().clone()]);
+        let middle = Layer::new(format!("{name}-tree"), inner, vec![frame.layer().clone()]);
         let layer = Layer::new(name, outputs, vec![middle]);
         Ok(Frame::from_layer(out_schema, layer).sorted_by(self.keys.clone()))
     }
