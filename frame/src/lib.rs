@@ -30,16 +30,19 @@
 //! ```
 
 mod csv;
+mod describe;
 mod error;
 mod expr;
 mod fast_csv;
 mod frame;
 mod groupby;
+mod sort;
 mod table;
 
 /// The `arrow` crate this one is built on, for its array and batch types.
 pub use arrow;
 pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
+pub use describe::Describe;
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
 pub use frame::{Frame, RowCount};
@@ -53,6 +56,9 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<csv::QuoteParity>()
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
+        .register::<sort::SortBatches>()
+        .register::<describe::DescribeChunk>()
+        .register::<describe::DescribeCombine>()
         .register::<groupby::Partial>()
         .register::<groupby::Combine>()
         .register::<groupby::Finish>();

@@ -1,0 +1,113 @@
+//! Frame operations on several partitions against the same operation done eagerly
+//! on all rows at once.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Float64Type, Int64Type};
+use brisk_frame::{Frame, col, lit};
+use brisk_scheduler::{Compute, Scheduler};
+
+/// 1000 rows in 7 partitions: k cycles through 13 names (one in 17 null), v is a
+/// pseudo-random integer, x a float.
+fn data() -> (Frame, Vec<(Option<String>, i64, f64)>) {
+    let rows: Vec<(Option<String>, i64, f64)> = (0..1000u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            let k = (i % 17 != 3).then(|| format!("k{:02}", (i * 7) % 13));
+            (k, (h % 50) as i64, (h % 1000) as f64 / 8.0)
+        })
+        .collect();
+    let batches = rows
+        .chunks(150)
+        .map(|c| {
+            RecordBatch::try_from_iter([
+                ("k", Arc::new(c.iter().map(|r| r.0.clone()).collect::<StringArray>()) as ArrayRef),
+                (
+                    "v",
+                    Arc::new(Int64Array::from(c.iter().map(|r| r.1).collect::<Vec<_>>()))
+                        as ArrayRef,
+                ),
+                (
+                    "x",
+                    Arc::new(Float64Array::from(c.iter().map(|r| r.2).collect::<Vec<_>>()))
+                        as ArrayRef,
+                ),
+            ])
+            .unwrap()
+        })
+        .collect();
+    (Frame::from_batches(batches).unwrap(), rows)
+}
+
+fn ints(t: &brisk_frame::Table, c: &str) -> Vec<i64> {
+    t.column(c).unwrap().as_primitive::<Int64Type>().values().to_vec()
+}
+
+#[test]
+fn filter_with_column_head_and_len_match_eager() {
+    let (df, rows) = data();
+    let f = df.filter(col("v").gt(lit(40)).and(!col("k").is_null())).unwrap();
+    let f = f.with_column("y", (col("v") * 2 + col("x")) / 2).unwrap();
+    let t = Scheduler::threads(3).compute(&f).unwrap();
+    let want: Vec<&(Option<String>, i64, f64)> =
+        rows.iter().filter(|r| r.1 > 40 && r.0.is_some()).collect();
+    assert_eq!(ints(&t, "v"), want.iter().map(|r| r.1).collect::<Vec<_>>());
+    let y = t.column("y").unwrap();
+    let y = y.as_primitive::<Float64Type>().values();
+    assert!(y.iter().zip(&want).all(|(y, r)| *y == (r.1 as f64 * 2.0 + r.2) / 2.0));
+    assert_eq!(f.len().compute().unwrap(), want.len());
+    assert_eq!(df.head(160).unwrap().num_rows(), 160);
+    assert_eq!(ints(&df.head(5).unwrap(), "v"), rows[..5].iter().map(|r| r.1).collect::<Vec<_>>());
+    assert!(df.filter(col("v") + 1).unwrap_err().to_string().contains("boolean"));
+}
+
+#[test]
+fn sorting_and_counting_match_eager() {
+    let (df, rows) = data();
+    let t = df.sort_values(["v"], true).unwrap().compute().unwrap();
+    let mut want: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ints(&t, "v"), want);
+    let top = df.nlargest(7, "x").unwrap().compute().unwrap();
+    let mut xs: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    xs.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(
+        top.column("x").unwrap().as_primitive::<Float64Type>().values().to_vec(),
+        xs[..7].to_vec()
+    );
+    let vc = df.value_counts("k").unwrap().compute().unwrap();
+    let mut counts = std::collections::BTreeMap::<String, i64>::new();
+    rows.iter().filter_map(|r| r.0.clone()).for_each(|k| *counts.entry(k).or_default() += 1);
+    let mut want: Vec<(i64, String)> = counts.iter().map(|(k, n)| (-n, k.clone())).collect();
+    want.sort();
+    assert_eq!(ints(&vc, "count"), want.iter().map(|w| -w.0).collect::<Vec<_>>());
+    assert_eq!(df.nunique("k").unwrap().compute().unwrap(), counts.len());
+    assert_eq!(df.nunique("v").unwrap().compute().unwrap(), 50);
+    let distinct = df.select(["k", "v"]).unwrap().drop_duplicates().unwrap().compute().unwrap();
+    let set: std::collections::BTreeSet<(Option<String>, i64)> =
+        rows.iter().map(|r| (r.0.clone(), r.1)).collect();
+    assert_eq!(distinct.num_rows(), set.len());
+}
+
+#[test]
+fn describe_matches_eager_statistics() {
+    let (df, rows) = data();
+    let t = df.describe().unwrap().compute().unwrap();
+    let v = t.column("v").unwrap();
+    let v = v.as_primitive::<Float64Type>().values();
+    let xs: Vec<f64> = rows.iter().map(|r| r.1 as f64).collect();
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert_eq!(v[0], n);
+    assert!((v[1] - mean).abs() < 1e-9 && (v[2] - std).abs() < 1e-9, "{v:?}");
+    assert_eq!((v[3], v[7]), (0.0, 49.0));
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(
+        v[5],
+        sorted[(0.5 * (n - 1.0)) as usize],
+        "exact while the sketch holds every value"
+    );
+}
