@@ -38,6 +38,7 @@ mod frame;
 mod groupby;
 mod sort;
 mod table;
+mod write;
 
 /// The `arrow` crate this one is built on, for its array and batch types.
 pub use arrow;
@@ -57,6 +58,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
         .register::<sort::SortBatches>()
+        .register::<write::WriteCsvPart>()
         .register::<describe::DescribeChunk>()
         .register::<describe::DescribeCombine>()
         .register::<groupby::Partial>()

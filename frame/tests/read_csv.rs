@@ -185,3 +185,36 @@ fn options_select_type_and_label_columns() {
     .unwrap();
     assert_eq!(rows(&named)[0], vec!["a", "b", "c"]);
 }
+
+#[test]
+fn to_csv_round_trips_and_leaves_nothing_on_failure() {
+    let d = dir("write");
+    let src = d.join("src.csv");
+    std::fs::write(&src, "k,v,x\na,1,0.5\n\"b,c\",2,\nd,3,1e300\n").unwrap();
+    let df = read_csv(src.as_path(), CsvOptions::default().blocksize(8)).unwrap();
+    assert!(df.npartitions() > 1);
+    let s = Scheduler::threads(2);
+    let one = d.join("out.csv");
+    assert_eq!(df.to_csv(&one, &s).unwrap(), 3);
+    let back = read_csv(one.as_path(), CsvOptions::default()).unwrap().compute().unwrap();
+    assert_eq!(rows(&back), rows(&df.compute().unwrap()));
+    let parts = d.join("parts");
+    df.to_csv(&parts, &s).unwrap();
+    let back = read_csv(parts.to_str().unwrap(), CsvOptions::default()).unwrap().compute().unwrap();
+    assert_eq!(rows(&back), rows(&df.compute().unwrap()));
+    assert!(df.to_csv(&parts, &s).unwrap_err().to_string().contains("already exists"));
+    // A failing compute leaves neither the output nor a temporary file.
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "k,v\na,1\nb,zz\n").unwrap();
+    let failing = read_csv(bad.as_path(), CsvOptions::default().sample_bytes(5)).unwrap();
+    let target = d.join("never.csv");
+    assert!(failing.to_csv(&target, &s).is_err());
+    let left: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("never") || n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let err = df.to_csv(d.join("no/such/dir/x.csv"), &s).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -1,0 +1,147 @@
+//! Writing frames: `to_csv`, one file or a directory of parts, always written
+//! under a temporary name beside the target and renamed when complete.
+
+use std::path::{Path, PathBuf};
+
+use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
+use brisk_graph::{Collection, GraphBuilder, Task};
+use brisk_scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Frame, batch_of, token};
+use crate::{Error, Result};
+
+/// Writes one partition as a CSV file.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WriteCsvPart {
+    path: String,
+    header: bool,
+}
+
+impl OpKind for WriteCsvPart {
+    const NAME: &'static str = "frame.write-csv";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let batch = batch_of(
+            Self::NAME,
+            inputs.first().ok_or(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: 0,
+            })?,
+        )?;
+        let io = |e: &dyn std::fmt::Display| {
+            CoreError::user(format!("{}: cannot write: {e}", self.path))
+        };
+        let file = std::fs::File::create(&self.path).map_err(|e| io(&e))?;
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(self.header)
+            .build(std::io::BufWriter::new(file));
+        w.write(&batch).map_err(|e| io(&e))?;
+        let rows = batch.num_rows() as i64;
+        drop(w);
+        Ok(Value::from(rows))
+    }
+}
+
+/// The writes of a frame's partitions.
+struct Writes {
+    frame: Frame,
+    tasks: Vec<Task>,
+}
+
+impl Collection for Writes {
+    type Output = usize;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.frame.add_tasks(graph);
+        for t in &self.tasks {
+            graph.insert(t.clone());
+        }
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.tasks.iter().map(|t| t.key.clone()).collect()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<usize> {
+        Ok(values
+            .iter()
+            .filter_map(Value::as_scalar)
+            .map(|s| if let brisk_core::Scalar::I64(n) = s { n as usize } else { 0 })
+            .sum())
+    }
+}
+
+fn fail(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::File { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.brisk-partial-{}", std::process::id()))
+}
+
+impl Frame {
+    /// Writes the frame as CSV with a header row; returns the rows written. A path
+    /// ending in `.csv` gets one file; any other path becomes a directory of
+    /// `part-00000.csv`, ... files, one per partition. Everything is written under a
+    /// temporary name beside `path` and renamed when complete: on error nothing is
+    /// left behind. An existing directory is not replaced.
+    pub fn to_csv(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+        let path = path.as_ref();
+        let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if !one_file && path.exists() {
+            return Err(fail(path, "already exists: remove it or choose another path"));
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(fail(path, format!("the folder {} does not exist", parent.display())));
+        }
+        let tmp = temp_beside(path);
+        let parts_dir = if one_file { tmp.with_extension("parts") } else { tmp.clone() };
+        let result = self.write_parts(&parts_dir, one_file, scheduler).and_then(|rows| {
+            if one_file {
+                concatenate(&parts_dir, self.npartitions(), &tmp)?;
+                std::fs::remove_dir_all(&parts_dir).map_err(|e| fail(&parts_dir, e))?;
+            }
+            std::fs::rename(&tmp, path).map_err(|e| {
+                fail(path, format!("cannot move the finished output into place: {e}"))
+            })?;
+            Ok(rows)
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&parts_dir);
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn write_parts(&self, dir: &Path, one_file: bool, scheduler: &Scheduler) -> Result<usize> {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir, format!("cannot create: {e}")))?;
+        let name = token("to-csv", &(self.layer().name(), dir));
+        let base = Key::named(name.as_str());
+        let tasks = self
+            .partition_keys()
+            .enumerate()
+            .map(|(i, k)| {
+                let path = dir.join(format!("part-{i:05}.csv")).to_string_lossy().into_owned();
+                let op = Op::data(WriteCsvPart { path, header: !one_file || i == 0 });
+                Task::new(base.with_index([i as u32]), op, [k.clone()])
+            })
+            .collect();
+        Ok(scheduler.compute(&Writes { frame: self.clone(), tasks })?)
+    }
+}
+
+fn concatenate(dir: &Path, parts: usize, out: &Path) -> Result<()> {
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(out).map_err(|e| fail(out, format!("cannot create: {e}")))?,
+    );
+    for i in 0..parts {
+        let p = dir.join(format!("part-{i:05}.csv"));
+        let mut r = std::fs::File::open(&p).map_err(|e| fail(&p, e))?;
+        std::io::copy(&mut r, &mut w).map_err(|e| fail(out, e))?;
+    }
+    std::io::Write::flush(&mut w).map_err(|e| fail(out, e))
+}
