@@ -85,17 +85,34 @@ impl Frame {
     /// A frame of batches already in memory, one partition each. They must share
     /// one schema.
     pub fn from_batches(batches: Vec<RecordBatch>) -> Result<Frame> {
-        let schema = batches
+        let first = batches
             .first()
             .map(RecordBatch::schema)
             .ok_or_else(|| Error::Invalid("from_batches needs at least one batch".into()))?;
-        if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+        // One schema, every column nullable: batches may differ only in that.
+        let fields: Vec<Field> =
+            first.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let same = |b: &RecordBatch| {
+            b.schema().fields().len() == schema.fields().len()
+                && b.schema()
+                    .fields()
+                    .iter()
+                    .zip(schema.fields())
+                    .all(|(a, f)| a.name() == f.name() && a.data_type() == f.data_type())
+        };
+        if let Some(b) = batches.iter().find(|b| !same(b)) {
             return Err(Error::Invalid(format!(
                 "batches have different schemas: {:?} and {:?}",
-                schema.fields(),
+                first.fields(),
                 b.schema().fields()
             )));
         }
+        let batches = batches
+            .into_iter()
+            .map(|b| b.with_schema(schema.clone()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = token("from-batches", &(std::process::id(), n));

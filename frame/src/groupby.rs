@@ -395,7 +395,7 @@ struct Groups {
 
 const DROPPED: u32 = u32::MAX;
 
-fn fixed_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn fixed_hash(bytes: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x5eed).hash_one(bytes)
 }

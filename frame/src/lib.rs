@@ -36,6 +36,7 @@ mod expr;
 mod fast_csv;
 mod frame;
 mod groupby;
+mod join;
 mod sort;
 mod table;
 mod write;
@@ -48,6 +49,7 @@ pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
 pub use frame::{Frame, RowCount};
 pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
+pub use join::How;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
@@ -58,6 +60,8 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
         .register::<sort::SortBatches>()
+        .register::<join::HashSplit>()
+        .register::<join::JoinPart>()
         .register::<write::WriteCsvPart>()
         .register::<describe::DescribeChunk>()
         .register::<describe::DescribeCombine>()

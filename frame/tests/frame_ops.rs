@@ -111,3 +111,67 @@ fn describe_matches_eager_statistics() {
         "exact while the sketch holds every value"
     );
 }
+
+/// A frame of (key, value) rows in partitions of `per` rows.
+fn pairs(rows: &[(Option<i64>, String)], per: usize) -> Frame {
+    let batches = rows
+        .chunks(per)
+        .map(|c| {
+            RecordBatch::try_from_iter([
+                (
+                    "id",
+                    Arc::new(Int64Array::from(c.iter().map(|r| r.0).collect::<Vec<_>>()))
+                        as ArrayRef,
+                ),
+                (
+                    "v",
+                    Arc::new(c.iter().map(|r| Some(r.1.clone())).collect::<StringArray>())
+                        as ArrayRef,
+                ),
+            ])
+            .unwrap()
+        })
+        .collect();
+    Frame::from_batches(batches).unwrap()
+}
+
+#[test]
+fn merge_matches_a_nested_loop_join() {
+    use brisk_frame::How;
+    let left: Vec<(Option<i64>, String)> =
+        (0..60).map(|i| ((i % 11 != 0).then_some(i % 9), format!("l{i}"))).collect();
+    let right: Vec<(Option<i64>, String)> =
+        (0..25).map(|i| ((i % 7 != 3).then_some(i % 12), format!("r{i}"))).collect();
+    for (lper, rper) in [(7, 100), (7, 4), (60, 3)] {
+        for how in [How::Inner, How::Left] {
+            let m = pairs(&left, lper).merge(&pairs(&right, rper), ["id"], how).unwrap();
+            assert_eq!(m.columns(), vec!["id", "v_x", "v_y"]);
+            let t = Scheduler::threads(2).compute(&m).unwrap();
+            let b = t.to_batch();
+            let mut got: Vec<(String, Option<String>)> = (0..b.num_rows())
+                .map(|r| {
+                    let x = b.column(1).as_string::<i32>().value(r).to_string();
+                    let y = b.column(2).as_string::<i32>();
+                    (x, (!arrow::array::Array::is_null(y, r)).then(|| y.value(r).to_string()))
+                })
+                .collect();
+            got.sort();
+            let mut want = Vec::new();
+            for (lk, lv) in &left {
+                let matches: Vec<&String> = right
+                    .iter()
+                    .filter(|(rk, _)| lk.is_some() && rk == lk)
+                    .map(|(_, rv)| rv)
+                    .collect();
+                if matches.is_empty() && how == How::Left {
+                    want.push((lv.clone(), None));
+                }
+                want.extend(matches.into_iter().map(|rv| (lv.clone(), Some(rv.clone()))));
+            }
+            want.sort();
+            assert_eq!(got, want, "{how:?} with partitions of {lper} and {rper}");
+        }
+    }
+    let err = pairs(&left, 10).merge(&data().0, ["k"], How::Inner).unwrap_err().to_string();
+    assert!(err.contains("unknown column 'k'"), "{err}");
+}
