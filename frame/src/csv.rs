@@ -9,6 +9,7 @@
 //! the first true record start at or after it. Every blocksize yields the same rows.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,11 +211,17 @@ fn expand(spec: &str) -> Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| file_error(path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                    .unwrap_or_default();
+                p.is_file() && [".csv", ".csv.gz", ".csv.zst"].iter().any(|e| name.ends_with(e))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(file_error(path, "the directory holds no .csv file"));
+            return Err(file_error(path, "the directory holds no .csv, .csv.gz or .csv.zst file"));
         }
         return Ok(files);
     }
@@ -257,6 +264,75 @@ fn read_at(f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// How a file is compressed, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("gz") => Compression::Gzip,
+            Some("zst" | "zstd") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+
+    /// Up to `limit` decompressed bytes of the file (all of them without a limit).
+    fn decode(self, path: &Path, limit: Option<usize>) -> std::io::Result<Vec<u8>> {
+        let f = File::open(path)?;
+        let mut reader: Box<dyn Read> = match self {
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
+            Compression::None => Box::new(f),
+        };
+        let mut out = Vec::new();
+        match limit {
+            Some(n) => reader.take(n as u64).read_to_end(&mut out)?,
+            None => reader.read_to_end(&mut out)?,
+        };
+        Ok(out)
+    }
+}
+
+/// Bytes of a file by offset: read from disk, or from a decompressed copy.
+enum Source {
+    File(File),
+    Decoded(Vec<u8>),
+}
+
+impl Source {
+    /// The file and its length; a compressed file decoded up to `limit` bytes (its
+    /// length is then unknown, `u64::MAX`, unless the whole of it fit).
+    fn open(path: &Path, limit: usize) -> std::io::Result<(Source, u64)> {
+        match Compression::of(path) {
+            Compression::None => {
+                let f = File::open(path)?;
+                let len = f.metadata()?.len();
+                Ok((Source::File(f), len))
+            }
+            c => {
+                let bytes = c.decode(path, Some(limit + 1))?;
+                let len = if bytes.len() > limit { u64::MAX } else { bytes.len() as u64 };
+                Ok((Source::Decoded(bytes), len))
+            }
+        }
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        match self {
+            Source::File(f) => read_at(f, offset, len),
+            Source::Decoded(b) => {
+                let start = (offset as usize).min(b.len());
+                Ok(b[start..(start + len).min(b.len())].to_vec())
+            }
+        }
+    }
+}
+
 /// What the frame needs to know about one file before reading it.
 struct FileInfo {
     path: PathBuf,
@@ -273,10 +349,10 @@ fn parse_header(record: &[u8], delimiter: u8, quote: u8) -> Result<Vec<String>, 
 }
 
 fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
-    let f = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let len = f.metadata().map_err(|e| file_error(path, e))?.len();
+    let (f, len) = Source::open(path, opts.sample_bytes + (1 << 20))
+        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
     let mut start = 0u64;
-    let head = read_at(&f, 0, 3).map_err(|e| file_error(path, e))?;
+    let head = f.read_at(0, 3).map_err(|e| file_error(path, e))?;
     if head.starts_with(b"\xEF\xBB\xBF") {
         start = 3;
     }
@@ -287,9 +363,9 @@ fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     let mut at = start;
     let mut odd = false;
     let end = loop {
-        let buf = read_at(&f, at, 64 << 10).map_err(|e| file_error(path, e))?;
+        let buf = f.read_at(at, 64 << 10).map_err(|e| file_error(path, e))?;
         if buf.is_empty() {
-            break len;
+            break at;
         }
         if let Some(i) = next_boundary(&buf, opts.quote, odd) {
             break at + i as u64;
@@ -297,7 +373,7 @@ fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
         odd ^= quote_count(&buf, opts.quote) % 2 == 1;
         at += buf.len() as u64;
     };
-    let record = read_at(&f, start, (end - start) as usize).map_err(|e| file_error(path, e))?;
+    let record = f.read_at(start, (end - start) as usize).map_err(|e| file_error(path, e))?;
     let names = parse_header(&record, opts.delimiter, opts.quote)
         .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
     Ok(FileInfo { path: path.to_path_buf(), len, data_start: end, header: Some(names) })
@@ -305,9 +381,10 @@ fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
 
 /// The schema of the file's first records (a sample cut at a record boundary).
 fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema> {
-    let f = File::open(&info.path).map_err(|e| file_error(&info.path, e))?;
+    let (f, _) = Source::open(&info.path, opts.sample_bytes + (1 << 20))
+        .map_err(|e| file_error(&info.path, e))?;
     let sample =
-        read_at(&f, info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
+        f.read_at(info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
     let complete = info.data_start + sample.len() as u64 >= info.len;
     // Cut after the last record terminator outside quotes.
     let mut cut = sample.len();
@@ -398,9 +475,10 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         (Some(n), _) => n.clone(),
         (None, Some(h)) => h.clone(),
         (None, None) => {
-            let f = File::open(&first.path).map_err(|e| file_error(&first.path, e))?;
+            let (f, _) =
+                Source::open(&first.path, 1 << 20).map_err(|e| file_error(&first.path, e))?;
             let sample =
-                read_at(&f, first.data_start, 64 << 10).map_err(|e| file_error(&first.path, e))?;
+                f.read_at(first.data_start, 64 << 10).map_err(|e| file_error(&first.path, e))?;
             let end = next_boundary(&sample, opts.quote, false).unwrap_or(sample.len());
             let n = parse_header(&sample[..end], opts.delimiter, opts.quote)
                 .map_err(|e| file_error(&first.path, e))?
@@ -474,8 +552,23 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         if data_len == 0 {
             continue;
         }
-        let blocks = data_len.div_ceil(opts.blocksize);
         let path = info.path.to_string_lossy().into_owned();
+        let compression = Compression::of(&info.path);
+        if compression != Compression::None {
+            // A compressed file cannot be entered in the middle: one partition.
+            let op = ReadBlock {
+                path,
+                start: info.data_start,
+                end: u64::MAX,
+                block: 0,
+                file_len: u64::MAX,
+                compression,
+                spec: spec.clone(),
+            };
+            tasks.push(Task::root(base.with_index([fi as u32, 0]), Op::data(op)));
+            continue;
+        }
+        let blocks = data_len.div_ceil(opts.blocksize);
         // The quote parity before each block: counts per block, then one prefix.
         let prefix = prefix_base.with_index([fi as u32]);
         let mut block_counts = Vec::new();
@@ -488,6 +581,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
                 end,
                 block: b as usize,
                 file_len: info.len,
+                compression,
                 spec: spec.clone(),
             };
             let deps = if b == 0 { vec![] } else { vec![prefix.clone()] };
@@ -584,6 +678,8 @@ pub(crate) struct ReadBlock {
     /// Its position in the file; block 0 starts at the first data record.
     block: usize,
     file_len: u64,
+    /// A compressed file is read whole, as one block.
+    compression: Compression,
     spec: BlockSpec,
 }
 
@@ -725,8 +821,8 @@ impl ReadBlock {
 
     /// The line number in the file of `offset` into the block's `bytes`.
     fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
-        let before = File::open(&self.path)
-            .and_then(|f| read_at(&f, 0, start as usize))
+        let before = Source::open(Path::new(&self.path), start as usize)
+            .and_then(|(f, _)| f.read_at(0, start as usize))
             .map(|b| memchr::memchr_iter(b'\n', &b).count())
             .unwrap_or(0);
         before + memchr::memchr_iter(b'\n', &bytes[..offset]).count() + 1
@@ -810,6 +906,12 @@ impl OpKind for ReadBlock {
                 });
             }
         };
+        if self.compression != Compression::None {
+            let all =
+                self.compression.decode(Path::new(&self.path), None).map_err(|e| self.io(e))?;
+            let start = (self.start as usize).min(all.len());
+            return Ok(Value::from(self.parse(&all[start..], self.start)?));
+        }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
         let (start, end) = self.bounds(&f, odd)?;
         let bytes = read_at(&f, start, (end - start) as usize).map_err(|e| self.io(e))?;

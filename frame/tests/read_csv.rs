@@ -218,3 +218,37 @@ fn to_csv_round_trips_and_leaves_nothing_on_failure() {
     let err = df.to_csv(d.join("no/such/dir/x.csv"), &s).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn gzip_and_zstd_files_read_as_one_partition_each() {
+    use std::io::Write;
+    let d = dir("compressed");
+    let text = "k,v\n\"a\nb\",1\nc,2\nd,x\n";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    std::fs::write(d.join("p1.csv.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(d.join("p2.csv.zst"), zstd::encode_all("k,v\ne,3\n".as_bytes(), 0).unwrap())
+        .unwrap();
+    std::fs::write(d.join("p0.csv"), "k,v\nz,0\n").unwrap();
+    let opts = CsvOptions::default().dtype("v", arrow::datatypes::DataType::Utf8);
+    let df = read_csv(d.to_str().unwrap(), opts).unwrap();
+    assert_eq!(df.npartitions(), 3);
+    let got = rows(&df.compute().unwrap());
+    let want = [["z", "0"], ["a\nb", "1"], ["c", "2"], ["d", "x"], ["e", "3"]];
+    assert_eq!(
+        got,
+        want.iter()
+            .map(|r| r.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    );
+    // A bad value in a compressed file is located like any other.
+    let err = read_csv(
+        d.join("p1.csv.gz").as_path(),
+        CsvOptions::default().dtype("v", arrow::datatypes::DataType::Int64),
+    )
+    .unwrap()
+    .compute()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("p1.csv.gz") && err.contains("line 5") && err.contains("'x'"), "{err}");
+}
