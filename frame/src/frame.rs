@@ -259,6 +259,23 @@ impl Frame {
         }
     }
 
+    /// Computes every partition now and returns a frame holding them in memory
+    /// (Dask's `persist`): frames built on it reuse the results instead of reading
+    /// and computing again. Same schema, same partitions.
+    pub fn persist(&self, scheduler: &brisk_scheduler::Scheduler) -> Result<Frame> {
+        let batches = scheduler.compute(&Batches { frame: self.clone() })?;
+        let name = token("persist", &self.layer.name());
+        let base = Key::named(name.as_str());
+        let tasks = batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Task::root(base.with_index([i as u32]), Op::Const(Value::from(b))))
+            .collect();
+        let mut frame = Frame::from_layer(self.schema.clone(), Layer::new(name, tasks, vec![]));
+        frame.sort_keys = self.sort_keys.clone();
+        Ok(frame)
+    }
+
     /// The number of rows, lazily: counts per partition, summed.
     pub fn len(&self) -> RowCount {
         RowCount { frame: self.clone() }
@@ -402,6 +419,27 @@ impl Collection for Partitions {
 
     fn finish(&self, values: Vec<Value>) -> brisk_core::Result<Table> {
         self.frame.finish(values)
+    }
+}
+
+/// Every partition's batch, empty ones included.
+struct Batches {
+    frame: Frame,
+}
+
+impl Collection for Batches {
+    type Output = Vec<RecordBatch>;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.frame.add_tasks(graph);
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.frame.output_keys()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<Vec<RecordBatch>> {
+        values.iter().map(|v| batch_of("persist", v)).collect()
     }
 }
 

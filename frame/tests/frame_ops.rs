@@ -175,3 +175,15 @@ fn merge_matches_a_nested_loop_join() {
     let err = pairs(&left, 10).merge(&data().0, ["k"], How::Inner).unwrap_err().to_string();
     assert!(err.contains("unknown column 'k'"), "{err}");
 }
+
+#[test]
+fn persist_keeps_partitions_and_results() {
+    let (df, rows) = data();
+    let f = df.filter(col("v").lt(lit(10))).unwrap();
+    let kept = f.persist(&Scheduler::threads(2)).unwrap();
+    assert_eq!(kept.npartitions(), f.npartitions());
+    let (graph, _) = brisk_graph::Collection::graph(&kept.len()).unwrap();
+    assert_eq!(graph.len(), kept.npartitions(), "only the held partitions, nothing recomputed");
+    assert_eq!(kept.len().compute().unwrap(), rows.iter().filter(|r| r.1 < 10).count());
+    assert_eq!(ints(&kept.compute().unwrap(), "v"), ints(&f.compute().unwrap(), "v"));
+}
