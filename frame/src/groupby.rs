@@ -51,6 +51,8 @@ pub enum Agg {
     First,
     /// Last non-null value, in row order.
     Last,
+    /// Number of distinct non-null values.
+    Nunique,
 }
 
 impl Agg {
@@ -67,6 +69,7 @@ impl Agg {
             Agg::Var => "var",
             Agg::First => "first",
             Agg::Last => "last",
+            Agg::Nunique => "nunique",
         }
     }
 
@@ -83,6 +86,7 @@ impl Agg {
             Agg::Var,
             Agg::First,
             Agg::Last,
+            Agg::Nunique,
         ]
         .into_iter()
         .find(|a| a.name() == name)
@@ -139,6 +143,10 @@ impl Spec {
                 ]
             }
             Agg::Min | Agg::Max | Agg::First | Agg::Last => vec![f("v", self.value_type())],
+            Agg::Nunique => {
+                let item = Field::new("item", self.input_type(), true);
+                vec![f("set", DataType::List(Arc::new(item)))]
+            }
         }
     }
 
@@ -148,6 +156,7 @@ impl Spec {
             Agg::Count | Agg::Size => DataType::Int64,
             Agg::Sum | Agg::Mean | Agg::Var | Agg::Std => DataType::Float64,
             Agg::Min | Agg::Max | Agg::First | Agg::Last => self.value_type(),
+            Agg::Nunique => DataType::Int64,
         }
     }
 }
@@ -640,6 +649,30 @@ fn aggregate(
                 }
                 Acc::Moments(n, mean, m2)
             }
+            (Agg::Nunique, _) => {
+                // The distinct values of each group, as a list per group.
+                let set = match input {
+                    Input::Values => {
+                        let pairs = ids
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, g)| **g != DROPPED)
+                            .map(|(r, &g)| (r, g));
+                        distinct_lists(ng, &inputs[0], pairs)?
+                    }
+                    Input::States => {
+                        let lists = inputs[0].as_list::<i32>();
+                        let offsets = lists.value_offsets();
+                        let pairs = ids.iter().enumerate().flat_map(|(r, &g)| {
+                            (offsets[r] as usize..offsets[r + 1] as usize).map(move |j| (j, g))
+                        });
+                        distinct_lists(ng, lists.values(), pairs)?
+                    }
+                };
+                columns.push(set);
+                fields.extend(state_fields);
+                continue;
+            }
             (Agg::Min | Agg::Max | Agg::First | Agg::Last, _) => {
                 let v = arrow::compute::cast(&inputs[0], &spec.value_type())?;
                 let mut best: Vec<Option<u32>> = vec![None; ng];
@@ -696,6 +729,39 @@ fn aggregate(
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     Ok((batch, g.hashes))
+}
+
+/// Per group, the distinct non-null values among `pairs` (index into `values`,
+/// group id), in order of first appearance: a list array of `groups` rows.
+fn distinct_lists(
+    groups: usize,
+    values: &ArrayRef,
+    pairs: impl Iterator<Item = (usize, u32)>,
+) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])?;
+    let rows = converter.convert_columns(std::slice::from_ref(values))?;
+    let hash = |g: u32, j: usize| {
+        fixed_hash(rows.row(j).as_ref()) ^ u64::from(g).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
+    let mut seen: HashTable<(u32, u32)> = HashTable::new();
+    let mut per_group: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (j, g) in pairs {
+        if values.is_null(j) {
+            continue;
+        }
+        let h = hash(g, j);
+        let same = |&(g2, j2): &(u32, u32)| g2 == g && rows.row(j2 as usize) == rows.row(j);
+        if seen.find(h, same).is_none() {
+            seen.insert_unique(h, (g, j as u32), |&(g2, j2)| hash(g2, j2 as usize));
+            per_group[g as usize].push(j as u32);
+        }
+    }
+    let lengths = per_group.iter().map(Vec::len);
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths(lengths);
+    let idx = UInt32Array::from(per_group.concat());
+    let items = arrow::compute::take(values, &idx, None)?;
+    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+    Ok(Arc::new(arrow::array::ListArray::try_new(field, offsets, items, None)?))
 }
 
 /// A state batch split into `parts` by group hash.
@@ -820,6 +886,13 @@ impl OpKind for Finish {
                 Agg::Sum => col(format!("__{i}_sum"))?,
                 Agg::Count | Agg::Size => col(format!("__{i}_n"))?,
                 Agg::Min | Agg::Max | Agg::First | Agg::Last => col(format!("__{i}_v"))?,
+                Agg::Nunique => {
+                    let set = col(format!("__{i}_set"))?;
+                    let lists = set.as_list::<i32>();
+                    Arc::new(Int64Array::from_iter_values(
+                        lists.value_offsets().windows(2).map(|w| i64::from(w[1] - w[0])),
+                    ))
+                }
                 Agg::Mean => {
                     let s = f64s(&col(format!("__{i}_sum"))?).map_err(&err)?;
                     let n = i64s(&col(format!("__{i}_n"))?).map_err(&err)?;

@@ -70,6 +70,11 @@ const QUERIES: &[Query] = &[
             ("v3", Agg::Size),
         ],
     ),
+    (
+        "nunique",
+        &["id1", "id4"],
+        &[("id3", Agg::Nunique), ("v2", Agg::Nunique), ("v3", Agg::Nunique)],
+    ),
 ];
 
 #[test]

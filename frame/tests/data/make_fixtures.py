@@ -27,6 +27,7 @@ QUERIES = {
     # the other aggregations
     "aggs": (["id2", "id4"], {"v1": ["count", "min", "max", "first", "last"],
                               "v3": ["std", "var", "min", "max", "size"]}),
+    "nunique": (["id1", "id4"], {"id3": "nunique", "v2": "nunique", "v3": "nunique"}),
 }
 
 for name, nulls in [("g_plain", 0), ("g_nulls", 5)]:
