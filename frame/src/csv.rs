@@ -151,7 +151,7 @@ impl CsvOptions {
 
 /// Where to read from: a path, a directory, a glob, or several of them.
 #[derive(Clone, Debug)]
-pub struct Sources(Vec<String>);
+pub struct Sources(pub(crate) Vec<String>);
 
 impl From<&str> for Sources {
     fn from(s: &str) -> Self {
@@ -189,12 +189,13 @@ impl<S: AsRef<str>> From<Vec<S>> for Sources {
     }
 }
 
-fn file_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn file_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::File { path: path.display().to_string(), reason: reason.to_string() }
 }
 
-/// The files a source names, in sorted order for globs and directories.
-fn expand(spec: &str) -> Result<Vec<PathBuf>> {
+/// The files a source names, in sorted order for globs and directories (whose files
+/// must end with one of `endings`).
+pub(crate) fn expand(spec: &str, endings: &[&str]) -> Result<Vec<PathBuf>> {
     let path = Path::new(spec);
     if spec.contains(['*', '?', '[']) {
         let paths =
@@ -216,12 +217,15 @@ fn expand(spec: &str) -> Result<Vec<PathBuf>> {
                     .file_name()
                     .map(|n| n.to_string_lossy().to_ascii_lowercase())
                     .unwrap_or_default();
-                p.is_file() && [".csv", ".csv.gz", ".csv.zst"].iter().any(|e| name.ends_with(e))
+                p.is_file() && endings.iter().any(|e| name.ends_with(e))
             })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(file_error(path, "the directory holds no .csv, .csv.gz or .csv.zst file"));
+            return Err(file_error(
+                path,
+                format!("the directory holds no {} file", endings.join(", ")),
+            ));
         }
         return Ok(files);
     }
@@ -463,7 +467,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let opts = opts.clone();
     let mut files = Vec::new();
     for spec in &sources.0 {
-        files.extend(expand(spec)?);
+        files.extend(expand(spec, &[".csv", ".csv.gz", ".csv.zst"])?);
     }
     let infos = files.iter().map(|p| inspect(p, &opts)).collect::<Result<Vec<_>>>()?;
     // The schema comes from the first file with data (or a header).
@@ -602,7 +606,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     Ok(Frame::from_layer(out_schema, layer))
 }
 
-fn modified(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+pub(crate) fn modified(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
     files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
 

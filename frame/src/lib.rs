@@ -37,6 +37,7 @@ mod fast_csv;
 mod frame;
 mod groupby;
 mod join;
+mod parquet;
 mod sort;
 mod table;
 mod write;
@@ -50,6 +51,7 @@ pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
 pub use frame::{Frame, RowCount};
 pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
 pub use join::How;
+pub use parquet::read_parquet;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
@@ -60,6 +62,8 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
         .register::<sort::SortBatches>()
+        .register::<parquet::ReadRowGroup>()
+        .register::<parquet::WriteParquetPart>()
         .register::<join::HashSplit>()
         .register::<join::JoinPart>()
         .register::<write::WriteCsvPart>()

@@ -252,3 +252,32 @@ fn gzip_and_zstd_files_read_as_one_partition_each() {
     .to_string();
     assert!(err.contains("p1.csv.gz") && err.contains("line 5") && err.contains("'x'"), "{err}");
 }
+
+#[test]
+fn parquet_round_trips_one_file_and_parts_with_projection() {
+    use brisk_frame::read_parquet;
+    let d = dir("parquet");
+    let src = d.join("src.csv");
+    std::fs::write(&src, "k,v,x\na,1,0.5\nb,2,\nc,3,2.5\nd,,1.0\n").unwrap();
+    let df = read_csv(src.as_path(), CsvOptions::default().blocksize(6)).unwrap();
+    let s = Scheduler::threads(2);
+    let one = d.join("all.parquet");
+    assert_eq!(df.to_parquet(&one, &s).unwrap(), 4);
+    let back = read_parquet(one.to_str().unwrap(), None).unwrap();
+    assert_eq!(rows(&back.compute().unwrap()), rows(&df.compute().unwrap()));
+    let parts = d.join("parts");
+    df.to_parquet(&parts, &s).unwrap();
+    let back = read_parquet(parts.to_str().unwrap(), Some(&["x", "k"])).unwrap();
+    assert_eq!(back.columns(), vec!["k", "x"]);
+    assert!(back.npartitions() >= 2, "a row group per non-empty partition");
+    assert_eq!(
+        rows(&back.compute().unwrap()),
+        rows(&df.select(["k", "x"]).unwrap().compute().unwrap())
+    );
+    let mean = back.groupby(["k"]).unwrap().mean().unwrap().compute().unwrap();
+    assert_eq!(mean.num_rows(), 4);
+    let err = read_parquet(parts.to_str().unwrap(), Some(&["kk"])).unwrap_err().to_string();
+    assert!(err.contains("unknown column 'kk'"), "{err}");
+    let err = read_parquet(src.to_str().unwrap(), None).unwrap_err().to_string();
+    assert!(err.contains("src.csv") && err.contains("Parquet"), "{err}");
+}

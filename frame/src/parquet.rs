@@ -1,0 +1,250 @@
+//! Parquet: `read_parquet` (one partition per row group, only the columns asked
+//! for) and `to_parquet` (one file, or a directory with a file per partition),
+//! written under a temporary name and renamed when complete.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, RecordBatchReader};
+use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
+use brisk_graph::{Collection, GraphBuilder, Layer, Task};
+use brisk_scheduler::Scheduler;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::csv::{Sources, expand, file_error};
+use crate::error::unknown_column;
+use crate::frame::{Frame, Reproject, batch_of, token};
+use crate::{Error, Result};
+
+/// One row group of a Parquet file, with the columns kept (by index).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReadRowGroup {
+    path: String,
+    row_group: usize,
+    columns: Vec<usize>,
+}
+
+impl OpKind for ReadRowGroup {
+    const NAME: &'static str = "frame.read-parquet";
+
+    fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let fail = |e: &dyn std::fmt::Display| CoreError::user(format!("{}: {e}", self.path));
+        let f = File::open(&self.path).map_err(|e| fail(&e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fail(&e))?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), self.columns.iter().copied());
+        let reader = builder
+            .with_row_groups(vec![self.row_group])
+            .with_projection(mask)
+            .with_batch_size(1 << 16)
+            .build()
+            .map_err(|e| fail(&e))?;
+        let schema = reader.schema();
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| fail(&e))?;
+        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| fail(&e))?;
+        Ok(Value::from(batch))
+    }
+}
+
+/// Reads Parquet files lazily: one partition per row group, only `columns` (all
+/// when `None`). Every file must have the first file's schema.
+pub fn read_parquet(sources: impl Into<Sources>, columns: Option<&[&str]>) -> Result<Frame> {
+    let sources: Sources = sources.into();
+    let columns: Option<Vec<String>> = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
+    let frame = read(&sources, columns.as_deref())?;
+    let reproject = move |keep: Vec<String>| {
+        let keep: Vec<String> = match &columns {
+            Some(given) => given.iter().filter(|c| keep.contains(c)).cloned().collect(),
+            None => keep,
+        };
+        read(&sources, Some(&keep))
+    };
+    Ok(frame.with_source(Reproject(Arc::new(reproject))))
+}
+
+fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
+    let mut files = Vec::new();
+    for spec in &sources.0 {
+        files.extend(expand(spec, &[".parquet", ".pq"])?);
+    }
+    let mut schema = None;
+    let mut tasks = Vec::new();
+    let name = token("read-parquet", &(&files, columns, crate::csv::modified(&files)));
+    let base = Key::named(name.as_str());
+    let mut indices = Vec::new();
+    for (fi, path) in files.iter().enumerate() {
+        let f = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(|e| file_error(path, format!("not a readable Parquet file: {e}")))?;
+        let file_schema = builder.schema().clone();
+        match &schema {
+            None => {
+                let names: Vec<&str> =
+                    file_schema.fields().iter().map(|f| f.name().as_str()).collect();
+                indices = match columns {
+                    Some(cols) => cols
+                        .iter()
+                        .map(|c| file_schema.index_of(c).map_err(|_| unknown_column(c, &names)))
+                        .collect::<Result<Vec<_>>>()?,
+                    None => (0..names.len()).collect(),
+                };
+                indices.sort_unstable();
+                indices.dedup();
+                schema = Some(Arc::new(
+                    file_schema.project(&indices).map_err(|e| Error::Invalid(e.to_string()))?,
+                ));
+            }
+            Some(first) => {
+                let projected = file_schema.project(&indices).map_err(|e| file_error(path, e))?;
+                if projected.fields() != first.fields() {
+                    return Err(file_error(
+                        path,
+                        "its schema differs from the first file's: read the files separately",
+                    ));
+                }
+            }
+        }
+        for rg in 0..builder.metadata().num_row_groups() {
+            let op = ReadRowGroup {
+                path: path.to_string_lossy().into_owned(),
+                row_group: rg,
+                columns: indices.clone(),
+            };
+            tasks.push(Task::root(base.with_index([fi as u32, rg as u32]), Op::data(op)));
+        }
+    }
+    let schema = schema.ok_or_else(|| Error::Invalid("no Parquet file to read".into()))?;
+    Ok(Frame::from_layer(schema, Layer::new(name, tasks, vec![])))
+}
+
+/// Writes one partition as a Parquet file.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WriteParquetPart {
+    path: String,
+}
+
+fn write_file(
+    path: &Path,
+    batches: &[RecordBatch],
+    schema: arrow::datatypes::SchemaRef,
+) -> std::result::Result<usize, String> {
+    let f = File::create(path).map_err(|e| e.to_string())?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    for b in batches {
+        w.write(b).map_err(|e| e.to_string())?;
+        rows += b.num_rows();
+    }
+    w.close().map_err(|e| e.to_string())?;
+    Ok(rows)
+}
+
+impl OpKind for WriteParquetPart {
+    const NAME: &'static str = "frame.write-parquet";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let batch = batch_of(
+            Self::NAME,
+            inputs.first().ok_or(CoreError::Arity {
+                op: Self::NAME.into(),
+                expected: 1,
+                found: 0,
+            })?,
+        )?;
+        let rows = write_file(Path::new(&self.path), std::slice::from_ref(&batch), batch.schema())
+            .map_err(|e| CoreError::user(format!("{}: cannot write: {e}", self.path)))?;
+        Ok(Value::from(rows as i64))
+    }
+}
+
+struct PartWrites {
+    frame: Frame,
+    tasks: Vec<Task>,
+}
+
+impl Collection for PartWrites {
+    type Output = usize;
+
+    fn add_tasks(&self, graph: &mut GraphBuilder) {
+        self.frame.add_tasks(graph);
+        for t in &self.tasks {
+            graph.insert(t.clone());
+        }
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.tasks.iter().map(|t| t.key.clone()).collect()
+    }
+
+    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<usize> {
+        Ok(values
+            .iter()
+            .filter_map(Value::as_scalar)
+            .map(|s| if let brisk_core::Scalar::I64(n) = s { n as usize } else { 0 })
+            .sum())
+    }
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.brisk-partial-{}", std::process::id()))
+}
+
+impl Frame {
+    /// Writes the frame as Parquet; returns the rows written. A path ending in
+    /// `.parquet` gets one file (the partitions in order, gathered in memory first);
+    /// any other path becomes a directory of `part-00000.parquet`, ... written in
+    /// parallel. Written under a temporary name and renamed when complete.
+    pub fn to_parquet(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+        let path = path.as_ref();
+        let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        if !one_file && path.exists() {
+            return Err(file_error(path, "already exists: remove it or choose another path"));
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(file_error(
+                path,
+                format!("the folder {} does not exist", parent.display()),
+            ));
+        }
+        let tmp = temp_beside(path);
+        let result = if one_file {
+            scheduler.compute(self).map_err(Error::from).and_then(|t| {
+                write_file(&tmp, t.batches(), self.schema().clone())
+                    .map_err(|e| file_error(&tmp, e))
+            })
+        } else {
+            std::fs::create_dir_all(&tmp).map_err(|e| file_error(&tmp, e)).and_then(|()| {
+                let name = token("to-parquet", &(self.layer().name(), &tmp));
+                let base = Key::named(name.as_str());
+                let tasks = self
+                    .partition_keys()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let path =
+                            tmp.join(format!("part-{i:05}.parquet")).to_string_lossy().into_owned();
+                        Task::new(
+                            base.with_index([i as u32]),
+                            Op::data(WriteParquetPart { path }),
+                            [k.clone()],
+                        )
+                    })
+                    .collect();
+                Ok(scheduler.compute(&PartWrites { frame: self.clone(), tasks })?)
+            })
+        }
+        .and_then(|rows| {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| file_error(path, format!("cannot move the output into place: {e}")))?;
+            Ok(rows)
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
