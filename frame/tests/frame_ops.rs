@@ -187,3 +187,37 @@ fn persist_keeps_partitions_and_results() {
     assert_eq!(kept.len().compute().unwrap(), rows.iter().filter(|r| r.1 < 10).count());
     assert_eq!(ints(&kept.compute().unwrap(), "v"), ints(&f.compute().unwrap(), "v"));
 }
+
+#[test]
+fn expressions_rename_and_drop_match_eager() {
+    let (df, rows) = data();
+    let f = df
+        .with_column("kk", col("k").fill_null("none"))
+        .unwrap()
+        .with_column("vf", col("v").cast(arrow::datatypes::DataType::Float64) / 4)
+        .unwrap()
+        .filter(col("kk").starts_with("k0").or(col("kk").contains("on")))
+        .unwrap()
+        .rename([("v", "value")])
+        .unwrap()
+        .drop(["x"])
+        .unwrap();
+    assert_eq!(f.columns(), vec!["k", "value", "kk", "vf"]);
+    let t = f.compute().unwrap();
+    let want: Vec<&(Option<String>, i64, f64)> =
+        rows.iter().filter(|r| r.0.as_deref().is_none_or(|k| k.starts_with("k0"))).collect();
+    assert_eq!(ints(&t, "value"), want.iter().map(|r| r.1).collect::<Vec<_>>());
+    let vf = t.column("vf").unwrap();
+    assert!(
+        vf.as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .zip(&want)
+            .all(|(a, r)| *a == r.1 as f64 / 4.0)
+    );
+    let kk = t.column("kk").unwrap();
+    let kk = kk.as_string::<i32>();
+    assert!(want.iter().enumerate().all(|(i, r)| kk.value(i) == r.0.as_deref().unwrap_or("none")));
+    assert!(df.rename([("nope", "x")]).is_err());
+    assert!(df.with_column("y", col("k") + 1).unwrap_err().to_string().contains("needs numbers"));
+}
