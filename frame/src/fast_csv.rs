@@ -68,6 +68,57 @@ impl Column {
     }
 }
 
+/// The positions of delimiters and newlines, found eight bytes at a time: fields
+/// are short, so memchr's per-hit cost would dominate.
+struct Separators<'a> {
+    bytes: &'a [u8],
+    /// The offset just past the word `mask` describes.
+    next: usize,
+    /// Bit 7 of byte k set where byte `next - 8 + k` is a separator.
+    mask: u64,
+    delimiter: u64,
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Bit 7 set in exactly the bytes of `x` that are zero (no carries between bytes).
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+impl<'a> Separators<'a> {
+    fn new(bytes: &'a [u8], delimiter: u8) -> Self {
+        Separators { bytes, next: 0, mask: 0, delimiter: ONES * u64::from(delimiter) }
+    }
+}
+
+impl Iterator for Separators<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let at = self.next;
+            if at >= self.bytes.len() {
+                return None;
+            }
+            let mut word = [b'x'; 8];
+            let n = (self.bytes.len() - at).min(8);
+            word[..n].copy_from_slice(&self.bytes[at..at + n]);
+            if self.delimiter == ONES * u64::from(b'x') {
+                // Pad with a byte that is neither separator.
+                word[n..].fill(b'y');
+            }
+            let w = u64::from_le_bytes(word);
+            self.mask = zero_bytes(w ^ self.delimiter) | zero_bytes(w ^ (ONES * u64::from(b'\n')));
+            self.next = at + 8;
+        }
+        let k = self.mask.trailing_zeros() as usize / 8;
+        self.mask &= self.mask - 1;
+        Some(self.next - 8 + k)
+    }
+}
+
 /// Parses `text` (whole records, no quotes) with `file_schema`'s columns, keeping
 /// `projection`; `None` when the fast path does not apply.
 pub(crate) fn parse(
@@ -103,10 +154,7 @@ pub(crate) fn parse(
     let mut field = 0usize;
     let mut start = 0usize;
     let mut row_start = true;
-    // Fields are short, so a plain byte scan beats memchr's per-hit cost here.
-    let ends =
-        bytes.iter().enumerate().filter(|&(_, &b)| b == delimiter || b == b'\n').map(|(i, _)| i);
-    for i in ends {
+    for i in Separators::new(bytes, delimiter) {
         let end = if bytes[i] == b'\n' && i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
         if bytes[i] == b'\n' && row_start && end == start {
             // A blank line: leave its handling to the general reader.
@@ -133,4 +181,28 @@ pub(crate) fn parse(
     }
     let arrays: Vec<ArrayRef> = columns.into_iter().filter_map(Column::finish).collect();
     RecordBatch::try_new(out_schema, arrays).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_are_found_exactly() {
+        for text in ["a,-5,\n-,,x\n", ",", "abcdefgh,ijklmnop\nq", "", "\n\n,,,,,,,,,,"] {
+            for delimiter in [b',', b';', b'x'] {
+                let want: Vec<usize> = text
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == delimiter || b == b'\n')
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(
+                    Separators::new(text.as_bytes(), delimiter).collect::<Vec<_>>(),
+                    want,
+                    "{text:?}"
+                );
+            }
+        }
+    }
 }

@@ -415,7 +415,9 @@ impl Groups {
             ids: Vec::with_capacity(rows),
             first_rows: Vec::new(),
             hashes: Vec::new(),
-            table: HashTable::new(),
+            // Room for many groups up front: a high-cardinality key would otherwise
+            // rehash the table again and again.
+            table: HashTable::with_capacity(rows.min(1 << 16)),
             arena: Vec::new(),
             ends: Vec::new(),
         }
