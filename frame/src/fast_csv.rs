@@ -21,9 +21,10 @@ enum Column {
 }
 
 impl Column {
-    /// Appends one field; `false` if it does not parse.
-    fn push(&mut self, field: &str) -> bool {
-        if field.is_empty() {
+    /// Appends the field `text[start..end]`; `false` if it does not parse.
+    fn push(&mut self, text: &str, start: usize, end: usize) -> bool {
+        let bytes = &text.as_bytes()[start..end];
+        if bytes.is_empty() {
             match self {
                 Column::Int(b) => b.append_null(),
                 Column::Float(b) => b.append_null(),
@@ -34,19 +35,20 @@ impl Column {
             return true;
         }
         match self {
-            Column::Int(b) => match lexical_core::parse::<i64>(field.as_bytes()) {
+            Column::Int(b) => match lexical_core::parse::<i64>(bytes) {
                 Ok(v) => b.append_value(v),
                 Err(_) => return false,
             },
-            Column::Float(b) => match lexical_core::parse::<f64>(field.as_bytes()) {
+            Column::Float(b) => match lexical_core::parse::<f64>(bytes) {
                 Ok(v) => b.append_value(v),
                 Err(_) => return false,
             },
-            Column::Text(b) => b.append_value(field),
+            // Separators are ASCII, so a field of valid UTF-8 text is valid too.
+            Column::Text(b) => b.append_value(&text[start..end]),
             Column::Bool(b) => {
-                if field.eq_ignore_ascii_case("true") {
+                if bytes.eq_ignore_ascii_case(b"true") {
                     b.append_value(true)
-                } else if field.eq_ignore_ascii_case("false") {
+                } else if bytes.eq_ignore_ascii_case(b"false") {
                     b.append_value(false)
                 } else {
                     return false;
@@ -151,29 +153,34 @@ pub(crate) fn parse(
     if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
         return None;
     }
+    let wanted: Vec<bool> = columns.iter().map(|c| !matches!(c, Column::Skip)).collect();
     let mut field = 0usize;
     let mut start = 0usize;
-    let mut row_start = true;
     for i in Separators::new(bytes, delimiter) {
-        let end = if bytes[i] == b'\n' && i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
-        if bytes[i] == b'\n' && row_start && end == start {
-            // A blank line: leave its handling to the general reader.
-            return None;
+        if bytes[i] == b'\n' {
+            let end = if i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
+            // A short row, or a blank line (left to the general reader).
+            if field + 1 != ncols || (ncols == 1 && end == start) {
+                return None;
+            }
+            if wanted[field] && !columns[field].push(text, start, end) {
+                return None;
+            }
+            field = 0;
+        } else {
+            if field + 1 >= ncols {
+                return None;
+            }
+            if wanted[field] && !columns[field].push(text, start, i) {
+                return None;
+            }
+            field += 1;
         }
-        let last = bytes[i] == b'\n';
-        if (last && field + 1 != ncols) || (!last && field + 1 >= ncols) {
-            return None;
-        }
-        if !columns[field].push(&text[start..end]) {
-            return None;
-        }
-        field = if last { 0 } else { field + 1 };
-        row_start = last;
         start = i + 1;
     }
     if start < bytes.len() {
         // A last record without a newline.
-        if field + 1 != ncols || !columns[field].push(&text[start..]) {
+        if field + 1 != ncols || (wanted[field] && !columns[field].push(text, start, bytes.len())) {
             return None;
         }
     } else if field != 0 {
