@@ -221,3 +221,16 @@ fn expressions_rename_and_drop_match_eager() {
     assert!(df.rename([("nope", "x")]).is_err());
     assert!(df.with_column("y", col("k") + 1).unwrap_err().to_string().contains("needs numbers"));
 }
+
+#[test]
+fn null_keys_are_dropped_unless_asked_to_be_kept() {
+    let (df, rows) = data();
+    let dropped = df.groupby(["k"]).unwrap().size().unwrap().compute().unwrap();
+    let kept = df.groupby(["k"]).unwrap().dropna(false).size().unwrap().compute().unwrap();
+    let nulls = rows.iter().filter(|r| r.0.is_none()).count() as i64;
+    assert_eq!(kept.num_rows(), dropped.num_rows() + 1);
+    let sizes = ints(&kept, "size");
+    assert_eq!(*sizes.last().unwrap(), nulls, "the null group sorts last");
+    assert_eq!(sizes.iter().sum::<i64>(), rows.len() as i64);
+    assert_eq!(ints(&dropped, "size").iter().sum::<i64>(), rows.len() as i64 - nulls);
+}
