@@ -276,9 +276,16 @@ impl Frame {
         Ok(frame)
     }
 
-    /// The number of rows, lazily: counts per partition, summed.
+    /// The number of rows, lazily: counts per partition (each partition is dropped
+    /// once counted), summed.
     pub fn len(&self) -> RowCount {
-        RowCount { frame: self.clone() }
+        let name = token("len", &self.layer.name());
+        let base = Key::named(name.as_str());
+        let tasks = self
+            .partition_keys()
+            .map(|k| Task::new(base.with_index(k.index()), Op::data(CountRows), [k.clone()]))
+            .collect();
+        RowCount { layer: Layer::new(name, tasks, vec![self.layer.clone()]) }
     }
 
     /// Whether the frame has no columns (rows need a compute: see [`Frame::len`]).
@@ -443,24 +450,46 @@ impl Collection for Batches {
     }
 }
 
+/// The number of rows of a partition.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CountRows;
+
+impl OpKind for CountRows {
+    const NAME: &'static str = "frame.count-rows";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let rows = inputs
+            .iter()
+            .map(|v| batch_of(Self::NAME, v).map(|b| b.num_rows() as i64))
+            .sum::<brisk_core::Result<i64>>()?;
+        Ok(Value::from(rows))
+    }
+}
+
 /// A lazy row count (see [`Frame::len`]).
 #[derive(Clone, Debug)]
 pub struct RowCount {
-    frame: Frame,
+    layer: Arc<Layer>,
 }
 
 impl Collection for RowCount {
     type Output = usize;
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
-        self.frame.add_tasks(graph);
+        self.layer.add_to(graph);
     }
 
     fn output_keys(&self) -> Vec<Key> {
-        self.frame.output_keys()
+        self.layer.keys().cloned().collect()
     }
 
     fn finish(&self, values: Vec<Value>) -> brisk_core::Result<usize> {
-        values.iter().map(|v| batch_of("len", v).map(|b| b.num_rows())).sum()
+        values
+            .iter()
+            .map(|v| match v.as_scalar() {
+                Some(brisk_core::Scalar::I64(n)) => Ok(n as usize),
+                _ => Err(CoreError::TypeMismatch { expected: "row count".into(), found: v.kind() }),
+            })
+            .sum()
     }
 }

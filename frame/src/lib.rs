@@ -61,6 +61,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<csv::QuoteParity>()
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
+        .register::<frame::CountRows>()
         .register::<sort::SortBatches>()
         .register::<parquet::ReadRowGroup>()
         .register::<parquet::WriteParquetPart>()

@@ -183,7 +183,11 @@ fn persist_keeps_partitions_and_results() {
     let kept = f.persist(&Scheduler::threads(2)).unwrap();
     assert_eq!(kept.npartitions(), f.npartitions());
     let (graph, _) = brisk_graph::Collection::graph(&kept.len()).unwrap();
-    assert_eq!(graph.len(), kept.npartitions(), "only the held partitions, nothing recomputed");
+    assert_eq!(
+        graph.len(),
+        2 * kept.npartitions(),
+        "the held partitions and their counts, nothing recomputed"
+    );
     assert_eq!(kept.len().compute().unwrap(), rows.iter().filter(|r| r.1 < 10).count());
     assert_eq!(ints(&kept.compute().unwrap(), "v"), ints(&f.compute().unwrap(), "v"));
 }
