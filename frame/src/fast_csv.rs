@@ -104,14 +104,17 @@ impl Iterator for Separators<'_> {
             if at >= self.bytes.len() {
                 return None;
             }
-            let mut word = [b'x'; 8];
-            let n = (self.bytes.len() - at).min(8);
-            word[..n].copy_from_slice(&self.bytes[at..at + n]);
-            if self.delimiter == ONES * u64::from(b'x') {
-                // Pad with a byte that is neither separator.
-                word[n..].fill(b'y');
-            }
-            let w = u64::from_le_bytes(word);
+            let w = match self.bytes.get(at..at + 8) {
+                Some(eight) => u64::from_le_bytes(eight.try_into().expect("eight bytes")),
+                None => {
+                    // The tail, padded with a byte that is neither separator.
+                    let pad = if self.delimiter == ONES * u64::from(b'x') { b'y' } else { b'x' };
+                    let mut word = [pad; 8];
+                    let n = self.bytes.len() - at;
+                    word[..n].copy_from_slice(&self.bytes[at..]);
+                    u64::from_le_bytes(word)
+                }
+            };
             self.mask = zero_bytes(w ^ self.delimiter) | zero_bytes(w ^ (ONES * u64::from(b'\n')));
             self.next = at + 8;
         }
