@@ -238,3 +238,86 @@ fn null_keys_are_dropped_unless_asked_to_be_kept() {
     assert_eq!(sizes.iter().sum::<i64>(), rows.len() as i64);
     assert_eq!(ints(&dropped, "size").iter().sum::<i64>(), rows.len() as i64 - nulls);
 }
+
+#[test]
+fn many_small_groups_match_eager_when_partials_skip_aggregation() {
+    use brisk_frame::Agg;
+    // The first rows of each partition all have distinct keys, so partials pass
+    // rows through as one-row groups; later rows repeat keys.
+    let n = 9000usize;
+    let keys: Vec<Option<String>> =
+        (0..n).map(|i| (i % 97 != 5).then(|| format!("u{}", (i * 7) % 4500))).collect();
+    let vals: Vec<Option<f64>> =
+        (0..n).map(|i| (i % 13 != 0).then_some((i % 101) as f64 * 0.25)).collect();
+    let batches: Vec<RecordBatch> = (0..n)
+        .step_by(3000)
+        .map(|s| {
+            RecordBatch::try_from_iter([
+                (
+                    "k",
+                    Arc::new(keys[s..s + 3000].iter().cloned().collect::<StringArray>())
+                        as ArrayRef,
+                ),
+                (
+                    "x",
+                    Arc::new(vals[s..s + 3000].iter().copied().collect::<Float64Array>())
+                        as ArrayRef,
+                ),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let df = Frame::from_batches(batches).unwrap();
+    let aggs = [
+        ("x", Agg::Sum),
+        ("x", Agg::Mean),
+        ("x", Agg::Count),
+        ("x", Agg::Min),
+        ("x", Agg::Max),
+        ("x", Agg::First),
+        ("x", Agg::Last),
+        ("x", Agg::Var),
+        ("x", Agg::Nunique),
+    ];
+    let t = Scheduler::threads(2).compute(&df.groupby(["k"]).unwrap().agg(aggs).unwrap()).unwrap();
+    let mut groups: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut present: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (k, v) in keys.iter().zip(&vals) {
+        if let Some(k) = k {
+            *present.entry(k).or_default() += 1;
+            if let Some(v) = v {
+                groups.entry(k).or_default().push(*v);
+            }
+        }
+    }
+    assert_eq!(t.num_rows(), present.len());
+    let b = t.to_batch();
+    let f = |i: usize| b.column(i).as_primitive::<Float64Type>().clone();
+    let (sum, mean, min, max, first, last, var) = (f(1), f(2), f(4), f(5), f(6), f(7), f(8));
+    let count = b.column(3).as_primitive::<Int64Type>().clone();
+    let nunique = b.column(9).as_primitive::<Int64Type>().clone();
+    let key = b.column(0).as_string::<i32>().clone();
+    for r in 0..b.num_rows() {
+        let xs = groups.get(key.value(r)).cloned().unwrap_or_default();
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        assert!((sum.value(r) - xs.iter().sum::<f64>()).abs() < 1e-9);
+        assert_eq!(count.value(r), xs.len() as i64);
+        if xs.is_empty() {
+            assert!(
+                arrow::array::Array::is_null(&mean, r) && arrow::array::Array::is_null(&first, r)
+            );
+            continue;
+        }
+        assert!((mean.value(r) - m).abs() < 1e-9);
+        assert_eq!(min.value(r), xs.iter().copied().fold(f64::INFINITY, f64::min));
+        assert_eq!(max.value(r), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        assert_eq!((first.value(r), last.value(r)), (xs[0], xs[xs.len() - 1]));
+        if xs.len() > 1 {
+            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+            assert!((var.value(r) - v).abs() < 1e-9 * (1.0 + v));
+        }
+        let distinct: std::collections::BTreeSet<u64> = xs.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(nunique.value(r), distinct.len() as i64);
+    }
+}
