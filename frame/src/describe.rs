@@ -11,7 +11,7 @@ use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Scalar, Value}
 use brisk_graph::{Collection, GraphBuilder, Layer, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, token};
+use crate::frame::{Frame, arrow_err, first_batch, token};
 use crate::table::Table;
 use crate::{Error, Result};
 
@@ -172,14 +172,7 @@ impl OpKind for DescribeChunk {
     const NAME: &'static str = "frame.describe-chunk";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let err = arrow_err(Self::NAME);
         let out = self
             .columns

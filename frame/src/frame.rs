@@ -317,6 +317,12 @@ pub(crate) fn batch_of(op: &str, v: &Value) -> brisk_core::Result<RecordBatch> {
     }
 }
 
+/// The batch of an op's one input, or an arity error naming the op.
+pub(crate) fn first_batch(op: &str, inputs: &[Value]) -> brisk_core::Result<RecordBatch> {
+    let v = inputs.first().ok_or(CoreError::Arity { op: op.into(), expected: 1, found: 0 })?;
+    batch_of(op, v)
+}
+
 pub(crate) fn arrow_err(op: &str) -> impl Fn(arrow::error::ArrowError) -> CoreError + '_ {
     move |e| CoreError::user(format!("{op}: {e}"))
 }
@@ -325,14 +331,7 @@ impl OpKind for MapBatch {
     const NAME: &'static str = "frame.map";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let err = arrow_err(Self::NAME);
         let out = match &self.step {
             Step::Filter(e) => {

@@ -18,7 +18,7 @@ use brisk_graph::{Layer, Task};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, token};
+use crate::frame::{Frame, arrow_err, batch_of, first_batch, token};
 use crate::{Error, Result};
 
 /// Partial states combined per tree node unless told otherwise.
@@ -831,14 +831,7 @@ impl OpKind for Partial {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let (state, hashes) = aggregate(&self.plan, &batch, Input::Values).map_err(&err)?;
         let parts = split(state, &hashes, self.plan.parts).map_err(&err)?;
         Ok(Value::from(parts.into_iter().map(Value::from).collect::<Vec<_>>()))

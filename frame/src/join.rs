@@ -13,7 +13,7 @@ use brisk_graph::{Layer, Task};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, token};
+use crate::frame::{Frame, arrow_err, batch_of, first_batch, token};
 use crate::groupby::fixed_hash;
 use crate::{Error, Result};
 
@@ -58,14 +58,7 @@ impl OpKind for HashSplit {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let (rows, valid) = key_rows(&batch, &self.on).map_err(&err)?;
         let mut idx: Vec<Vec<u32>> = vec![Vec::new(); self.parts];
         for (r, &ok) in valid.iter().enumerate() {

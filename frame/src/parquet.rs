@@ -3,12 +3,12 @@
 //! written under a temporary name and renamed when complete.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchReader};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Collection, GraphBuilder, Layer, Task};
+use brisk_graph::{Layer, Task};
 use brisk_scheduler::Scheduler;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::csv::{Sources, expand, file_error};
 use crate::error::unknown_column;
-use crate::frame::{Frame, Reproject, batch_of, token};
+use crate::frame::{Frame, Reproject, first_batch, token};
+use crate::write::{Writes, check_target, temp_beside};
 use crate::{Error, Result};
 
 /// One row group of a Parquet file, with the columns kept (by index).
@@ -145,51 +146,11 @@ impl OpKind for WriteParquetPart {
     const NAME: &'static str = "frame.write-parquet";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let rows = write_file(Path::new(&self.path), std::slice::from_ref(&batch), batch.schema())
             .map_err(|e| CoreError::user(format!("{}: cannot write: {e}", self.path)))?;
         Ok(Value::from(rows as i64))
     }
-}
-
-struct PartWrites {
-    frame: Frame,
-    tasks: Vec<Task>,
-}
-
-impl Collection for PartWrites {
-    type Output = usize;
-
-    fn add_tasks(&self, graph: &mut GraphBuilder) {
-        self.frame.add_tasks(graph);
-        for t in &self.tasks {
-            graph.insert(t.clone());
-        }
-    }
-
-    fn output_keys(&self) -> Vec<Key> {
-        self.tasks.iter().map(|t| t.key.clone()).collect()
-    }
-
-    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<usize> {
-        Ok(values
-            .iter()
-            .filter_map(Value::as_scalar)
-            .map(|s| if let brisk_core::Scalar::I64(n) = s { n as usize } else { 0 })
-            .sum())
-    }
-}
-
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.brisk-partial-{}", std::process::id()))
 }
 
 impl Frame {
@@ -200,16 +161,7 @@ impl Frame {
     pub fn to_parquet(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-        if !one_file && path.exists() {
-            return Err(file_error(path, "already exists: remove it or choose another path"));
-        }
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(file_error(
-                path,
-                format!("the folder {} does not exist", parent.display()),
-            ));
-        }
+        check_target(path, one_file)?;
         let tmp = temp_beside(path);
         let result = if one_file {
             scheduler.compute(self).map_err(Error::from).and_then(|t| {
@@ -233,7 +185,7 @@ impl Frame {
                         )
                     })
                     .collect();
-                Ok(scheduler.compute(&PartWrites { frame: self.clone(), tasks })?)
+                Ok(scheduler.compute(&Writes { frame: self.clone(), tasks })?)
             })
         }
         .and_then(|rows| {

@@ -8,7 +8,7 @@ use brisk_graph::{Collection, GraphBuilder, Task};
 use brisk_scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, batch_of, token};
+use crate::frame::{Frame, first_batch, token};
 use crate::{Error, Result};
 
 /// Writes one partition as a CSV file.
@@ -22,14 +22,7 @@ impl OpKind for WriteCsvPart {
     const NAME: &'static str = "frame.write-csv";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let batch = batch_of(
-            Self::NAME,
-            inputs.first().ok_or(CoreError::Arity {
-                op: Self::NAME.into(),
-                expected: 1,
-                found: 0,
-            })?,
-        )?;
+        let batch = first_batch(Self::NAME, &inputs)?;
         let io = |e: &dyn std::fmt::Display| {
             CoreError::user(format!("{}: cannot write: {e}", self.path))
         };
@@ -44,10 +37,10 @@ impl OpKind for WriteCsvPart {
     }
 }
 
-/// The writes of a frame's partitions.
-struct Writes {
-    frame: Frame,
-    tasks: Vec<Task>,
+/// The writes of a frame's partitions (CSV or Parquet): their row counts, summed.
+pub(crate) struct Writes {
+    pub(crate) frame: Frame,
+    pub(crate) tasks: Vec<Task>,
 }
 
 impl Collection for Writes {
@@ -77,7 +70,21 @@ fn fail(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::File { path: path.display().to_string(), reason: reason.to_string() }
 }
 
-fn temp_beside(path: &Path) -> PathBuf {
+/// Refuses an output path that cannot be written: an existing directory (when
+/// writing parts) or a missing parent folder.
+pub(crate) fn check_target(path: &Path, one_file: bool) -> Result<()> {
+    if !one_file && path.exists() {
+        return Err(fail(path, "already exists: remove it or choose another path"));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(fail(path, format!("the folder {} does not exist", parent.display())));
+    }
+    Ok(())
+}
+
+/// A hidden name beside `path` to write under until the output is complete.
+pub(crate) fn temp_beside(path: &Path) -> PathBuf {
     let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.brisk-partial-{}", std::process::id()))
 }
@@ -91,13 +98,7 @@ impl Frame {
     pub fn to_csv(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        if !one_file && path.exists() {
-            return Err(fail(path, "already exists: remove it or choose another path"));
-        }
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(fail(path, format!("the folder {} does not exist", parent.display())));
-        }
+        check_target(path, one_file)?;
         let tmp = temp_beside(path);
         let parts_dir = if one_file { tmp.with_extension("parts") } else { tmp.clone() };
         let result = self.write_parts(&parts_dir, one_file, scheduler).and_then(|rows| {
