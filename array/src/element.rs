@@ -181,6 +181,11 @@ pub(crate) fn take_chunk(op: &str, value: Value) -> Result<ArrayChunk> {
     }
 }
 
+/// The first of an op's inputs and the rest, or an arity error naming the op.
+pub(crate) fn split_inputs<'a>(op: &str, inputs: &'a [Value]) -> Result<(&'a Value, &'a [Value])> {
+    inputs.split_first().ok_or(Error::Arity { op: op.into(), expected: 1, found: 0 })
+}
+
 /// The one input chunk of a unary op.
 pub(crate) fn one_chunk(op: &str, inputs: Vec<Value>) -> Result<ArrayChunk> {
     let found = inputs.len();

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use brisk_core::{ArrayChunk, DType, Element, Error, OpKind, Result, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 
-use crate::element::{any_dtype, cast_to, one_chunk};
+use crate::element::{any_dtype, cast_to, one_chunk, split_inputs};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::pairwise_sum;
@@ -307,10 +307,7 @@ impl OpKind for FinishPartial {
     const NAME: &'static str = "array.reduce-finish";
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
-        let state = state_of(
-            inputs.first().ok_or(Error::Arity { op: Self::NAME.into(), expected: 1, found: 0 })?,
-            self.agg.parts(),
-        )?;
+        let state = state_of(split_inputs(Self::NAME, &inputs)?.0, self.agg.parts())?;
         Ok(Value::from(match state {
             State::Float(parts) => cast_to(self.drop_axes(self.float(parts)), self.out),
             State::Int(parts) => {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::DEFAULT_SPLIT_EVERY;
 use crate::Result;
 use crate::array::{Array, Layer, TreeOps, add_layer_tasks, combine_tree, hidden_layer, token};
-use crate::element::{any_dtype, chunk_ref, one_chunk};
+use crate::element::{any_dtype, chunk_ref, one_chunk, split_inputs};
 
 /// Which index-or-count reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,11 +155,7 @@ impl OpKind for FinishArg {
     const NAME: &'static str = "array.arg-finish";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let first = inputs.first().ok_or(CoreError::Arity {
-            op: Self::NAME.into(),
-            expected: 1,
-            found: 0,
-        })?;
+        let first = split_inputs(Self::NAME, &inputs)?.0;
         let (a, b) = unstate(first)?;
         let count = || match a {
             Scalar::I64(n) => Ok(n),
@@ -296,11 +292,7 @@ impl OpKind for CombineArgAxis {
     const NAME: &'static str = "array.arg-axis-combine";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let (first, rest) = inputs.split_first().ok_or(CoreError::Arity {
-            op: Self::NAME.into(),
-            expected: 1,
-            found: 0,
-        })?;
+        let (first, rest) = split_inputs(Self::NAME, &inputs)?;
         let (values, index) = arg_unstate(first)?;
         any_dtype!(values, a => self.combine(a, index, rest))
     }
@@ -316,11 +308,7 @@ impl OpKind for FinishArgAxis {
     const NAME: &'static str = "array.arg-axis-finish";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let first = inputs.first().ok_or(CoreError::Arity {
-            op: Self::NAME.into(),
-            expected: 1,
-            found: 0,
-        })?;
+        let first = split_inputs(Self::NAME, &inputs)?.0;
         let (_, index) = arg_unstate(first)?;
         if index.iter().any(|&i| i < 0) {
             return Err(CoreError::user(

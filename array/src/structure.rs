@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::array::{Array, hidden_layer, token};
 use crate::chunks::Chunks;
-use crate::element::{Numeric, any_dtype, chunk_ref, numeric_dtype, one_chunk, unsupported};
+use crate::element::{
+    Numeric, any_dtype, chunk_ref, numeric_dtype, one_chunk, split_inputs, unsupported,
+};
 use crate::{Error, Result};
 
 fn value<T: Element>(a: ArrayD<T>) -> Value {
@@ -638,11 +640,7 @@ impl OpKind for SumChunks {
     const NAME: &'static str = "array.sum-chunks";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let (first, rest) = inputs.split_first().ok_or(CoreError::Arity {
-            op: Self::NAME.into(),
-            expected: 1,
-            found: 0,
-        })?;
+        let (first, rest) = split_inputs(Self::NAME, &inputs)?;
         let first = chunk_ref(Self::NAME, first)?;
         numeric_dtype!(first, a => Self::sum(a, rest), bool => Err(unsupported(Self::NAME, first)))
     }
