@@ -281,3 +281,20 @@ fn parquet_round_trips_one_file_and_parts_with_projection() {
     let err = read_parquet(src.to_str().unwrap(), None).unwrap_err().to_string();
     assert!(err.contains("src.csv") && err.contains("Parquet"), "{err}");
 }
+
+#[test]
+fn inference_finds_dates_timestamps_bools_and_nulls() {
+    let d = dir("types");
+    let p = d.join("t.csv");
+    std::fs::write(&p, "d,t,b,i,f,s\n2024-01-31,2024-01-31T10:00:00,true,1,1.5,x\n2024-02-01,2024-02-01T11:30:00,false,,2,\n").unwrap();
+    let df = read_csv(p.as_path(), CsvOptions::default()).unwrap();
+    let types: Vec<String> =
+        df.schema().fields().iter().map(|f| f.data_type().to_string()).collect();
+    assert_eq!(types[0], "Date32");
+    assert!(types[1].starts_with("Timestamp"), "{types:?}");
+    assert_eq!(types[2..], ["Boolean", "Int64", "Float64", "Utf8"]);
+    let r = rows(&df.compute().unwrap());
+    assert_eq!(r[1][0], "2024-02-01");
+    assert_eq!(r[1][3], "<null>");
+    assert_eq!(r[1][5], "<null>");
+}
