@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -253,18 +252,13 @@ fn quote_count(buf: &[u8], quote: u8) -> usize {
 }
 
 /// Reads `len` bytes at `offset` (fewer at the end of the file).
-fn read_at(f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        match f.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
+fn read_at(mut f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Seek;
+    // Seek and read to the end of the range: the buffer is filled without being
+    // zeroed first (a task's file handle is its own, so the position is too).
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
