@@ -8,9 +8,9 @@ use brisk_graph::{Collection, GraphBuilder, Task};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 use crate::chunks::{Block, Chunks};
-use crate::element::{Float, Numeric};
+use crate::element::{BinOp, Float, Numeric};
 use crate::ops::{
-    ArrayArith, AsType, BinOp, Cmp, Compare, CompareScalar, FullChunk, IntegersChunk, NormalChunk,
+    ArrayArith, AsType, Cmp, Compare, CompareScalar, FullChunk, IntegersChunk, NormalChunk,
     RandomChunk, RangeChunk, ScalarArith, Unary, UnaryOp, Where,
 };
 use crate::reduce::{Agg, ChunkPartial, CombinePartial, FinishPartial};

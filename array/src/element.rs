@@ -4,7 +4,20 @@
 use brisk_core::{ArrayChunk, DType, Element, Error, Result, Value};
 use ndarray::ArrayD;
 
-use crate::ops::BinOp;
+use serde::{Deserialize, Serialize};
+
+/// Element-wise arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
 
 mod sealed {
     pub trait Sealed {}

@@ -53,10 +53,47 @@ pub use array::{
 };
 pub use brisk_core::{DType, Element};
 pub use chunks::Chunks;
+pub use element::BinOp;
 pub use element::{Float, Numeric};
 pub use error::{Error, Result};
 pub use npy::{from_npy, from_npy_as};
-pub use ops::{BinOp, Cmp, UnaryOp, register_ops};
+pub use ops::{Cmp, UnaryOp};
 pub use reduce::Agg;
 pub use scalar_reduce::ReducedScalar;
 pub use structure::{Index, concatenate, stack};
+
+/// Registers every op of this crate, for workers that rebuild shipped graphs.
+pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
+    registry
+        .register::<ops::RandomChunk>()
+        .register::<ops::IntegersChunk>()
+        .register::<ops::FullChunk>()
+        .register::<ops::ScalarArith>()
+        .register::<ops::Unary>()
+        .register::<ops::ArrayArith>()
+        .register::<ops::Compare>()
+        .register::<ops::CompareScalar>()
+        .register::<ops::Where>()
+        .register::<ops::AsType>()
+        .register::<ops::NormalChunk>()
+        .register::<ops::RangeChunk>()
+        .register::<npy::ReadNpyChunk>()
+        .register::<npy::WriteNpyChunk>()
+        .register::<structure::SliceChunk>()
+        .register::<structure::TransposeChunk>()
+        .register::<structure::ReshapeChunk>()
+        .register::<structure::Assemble>()
+        .register::<structure::Alias>()
+        .register::<structure::ExpandDims>()
+        .register::<structure::MatmulBlock>()
+        .register::<structure::SumChunks>()
+        .register::<scalar_reduce::ChunkArg>()
+        .register::<scalar_reduce::CombineArg>()
+        .register::<scalar_reduce::FinishArg>()
+        .register::<scalar_reduce::ChunkArgAxis>()
+        .register::<scalar_reduce::CombineArgAxis>()
+        .register::<scalar_reduce::FinishArgAxis>()
+        .register::<reduce::ChunkPartial>()
+        .register::<reduce::CombinePartial>()
+        .register::<reduce::FinishPartial>();
+}

@@ -1,51 +1,15 @@
 //! The element-wise and creation ops: plain data, found again by name in an
 //! `OpRegistry`. Each runs on whatever dtype its input chunks hold.
 
-use brisk_core::{ArrayChunk, DType, Element, Error, OpKind, OpRegistry, Result, Scalar, Value};
+use brisk_core::{ArrayChunk, DType, Element, Error, OpKind, Result, Scalar, Value};
 use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::element::{
-    Float, Numeric, any_dtype, cast_to, chunk_ref, float_dtype, numeric_dtype, one_chunk,
+    BinOp, Float, Numeric, any_dtype, cast_to, chunk_ref, float_dtype, numeric_dtype, one_chunk,
     take_chunk, unsupported,
 };
 use crate::kernels::{below, bits, seed_key, uniform};
-
-/// Registers every op of this crate, for workers that rebuild shipped graphs.
-pub fn register_ops(registry: &mut OpRegistry) {
-    registry
-        .register::<RandomChunk>()
-        .register::<IntegersChunk>()
-        .register::<FullChunk>()
-        .register::<ScalarArith>()
-        .register::<Unary>()
-        .register::<ArrayArith>()
-        .register::<Compare>()
-        .register::<CompareScalar>()
-        .register::<Where>()
-        .register::<AsType>()
-        .register::<NormalChunk>()
-        .register::<RangeChunk>()
-        .register::<crate::npy::ReadNpyChunk>()
-        .register::<crate::npy::WriteNpyChunk>()
-        .register::<crate::structure::SliceChunk>()
-        .register::<crate::structure::TransposeChunk>()
-        .register::<crate::structure::ReshapeChunk>()
-        .register::<crate::structure::Assemble>()
-        .register::<crate::structure::Alias>()
-        .register::<crate::structure::ExpandDims>()
-        .register::<crate::structure::MatmulBlock>()
-        .register::<crate::structure::SumChunks>()
-        .register::<crate::scalar_reduce::ChunkArg>()
-        .register::<crate::scalar_reduce::CombineArg>()
-        .register::<crate::scalar_reduce::FinishArg>()
-        .register::<crate::scalar_reduce::ChunkArgAxis>()
-        .register::<crate::scalar_reduce::CombineArgAxis>()
-        .register::<crate::scalar_reduce::FinishArgAxis>()
-        .register::<crate::reduce::ChunkPartial>()
-        .register::<crate::reduce::CombinePartial>()
-        .register::<crate::reduce::FinishPartial>();
-}
 
 fn value<T: Element>(a: ArrayD<T>) -> Value {
     Value::from(T::into_chunk(a))
@@ -118,19 +82,6 @@ impl OpKind for FullChunk {
             Scalar::Bool(x) => ArrayChunk::Bool(ArrayD::from_elem(shape, x)),
         }))
     }
-}
-
-/// Element-wise arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum BinOp {
-    /// `+`
-    Add,
-    /// `-`
-    Sub,
-    /// `*`
-    Mul,
-    /// `/`
-    Div,
 }
 
 /// Element-wise comparisons; every comparison with NaN is false but `Ne`, as in numpy.

@@ -394,7 +394,7 @@ impl Collection for Frame {
                     )
                     .collect();
                 let sorted =
-                    crate::groupby::sort_batch(&all.project(&order).map_err(&err)?, keys.len())
+                    crate::table::sort_batch(&all.project(&order).map_err(&err)?, keys.len())
                         .map_err(&err)?;
                 let back: Vec<usize> = (0..order.len())
                     .map(|i| order.iter().position(|&o| o == i).expect("a permutation"))

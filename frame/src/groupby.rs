@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::SortColumn;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
@@ -19,6 +18,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, arrow_err, batch_of, first_batch, token};
+use crate::table::sort_batch;
 use crate::{Error, Result};
 
 /// Partial states combined per tree node unless told otherwise.
@@ -925,23 +925,4 @@ impl OpKind for Finish {
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(&err)?;
         Ok(Value::from(sort_batch(&batch, nk).map_err(&err)?))
     }
-}
-
-/// A batch sorted by its first `nk` columns (nulls last).
-pub(crate) fn sort_batch(
-    batch: &RecordBatch,
-    nk: usize,
-) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    if batch.num_rows() < 2 {
-        return Ok(batch.clone());
-    }
-    let sort: Vec<SortColumn> = batch.columns()[..nk]
-        .iter()
-        .map(|c| SortColumn {
-            values: c.clone(),
-            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
-        })
-        .collect();
-    let idx = arrow::compute::lexsort_to_indices(&sort, None)?;
-    arrow::compute::take_record_batch(batch, &idx)
 }

@@ -105,3 +105,22 @@ impl std::fmt::Display for Table {
         write!(f, "{n} rows × {} columns", self.schema.fields().len())
     }
 }
+
+/// A batch sorted by its first `nk` columns (nulls last).
+pub(crate) fn sort_batch(
+    batch: &RecordBatch,
+    nk: usize,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let sort: Vec<arrow::compute::SortColumn> = batch.columns()[..nk]
+        .iter()
+        .map(|c| arrow::compute::SortColumn {
+            values: c.clone(),
+            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
+        })
+        .collect();
+    let idx = arrow::compute::lexsort_to_indices(&sort, None)?;
+    arrow::compute::take_record_batch(batch, &idx)
+}
