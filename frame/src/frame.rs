@@ -76,6 +76,17 @@ impl Frame {
         }
     }
 
+    /// A frame of batches in memory, one partition (a constant task) each.
+    fn held(schema: SchemaRef, name: String, batches: Vec<RecordBatch>) -> Frame {
+        let base = Key::named(name.as_str());
+        let tasks = batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Task::root(base.with_index([i as u32]), Op::Const(Value::from(b))))
+            .collect();
+        Frame::from_layer(schema, Layer::new(name, tasks, vec![]))
+    }
+
     /// The same frame, whose computed table is sorted by `keys`.
     pub(crate) fn sorted_by(mut self, keys: Vec<String>) -> Frame {
         self.sort_keys = Some(keys);
@@ -115,14 +126,7 @@ impl Frame {
             .map_err(|e| Error::Invalid(e.to_string()))?;
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = token("from-batches", &(std::process::id(), n));
-        let base = Key::named(name.as_str());
-        let tasks = batches
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| Task::root(base.with_index([i as u32]), Op::Const(Value::from(b))))
-            .collect();
-        Ok(Frame::from_layer(schema, Layer::new(name, tasks, vec![])))
+        Ok(Frame::held(schema, token("from-batches", &(std::process::id(), n)), batches))
     }
 
     /// The schema every partition has.
@@ -265,13 +269,7 @@ impl Frame {
     pub fn persist(&self, scheduler: &brisk_scheduler::Scheduler) -> Result<Frame> {
         let batches = scheduler.compute(&Batches { frame: self.clone() })?;
         let name = token("persist", &self.layer.name());
-        let base = Key::named(name.as_str());
-        let tasks = batches
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| Task::root(base.with_index([i as u32]), Op::Const(Value::from(b))))
-            .collect();
-        let mut frame = Frame::from_layer(self.schema.clone(), Layer::new(name, tasks, vec![]));
+        let mut frame = Frame::held(self.schema.clone(), name, batches);
         frame.sort_keys = self.sort_keys.clone();
         Ok(frame)
     }
