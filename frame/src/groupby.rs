@@ -520,9 +520,9 @@ fn aggregate(
             })
         })
         .collect::<std::result::Result<_, _>>()?;
-    let g = group(&key_cols, plan.dropna && input == Input::Values)?;
+    let mut g = group(&key_cols, plan.dropna && input == Input::Values)?;
     let ng = g.first_rows.len();
-    let first = UInt32Array::from(g.first_rows.clone());
+    let first = UInt32Array::from(std::mem::take(&mut g.first_rows));
     let mut columns: Vec<ArrayRef> = key_cols
         .iter()
         .map(|k| arrow::compute::take(k, &first, None))
