@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -260,6 +261,49 @@ fn read_at(mut f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len);
     f.take(len as u64).read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Bytes of a file from offset `base` on, read further on demand.
+struct Window<'a> {
+    file: &'a File,
+    base: u64,
+    bytes: Vec<u8>,
+    eof: bool,
+}
+
+impl Window<'_> {
+    /// Reads up to `n` more bytes (fewer at the end of the file).
+    fn fill(&mut self, n: usize) -> std::io::Result<()> {
+        use std::io::Seek;
+        let mut f = self.file;
+        f.seek(std::io::SeekFrom::Start(self.base + self.bytes.len() as u64))?;
+        self.bytes.reserve_exact(n);
+        let got = f.take(n as u64).read_to_end(&mut self.bytes)?;
+        self.eof = got < n;
+        Ok(())
+    }
+
+    /// The offset just past the first record terminator at or after `from`, given
+    /// the quote parity before `from`; `None` if the file ends first.
+    fn boundary(
+        &mut self,
+        from: usize,
+        quote: u8,
+        mut odd: bool,
+    ) -> std::io::Result<Option<usize>> {
+        let mut at = from;
+        loop {
+            if let Some(i) = next_boundary(&self.bytes[at..], quote, odd) {
+                return Ok(Some(at + i));
+            }
+            odd ^= quote_count(&self.bytes[at..], quote) % 2 == 1;
+            at = self.bytes.len();
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill(64 << 10)?;
+        }
+    }
 }
 
 /// How a file is compressed, by its extension.
@@ -686,45 +730,43 @@ impl ReadBlock {
         CoreError::user(format!("{}: cannot read: {e}", self.path))
     }
 
-    /// The exact byte range of the records that start in `[start, end)`.
-    fn bounds(&self, f: &File, odd_before: bool) -> brisk_core::Result<(u64, u64)> {
+    /// The records that start in `[start, end)`, read with one pass over the file:
+    /// their first byte's offset, and a buffer with their bytes at `range`.
+    fn records(
+        &self,
+        f: &File,
+        odd_before: bool,
+    ) -> brisk_core::Result<(u64, Vec<u8>, Range<usize>)> {
         let q = self.spec.quote;
-        let pad = 64 << 10;
         // A record starts at `start` itself only after a terminator at `start - 1`:
-        // scan from there, with the parity before that byte.
-        let find = |from: u64, mut odd: bool| -> brisk_core::Result<u64> {
-            let mut at = from;
-            loop {
-                let buf = read_at(f, at, pad).map_err(|e| self.io(e))?;
-                if buf.is_empty() {
-                    return Ok(self.file_len);
-                }
-                if let Some(i) = next_boundary(&buf, q, odd) {
-                    return Ok(at + i as u64);
-                }
-                odd ^= quote_count(&buf, q) % 2 == 1;
-                at += buf.len() as u64;
+        // the window opens one byte early, and reads a little past `end` for the
+        // last record's tail.
+        let base = if self.block == 0 { self.start } else { self.start - 1 };
+        let pad = 64 << 10;
+        let mut window = Window { file: f, base, bytes: Vec::new(), eof: false };
+        window.fill((self.end - base) as usize + pad).map_err(|e| self.io(e))?;
+        let first = if self.block == 0 {
+            0
+        } else {
+            let odd = odd_before ^ (window.bytes.first() == Some(&q));
+            match window.boundary(0, q, odd).map_err(|e| self.io(e))? {
+                Some(i) => i,
+                None => return Ok((self.file_len, Vec::new(), 0..0)),
             }
         };
-        let start = if self.block == 0 {
-            self.start
-        } else {
-            let prev = read_at(f, self.start - 1, 1).map_err(|e| self.io(e))?;
-            let odd = odd_before ^ (prev.first() == Some(&q));
-            find(self.start - 1, odd)?
-        };
+        let start = base + first as u64;
         if start >= self.end {
-            return Ok((start, start));
+            return Ok((start, Vec::new(), 0..0));
         }
-        let end = if self.end >= self.file_len {
-            self.file_len
+        let last = if self.end >= self.file_len {
+            window.bytes.len()
         } else {
             // Parity just before `end - 1`, counted from the record start.
-            let span =
-                read_at(f, start, (self.end - 1 - start) as usize).map_err(|e| self.io(e))?;
-            find(self.end - 1, quote_count(&span, q) % 2 == 1)?
+            let from = (self.end - 1 - base) as usize;
+            let odd = quote_count(&window.bytes[first..from], q) % 2 == 1;
+            window.boundary(from, q, odd).map_err(|e| self.io(e))?.unwrap_or(window.bytes.len())
         };
-        Ok((start, end))
+        Ok((start, window.bytes, first..last))
     }
 
     fn schema(&self, as_text: bool) -> brisk_core::Result<SchemaRef> {
@@ -911,8 +953,7 @@ impl OpKind for ReadBlock {
             return Ok(Value::from(self.parse(&all[start..], self.start)?));
         }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
-        let (start, end) = self.bounds(&f, odd)?;
-        let bytes = read_at(&f, start, (end - start) as usize).map_err(|e| self.io(e))?;
-        Ok(Value::from(self.parse(&bytes, start)?))
+        let (start, bytes, range) = self.records(&f, odd)?;
+        Ok(Value::from(self.parse(&bytes[range], start)?))
     }
 }
