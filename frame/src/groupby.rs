@@ -9,7 +9,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayData, ArrayRef, AsArray, Float64Array, Int64Array, MutableArrayData, RecordBatch,
+    UInt32Array, make_array,
+};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
@@ -390,14 +393,17 @@ pub(crate) struct Plan {
 }
 
 /// Group ids for the rows of some key columns: `ids[row]` (`u32::MAX` for a dropped
-/// null key) and the first row of each group, in order of first appearance.
+/// null key) and the first row of each group. Groups are numbered part by part
+/// (a group's part is its key hash modulo the part count), in order of first
+/// appearance within a part, so each part's groups are a contiguous range.
 struct Groups {
     ids: Vec<u32>,
     first_rows: Vec<u32>,
-    /// A deterministic hash per group, for splitting into parts.
-    hashes: Vec<u64>,
+    /// The groups of part `p` are `part_ends[p - 1]..part_ends[p]`.
+    part_ends: Vec<usize>,
     /// Group ids by key hash; the key bytes of group g are `arena[ends[g-1]..ends[g]]`.
     table: HashTable<u32>,
+    hashes: Vec<u64>,
     arena: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -409,29 +415,43 @@ pub(crate) fn fixed_hash(bytes: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5eed).hash_one(bytes)
 }
 
+/// Byte-slice equality without a call for the short keys group-bys usually have.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 impl Groups {
-    fn with_capacity(rows: usize) -> Self {
+    fn new(rows: usize) -> Self {
         Groups {
-            ids: Vec::with_capacity(rows),
+            ids: vec![DROPPED; rows],
             first_rows: Vec::new(),
+            part_ends: Vec::new(),
+            table: HashTable::new(),
             hashes: Vec::new(),
-            // Room for many groups up front: a high-cardinality key would otherwise
-            // rehash the table again and again.
-            table: HashTable::with_capacity(rows.min(1 << 16)),
             arena: Vec::new(),
             ends: Vec::new(),
         }
     }
 
-    /// Row `r` joins the group of `bytes` (a new one if unseen).
-    fn assign(&mut self, r: usize, bytes: &[u8]) {
-        let h = fixed_hash(bytes);
-        let Groups { table, arena, ends, hashes, first_rows, ids } = self;
+    /// Row `r`, with key `bytes` hashing to `h`, joins its group (a new one if
+    /// unseen in the current part).
+    #[inline]
+    fn assign(&mut self, r: usize, bytes: &[u8], h: u64) {
+        let Groups { table, arena, ends, hashes, first_rows, ids, .. } = self;
         let key = |g: u32| {
             let g = g as usize;
             &arena[if g == 0 { 0 } else { ends[g - 1] }..ends[g]]
         };
-        let id = match table.find(h, |&g| key(g) == bytes) {
+        let id = match table.find(h, |&g| same_bytes(key(g), bytes)) {
             Some(&g) => g,
             None => {
                 let g = first_rows.len() as u32;
@@ -443,41 +463,151 @@ impl Groups {
                 g
             }
         };
-        ids.push(id);
+        ids[r] = id;
+    }
+
+    /// Numbers the groups part by part (stable within a part) and sets `part_ends`.
+    fn renumber_by_part(&mut self, parts: usize) {
+        let n = self.first_rows.len();
+        if parts <= 1 {
+            self.part_ends.push(n);
+            return;
+        }
+        let part = |h: u64| (h % parts as u64) as usize;
+        let mut ends = vec![0usize; parts];
+        for &h in &self.hashes {
+            ends[part(h)] += 1;
+        }
+        let mut next = Vec::with_capacity(parts);
+        let mut total = 0;
+        for e in &mut ends {
+            next.push(total);
+            total += *e;
+            *e = total;
+        }
+        let mut new_id = vec![0u32; n];
+        let mut first_rows = vec![0u32; n];
+        let mut hashes = vec![0u64; n];
+        for (g, (&h, &row)) in self.hashes.iter().zip(&self.first_rows).enumerate() {
+            let to = next[part(h)];
+            next[part(h)] += 1;
+            new_id[g] = to as u32;
+            first_rows[to] = row;
+            hashes[to] = h;
+        }
+        for id in &mut self.ids {
+            if *id != DROPPED {
+                *id = new_id[*id as usize];
+            }
+        }
+        self.first_rows = first_rows;
+        self.hashes = hashes;
+        // The arena is in the old numbering; nothing reads it after grouping.
+        self.table.clear();
+        self.arena.clear();
+        self.ends.clear();
+        self.part_ends = ends;
+    }
+
+    /// Groups the rows with a key (`key(r)` is `None` for a dropped row) into
+    /// `parts` parts. With many groups, rows are bucketed by part first so each
+    /// part's table stays small (and in cache); with few, one table serves all
+    /// rows and the groups are renumbered by part at the end.
+    fn build<'k>(&mut self, rows: usize, parts: usize, key: impl Fn(usize) -> Option<&'k [u8]>) {
+        // Few groups among the first rows: one table.
+        const PROBE: usize = 4096;
+        let one_table = |g: &mut Groups, range: std::ops::Range<usize>| {
+            for r in range {
+                if let Some(bytes) = key(r) {
+                    g.assign(r, bytes, fixed_hash(bytes));
+                }
+            }
+        };
+        let probe = rows.min(PROBE);
+        // One part: room for many groups up front, or a high-cardinality key would
+        // rehash the table again and again.
+        let room = if parts <= 1 { rows.min(1 << 16) } else { probe };
+        self.table.reserve(room, |_| 0);
+        one_table(self, 0..probe);
+        if parts <= 1 || self.first_rows.len() * 4 <= probe {
+            one_table(self, probe..rows);
+            self.renumber_by_part(parts);
+            return;
+        }
+        // Many groups: start again, bucketed.
+        self.ids[..probe].fill(DROPPED);
+        self.first_rows.clear();
+        self.hashes.clear();
+        self.arena.clear();
+        self.ends.clear();
+        self.table.clear();
+        // Each row's hash and part (`DROPPED` for a row without a key).
+        let mut hashes = vec![0u64; rows];
+        let mut part_of = vec![DROPPED; rows];
+        let mut starts = vec![0usize; parts + 1];
+        for r in 0..rows {
+            if let Some(bytes) = key(r) {
+                let h = fixed_hash(bytes);
+                let p = (h % parts as u64) as usize;
+                hashes[r] = h;
+                part_of[r] = p as u32;
+                starts[p + 1] += 1;
+            }
+        }
+        // Rows by part, in row order within a part (a counting sort).
+        for p in 0..parts {
+            starts[p + 1] += starts[p];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; starts[parts]];
+        for (r, &p) in part_of.iter().enumerate() {
+            if p != DROPPED {
+                order[next[p as usize]] = r as u32;
+                next[p as usize] += 1;
+            }
+        }
+        let largest = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        self.table.reserve(largest.min(1 << 16), |_| 0);
+        for p in 0..parts {
+            self.table.clear();
+            for &r in &order[starts[p]..starts[p + 1]] {
+                let r = r as usize;
+                let bytes = key(r).expect("kept rows have keys");
+                self.assign(r, bytes, hashes[r]);
+            }
+            self.part_ends.push(self.first_rows.len());
+        }
     }
 }
 
-fn group(keys: &[ArrayRef], dropna: bool) -> std::result::Result<Groups, arrow::error::ArrowError> {
+/// Groups the rows of `keys` into `parts` parts by key hash.
+fn group(
+    keys: &[ArrayRef],
+    dropna: bool,
+    parts: usize,
+) -> std::result::Result<Groups, arrow::error::ArrowError> {
     let rows = keys.first().map_or(0, |k| k.len());
-    let mut g = Groups::with_capacity(rows);
+    let mut g = Groups::new(rows);
+    // A null string is its own group, told from every string by a key no string
+    // has (0xFF is not UTF-8).
+    const NULL: &[u8] = &[0xFF];
     if let [k] = keys
         && let Some(s) = k.as_string_opt::<i32>()
     {
-        // One string key: hash its bytes directly, no row encoding. Null is its own
-        // group, told from every string by a key no string has (0xFF is not UTF-8).
-        for r in 0..rows {
-            if s.is_null(r) {
-                if dropna {
-                    g.ids.push(DROPPED);
-                } else {
-                    g.assign(r, &[0xFF]);
-                }
-                continue;
-            }
-            g.assign(r, s.value(r).as_bytes());
-        }
+        // One string key: hash its bytes directly, no row encoding.
+        g.build(rows, parts, |r| match s.is_null(r) {
+            true if dropna => None,
+            true => Some(NULL),
+            false => Some(s.value(r).as_bytes()),
+        });
         return Ok(g);
     }
     let converter =
         RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
     let encoded = converter.convert_columns(keys)?;
-    for r in 0..rows {
-        if dropna && keys.iter().any(|k| k.is_null(r)) {
-            g.ids.push(DROPPED);
-            continue;
-        }
-        g.assign(r, encoded.row(r).as_ref());
-    }
+    g.build(rows, parts, |r| {
+        if dropna && keys.iter().any(|k| k.is_null(r)) { None } else { Some(encoded.row(r).data()) }
+    });
     Ok(g)
 }
 
@@ -510,7 +640,7 @@ fn aggregate(
     plan: &Plan,
     batch: &RecordBatch,
     input: Input,
-) -> std::result::Result<(RecordBatch, Vec<u64>), arrow::error::ArrowError> {
+) -> std::result::Result<(RecordBatch, Vec<usize>), arrow::error::ArrowError> {
     let key_cols: Vec<ArrayRef> = plan
         .keys
         .iter()
@@ -520,7 +650,11 @@ fn aggregate(
             })
         })
         .collect::<std::result::Result<_, _>>()?;
-    let mut g = group(&key_cols, plan.dropna && input == Input::Values)?;
+    let (dropna, parts) = match input {
+        Input::Values => (plan.dropna, plan.parts),
+        Input::States => (false, 1),
+    };
+    let mut g = group(&key_cols, dropna, parts)?;
     let ng = g.first_rows.len();
     let first = UInt32Array::from(std::mem::take(&mut g.first_rows));
     let mut columns: Vec<ArrayRef> = key_cols
@@ -730,7 +864,7 @@ fn aggregate(
         fields.extend(state_fields);
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    Ok((batch, g.hashes))
+    Ok((batch, g.part_ends))
 }
 
 /// Per group, the distinct non-null values among `pairs` (index into `values`,
@@ -766,21 +900,31 @@ fn distinct_lists(
     Ok(Arc::new(arrow::array::ListArray::try_new(field, offsets, items, None)?))
 }
 
-/// A state batch split into `parts` by group hash.
+/// A state batch split into its parts: part `p` is rows `part_ends[p - 1]..part_ends[p]`,
+/// copied so that each part's memory is its own.
 fn split(
     batch: RecordBatch,
-    hashes: &[u64],
-    parts: usize,
+    part_ends: &[usize],
 ) -> std::result::Result<Vec<RecordBatch>, arrow::error::ArrowError> {
-    if parts == 1 {
+    if part_ends.len() <= 1 {
         return Ok(vec![batch]);
     }
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); parts];
-    for (g, h) in hashes.iter().enumerate() {
-        rows[(*h % parts as u64) as usize].push(g as u32);
-    }
-    rows.into_iter()
-        .map(|r| arrow::compute::take_record_batch(&batch, &UInt32Array::from(r)))
+    let data: Vec<ArrayData> = batch.columns().iter().map(|c| c.to_data()).collect();
+    let mut start = 0;
+    part_ends
+        .iter()
+        .map(|&end| {
+            let columns = data
+                .iter()
+                .map(|d| {
+                    let mut part = MutableArrayData::new(vec![d], false, end - start);
+                    part.try_extend(0, start, end)?;
+                    Ok(make_array(part.freeze()))
+                })
+                .collect::<std::result::Result<Vec<_>, arrow::error::ArrowError>>()?;
+            start = end;
+            RecordBatch::try_new(batch.schema(), columns)
+        })
         .collect()
 }
 
@@ -832,8 +976,8 @@ impl OpKind for Partial {
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
         let batch = first_batch(Self::NAME, &inputs)?;
-        let (state, hashes) = aggregate(&self.plan, &batch, Input::Values).map_err(&err)?;
-        let parts = split(state, &hashes, self.plan.parts).map_err(&err)?;
+        let (state, part_ends) = aggregate(&self.plan, &batch, Input::Values).map_err(&err)?;
+        let parts = split(state, &part_ends).map_err(&err)?;
         Ok(Value::from(parts.into_iter().map(Value::from).collect::<Vec<_>>()))
     }
 }
