@@ -12,73 +12,91 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, SchemaRef};
 
+/// One projected column's builder.
 enum Column {
     Int(Int64Builder),
     Float(Float64Builder),
     Text(StringBuilder),
     Bool(BooleanBuilder),
-    Skip,
 }
 
 impl Column {
-    /// Appends the field `text[start..end]`; `false` if it does not parse.
-    fn push(&mut self, text: &str, start: usize, end: usize) -> bool {
-        let bytes = &text.as_bytes()[start..end];
-        if bytes.is_empty() {
-            match self {
-                Column::Int(b) => b.append_null(),
-                Column::Float(b) => b.append_null(),
-                Column::Text(b) => b.append_null(),
-                Column::Bool(b) => b.append_null(),
-                Column::Skip => {}
-            }
-            return true;
-        }
+    fn new(dtype: &DataType, rows: usize, text_bytes: usize) -> Option<Column> {
+        Some(match dtype {
+            DataType::Int64 => Column::Int(Int64Builder::with_capacity(rows)),
+            DataType::Float64 => Column::Float(Float64Builder::with_capacity(rows)),
+            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, text_bytes)),
+            DataType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows)),
+            _ => return None,
+        })
+    }
+
+    /// Appends every field of one column: `fields` yields each field's byte
+    /// range; an empty field is null. `false` if a value does not parse.
+    fn extend(&mut self, text: &str, fields: impl Iterator<Item = (usize, usize)>) -> bool {
+        let bytes = text.as_bytes();
+        // One loop per type, so the type is not looked at again per field.
         match self {
-            Column::Int(b) => match lexical_core::parse::<i64>(bytes) {
-                Ok(v) => b.append_value(v),
-                Err(_) => return false,
-            },
-            Column::Float(b) => match lexical_core::parse::<f64>(bytes) {
-                Ok(v) => b.append_value(v),
-                Err(_) => return false,
-            },
-            // Separators are ASCII, so a field of valid UTF-8 text is valid too.
-            Column::Text(b) => b.append_value(&text[start..end]),
-            Column::Bool(b) => {
-                if bytes.eq_ignore_ascii_case(b"true") {
-                    b.append_value(true)
-                } else if bytes.eq_ignore_ascii_case(b"false") {
-                    b.append_value(false)
-                } else {
-                    return false;
+            Column::Int(b) => {
+                for (s, e) in fields {
+                    if s == e {
+                        b.append_null();
+                        continue;
+                    }
+                    match lexical_core::parse::<i64>(&bytes[s..e]) {
+                        Ok(v) => b.append_value(v),
+                        Err(_) => return false,
+                    }
                 }
             }
-            Column::Skip => {}
+            Column::Float(b) => {
+                for (s, e) in fields {
+                    if s == e {
+                        b.append_null();
+                        continue;
+                    }
+                    match lexical_core::parse::<f64>(&bytes[s..e]) {
+                        Ok(v) => b.append_value(v),
+                        Err(_) => return false,
+                    }
+                }
+            }
+            // Separators are ASCII, so a field of valid UTF-8 text is valid too.
+            Column::Text(b) => {
+                for (s, e) in fields {
+                    if s == e {
+                        b.append_null();
+                    } else {
+                        b.append_value(&text[s..e]);
+                    }
+                }
+            }
+            Column::Bool(b) => {
+                for (s, e) in fields {
+                    let field = &bytes[s..e];
+                    if field.is_empty() {
+                        b.append_null();
+                    } else if field.eq_ignore_ascii_case(b"true") {
+                        b.append_value(true);
+                    } else if field.eq_ignore_ascii_case(b"false") {
+                        b.append_value(false);
+                    } else {
+                        return false;
+                    }
+                }
+            }
         }
         true
     }
 
-    fn finish(self) -> Option<ArrayRef> {
-        Some(match self {
+    fn finish(self) -> ArrayRef {
+        match self {
             Column::Int(mut b) => Arc::new(b.finish()),
             Column::Float(mut b) => Arc::new(b.finish()),
             Column::Text(mut b) => Arc::new(b.finish()),
             Column::Bool(mut b) => Arc::new(b.finish()),
-            Column::Skip => return None,
-        })
+        }
     }
-}
-
-/// The positions of delimiters and newlines, found eight bytes at a time: fields
-/// are short, so memchr's per-hit cost would dominate.
-struct Separators<'a> {
-    bytes: &'a [u8],
-    /// The offset just past the word `mask` describes.
-    next: usize,
-    /// Bit 7 of byte k set where byte `next - 8 + k` is a separator.
-    mask: u64,
-    delimiter: u64,
 }
 
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -89,43 +107,39 @@ fn zero_bytes(x: u64) -> u64 {
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
-impl<'a> Separators<'a> {
-    fn new(bytes: &'a [u8], delimiter: u8) -> Self {
-        Separators { bytes, next: 0, mask: 0, delimiter: ONES * u64::from(delimiter) }
-    }
-}
-
-impl Iterator for Separators<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            let at = self.next;
-            if at >= self.bytes.len() {
-                return None;
+/// Appends to `starts`, for every delimiter and newline in `bytes[from..to]`, the
+/// offset just past it (where the next field starts), found eight bytes at a time.
+fn index_separators(bytes: &[u8], from: usize, to: usize, delimiter: u8, starts: &mut Vec<u32>) {
+    let delimiters = ONES * u64::from(delimiter);
+    let newlines = ONES * u64::from(b'\n');
+    let mut at = from;
+    while at < to {
+        let w = match bytes[..to].get(at..at + 8) {
+            Some(eight) => u64::from_le_bytes(eight.try_into().expect("eight bytes")),
+            None => {
+                // The tail, padded with a byte that is neither separator.
+                let pad = if delimiter == b'x' { b'y' } else { b'x' };
+                let mut word = [pad; 8];
+                word[..to - at].copy_from_slice(&bytes[at..to]);
+                u64::from_le_bytes(word)
             }
-            let w = match self.bytes.get(at..at + 8) {
-                Some(eight) => u64::from_le_bytes(eight.try_into().expect("eight bytes")),
-                None => {
-                    // The tail, padded with a byte that is neither separator.
-                    let pad = if self.delimiter == ONES * u64::from(b'x') { b'y' } else { b'x' };
-                    let mut word = [pad; 8];
-                    let n = self.bytes.len() - at;
-                    word[..n].copy_from_slice(&self.bytes[at..]);
-                    u64::from_le_bytes(word)
-                }
-            };
-            self.mask = zero_bytes(w ^ self.delimiter) | zero_bytes(w ^ (ONES * u64::from(b'\n')));
-            self.next = at + 8;
+        };
+        let mut mask = zero_bytes(w ^ delimiters) | zero_bytes(w ^ newlines);
+        while mask != 0 {
+            let k = mask.trailing_zeros() as usize / 8;
+            starts.push((at + k + 1) as u32);
+            mask &= mask - 1;
         }
-        let k = self.mask.trailing_zeros() as usize / 8;
-        self.mask &= self.mask - 1;
-        Some(self.next - 8 + k)
+        at += 8;
     }
 }
+
+/// Records are indexed and parsed this many bytes at a time, so that the index
+/// stays in cache while each column is read from it.
+const SPAN: usize = 256 << 10;
 
 /// Parses `text` (whole records, no quotes) with `file_schema`'s columns, keeping
-/// `projection`; `None` when the fast path does not apply.
+/// `projection` (in file order); `None` when the fast path does not apply.
 pub(crate) fn parse(
     text: &str,
     file_schema: &SchemaRef,
@@ -133,87 +147,171 @@ pub(crate) fn parse(
     out_schema: SchemaRef,
     delimiter: u8,
 ) -> Option<RecordBatch> {
-    let ncols = file_schema.fields().len();
-    // Rows estimated from the first one's length (no pass over the block).
-    let first_row = memchr::memchr(b'\n', text.as_bytes()).map_or(text.len(), |i| i + 1);
-    let rows_hint = text.len() / first_row.max(1) + text.len() / first_row.max(1) / 8 + 1;
-    let mut columns: Vec<Column> = (0..ncols)
-        .map(|i| {
-            if !projection.contains(&i) {
-                return Some(Column::Skip);
-            }
-            Some(match file_schema.field(i).data_type() {
-                DataType::Int64 => Column::Int(Int64Builder::with_capacity(rows_hint)),
-                DataType::Float64 => Column::Float(Float64Builder::with_capacity(rows_hint)),
-                DataType::Utf8 => {
-                    Column::Text(StringBuilder::with_capacity(rows_hint, text.len() / ncols))
-                }
-                DataType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows_hint)),
-                _ => return None,
-            })
-        })
-        .collect::<Option<_>>()?;
     let bytes = text.as_bytes();
+    let ncols = file_schema.fields().len();
+    // Offsets are kept as u32; a single column is left to the general reader,
+    // which knows what a blank line means there.
+    if bytes.len() >= u32::MAX as usize || ncols < 2 || !projection.is_sorted() {
+        return None;
+    }
     // A CR ends a record by itself in the general reader: only CRLF stays here.
     if memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n')) {
         return None;
     }
-    let wanted: Vec<bool> = columns.iter().map(|c| !matches!(c, Column::Skip)).collect();
-    let mut field = 0usize;
-    let mut start = 0usize;
-    for i in Separators::new(bytes, delimiter) {
-        if bytes[i] == b'\n' {
-            let end = if i > start && bytes[i - 1] == b'\r' { i - 1 } else { i };
-            // A short row, or a blank line (left to the general reader).
-            if field + 1 != ncols || (ncols == 1 && end == start) {
-                return None;
-            }
-            if wanted[field] && !columns[field].push(text, start, end) {
-                return None;
-            }
-            field = 0;
-        } else {
-            if field + 1 >= ncols {
-                return None;
-            }
-            if wanted[field] && !columns[field].push(text, start, i) {
-                return None;
-            }
-            field += 1;
+    // Rows estimated from the first one's length (no pass over the block).
+    let first_row = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1);
+    let rows_hint = bytes.len() / first_row.max(1) + bytes.len() / first_row.max(1) / 8 + 1;
+    let mut columns: Vec<(usize, Column)> = projection
+        .iter()
+        .map(|&i| {
+            Some((
+                i,
+                Column::new(file_schema.field(i).data_type(), rows_hint, bytes.len() / ncols)?,
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let mut starts: Vec<u32> = Vec::with_capacity(SPAN / 4);
+    let mut from = 0;
+    while from < bytes.len() {
+        // A span of whole records: up to the first newline after SPAN bytes.
+        let to = match bytes.get(from + SPAN..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+            Some(i) => from + SPAN + i + 1,
+            None => bytes.len(),
+        };
+        // starts[r * ncols + j] is where field j of row r starts; the entry after a
+        // row's last field is one past its newline.
+        starts.clear();
+        starts.push(from as u32);
+        index_separators(bytes, from, to, delimiter, &mut starts);
+        let mut lines = memchr::memchr_iter(b'\n', &bytes[from..to]).count();
+        if bytes[to - 1] != b'\n' {
+            // A last record without a newline.
+            starts.push(to as u32 + 1);
+            lines += 1;
         }
-        start = i + 1;
-    }
-    if start < bytes.len() {
-        // A last record without a newline.
-        if field + 1 != ncols || (wanted[field] && !columns[field].push(text, start, bytes.len())) {
+        // Exactly ncols separators per record, the last of them a newline: then no
+        // other separator is a newline, and every record has every field.
+        let rows = lines;
+        if starts.len() != rows * ncols + 1
+            || (1..=rows).any(|r| {
+                let end = starts[r * ncols] as usize - 1;
+                end < bytes.len() && bytes[end] != b'\n'
+            })
+        {
             return None;
         }
-    } else if field != 0 {
-        return None;
+        for (j, column) in &mut columns {
+            let j = *j;
+            let last = j + 1 == ncols;
+            let fields = (0..rows).map(|r| {
+                let s = starts[r * ncols + j] as usize;
+                let mut e = starts[r * ncols + j + 1] as usize - 1;
+                // A CRLF record's last field ends before the CR.
+                if last && e > s && bytes[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                (s, e)
+            });
+            if !column.extend(text, fields) {
+                return None;
+            }
+        }
+        from = to;
     }
-    let arrays: Vec<ArrayRef> = columns.into_iter().filter_map(Column::finish).collect();
+    let arrays: Vec<ArrayRef> = columns.into_iter().map(|(_, c)| c.finish()).collect();
     RecordBatch::try_new(out_schema, arrays).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use proptest::prelude::*;
+
+    /// The general reader's answer for the same bytes.
+    fn reference(text: &str, schema: &SchemaRef, projection: &[usize]) -> RecordBatch {
+        let reader = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_header(false)
+            .with_projection(projection.to_vec())
+            .build_buffered(std::io::Cursor::new(text.as_bytes().to_vec()))
+            .expect("reader");
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("parses");
+        let out = Arc::new(schema.project(projection).expect("projection"));
+        arrow::compute::concat_batches(&out, &batches).expect("concat")
+    }
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            (-1000i64..1000).prop_map(|v| v.to_string()),
+            "[a-z]{1,20}",
+        ]
+    }
+
+    proptest! {
+        /// Typed columns, nulls, CRLF or LF, with or without a final newline, any
+        /// projection, records of every length across the index spans: the fast path
+        /// reads what the general reader reads.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_reader(
+            rows in prop::collection::vec(prop::collection::vec(field(), 4), 0..40),
+            long in 0usize..3,
+            crlf in any::<bool>(),
+            final_newline in any::<bool>(),
+            projection in prop::sample::subsequence(vec![0usize, 1, 2, 3], 1..=4),
+        ) {
+            // Columns: int, float, text, text (padded so records cross spans).
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::new();
+            for (r, row) in rows.iter().enumerate() {
+                let int = row[0].parse::<i64>().map(|v| v.to_string()).unwrap_or_default();
+                let float = row[1].parse::<i64>().map(|v| format!("{}.25", v)).unwrap_or_default();
+                let pad = "p".repeat(long * (SPAN / 3) * usize::from(r % 7 == 3));
+                let last = if row[3].is_empty() { String::new() } else { format!("{}{pad}", row[3]) };
+                text.push_str(&format!("{int},{float},{},{last}", row[2]));
+                if r + 1 < rows.len() || final_newline {
+                    text.push_str(end);
+                }
+            }
+            let schema: SchemaRef = Arc::new(Schema::new(vec![
+                Field::new("i", DataType::Int64, true),
+                Field::new("f", DataType::Float64, true),
+                Field::new("s", DataType::Utf8, true),
+                Field::new("t", DataType::Utf8, true),
+            ]));
+            let want = reference(&text, &schema, &projection);
+            let out = Arc::new(schema.project(&projection).expect("projection"));
+            let got = parse(&text, &schema, &projection, out, b',').expect("fast path applies");
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn unusual_blocks_are_left_to_the_general_reader() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        let out = Arc::new(schema.project(&[0, 1]).expect("projection"));
+        for text in ["1,2\n3\n", "1,2\n3,4,5\n", "1,2\n\n3,4\n", "1,x\n", "1,2\r3,4\n"] {
+            assert!(parse(text, &schema, &[0, 1], out.clone(), b',').is_none(), "{text:?}");
+        }
+    }
 
     #[test]
     fn separators_are_found_exactly() {
         for text in ["a,-5,\n-,,x\n", ",", "abcdefgh,ijklmnop\nq", "", "\n\n,,,,,,,,,,"] {
             for delimiter in [b',', b';', b'x'] {
-                let want: Vec<usize> = text
-                    .bytes()
-                    .enumerate()
-                    .filter(|&(_, b)| b == delimiter || b == b'\n')
-                    .map(|(i, _)| i)
-                    .collect();
-                assert_eq!(
-                    Separators::new(text.as_bytes(), delimiter).collect::<Vec<_>>(),
-                    want,
-                    "{text:?}"
-                );
+                let bytes = text.as_bytes();
+                for from in 0..=bytes.len().min(3) {
+                    let want: Vec<u32> = (from..bytes.len())
+                        .filter(|&i| bytes[i] == delimiter || bytes[i] == b'\n')
+                        .map(|i| i as u32 + 1)
+                        .collect();
+                    let mut got = Vec::new();
+                    index_separators(bytes, from, bytes.len(), delimiter, &mut got);
+                    assert_eq!(got, want, "{text:?} from {from}");
+                }
             }
         }
     }
