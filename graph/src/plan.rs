@@ -2,7 +2,9 @@
 //! flat arrays.
 
 use brisk_core::{Key, Op};
+use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use petgraph::visit::NodeIndexable;
 
 use crate::{Error, Graph, Result};
@@ -71,10 +73,38 @@ impl Graph {
     }
 
     /// Depth-first post-order from the outputs, iterative so a million-long chain does
-    /// not overflow the stack.
+    /// not overflow the stack. A task is placed as soon as its last input is, not
+    /// when the walk reaches it: a partial feeding one combine per output part is
+    /// then consumed by all of them at once, instead of being held until the walk
+    /// gets to the last part.
     fn post_order(&self, outputs: &[Key]) -> Result<Vec<NodeIndex>> {
-        let mut seen = vec![false; self.dag.node_bound()];
+        let bound = self.dag.node_bound();
+        let mut seen = vec![false; bound];
+        let mut placed = vec![false; bound];
+        // Inputs not yet placed, per task (an input given twice counts twice).
+        let mut waiting = vec![0u32; bound];
+        for n in self.dag.node_indices() {
+            waiting[n.index()] = self.dag.edges_directed(n, Incoming).count() as u32;
+        }
         let mut order = Vec::with_capacity(self.len());
+        let mut ready = Vec::new();
+        let mut place = |node: NodeIndex, order: &mut Vec<NodeIndex>, seen: &mut [bool]| {
+            ready.push(node);
+            while let Some(n) = ready.pop() {
+                if std::mem::replace(&mut placed[n.index()], true) {
+                    continue;
+                }
+                seen[n.index()] = true;
+                order.push(n);
+                for e in self.dag.edges_directed(n, Outgoing) {
+                    let d = e.target().index();
+                    waiting[d] -= 1;
+                    if waiting[d] == 0 {
+                        ready.push(e.target());
+                    }
+                }
+            }
+        };
         let mut stack: Vec<(NodeIndex, Vec<NodeIndex>, usize)> = Vec::new();
         for key in outputs {
             let root = self.node_of(key)?;
@@ -89,8 +119,9 @@ impl Graph {
                         stack.push((d, self.deps_of(d), 0));
                     }
                 } else {
-                    order.push(*node);
+                    let node = *node;
                     stack.pop();
+                    place(node, &mut order, &mut seen);
                 }
             }
         }
