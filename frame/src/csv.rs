@@ -263,6 +263,15 @@ fn read_at(mut f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+thread_local! {
+    /// A worker's block buffer, kept from one block to the next: a fresh buffer per
+    /// block is faulted in (and zeroed by the kernel) page by page each time.
+    static BLOCK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest buffer a worker keeps between blocks.
+const KEPT_BUFFER: usize = 64 << 20;
+
 /// Bytes of a file from offset `base` on, read further on demand.
 struct Window<'a> {
     file: &'a File,
@@ -271,7 +280,21 @@ struct Window<'a> {
     eof: bool,
 }
 
-impl Window<'_> {
+impl Drop for Window<'_> {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        if bytes.capacity() <= KEPT_BUFFER {
+            bytes.clear();
+            BLOCK_BUFFER.set(bytes);
+        }
+    }
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a File, base: u64) -> Self {
+        Window { file, base, bytes: BLOCK_BUFFER.take(), eof: false }
+    }
+
     /// Reads up to `n` more bytes (fewer at the end of the file).
     fn fill(&mut self, n: usize) -> std::io::Result<()> {
         use std::io::Seek;
@@ -674,11 +697,26 @@ impl OpKind for QuoteCount {
     const NAME: &'static str = "frame.csv-quotes";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let f =
-            File::open(&self.path).map_err(|e| CoreError::user(format!("{}: {e}", self.path)))?;
-        let buf = read_at(&f, self.start, (self.end - self.start) as usize)
-            .map_err(|e| CoreError::user(format!("{}: {e}", self.path)))?;
-        Ok(Value::from(quote_count(&buf, self.quote) as i64))
+        use std::io::Seek;
+        let fail = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
+        let mut f = File::open(&self.path).map_err(fail)?;
+        f.seek(std::io::SeekFrom::Start(self.start)).map_err(fail)?;
+        // Counted through a small buffer that stays in cache.
+        let mut buf = [0u8; 64 << 10];
+        let (mut left, mut count) = (self.end - self.start, 0);
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match f.read(&mut buf[..want]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => read.map_err(fail)?,
+            };
+            if n == 0 {
+                break;
+            }
+            count += quote_count(&buf[..n], self.quote);
+            left -= n as u64;
+        }
+        Ok(Value::from(count as i64))
     }
 }
 
@@ -732,18 +770,18 @@ impl ReadBlock {
 
     /// The records that start in `[start, end)`, read with one pass over the file:
     /// their first byte's offset, and a buffer with their bytes at `range`.
-    fn records(
+    fn records<'f>(
         &self,
-        f: &File,
+        f: &'f File,
         odd_before: bool,
-    ) -> brisk_core::Result<(u64, Vec<u8>, Range<usize>)> {
+    ) -> brisk_core::Result<(u64, Window<'f>, Range<usize>)> {
         let q = self.spec.quote;
         // A record starts at `start` itself only after a terminator at `start - 1`:
         // the window opens one byte early, and reads a little past `end` for the
         // last record's tail.
         let base = if self.block == 0 { self.start } else { self.start - 1 };
         let pad = 64 << 10;
-        let mut window = Window { file: f, base, bytes: Vec::new(), eof: false };
+        let mut window = Window::new(f, base);
         window.fill((self.end - base) as usize + pad).map_err(|e| self.io(e))?;
         let first = if self.block == 0 {
             0
@@ -751,12 +789,12 @@ impl ReadBlock {
             let odd = odd_before ^ (window.bytes.first() == Some(&q));
             match window.boundary(0, q, odd).map_err(|e| self.io(e))? {
                 Some(i) => i,
-                None => return Ok((self.file_len, Vec::new(), 0..0)),
+                None => return Ok((self.file_len, window, 0..0)),
             }
         };
         let start = base + first as u64;
         if start >= self.end {
-            return Ok((start, Vec::new(), 0..0));
+            return Ok((start, window, 0..0));
         }
         let last = if self.end >= self.file_len {
             window.bytes.len()
@@ -766,7 +804,7 @@ impl ReadBlock {
             let odd = quote_count(&window.bytes[first..from], q) % 2 == 1;
             window.boundary(from, q, odd).map_err(|e| self.io(e))?.unwrap_or(window.bytes.len())
         };
-        Ok((start, window.bytes, first..last))
+        Ok((start, window, first..last))
     }
 
     fn schema(&self, as_text: bool) -> brisk_core::Result<SchemaRef> {
@@ -953,7 +991,7 @@ impl OpKind for ReadBlock {
             return Ok(Value::from(self.parse(&all[start..], self.start)?));
         }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
-        let (start, bytes, range) = self.records(&f, odd)?;
-        Ok(Value::from(self.parse(&bytes[range], start)?))
+        let (start, window, range) = self.records(&f, odd)?;
+        Ok(Value::from(self.parse(&window.bytes[range], start)?))
     }
 }
