@@ -11,6 +11,7 @@
 //! Only this crate starts threads. Plans come from `brisk-graph`; values and ops from
 //! `brisk-core`.
 
+mod allocator;
 mod callback;
 mod error;
 mod exec;

@@ -150,6 +150,7 @@ impl Scheduler {
         outputs: &[Key],
     ) -> Result<(Vec<Value>, ComputeStats)> {
         let started = Instant::now();
+        crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
         let exec = Execution::new(&plan, &self.callbacks);
         for cb in &self.callbacks {
