@@ -99,38 +99,50 @@ impl Column {
     }
 }
 
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// Bit 7 set in exactly the bytes of `x` that are zero (no carries between bytes).
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+/// Appends to `starts`, for every delimiter and newline in `bytes[from..to]`, the
+/// offset just past it (where the next field starts). Bytes are compared 64 at a
+/// time into a bit mask (the compiler turns the loop into vector compares).
+fn index_separators(bytes: &[u8], from: usize, to: usize, delimiter: u8, starts: &mut Vec<u32>) {
+    let mut chunks = bytes[from..to].chunks_exact(64);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let chunk: &[u8; 64] = chunk.try_into().expect("64 bytes");
+        push_positions(separator_mask(chunk, delimiter), at, starts);
+        at += 64;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // The tail, padded with a byte that is neither separator.
+        let mut tail = [if delimiter == b'x' { b'y' } else { b'x' }; 64];
+        tail[..rest.len()].copy_from_slice(rest);
+        push_positions(separator_mask(&tail, delimiter), at, starts);
+    }
 }
 
-/// Appends to `starts`, for every delimiter and newline in `bytes[from..to]`, the
-/// offset just past it (where the next field starts), found eight bytes at a time.
-fn index_separators(bytes: &[u8], from: usize, to: usize, delimiter: u8, starts: &mut Vec<u32>) {
-    let delimiters = ONES * u64::from(delimiter);
-    let newlines = ONES * u64::from(b'\n');
-    let mut at = from;
-    while at < to {
-        let w = match bytes[..to].get(at..at + 8) {
-            Some(eight) => u64::from_le_bytes(eight.try_into().expect("eight bytes")),
-            None => {
-                // The tail, padded with a byte that is neither separator.
-                let pad = if delimiter == b'x' { b'y' } else { b'x' };
-                let mut word = [pad; 8];
-                word[..to - at].copy_from_slice(&bytes[at..to]);
-                u64::from_le_bytes(word)
-            }
-        };
-        let mut mask = zero_bytes(w ^ delimiters) | zero_bytes(w ^ newlines);
-        while mask != 0 {
-            let k = mask.trailing_zeros() as usize / 8;
-            starts.push((at + k + 1) as u32);
-            mask &= mask - 1;
-        }
-        at += 8;
+/// Bit `i` set where byte `i` is the delimiter or a newline. The compares are
+/// written so the compiler does them sixteen bytes at a time; each eight flag bytes
+/// are then gathered into eight bits with one multiply.
+#[inline]
+fn separator_mask(chunk: &[u8; 64], delimiter: u8) -> u64 {
+    let mut flags = [0u8; 64];
+    for (flag, &b) in flags.iter_mut().zip(chunk) {
+        *flag = u8::from((b == delimiter) | (b == b'\n')) << 7;
+    }
+    let mut mask = 0u64;
+    for (k, eight) in flags.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(eight.try_into().expect("eight bytes"));
+        // Bit 7 of byte j lands on bit 56 + j.
+        mask |= (w.wrapping_mul(0x0002_0408_1020_4081) >> 56) << (8 * k);
+    }
+    mask
+}
+
+#[inline]
+fn push_positions(mut mask: u64, at: usize, starts: &mut Vec<u32>) {
+    starts.reserve(64);
+    while mask != 0 {
+        starts.push((at + mask.trailing_zeros() as usize + 1) as u32);
+        mask &= mask - 1;
     }
 }
 
