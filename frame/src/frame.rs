@@ -179,6 +179,12 @@ impl Frame {
         }
     }
 
+    /// Keeps the rows where an expression written as text holds, as pandas'
+    /// `query`: `df.query("v1 > 2 and id1 == 'id001'")` (see [`parse_expr`](crate::parse_expr)).
+    pub fn query(&self, text: &str) -> Result<Frame> {
+        self.filter(crate::parse_expr(text)?)
+    }
+
     /// The rows where `predicate` is true (null counts as false).
     pub fn filter(&self, predicate: Expr) -> Result<Frame> {
         let t = predicate.data_type(&self.schema)?;

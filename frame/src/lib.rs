@@ -38,6 +38,7 @@ mod frame;
 mod groupby;
 mod join;
 mod parquet;
+mod parse;
 mod sort;
 mod table;
 mod write;
@@ -52,6 +53,7 @@ pub use frame::{Frame, RowCount};
 pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
 pub use join::How;
 pub use parquet::read_parquet;
+pub use parse::parse_expr;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.

@@ -1,0 +1,431 @@
+//! Expressions from text, for the CLI's `--filter` and [`Frame::query`](crate::Frame::query):
+//!
+//! ```text
+//! v1 > 2 and (id1 == 'id001' or v3 <= 10.5)
+//! not is_null(v2) and contains(id3, '77') and v1 * 2 + v2 >= 10
+//! ```
+//!
+//! Precedence, loosest first: `or`, `and`, `not`, comparisons (`== != < <= > >=`,
+//! also `=` and `<>`), `+ -`, `* /`, unary minus. Operands: column names (or
+//! `` `any name` `` in backquotes), numbers, strings in single or double quotes,
+//! `true`, `false`, `null`, and the functions `is_null(x)`, `is_not_null(x)`,
+//! `fill_null(x, v)`, `contains(x, 'text')`, `starts_with(x, 'text')`.
+//! A mistake is an error that shows the text with a caret under the position.
+
+use crate::expr::{Expr, Lit, col};
+use crate::{Error, Result};
+
+/// Parses an expression; an error points at the offending position.
+///
+/// ```
+/// use brisk_frame::parse_expr;
+/// let e = parse_expr("v1 > 2 and not is_null(v2)")?;
+/// assert_eq!(e.to_string(), parse_expr("(v1 > 2) and (not is_null(v2))")?.to_string());
+/// assert!(parse_expr("v1 > ").unwrap_err().to_string().contains("^"));
+/// # Ok::<(), brisk_frame::Error>(())
+/// ```
+pub fn parse_expr(text: &str) -> Result<Expr> {
+    let tokens = tokenize(text)?;
+    let mut p = Parser { text, tokens, at: 0 };
+    let e = p.or()?;
+    match p.peek() {
+        Tok::End => Ok(e),
+        t => Err(p.error_here(&format!("unexpected {}", t.describe()))),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Ident(String),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+    End,
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Tok::Ident(s) => format!("'{s}'"),
+            Tok::Int(v) => format!("number {v}"),
+            Tok::Float(v) => format!("number {v}"),
+            Tok::Str(s) => format!("string '{s}'"),
+            Tok::Op(o) => format!("'{o}'"),
+            Tok::LParen => "'('".into(),
+            Tok::RParen => "')'".into(),
+            Tok::Comma => "','".into(),
+            Tok::End => "end of expression".into(),
+        }
+    }
+}
+
+/// The error for `text` at byte `pos`: the message, the text, a caret under it.
+fn located(text: &str, pos: usize, message: &str) -> Error {
+    let column = text[..pos.min(text.len())].chars().count();
+    Error::Invalid(format!(
+        "invalid expression: {message} at position {}\n  {text}\n  {}^",
+        column + 1,
+        " ".repeat(column)
+    ))
+}
+
+fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let start = i;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let tok = match c {
+            b'(' => {
+                i += 1;
+                Tok::LParen
+            }
+            b')' => {
+                i += 1;
+                Tok::RParen
+            }
+            b',' => {
+                i += 1;
+                Tok::Comma
+            }
+            b'\'' | b'"' | b'`' => {
+                let close = text[i + 1..]
+                    .find(c as char)
+                    .ok_or_else(|| located(text, start, "unclosed quote"))?;
+                let inner = text[i + 1..i + 1 + close].to_string();
+                i += close + 2;
+                if c == b'`' { Tok::Ident(inner) } else { Tok::Str(inner) }
+            }
+            b'0'..=b'9' | b'.' => {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || bytes[i] == b'.'
+                        || ((bytes[i] == b'-' || bytes[i] == b'+')
+                            && matches!(bytes[i - 1], b'e' | b'E')))
+                {
+                    i += 1;
+                }
+                let s = &text[start..i];
+                if let Ok(v) = s.parse::<i64>() {
+                    Tok::Int(v)
+                } else if let Ok(v) = s.parse::<f64>() {
+                    Tok::Float(v)
+                } else {
+                    return Err(located(text, start, &format!("'{s}' is not a number")));
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                Tok::Ident(text[start..i].to_string())
+            }
+            _ => {
+                let ops: [&'static str; 13] =
+                    ["==", "!=", "<=", ">=", "<>", "<", ">", "=", "+", "-", "*", "/", "!"];
+                match ops.iter().find(|o| text[i..].starts_with(**o)) {
+                    Some(o) => {
+                        i += o.len();
+                        Tok::Op(o)
+                    }
+                    None => {
+                        let ch = text[i..].chars().next().unwrap_or('?');
+                        return Err(located(text, start, &format!("unexpected character '{ch}'")));
+                    }
+                }
+            }
+        };
+        out.push((tok, start));
+    }
+    out.push((Tok::End, text.len()));
+    Ok(out)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    tokens: Vec<(Tok, usize)>,
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.at].0
+    }
+
+    fn next(&mut self) -> Tok {
+        let t = self.tokens[self.at].0.clone();
+        if self.at + 1 < self.tokens.len() {
+            self.at += 1;
+        }
+        t
+    }
+
+    fn error_here(&self, message: &str) -> Error {
+        located(self.text, self.tokens[self.at].1, message)
+    }
+
+    /// Whether the next token is the keyword `word` (any case); takes it if so.
+    fn keyword(&mut self, word: &str) -> bool {
+        if matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case(word)) {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr> {
+        let mut e = self.and()?;
+        while self.keyword("or") {
+            e = e.or(self.and()?);
+        }
+        Ok(e)
+    }
+
+    fn and(&mut self) -> Result<Expr> {
+        let mut e = self.not()?;
+        while self.keyword("and") {
+            e = e.and(self.not()?);
+        }
+        Ok(e)
+    }
+
+    fn not(&mut self) -> Result<Expr> {
+        let bang = self.peek() == &Tok::Op("!");
+        if bang {
+            self.next();
+        }
+        if bang || self.keyword("not") {
+            return Ok(!self.not()?);
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Expr> {
+        let left = self.sum()?;
+        let op = match self.peek() {
+            Tok::Op(o @ ("==" | "=" | "!=" | "<>" | "<" | "<=" | ">" | ">=")) => *o,
+            _ => return Ok(left),
+        };
+        self.next();
+        let right = self.sum()?;
+        Ok(match op {
+            "==" | "=" => left.eq(right),
+            "!=" | "<>" => left.ne(right),
+            "<" => left.lt(right),
+            "<=" => left.le(right),
+            ">" => left.gt(right),
+            _ => left.ge(right),
+        })
+    }
+
+    fn sum(&mut self) -> Result<Expr> {
+        let mut e = self.product()?;
+        loop {
+            match self.peek() {
+                Tok::Op("+") => {
+                    self.next();
+                    e = e + self.product()?;
+                }
+                Tok::Op("-") => {
+                    self.next();
+                    e = e - self.product()?;
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+
+    fn product(&mut self) -> Result<Expr> {
+        let mut e = self.unary()?;
+        loop {
+            match self.peek() {
+                Tok::Op("*") => {
+                    self.next();
+                    e = e * self.unary()?;
+                }
+                Tok::Op("/") => {
+                    self.next();
+                    e = e / self.unary()?;
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr> {
+        if self.peek() == &Tok::Op("-") {
+            self.next();
+            return Ok(match self.peek().clone() {
+                Tok::Int(v) => {
+                    self.next();
+                    Expr::Lit(Lit::Int(v.wrapping_neg()))
+                }
+                Tok::Float(v) => {
+                    self.next();
+                    Expr::Lit(Lit::Float(-v))
+                }
+                _ => Expr::Lit(Lit::Int(0)) - self.unary()?,
+            });
+        }
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<Expr> {
+        let at = self.at;
+        match self.next() {
+            Tok::Int(v) => Ok(Expr::Lit(Lit::Int(v))),
+            Tok::Float(v) => Ok(Expr::Lit(Lit::Float(v))),
+            Tok::Str(s) => Ok(Expr::Lit(Lit::Str(s))),
+            Tok::LParen => {
+                let e = self.or()?;
+                self.expect(Tok::RParen)?;
+                Ok(e)
+            }
+            Tok::Ident(name) if self.peek() == &Tok::LParen => {
+                self.next();
+                self.call(&name, at)
+            }
+            Tok::Ident(name) => Ok(match name.to_ascii_lowercase().as_str() {
+                "true" => Expr::Lit(Lit::Bool(true)),
+                "false" => Expr::Lit(Lit::Bool(false)),
+                "null" => Expr::Lit(Lit::Null),
+                _ => col(name),
+            }),
+            t => {
+                self.at = at;
+                Err(self.error_here(&format!("expected a value, found {}", t.describe())))
+            }
+        }
+    }
+
+    fn expect(&mut self, want: Tok) -> Result<()> {
+        if self.peek() == &want {
+            self.next();
+            Ok(())
+        } else {
+            let found = self.peek().describe();
+            Err(self.error_here(&format!("expected {}, found {found}", want.describe())))
+        }
+    }
+
+    /// A function call, its name taken and the `(` too.
+    fn call(&mut self, name: &str, at: usize) -> Result<Expr> {
+        let mut args = Vec::new();
+        if self.peek() != &Tok::RParen {
+            args.push(self.or()?);
+            while self.peek() == &Tok::Comma {
+                self.next();
+                args.push(self.or()?);
+            }
+        }
+        self.expect(Tok::RParen)?;
+        let lower = name.to_ascii_lowercase();
+        let arity = |n: usize| -> Result<()> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(located(
+                    self.text,
+                    self.tokens[at].1,
+                    &format!("{lower}() takes {n} argument(s), got {}", args.len()),
+                ))
+            }
+        };
+        let pattern = |e: &Expr| match e {
+            Expr::Lit(Lit::Str(s)) => Ok(s.clone()),
+            _ => Err(located(
+                self.text,
+                self.tokens[at].1,
+                &format!("{lower}()'s second argument must be a quoted string"),
+            )),
+        };
+        match lower.as_str() {
+            "is_null" | "isnull" => {
+                arity(1)?;
+                Ok(args.remove(0).is_null())
+            }
+            "is_not_null" | "notnull" => {
+                arity(1)?;
+                Ok(!args.remove(0).is_null())
+            }
+            "fill_null" | "fillna" => {
+                arity(2)?;
+                let value = args.pop().expect("two");
+                Ok(args.remove(0).fill_null(value))
+            }
+            "contains" | "starts_with" => {
+                arity(2)?;
+                let p = pattern(&args[1])?;
+                let x = args.remove(0);
+                Ok(if lower == "contains" { x.contains(p) } else { x.starts_with(p) })
+            }
+            _ => Err(located(
+                self.text,
+                self.tokens[at].1,
+                &format!(
+                    "unknown function '{name}' (is_null, is_not_null, fill_null, contains, starts_with)"
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::lit;
+
+    fn same(a: &str, b: Expr) {
+        assert_eq!(parse_expr(a).expect(a).to_string(), b.to_string(), "{a}");
+    }
+
+    #[test]
+    fn precedence_and_forms() {
+        same(
+            "v1 > 2 and id1 == 'x' or v3 <= 1.5",
+            col("v1").gt(2).and(col("id1").eq("x")).or(col("v3").le(1.5)),
+        );
+        same(
+            "v1 > 2 and (id1 == \"x\" or v3 <= 1.5)",
+            col("v1").gt(2).and(col("id1").eq("x").or(col("v3").le(1.5))),
+        );
+        same("not is_null(v2)", !col("v2").is_null());
+        same("a + b * 2 - -3 >= 1e3", (col("a") + col("b") * 2 - lit(-3)).ge(1000.0));
+        same("`my col` <> 1", col("my col").ne(1));
+        same(
+            "contains(id3, '77') AND NOT starts_with(id1, 'id0')",
+            col("id3").contains("77").and(!col("id1").starts_with("id0")),
+        );
+        same("fill_null(v1, 0) = 0", col("v1").fill_null(0).eq(0));
+    }
+
+    #[test]
+    fn mistakes_point_at_their_position() {
+        for (text, at, what) in [
+            ("v1 > ", 6, "expected a value"),
+            ("v1 > 2 and (v2 < 3", 19, "expected ')'"),
+            ("v1 >> 2", 5, "expected a value"),
+            ("v1 > 'abc", 6, "unclosed quote"),
+            ("frob(v1)", 1, "unknown function"),
+            ("v1 > 2 v2", 8, "unexpected 'v2'"),
+            ("v1 # 2", 4, "unexpected character '#'"),
+            ("contains(v1, 3)", 1, "quoted string"),
+        ] {
+            let e = parse_expr(text).expect_err(text).to_string();
+            assert!(e.contains(what), "{text}: {e}");
+            assert!(e.contains(&format!("position {at}")), "{text}: {e}");
+            let caret = e.lines().last().expect("caret line");
+            assert_eq!(caret.find('^'), Some(2 + at - 1), "{text}: {e}");
+        }
+    }
+}
