@@ -153,6 +153,19 @@ impl CsvOptions {
 #[derive(Clone, Debug)]
 pub struct Sources(pub(crate) Vec<String>);
 
+impl Sources {
+    /// The files these name: globs expanded, directories listed (their files ending
+    /// in one of `endings`), sorted; an error names a missing path, a pattern
+    /// matching nothing or a directory without such files.
+    pub fn files(&self, endings: &[&str]) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for spec in &self.0 {
+            files.extend(expand(spec, endings)?);
+        }
+        Ok(files)
+    }
+}
+
 impl From<&str> for Sources {
     fn from(s: &str) -> Self {
         Sources(vec![s.to_string()])
@@ -469,9 +482,22 @@ fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema>
         Some(r) => format.with_null_regex(r),
         None => format,
     };
-    let (inferred, _) = format
-        .infer_schema(&sample[..cut], None)
-        .map_err(|e| file_error(&info.path, format!("cannot infer the schema: {e}")))?;
+    let (inferred, _) = format.infer_schema(&sample[..cut], None).map_err(|e| {
+        let text = e.to_string();
+        match text.split(" at line ").nth(1).filter(|_| text.contains("UTF-8")) {
+            // Lines of the sample count from the first data record.
+            Some(line) => file_error(
+                &info.path,
+                format!(
+                    "line {}: invalid UTF-8: convert the file to UTF-8",
+                    line.trim()
+                        .parse::<usize>()
+                        .map_or(0, |l| l + usize::from(info.header.is_some()))
+                ),
+            ),
+            None => file_error(&info.path, format!("cannot infer the schema: {text}")),
+        }
+    })?;
     let fields = names
         .iter()
         .enumerate()

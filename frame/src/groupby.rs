@@ -195,6 +195,39 @@ impl Frame {
     }
 }
 
+/// The constant key of a whole-frame aggregation.
+const WHOLE: &str = "__brisk_whole";
+
+impl Frame {
+    /// Aggregates the whole frame to one row, as pandas' `df.agg`: `(column, agg)`
+    /// pairs named `column_agg` as in [`GroupBy::agg`].
+    pub fn agg<S: AsRef<str>>(&self, specs: impl IntoIterator<Item = (S, Agg)>) -> Result<Frame> {
+        // One group for every row: a constant key, dropped from the result.
+        let specs: Vec<(String, Agg)> =
+            specs.into_iter().map(|(c, a)| (c.as_ref().to_string(), a)).collect();
+        // Columns checked here, so an error lists this frame's columns only.
+        let names = self.columns();
+        for (c, agg) in &specs {
+            let size_of_rows = c.is_empty() && *agg == Agg::Size;
+            if !size_of_rows && !names.contains(&c.as_str()) {
+                return Err(crate::error::unknown_column(c, &names));
+            }
+        }
+        self.whole()?.agg(specs)?.drop([WHOLE])
+    }
+
+    /// `agg` over every numeric column to one row, columns keeping their names, as
+    /// pandas' `df.mean()`.
+    pub fn agg_numeric(&self, agg: Agg) -> Result<Frame> {
+        self.whole()?.agg_numeric(agg)?.drop([WHOLE])
+    }
+
+    /// One group holding every row: a constant key, dropped from the results.
+    fn whole(&self) -> Result<GroupBy> {
+        self.with_column(WHOLE, crate::expr::lit(true))?.groupby([WHOLE])
+    }
+}
+
 impl GroupBy {
     /// Whether rows with a null key are dropped (default true, as pandas).
     pub fn dropna(mut self, yes: bool) -> Self {
@@ -257,8 +290,10 @@ impl GroupBy {
         Ok(Spec { column: column.to_string(), agg, out, input: input.to_string() })
     }
 
-    /// `agg` over every non-key numeric column, output columns keeping their names.
-    fn all_numeric(&self, agg: Agg) -> Result<Frame> {
+    /// `agg` over every non-key numeric column, output columns keeping their names
+    /// (pandas' `df.groupby(k).mean()` family; [`mean`](Self::mean) is
+    /// `agg_numeric(Agg::Mean)`).
+    pub fn agg_numeric(&self, agg: Agg) -> Result<Frame> {
         let specs = self
             .frame
             .schema()
@@ -279,37 +314,37 @@ impl GroupBy {
 
     /// The sum of every non-key numeric column.
     pub fn sum(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Sum)
+        self.agg_numeric(Agg::Sum)
     }
 
     /// The mean of every non-key numeric column.
     pub fn mean(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Mean)
+        self.agg_numeric(Agg::Mean)
     }
 
     /// The minimum of every non-key numeric column.
     pub fn min(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Min)
+        self.agg_numeric(Agg::Min)
     }
 
     /// The maximum of every non-key numeric column.
     pub fn max(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Max)
+        self.agg_numeric(Agg::Max)
     }
 
     /// The non-null count of every non-key numeric column.
     pub fn count(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Count)
+        self.agg_numeric(Agg::Count)
     }
 
     /// The sample standard deviation of every non-key numeric column.
     pub fn std(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Std)
+        self.agg_numeric(Agg::Std)
     }
 
     /// The sample variance of every non-key numeric column.
     pub fn var(&self) -> Result<Frame> {
-        self.all_numeric(Agg::Var)
+        self.agg_numeric(Agg::Var)
     }
 
     /// The number of rows per group, as a column `size`.

@@ -296,6 +296,10 @@ impl Parser<'_> {
                 self.call(&name, at)
             }
             Tok::Ident(name) => Ok(match name.to_ascii_lowercase().as_str() {
+                "and" | "or" | "not" => {
+                    self.at = at;
+                    return Err(self.error_here(&format!("expected a value, found '{name}'")));
+                }
                 "true" => Expr::Lit(Lit::Bool(true)),
                 "false" => Expr::Lit(Lit::Bool(false)),
                 "null" => Expr::Lit(Lit::Null),
@@ -413,6 +417,7 @@ mod tests {
     fn mistakes_point_at_their_position() {
         for (text, at, what) in [
             ("v1 > ", 6, "expected a value"),
+            ("v1 > and v2", 6, "expected a value, found 'and'"),
             ("v1 > 2 and (v2 < 3", 19, "expected ')'"),
             ("v1 >> 2", 5, "expected a value"),
             ("v1 > 'abc", 6, "unclosed quote"),

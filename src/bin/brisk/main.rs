@@ -1,0 +1,275 @@
+//! `brisk`: aggregations over CSV (and Parquet) files from the shell, a thin layer
+//! over `brisk-frame`. Exit status 0 on success (and on a closed pipe), 2 for bad
+//! input or usage, 1 for an internal error; every failure is one message on stderr.
+
+mod demo;
+mod failure;
+mod input;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use brisk::frame::{Agg, Frame};
+use clap::{Args, Parser, Subcommand};
+
+use crate::failure::Failure;
+use crate::input::Input;
+use crate::output::Output;
+use crate::progress::Run;
+
+const ABOUT: &str =
+    "Fast aggregations over CSV files: group, aggregate, filter, describe, convert.";
+
+const EXAMPLES: &str = "\
+Examples:
+  brisk demo
+  brisk groupby 'data/*.csv' --by id1
+  brisk groupby data.csv --by id1,id2 --agg v1:sum,v3:mean --filter \"v2 > 3\"
+  brisk agg data.csv.gz --agg v1:max,v3:std --format json
+  brisk count data/ --filter \"id1 == 'id001' and not is_null(v2)\"
+  brisk convert 'data/*.csv' --to data.parquet";
+
+#[derive(Parser)]
+#[command(name = "brisk", version, about = ABOUT, after_help = EXAMPLES, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Group rows by key columns and aggregate the others; output sorted by the keys.
+    #[command(after_help = "\
+Examples:
+  brisk groupby 'data/*.csv' --by id1                      # mean of every numeric column
+  brisk groupby data.csv --by id1,id2 --agg sum
+  brisk groupby data.csv --by id3 --agg v1:sum,v3:mean -o out.csv")]
+    Groupby {
+        #[command(flatten)]
+        input: Input,
+        /// Key columns, comma-separated (`--by id1,id2`).
+        #[arg(long, value_delimiter = ',', required = true, value_name = "COL[,COL...]")]
+        by: Vec<String>,
+        #[command(flatten)]
+        query: Query,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// Aggregate the whole input to one row (no keys).
+    #[command(after_help = "\
+Examples:
+  brisk agg data.csv --agg mean
+  brisk agg 'data/*.csv' --agg v1:sum,v1:max,id3:nunique --filter \"v3 > 50\"")]
+    Agg {
+        #[command(flatten)]
+        input: Input,
+        #[command(flatten)]
+        query: Query,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// count, mean, std, min, quartiles and max of every numeric column.
+    #[command(after_help = "Example:\n  brisk describe data.csv --format csv")]
+    Describe {
+        #[command(flatten)]
+        input: Input,
+        /// Keep only the rows where this expression holds (see `groupby --help`).
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// The first rows, reading only the partitions they need.
+    #[command(
+        after_help = "Examples:\n  brisk head data.csv\n  brisk head 'data/*.csv' -n 3 --format json"
+    )]
+    Head {
+        #[command(flatten)]
+        input: Input,
+        /// How many rows.
+        #[arg(short = 'n', long = "rows", default_value_t = 10, value_name = "N")]
+        rows: usize,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// The number of rows (that pass --filter).
+    #[command(after_help = "Example:\n  brisk count 'data/*.csv' --filter \"v1 > 3\"")]
+    Count {
+        #[command(flatten)]
+        input: Input,
+        /// Count only the rows where this expression holds (see `groupby --help`).
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// The columns and their types, as read (inferred or given with --dtype).
+    #[command(after_help = "Example:\n  brisk schema data.csv --dtype id4:str")]
+    Schema {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Rewrite the input as one CSV or Parquet file (by the extension of --to).
+    #[command(
+        after_help = "Examples:\n  brisk convert 'data/*.csv' --to data.parquet\n  brisk convert data.parquet --to data.csv"
+    )]
+    Convert {
+        #[command(flatten)]
+        input: Input,
+        /// The file to write: `.parquet` or `.csv`; written under a temporary name
+        /// and renamed when complete.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        #[command(flatten)]
+        run: Run,
+    },
+    /// Write a small dataset and run Brisk's two sentences on it:
+    /// `groupby(id1).mean()` and `random((10000, 10000)).mean()`.
+    Demo,
+}
+
+/// What to aggregate and which rows.
+#[derive(Args)]
+struct Query {
+    /// One function for every numeric non-key column (`mean`; columns keep their
+    /// names), or `COL:FN[,COL:FN...]` (columns named `COL_FN`). FN: sum, mean,
+    /// count, size, min, max, std, var, first, last, nunique.
+    #[arg(long, value_name = "SPEC")]
+    agg: Option<String>,
+    /// Keep only the rows where this expression holds:
+    /// `v1 > 2 and (id1 == 'id001' or v3 <= 10.5)`, `is_null(v2)`, `not ...`,
+    /// `contains(id3, '77')`, `starts_with(id1, 'id0')`, arithmetic `+ - * /`.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+}
+
+/// `--agg`, parsed.
+enum AggSpec {
+    /// One function for every numeric non-key column.
+    Each(Agg),
+    /// `(column, function)` pairs.
+    Pairs(Vec<(String, Agg)>),
+}
+
+fn parse_agg(spec: &str) -> Result<AggSpec, Failure> {
+    let function = |name: &str| {
+        Agg::parse(name.trim()).ok_or_else(|| {
+            Failure::User(format!(
+                "unknown aggregation '{}' in --agg; use one of sum, mean, count, size, min, max, std, var, first, last, nunique",
+                name.trim()
+            ))
+        })
+    };
+    if !spec.contains(':') {
+        return function(spec).map(AggSpec::Each);
+    }
+    spec.split(',')
+        .map(|pair| match pair.split_once(':') {
+            Some((c, f)) if !c.trim().is_empty() => Ok((c.trim().to_string(), function(f)?)),
+            _ => Err(Failure::User(format!(
+                "--agg: '{pair}' is not COL:FN (for example v1:sum,v3:mean)"
+            ))),
+        })
+        .collect::<Result<_, _>>()
+        .map(AggSpec::Pairs)
+}
+
+impl Query {
+    /// The frame with `--filter` applied.
+    fn filtered(&self, frame: Frame) -> Result<Frame, Failure> {
+        filtered(frame, self.filter.as_deref())
+    }
+}
+
+fn filtered(frame: Frame, filter: Option<&str>) -> Result<Frame, Failure> {
+    match filter {
+        Some(text) => Ok(frame.query(text).map_err(|e| Failure::from(e).context("--filter"))?),
+        None => Ok(frame),
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Groupby { input, by, query, output, run } => {
+            let frame = query.filtered(input.open()?)?;
+            let grouped = frame.groupby(&by)?;
+            let result = match parse_agg(query.agg.as_deref().unwrap_or("mean"))? {
+                AggSpec::Each(Agg::Size) => grouped.size()?,
+                AggSpec::Each(agg) => grouped.agg_numeric(agg)?,
+                AggSpec::Pairs(pairs) => grouped.agg(pairs)?,
+            };
+            run.table(&result, &input, &output)
+        }
+        Command::Agg { input, query, output, run } => {
+            let frame = query.filtered(input.open()?)?;
+            let spec = query.agg.as_deref().ok_or_else(|| {
+                Failure::User("agg needs --agg (for example --agg mean or --agg v1:sum)".into())
+            })?;
+            let result = match parse_agg(spec)? {
+                AggSpec::Each(agg) => frame.agg_numeric(agg)?,
+                AggSpec::Pairs(pairs) => frame.agg(pairs)?,
+            };
+            run.table(&result, &input, &output)
+        }
+        Command::Describe { input, filter, output, run } => {
+            let frame = filtered(input.open()?, filter.as_deref())?;
+            run.table(&frame.describe()?, &input, &output)
+        }
+        Command::Head { input, rows, output, run } => {
+            let frame = input.open()?;
+            if run.explain_or_visualize(&frame)? {
+                return Ok(());
+            }
+            let table = frame.head(rows)?;
+            output.write(&table)
+        }
+        Command::Count { input, filter, run } => {
+            let frame = filtered(input.open()?, filter.as_deref())?;
+            let rows = run.compute(&frame.len(), &input)?;
+            output::print_line(&rows.to_string())
+        }
+        Command::Schema { input } => {
+            let frame = input.open()?;
+            let lines: Vec<String> = frame
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("{}\t{}", f.name(), f.data_type()))
+                .collect();
+            output::print_line(&lines.join("\n"))
+        }
+        Command::Convert { input, to, run } => {
+            let frame = input.open()?;
+            let rows = run.convert(&frame, &to, &input)?;
+            eprintln!("wrote {rows} rows to {}", to.display());
+            Ok(())
+        }
+        Command::Demo => demo::run(),
+    }
+}
+
+fn main() -> ExitCode {
+    failure::quiet_panics();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::User(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Internal(message)) => {
+            eprintln!("internal error: {message}\n(this is a bug in brisk; please report it)");
+            ExitCode::from(1)
+        }
+    }
+}

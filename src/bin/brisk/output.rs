@@ -1,0 +1,177 @@
+//! Writing results: a table on a terminal, CSV when piped, JSON or Parquet on
+//! request; `-o FILE` is written under a temporary name and renamed when complete.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use brisk::frame::Table;
+use clap::{Args, ValueEnum};
+
+use crate::failure::Failure;
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// An aligned table (the default on a terminal).
+    Table,
+    /// CSV with a header row (the default when piped).
+    Csv,
+    /// A JSON array with one object per row.
+    Json,
+    /// Parquet (needs -o).
+    Parquet,
+}
+
+/// Where and how to write the result.
+#[derive(Args)]
+pub(crate) struct Output {
+    /// table, csv, json or parquet (default: table on a terminal, csv when piped,
+    /// or by the extension of -o).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Write to this file instead of standard output, under a temporary name
+    /// renamed when complete (nothing is left behind on failure).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    path: Option<PathBuf>,
+}
+
+/// Prints one line (or several) to standard output; a closed pipe is not an error.
+pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The temporary name `path` is written under until it is complete.
+fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.brisk-{}.tmp", std::process::id()))
+}
+
+impl Output {
+    fn format(&self) -> Format {
+        if let Some(f) = self.format {
+            return f;
+        }
+        match &self.path {
+            Some(p) => {
+                let lower = p.to_string_lossy().to_ascii_lowercase();
+                if lower.ends_with(".json") {
+                    Format::Json
+                } else if lower.ends_with(".parquet") {
+                    Format::Parquet
+                } else if lower.ends_with(".txt") {
+                    Format::Table
+                } else {
+                    Format::Csv
+                }
+            }
+            None if std::io::stdout().is_terminal() => Format::Table,
+            None => Format::Csv,
+        }
+    }
+
+    /// Fails before any work when the output cannot be written.
+    pub(crate) fn check(&self) -> Result<(), Failure> {
+        if self.format() == Format::Parquet && self.path.is_none() {
+            return Err(Failure::User("--format parquet needs -o FILE".into()));
+        }
+        if let Some(path) = &self.path {
+            if path.is_dir() {
+                return Err(Failure::User(format!("-o {}: is a directory", path.display())));
+            }
+            // Create and remove the temporary file: a missing or read-only
+            // directory fails now, not after the computation.
+            let tmp = temporary(path);
+            File::create(&tmp)
+                .map_err(|e| Failure::User(format!("-o {}: cannot write: {e}", path.display())))?;
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(())
+    }
+
+    /// Writes the table.
+    pub(crate) fn write(&self, table: &Table) -> Result<(), Failure> {
+        self.check()?;
+        let format = self.format();
+        let Some(path) = &self.path else {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            encode(table, format, &mut out)?;
+            out.flush()?;
+            return Ok(());
+        };
+        let tmp = temporary(path);
+        let written = File::create(&tmp).map_err(Failure::from).and_then(|mut f| {
+            if format == Format::Parquet {
+                encode_parquet(table, &mut f)?;
+            } else {
+                let mut out = BufWriter::new(&mut f);
+                encode(table, format, &mut out)?;
+                out.flush()?;
+            }
+            f.sync_all()?;
+            Ok(())
+        });
+        let renamed = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+        if let Err(e) = renamed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(&format!("-o {}", path.display())));
+        }
+        Ok(())
+    }
+}
+
+fn arrow_failure(e: arrow::error::ArrowError) -> Failure {
+    match e {
+        arrow::error::ArrowError::IoError(_, io) => io.into(),
+        // The CSV writer passes write errors on as text.
+        other if other.to_string().contains("Broken pipe") => Failure::BrokenPipe,
+        other => Failure::Internal(other.to_string()),
+    }
+}
+
+/// Encodes the table in `format` onto `out`.
+fn encode<W: Write>(table: &Table, format: Format, out: &mut W) -> Result<(), Failure> {
+    let batches: Vec<&RecordBatch> = table.batches().iter().collect();
+    match format {
+        Format::Table => writeln!(out, "{table}")?,
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            if batches.is_empty() {
+                w.write(&RecordBatch::new_empty(table.schema().clone())).map_err(arrow_failure)?;
+            }
+            for b in batches {
+                w.write(b).map_err(arrow_failure)?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow::json::ArrayWriter::new(&mut *out);
+            w.write_batches(&batches).map_err(arrow_failure)?;
+            w.finish().map_err(arrow_failure)?;
+            drop(w);
+            writeln!(out)?;
+        }
+        Format::Parquet => {
+            return Err(Failure::User("--format parquet needs -o FILE".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the table as one Parquet file.
+fn encode_parquet(table: &Table, file: &mut File) -> Result<(), Failure> {
+    let parquet_failure = |e: parquet::errors::ParquetError| match e {
+        parquet::errors::ParquetError::External(inner) => Failure::User(inner.to_string()),
+        other => Failure::Internal(other.to_string()),
+    };
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema().clone(), None)
+        .map_err(parquet_failure)?;
+    for b in table.batches() {
+        w.write(b).map_err(parquet_failure)?;
+    }
+    w.close().map_err(parquet_failure)?;
+    Ok(())
+}

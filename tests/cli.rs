@@ -1,0 +1,300 @@
+//! The `brisk` binary, run as a user would: answers on fixture data, every kind of
+//! bad input, files left behind (none), closed pipes, help texts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/frame/tests/data");
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn brisk_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_brisk"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn brisk(args: &[&str]) -> Run {
+    brisk_in(Path::new(FIXTURES), args)
+}
+
+/// A fresh directory under the target dir for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Rows of a CSV text as fields.
+fn rows(csv: &str) -> Vec<Vec<String>> {
+    csv.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+/// Two CSV tables equal cell by cell, numbers within 1e-9 relative (headers aside).
+fn assert_same_values(got: &str, want: &str) {
+    let (got, want) = (rows(got), rows(want));
+    assert_eq!(got.len(), want.len(), "row counts");
+    for (g, w) in got.iter().zip(&want).skip(1) {
+        assert_eq!(g.len(), w.len(), "{g:?} vs {w:?}");
+        for (a, b) in g.iter().zip(w) {
+            match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => {
+                    assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{a} vs {b} in {g:?}")
+                }
+                _ => assert_eq!(a, b, "{g:?} vs {w:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn groupby_equals_pandas_on_the_fixtures() {
+    let want = std::fs::read_to_string(Path::new(FIXTURES).join("g_plain.q3.csv")).unwrap();
+    for blocksize in ["3KB", "1MiB"] {
+        let r = brisk(&[
+            "groupby",
+            "g_plain.csv",
+            "--by",
+            "id3",
+            "--agg",
+            "v1:sum,v3:mean",
+            "--blocksize",
+            blocksize,
+            "--threads",
+            "2",
+        ]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert!(r.stdout.starts_with("id3,v1_sum,v3_mean\n"), "{}", &r.stdout[..40]);
+        assert_same_values(&r.stdout, &want);
+    }
+    // Nulls skipped, count/min/max/first/last/std/var/size as pandas computes them.
+    let want = std::fs::read_to_string(Path::new(FIXTURES).join("g_nulls.aggs.csv")).unwrap();
+    let r = brisk(&[
+        "groupby",
+        "g_nulls.csv",
+        "--by",
+        "id2,id4",
+        "--agg",
+        "v1:count,v1:min,v1:max,v1:first,v1:last,v3:std,v3:var,v3:min,v3:max,v3:size",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_same_values(&r.stdout, &want);
+}
+
+#[test]
+fn every_command_gives_the_known_answer() {
+    let dir = scratch("commands");
+    std::fs::write(dir.join("t.csv"), "k,v,w\na,1,2.5\nb,2,\na,3,0.5\nc,,1.0\n").unwrap();
+    let ok = |args: &[&str]| {
+        let r = brisk_in(&dir, args);
+        assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+        r.stdout
+    };
+    assert_eq!(ok(&["groupby", "t.csv", "--by", "k"]), "k,v,w\na,2.0,1.5\nb,2.0,\nc,,1.0\n");
+    assert_eq!(
+        ok(&["groupby", "t.csv", "--by", "k", "--agg", "sum", "--filter", "v >= 2 or is_null(v)"]),
+        "k,v,w\na,3,0.5\nb,2,0.0\nc,0,1.0\n"
+    );
+    assert_eq!(
+        ok(&["agg", "t.csv", "--agg", "v:sum,w:max,k:nunique"]),
+        "v_sum,w_max,k_nunique\n6,2.5,3\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["agg", "t.csv", "--agg", "mean", "--format", "json"])).unwrap();
+    assert_eq!(json, serde_json::json!([{"v": 2.0, "w": 4.0 / 3.0}]));
+    assert_eq!(ok(&["count", "t.csv"]), "4\n");
+    assert_eq!(ok(&["count", "t.csv", "--filter", "k == 'a' and w < 1"]), "1\n");
+    assert_eq!(ok(&["head", "t.csv", "-n", "2"]), "k,v,w\na,1,2.5\nb,2,\n");
+    assert_eq!(ok(&["schema", "t.csv"]), "k\tUtf8\nv\tInt64\nw\tFloat64\n");
+    assert_eq!(ok(&["schema", "t.csv", "--dtype", "v:float"]), "k\tUtf8\nv\tFloat64\nw\tFloat64\n");
+    let describe = ok(&["describe", "t.csv"]);
+    assert!(describe.starts_with("statistic,v,w\ncount,3.0,3.0\nmean,2.0,"), "{describe}");
+    // CSV -> Parquet -> CSV gives the rows back; Parquet is read by its extension.
+    let r = brisk_in(&dir, &["convert", "t.csv", "--to", "t.parquet"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(ok(&["head", "t.parquet"]), "k,v,w\na,1,2.5\nb,2,\na,3,0.5\nc,,1.0\n");
+    assert_eq!(ok(&["count", "t.parquet", "--filter", "w > 1"]), "1\n");
+    // -o: format by extension, written whole.
+    ok(&["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "-o", "out.json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
+    assert_eq!(json[2], serde_json::json!({"k": "c", "v_sum": 0}));
+    // --explain prints the graph's summary and computes nothing.
+    let explain = ok(&["groupby", "t.csv", "--by", "k", "--explain"]);
+    assert!(
+        explain.contains("task graph:") && explain.contains("frame.groupby-finish"),
+        "{explain}"
+    );
+    ok(&["groupby", "t.csv", "--by", "k", "--visualize", "g.dot"]);
+    assert!(std::fs::read_to_string(dir.join("g.dot")).unwrap().starts_with("digraph"));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_clear_message() {
+    let dir = scratch("bad");
+    std::fs::write(dir.join("ok.csv"), "k,v\na,1\nb,2\n").unwrap();
+    std::fs::write(dir.join("ragged.csv"), "k,v\na,1\nb,2,3\n").unwrap();
+    std::fs::write(dir.join("late.csv"), "k,v\na,1\nb,x7\n").unwrap();
+    std::fs::write(dir.join("utf.csv"), b"k,v\na,1\nb,\xff\xfe\n").unwrap();
+    std::fs::write(dir.join("empty.csv"), "").unwrap();
+    std::fs::create_dir_all(dir.join("nocsv")).unwrap();
+    std::fs::write(dir.join("nocsv/readme.txt"), "no data").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["groupby", "missing.csv", "--by", "k"], "missing.csv: no such file"),
+        (&["groupby", "zz*.csv", "--by", "k"], "zz*.csv: the pattern matches no file"),
+        (&["groupby", "ok.csv", "--by", "kk"], "unknown column 'kk'; did you mean 'k'"),
+        (&["groupby", "ok.csv", "--by", "k", "--agg", "median"], "unknown aggregation 'median'"),
+        (&["groupby", "ok.csv", "--by", "k", "--agg", "v:sum,v"], "'v' is not COL:FN"),
+        (&["groupby", "ok.csv", "--by", "k", "--filter", "v > and"], "position 5"),
+        (&["groupby", "ok.csv", "--by", "k", "--filter", "v >"], "expected a value"),
+        (&["groupby", "ragged.csv", "--by", "k"], "ragged.csv: line 3"),
+        (
+            &["groupby", "late.csv", "--by", "k", "--dtype", "v:int"],
+            "late.csv: line 3, column 'v': cannot parse 'x7' as Int64; read the column as text (--dtype v:str) or mark the value as null (--null 'x7')",
+        ),
+        (&["groupby", "utf.csv", "--by", "k"], "utf.csv: line 3: invalid UTF-8"),
+        (&["groupby", "empty.csv", "--by", "k"], "empty.csv: the file is empty"),
+        (&["groupby", "nocsv", "--by", "k"], "nocsv: the directory holds no .csv"),
+        (&["groupby", "ok.csv", "--by", "k", "-o", "no/such/dir/out.csv"], "cannot write"),
+        (&["groupby", "ok.csv", "--by", "k", "--format", "parquet"], "needs -o FILE"),
+        (&["groupby", "ok.csv", "--by", "k", "--blocksize", "4 parsecs"], "unknown size unit"),
+        (&["schema", "ok.csv", "--dtype", "v:decimal"], "unknown type"),
+        (&["groupby", "ok.csv"], "--by"),
+    ];
+    for (args, message) in cases {
+        let r = brisk_in(&dir, args);
+        assert_eq!(r.status, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?} printed {}", r.stdout);
+        assert!(
+            !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_failed_run_leaves_no_output_file() {
+    let dir = scratch("leftovers");
+    let mut text = String::from("k,v\n");
+    for i in 0..5000 {
+        text.push_str(&format!("k{},{}\n", i % 7, i));
+    }
+    text.push_str("k1,oops\n");
+    std::fs::write(dir.join("late.csv"), text).unwrap();
+    for out in ["out.csv", "out.parquet", "out.json"] {
+        let r = brisk_in(
+            &dir,
+            &[
+                "groupby",
+                "late.csv",
+                "--by",
+                "k",
+                "--dtype",
+                "v:int",
+                "--blocksize",
+                "4KB",
+                "-o",
+                out,
+            ],
+        );
+        assert_eq!(r.status, 2, "{}", r.stderr);
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("late.csv")]);
+    let r = brisk_in(&dir, &["groupby", "late.csv", "--by", "k", "--agg", "size", "-o", "ok.csv"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "no temporary file remains");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    let dir = scratch("pipe");
+    let mut text = String::from("k,v\n");
+    for i in 0..200_000 {
+        text.push_str(&format!("key{},{}\n", i % 13, i));
+    }
+    std::fs::write(dir.join("big.csv"), text).unwrap();
+    for format in ["csv", "json", "table"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(["head", "big.csv", "-n", "200000", "--format", format])
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        // The reader is gone now (as with `| head -1`).
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        assert!(out.stderr.is_empty(), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn every_subcommand_documents_its_flags_with_an_example() {
+    let flags: &[(&str, &[&str])] = &[
+        (
+            "groupby",
+            &[
+                "--by",
+                "--agg",
+                "--filter",
+                "--format",
+                "--output",
+                "--threads",
+                "--blocksize",
+                "--delimiter",
+                "--no-header",
+                "--dtype",
+                "--null",
+                "--progress",
+                "--explain",
+                "--visualize",
+            ],
+        ),
+        ("agg", &["--agg", "--filter", "--format", "--output"]),
+        ("describe", &["--filter", "--format"]),
+        ("head", &["--rows", "--format"]),
+        ("count", &["--filter", "--threads"]),
+        ("schema", &["--dtype", "--no-header"]),
+        ("convert", &["--to", "--progress"]),
+        ("demo", &[]),
+    ];
+    for (command, wanted) in flags {
+        let r = brisk(&[command, "--help"]);
+        assert_eq!(r.status, 0, "{command}");
+        if *command != "demo" {
+            assert!(r.stdout.contains("Example"), "{command} --help has no example");
+        }
+        for flag in *wanted {
+            assert!(r.stdout.contains(flag), "{command} --help lacks {flag}");
+        }
+    }
+}
+
+#[test]
+fn the_demo_runs_both_sentences() {
+    let r = brisk(&["demo"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("groupby([\"id1\"]).mean()"), "{}", r.stdout);
+    assert!(r.stdout.contains("| id010 |"), "{}", r.stdout);
+    assert!(r.stdout.contains("mean = 0.49"), "{}", r.stdout);
+}
