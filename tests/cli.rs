@@ -134,6 +134,11 @@ fn every_command_gives_the_known_answer() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
     assert_eq!(json[2], serde_json::json!({"k": "c", "v_sum": 0}));
+    // --progress always draws on stderr even when it is not a terminal; never does not.
+    let r = brisk_in(&dir, &["count", "t.csv", "--progress", "always"]);
+    assert!(r.stderr.contains("tasks") && r.stdout == "4\n", "{}", r.stderr);
+    let r = brisk_in(&dir, &["count", "t.csv", "--progress", "never"]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
     // --explain prints the graph's summary and computes nothing.
     let explain = ok(&["groupby", "t.csv", "--by", "k", "--explain"]);
     assert!(

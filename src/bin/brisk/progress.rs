@@ -74,6 +74,52 @@ impl Callback for Bar {
     }
 }
 
+/// Progress as plain lines on stderr, for `--progress always` off a terminal.
+#[derive(Debug, Default)]
+struct PlainLines {
+    /// When the last line was written: one a second at most.
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl indicatif::TermLike for PlainLines {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        if s.trim().is_empty() {
+            return Ok(());
+        }
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+        use std::io::Write;
+        writeln!(std::io::stderr().lock(), "{}", s.trim_end())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.write_line(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Run {
     fn scheduler(&self, input: &Input) -> Result<Scheduler, Failure> {
         let threads = match self.threads {
@@ -94,10 +140,13 @@ impl Run {
                 .filter_map(|f| std::fs::metadata(f).ok())
                 .map(|m| m.len())
                 .sum();
-            let bar = ProgressBar::with_draw_target(
-                Some(total_bytes),
-                ProgressDrawTarget::stderr_with_hz(10),
-            );
+            let target = if std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr_with_hz(10)
+            } else {
+                // Asked for where stderr is a file or a pipe: a plain line a second.
+                ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1)
+            };
+            let bar = ProgressBar::with_draw_target(Some(total_bytes), target);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{bar:30} {bytes}/{total_bytes} {msg} ({binary_bytes_per_sec}, ETA {eta})",
