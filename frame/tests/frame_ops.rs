@@ -321,3 +321,40 @@ fn many_small_groups_match_eager_when_partials_skip_aggregation() {
         assert_eq!(nunique.value(r), distinct.len() as i64);
     }
 }
+
+#[test]
+fn whole_frame_aggregations_and_text_queries_match_eager() {
+    use brisk_frame::Agg;
+    let (frame, rows) = data();
+    let t = frame
+        .agg([("v", Agg::Sum), ("x", Agg::Max), ("k", Agg::Nunique), ("", Agg::Size)])
+        .unwrap()
+        .compute()
+        .unwrap();
+    assert_eq!(t.num_rows(), 1);
+    let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["v_sum", "x_max", "k_nunique", "size"]);
+    let b = t.to_batch();
+    assert_eq!(
+        b.column(0).as_primitive::<Int64Type>().value(0),
+        rows.iter().map(|r| r.1).sum::<i64>()
+    );
+    let max = rows.iter().map(|r| r.2).fold(f64::MIN, f64::max);
+    assert_eq!(b.column(1).as_primitive::<Float64Type>().value(0), max);
+    assert_eq!(b.column(2).as_primitive::<Int64Type>().value(0), 13);
+    assert_eq!(b.column(3).as_primitive::<Int64Type>().value(0), 1000);
+    // Means of the numeric columns, keeping their names, as pandas' df.mean().
+    let m = frame.agg_numeric(Agg::Mean).unwrap().compute().unwrap().to_batch();
+    assert_eq!(m.schema().field(0).name(), "v");
+    let want = rows.iter().map(|r| r.1 as f64).sum::<f64>() / 1000.0;
+    assert!((m.column(0).as_primitive::<Float64Type>().value(0) - want).abs() < 1e-12);
+    // A misspelt column names this frame's columns, not the helper key.
+    let e = frame.agg([("vv", Agg::Sum)]).unwrap_err().to_string();
+    assert!(e.contains("did you mean 'v'") && !e.contains("brisk"), "{e}");
+    // query(text) is filter(expr).
+    let q = frame.query("v > 20 and not is_null(k) or x <= 3").unwrap().len();
+    let f =
+        frame.filter(col("v").gt(20).and(!col("k").is_null()).or(col("x").le(3.0))).unwrap().len();
+    let want = rows.iter().filter(|r| r.1 > 20 && r.0.is_some() || r.2 <= 3.0).count();
+    assert_eq!((Scheduler::threads(2).compute(&q).unwrap(), f.compute().unwrap()), (want, want));
+}
