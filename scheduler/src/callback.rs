@@ -18,6 +18,10 @@ pub struct ComputeStats {
     pub threads: usize,
     /// The most bytes of task results held at once.
     pub peak_bytes: u64,
+    /// The memory budget the compute ran under, in bytes.
+    pub memory_budget: u64,
+    /// How many times a root task waited for room in the budget before starting.
+    pub roots_deferred: usize,
     /// Bytes of results still held at the end besides the outputs; zero unless a
     /// result was leaked, which tests assert never happens.
     pub leaked_bytes: u64,

@@ -8,7 +8,7 @@ use brisk_core::{Error, MemoryLedger, Value};
 use brisk_graph::Plan;
 
 use crate::Callback;
-use crate::primitives::{Mutex, lock};
+use crate::primitives::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 /// A task's result, the bytes it was counted as, and how many of its dependents
 /// have yet to take it. The count lives under the same lock as the value: decided
@@ -23,10 +23,17 @@ pub(crate) struct Execution<'a> {
     slots: Vec<Mutex<Slot>>,
     pub(crate) ledger: MemoryLedger,
     callbacks: &'a [Arc<dyn Callback>],
+    /// Bytes reserved for the outputs of running roots (admission control).
+    reserved: AtomicU64,
+    /// The largest output a root has had so far: what a starting root reserves.
+    root_estimate: AtomicU64,
+    /// Tasks running now.
+    running: AtomicUsize,
+    deferred: AtomicUsize,
 }
 
 impl<'a> Execution<'a> {
-    pub(crate) fn new(plan: &'a Plan, callbacks: &'a [Arc<dyn Callback>]) -> Self {
+    pub(crate) fn new(plan: &'a Plan, callbacks: &'a [Arc<dyn Callback>], budget: u64) -> Self {
         let n = plan.len();
         Self {
             plan,
@@ -35,9 +42,46 @@ impl<'a> Execution<'a> {
                     Mutex::new(Slot { value: None, uses_left: plan.dependents(i).len() as u32 })
                 })
                 .collect(),
-            ledger: MemoryLedger::unlimited(),
+            ledger: MemoryLedger::with_limit(budget),
             callbacks,
+            reserved: AtomicU64::new(0),
+            root_estimate: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            deferred: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether task `i` may start now; if so it is counted as running (and a root's
+    /// expected output reserved) until [`done`](Self::done). Only roots wait: every
+    /// other task consumes results and frees memory. With nothing running a root is
+    /// always admitted, so the compute always progresses. Checks of concurrent
+    /// workers may race and overshoot the budget by a few roots' outputs.
+    pub(crate) fn admit(&self, i: usize) -> Option<u64> {
+        if !self.plan.deps(i).is_empty() {
+            self.running.fetch_add(1, Ordering::SeqCst);
+            return Some(0);
+        }
+        let estimate = self.root_estimate.load(Ordering::Acquire);
+        let limit = self.ledger.limit().unwrap_or(u64::MAX);
+        let wanted = self.ledger.held() + self.reserved.load(Ordering::Acquire) + estimate;
+        if wanted > limit && self.running.load(Ordering::SeqCst) > 0 {
+            self.deferred.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.reserved.fetch_add(estimate, Ordering::AcqRel);
+        Some(estimate)
+    }
+
+    /// Task `i`, admitted with `reservation`, has finished (or failed).
+    pub(crate) fn done(&self, reservation: u64) {
+        self.reserved.fetch_sub(reservation, Ordering::AcqRel);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many times roots waited for room.
+    pub(crate) fn deferred(&self) -> usize {
+        self.deferred.load(Ordering::Relaxed)
     }
 
     /// Runs task `i` on `worker` and stores its result. The error names the task.
@@ -55,6 +99,9 @@ impl<'a> Execution<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             let value = self.plan.op(i).run(inputs)?;
             let nbytes = value.nbytes();
+            if self.plan.deps(i).is_empty() {
+                self.root_estimate.fetch_max(nbytes, Ordering::AcqRel);
+            }
             self.ledger.add(nbytes);
             lock(&self.slots[i]).value = Some((value, nbytes));
             for cb in self.callbacks {

@@ -22,4 +22,4 @@ mod threads;
 
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};
-pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler};
+pub use scheduler::{Compute, Scheduler, compute_all, default_memory_budget, default_scheduler};

@@ -2,7 +2,7 @@
 //! the scheduler's concurrency can be swapped for a model checker's (loom) in one
 //! place.
 
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Locks a mutex, ignoring poisoning: no lock is held while user code runs (tasks run

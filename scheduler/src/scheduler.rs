@@ -40,6 +40,7 @@ pub struct Scheduler {
     pool: Arc<OnceLock<std::result::Result<rayon::ThreadPool, String>>>,
     callbacks: Vec<Arc<dyn Callback>>,
     plan_options: PlanOptions,
+    memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -48,6 +49,7 @@ impl std::fmt::Debug for Scheduler {
             .field("kind", &self.kind)
             .field("callbacks", &self.callbacks.len())
             .field("plan_options", &self.plan_options)
+            .field("memory_limit", &self.memory_limit)
             .finish()
     }
 }
@@ -57,6 +59,20 @@ impl Default for Scheduler {
     fn default() -> Self {
         Scheduler::threads(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
     }
+}
+
+/// Half the memory this machine has available (Linux's `MemAvailable`), or 4 GiB
+/// where that cannot be read: the default [`Scheduler::memory_limit`].
+pub fn default_memory_budget() -> u64 {
+    static BUDGET: OnceLock<u64> = OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+        available.map_or(4 << 30, |bytes| bytes / 2)
+    })
 }
 
 /// The scheduler used by [`Compute::compute`](crate::Compute::compute): threads, one
@@ -84,7 +100,23 @@ impl Scheduler {
             pool: Arc::default(),
             callbacks: Vec::new(),
             plan_options: PlanOptions::default(),
+            memory_limit: None,
         }
+    }
+
+    /// The memory budget of every compute, in bytes (default:
+    /// [`default_memory_budget`]). Results held count against it, and tasks that
+    /// read or generate data (the graph's roots) start only while it has room for
+    /// one more of their outputs; a compute with nothing running always starts one,
+    /// so a tiny budget slows a compute down but never stops it.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes.max(1));
+        self
+    }
+
+    /// The budget computes run under: the one set, or [`default_memory_budget`].
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_limit.unwrap_or_else(default_memory_budget)
     }
 
     /// Adds a callback to every compute of this scheduler.
@@ -152,7 +184,7 @@ impl Scheduler {
         let started = Instant::now();
         crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
-        let exec = Execution::new(&plan, &self.callbacks);
+        let exec = Execution::new(&plan, &self.callbacks, self.memory_budget());
         for cb in &self.callbacks {
             cb.start(plan.len());
         }
@@ -172,6 +204,8 @@ impl Scheduler {
             fused: plan.fused(),
             threads,
             peak_bytes: exec.ledger.peak(),
+            memory_budget: exec.ledger.limit().unwrap_or(u64::MAX),
+            roots_deferred: exec.deferred(),
             leaked_bytes: 0,
             elapsed: started.elapsed(),
         };

@@ -289,3 +289,102 @@ fn a_result_shared_by_concurrent_dependents_is_not_released_early() {
         }
     }
 }
+
+/// 64 roots of 1 MB each, reduced pairwise by slow combines (a binary tree).
+fn slow_tree() -> (Graph, Key) {
+    let leaf = |i: usize| {
+        Op::local("leaf", move |_: Vec<Value>| {
+            Ok(Value::from(brisk_core::ArrayChunk::F64(ndarray::ArrayD::from_elem(
+                vec![125_000],
+                i as f64,
+            ))))
+        })
+    };
+    let add = || {
+        Op::local("add", |v: Vec<Value>| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            match (&v[0], &v[1]) {
+                (Value::Array(a), Value::Array(b)) => match (a.as_ref(), b.as_ref()) {
+                    (brisk_core::ArrayChunk::F64(a), brisk_core::ArrayChunk::F64(b)) => {
+                        Ok(Value::from(brisk_core::ArrayChunk::F64(a + b)))
+                    }
+                    _ => Err(CoreError::Internal("expected f64 arrays".into())),
+                },
+                _ => Err(CoreError::Internal("expected arrays".into())),
+            }
+        })
+    };
+    let mut tasks: Vec<Task> =
+        (0..64).map(|i| Task::root(Key::new("leaf", [i as u32]), leaf(i))).collect();
+    let mut level: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
+    let mut depth = 0u32;
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .enumerate()
+            .map(|(j, pair)| {
+                let key = Key::new(format!("add{depth}"), [j as u32]);
+                tasks.push(Task::new(key.clone(), add(), pair.to_vec()));
+                key
+            })
+            .collect();
+        depth += 1;
+    }
+    (Graph::from_tasks(tasks).unwrap(), level.remove(0))
+}
+
+#[test]
+fn roots_wait_for_room_in_the_memory_budget_and_every_compute_completes() {
+    let (g, out) = slow_tree();
+    let want = (0..64).sum::<usize>() as f64;
+    let check = |values: Vec<Value>| match &values[0] {
+        Value::Array(a) => match a.as_ref() {
+            brisk_core::ArrayChunk::F64(a) => assert!(a.iter().all(|&x| x == want)),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    // A budget of four roots: roots are held back while reducers catch up.
+    let budget = 4_000_000;
+    for threads in [2, 4] {
+        let (values, stats) = Scheduler::threads(threads)
+            .memory_limit(budget)
+            .run_with_stats(g.clone(), std::slice::from_ref(&out))
+            .unwrap();
+        check(values);
+        assert_eq!(stats.memory_budget, budget);
+        assert!(stats.roots_deferred > 0, "no root waited");
+        // The budget, plus the outputs of the tasks running when it filled (checks
+        // race by at most one root per worker).
+        let bound = budget + (2 * threads as u64 + 1) * 1_000_000;
+        assert!(stats.peak_bytes <= bound, "peak {} > {bound}", stats.peak_bytes);
+        assert_eq!(stats.leaked_bytes, 0);
+    }
+    // A budget smaller than one root's output still completes, one root at a time.
+    let (values, stats) = Scheduler::threads(3)
+        .memory_limit(1)
+        .run_with_stats(g.clone(), std::slice::from_ref(&out))
+        .unwrap();
+    check(values);
+    assert_eq!(stats.tasks_run, stats.tasks);
+    // A fan-in that needs every root at once cannot fit either: it completes anyway.
+    let leaves: Vec<Task> = (0..16)
+        .map(|i| {
+            Task::root(
+                Key::new("x", [i]),
+                Op::local("x", move |_: Vec<Value>| {
+                    Ok(Value::from(brisk_core::ArrayChunk::F64(ndarray::ArrayD::from_elem(
+                        vec![10_000],
+                        1.0,
+                    ))))
+                }),
+            )
+        })
+        .collect();
+    let keys: Vec<Key> = leaves.iter().map(|t| t.key.clone()).collect();
+    let count =
+        Task::new("n", Op::local("n", |v: Vec<Value>| Ok(Value::from(v.len() as i64))), keys);
+    let g = Graph::from_tasks(leaves.into_iter().chain([count])).unwrap();
+    let out = Scheduler::threads(2).memory_limit(100_000).run(g, &[Key::named("n")]).unwrap();
+    assert_eq!(scalar_i64(&out[0]), 16);
+}

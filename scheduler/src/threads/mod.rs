@@ -33,6 +33,8 @@ struct Shared<'e, 'p> {
     stop: AtomicBool,
     error: Mutex<Option<brisk_core::Error>>,
     sleepers: AtomicUsize,
+    /// Workers holding back a root until the memory budget has room.
+    waiting_for_room: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
 }
@@ -59,6 +61,7 @@ pub(crate) fn run(
         stop: AtomicBool::new(n == 0),
         error: Mutex::new(None),
         sleepers: AtomicUsize::new(0),
+        waiting_for_room: AtomicUsize::new(0),
         sleep: Mutex::new(()),
         wake: Condvar::new(),
     };
@@ -76,7 +79,17 @@ impl Shared<'_, '_> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             while !self.stop.load(Ordering::Acquire) {
                 match self.pop(me) {
-                    Some(i) => self.run_task(me, i),
+                    Some(i) => match self.exec.admit(i) {
+                        Some(reservation) => {
+                            self.run_task(me, i);
+                            self.exec.done(reservation);
+                            if self.waiting_for_room.load(Ordering::SeqCst) > 0 {
+                                let _guard = lock(&self.sleep);
+                                self.wake.notify_all();
+                            }
+                        }
+                        None => self.wait_for_room(i),
+                    },
                     None => self.idle(),
                 }
             }
@@ -172,6 +185,21 @@ impl Shared<'_, '_> {
         self.stop.store(true, Ordering::SeqCst);
         let _guard = lock(&self.sleep);
         self.wake.notify_all();
+    }
+
+    /// Root `i` must wait for room in the memory budget: it goes back to the shared
+    /// queue and this worker sleeps until a task finishes (or a millisecond passes:
+    /// a wake-up missed between the check and the sleep costs no more than that).
+    fn wait_for_room(&self, i: usize) {
+        lock(&self.roots.0).push(Reverse(i as u32));
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let guard = lock(&self.sleep);
+        self.waiting_for_room.fetch_add(1, Ordering::SeqCst);
+        if !self.stop.load(Ordering::SeqCst) {
+            let timeout = std::time::Duration::from_millis(1);
+            drop(self.wake.wait_timeout(guard, timeout).unwrap_or_else(|p| p.into_inner()));
+        }
+        self.waiting_for_room.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn idle(&self) {

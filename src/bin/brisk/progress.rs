@@ -34,6 +34,10 @@ pub(crate) struct Run {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
+    /// Reading waits while results fill it, so reducers catch up.
+    #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
+    memory_limit: Option<u64>,
     /// A progress bar on stderr: bytes read of the total, tasks done, rate, ETA.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     progress: Progress,
@@ -128,6 +132,9 @@ impl Run {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let mut scheduler = Scheduler::threads(threads);
+        if let Some(bytes) = self.memory_limit {
+            scheduler = scheduler.memory_limit(bytes);
+        }
         let show = match self.progress {
             Progress::Never => false,
             Progress::Always => true,
@@ -198,7 +205,16 @@ impl Run {
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        text.push_str(&format!("threads: {threads}"));
+        let budget = self.memory_limit.unwrap_or_else(brisk::scheduler::default_memory_budget);
+        let origin = if self.memory_limit.is_some() {
+            "--memory-limit"
+        } else {
+            "half the available memory"
+        };
+        text.push_str(&format!(
+            "threads: {threads}\nmemory budget: {:.1} MiB ({origin})",
+            budget as f64 / (1u64 << 20) as f64
+        ));
         crate::output::print_line(&text)?;
         Ok(true)
     }
