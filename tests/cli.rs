@@ -153,6 +153,7 @@ fn every_command_gives_the_known_answer() {
 fn bad_input_exits_2_with_one_clear_message() {
     let dir = scratch("bad");
     std::fs::write(dir.join("ok.csv"), "k,v\na,1\nb,2\n").unwrap();
+    std::fs::write(dir.join("wide.csv"), format!("k,v\n{}", "a,1\n".repeat(5000))).unwrap();
     std::fs::write(dir.join("ragged.csv"), "k,v\na,1\nb,2,3\n").unwrap();
     std::fs::write(dir.join("late.csv"), "k,v\na,1\nb,x7\n").unwrap();
     std::fs::write(dir.join("utf.csv"), b"k,v\na,1\nb,\xff\xfe\n").unwrap();
@@ -180,6 +181,10 @@ fn bad_input_exits_2_with_one_clear_message() {
         (&["groupby", "ok.csv", "--by", "k", "--blocksize", "4 parsecs"], "unknown size unit"),
         (&["schema", "ok.csv", "--dtype", "v:decimal"], "unknown type"),
         (&["groupby", "ok.csv"], "--by"),
+        (
+            &["count", "wide.csv", "--memory-limit", "10KB"],
+            "more than the memory budget of 10000 bytes: use smaller chunks or a smaller blocksize",
+        ),
     ];
     for (args, message) in cases {
         let r = brisk_in(&dir, args);

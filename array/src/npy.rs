@@ -188,6 +188,15 @@ pub(crate) struct ReadNpyChunk {
 impl OpKind for ReadNpyChunk {
     const NAME: &'static str = "array.read-npy";
 
+    fn projected_bytes(&self) -> Option<u64> {
+        let size: u64 = match self.dtype {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::Bool => 1,
+        };
+        Some(self.shape.iter().product::<usize>() as u64 * size)
+    }
+
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
         match self.dtype {
             DType::F64 => self.read::<f64>(),

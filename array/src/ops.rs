@@ -24,6 +24,11 @@ pub(crate) struct RandomChunk {
     pub(crate) shape: Vec<usize>,
 }
 
+/// The bytes of a chunk of `shape` with elements of `size` bytes.
+fn chunk_bytes(shape: &[usize], size: usize) -> u64 {
+    shape.iter().product::<usize>() as u64 * size as u64
+}
+
 impl RandomChunk {
     /// The chunk with `value(global element index)` at every element.
     fn generate<T>(&self, value: impl Fn(u64) -> T) -> Result<ArrayD<T>> {
@@ -43,6 +48,10 @@ impl OpKind for RandomChunk {
         let key = seed_key(self.seed);
         Ok(value(self.generate(|i| uniform(key, i))?))
     }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        Some(chunk_bytes(&self.shape, 8))
+    }
 }
 
 /// A chunk of integers uniform in `[low, low + span)`, drawn by global element index.
@@ -59,6 +68,10 @@ impl OpKind for IntegersChunk {
     fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
         let key = seed_key(self.random.seed);
         Ok(value(self.random.generate(|i| below(bits(key, i), self.low, self.span))?))
+    }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        Some(chunk_bytes(&self.random.shape, 8))
     }
 }
 
@@ -81,6 +94,15 @@ impl OpKind for FullChunk {
             Scalar::I32(x) => ArrayChunk::I32(ArrayD::from_elem(shape, x)),
             Scalar::Bool(x) => ArrayChunk::Bool(ArrayD::from_elem(shape, x)),
         }))
+    }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        let size = match self.value {
+            Scalar::F64(_) | Scalar::I64(_) => 8,
+            Scalar::F32(_) | Scalar::I32(_) => 4,
+            _ => 1,
+        };
+        Some(chunk_bytes(&self.shape, size))
     }
 }
 
@@ -410,6 +432,10 @@ impl OpKind for NormalChunk {
         })?;
         Ok(value(a))
     }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        Some(chunk_bytes(&self.random.shape, 8))
+    }
 }
 
 /// A chunk of `start + step * i` for global element i of a 1-d array.
@@ -429,5 +455,9 @@ impl OpKind for RangeChunk {
             self.start + self.step * (self.offset + ix[0]) as f64
         });
         Ok(value(a))
+    }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        Some(chunk_bytes(&[self.len], 8))
     }
 }

@@ -159,3 +159,21 @@ proptest! {
         prop_assert!((mean - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", mean, want);
     }
 }
+
+#[test]
+fn a_budget_smaller_than_one_chunk_is_refused_before_anything_runs_and_a_tight_one_holds() {
+    let x = random(&[2000, 2000], &[500, 500], 3).unwrap();
+    // One chunk is 2 MB: a 1 MB budget cannot hold it.
+    let err = Scheduler::threads(2).memory_limit(1_000_000).compute(&x.mean()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("array.random") && text.contains("2000000 bytes"), "{text}");
+    assert!(text.contains("use smaller chunks"), "{text}");
+    // Three chunks' worth: roots wait for room, the mean is the same bits.
+    let want = Scheduler::threads(1).compute(&x.mean()).unwrap();
+    let (graph, keys) = x.mean().graph().unwrap();
+    let (values, stats) =
+        Scheduler::threads(2).memory_limit(6_000_000).run_with_stats(graph, &keys).unwrap();
+    let got = x.mean().finish(values).unwrap();
+    assert_eq!(got.to_bits(), want.to_bits());
+    assert!(stats.peak_bytes <= 6_000_000 + 3 * 2_000_000, "peak {}", stats.peak_bytes);
+}

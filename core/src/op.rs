@@ -20,6 +20,9 @@ pub trait DataOp: Send + Sync + fmt::Debug + 'static {
     fn run(&self, inputs: Vec<Value>) -> Result<Value>;
     /// The op's parameters as bytes (MessagePack).
     fn encode_params(&self) -> Result<Vec<u8>>;
+    /// About how many bytes running the op holds at its peak, when known before it
+    /// runs (see [`OpKind::projected_bytes`]).
+    fn projected_bytes(&self) -> Option<u64>;
 }
 
 /// A serde struct or enum that is an op, looked up by [`OpKind::NAME`].
@@ -53,6 +56,13 @@ pub trait OpKind: Serialize + DeserializeOwned + Send + Sync + fmt::Debug + 'sta
     const NAME: &'static str;
     /// Runs the op on its inputs, in dependency order.
     fn run(&self, inputs: Vec<Value>) -> Result<Value>;
+    /// About how many bytes running the op holds at its peak, when its parameters
+    /// tell (a chunk's shape, a byte range to read); `None` when they do not. A
+    /// scheduler refuses, before anything runs, a graph with a task whose projection
+    /// alone exceeds the memory budget.
+    fn projected_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: OpKind> DataOp for T {
@@ -62,6 +72,10 @@ impl<T: OpKind> DataOp for T {
 
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
         OpKind::run(self, inputs)
+    }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        OpKind::projected_bytes(self)
     }
 
     fn encode_params(&self) -> Result<Vec<u8>> {
@@ -140,6 +154,16 @@ impl Op {
             Op::Data(d) => d.name().to_string(),
             Op::Local { name, .. } => name.to_string(),
             Op::Chain(steps) => steps.iter().map(|(_, op)| op.name()).collect::<Vec<_>>().join("+"),
+        }
+    }
+
+    /// About how many bytes the op holds at its peak, when known before it runs
+    /// (the largest step's, for a chain).
+    pub fn projected_bytes(&self) -> Option<u64> {
+        match self {
+            Op::Data(d) => d.projected_bytes(),
+            Op::Chain(steps) => steps.iter().filter_map(|(_, op)| op.projected_bytes()).max(),
+            Op::Const(_) | Op::Local { .. } => None,
         }
     }
 

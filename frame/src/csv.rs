@@ -990,6 +990,12 @@ impl ReadBlock {
 impl OpKind for ReadBlock {
     const NAME: &'static str = "frame.read-csv";
 
+    /// The block's bytes and the columns parsed from them: about twice the block
+    /// (a compressed file is read whole: unknown before it is).
+    fn projected_bytes(&self) -> Option<u64> {
+        (self.compression == Compression::None).then(|| 2 * (self.end - self.start))
+    }
+
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let odd = match inputs.first() {
             None => false,

@@ -21,6 +21,21 @@ pub enum Error {
         /// What the OS said.
         reason: String,
     },
+    /// A task would need more memory than the whole budget; refused before any
+    /// task ran.
+    #[error(
+        "task {key} ({op}) needs about {bytes} bytes, more than the memory budget of {budget} bytes: use smaller chunks or a smaller blocksize, or raise the memory limit"
+    )]
+    OverBudget {
+        /// The task.
+        key: Key,
+        /// Its op's name.
+        op: String,
+        /// Its projected peak bytes.
+        bytes: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// Turning the computed values into the collection's output failed.
     #[error(transparent)]
     Output(brisk_core::Error),

@@ -184,7 +184,15 @@ impl Scheduler {
         let started = Instant::now();
         crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
-        let exec = Execution::new(&plan, &self.callbacks, self.memory_budget());
+        let budget = self.memory_budget();
+        for i in 0..plan.len() {
+            let op = plan.op(i);
+            if let Some(bytes) = op.projected_bytes().filter(|&b| b > budget) {
+                let key = plan.key(i).clone();
+                return Err(Error::OverBudget { key, op: op.name(), bytes, budget });
+            }
+        }
+        let exec = Execution::new(&plan, &self.callbacks, budget);
         for cb in &self.callbacks {
             cb.start(plan.len());
         }

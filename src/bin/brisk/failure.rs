@@ -55,7 +55,9 @@ impl From<SchedulerError> for Failure {
     fn from(e: SchedulerError) -> Failure {
         match &e {
             SchedulerError::Task(core) | SchedulerError::Output(core) => from_core(core),
-            SchedulerError::ThreadPool { .. } => Failure::User(e.to_string()),
+            SchedulerError::ThreadPool { .. } | SchedulerError::OverBudget { .. } => {
+                Failure::User(e.to_string())
+            }
             _ => Failure::Internal(e.to_string()),
         }
     }
