@@ -308,3 +308,39 @@ fn the_demo_runs_both_sentences() {
     assert!(r.stdout.contains("| id010 |"), "{}", r.stdout);
     assert!(r.stdout.contains("mean = 0.49"), "{}", r.stdout);
 }
+
+#[test]
+fn an_interrupt_removes_spilled_results() {
+    let dir = scratch("interrupt");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut text = String::from("k,v\n");
+    for i in 0..1_500_000u64 {
+        text.push_str(&format!("key{},{}\n", i.wrapping_mul(0x9e37_79b9) % 1_000_003, i % 97));
+    }
+    std::fs::write(dir.join("many.csv"), text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+        .args(["groupby", "many.csv", "--by", "k", "--agg", "v:sum", "--memory-limit", "300KB"])
+        .args(["--blocksize", "64KB", "--threads", "2", "-o", "out.csv"])
+        .current_dir(&dir)
+        .env("TMPDIR", &tmp)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first spill, then interrupt.
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&tmp).unwrap().next().is_none() {
+        assert!(started.elapsed().as_secs() < 60, "nothing was spilled");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(left(&tmp).is_empty(), "left behind: {:?}", left(&tmp));
+    assert!(!dir.join("out.csv").exists());
+}
+
+fn left(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect()
+}

@@ -22,6 +22,10 @@ pub struct ComputeStats {
     pub memory_budget: u64,
     /// How many times a root task waited for room in the budget before starting.
     pub roots_deferred: usize,
+    /// Bytes of results written to the spill store (encoded).
+    pub spilled_bytes: u64,
+    /// Bytes read back from the spill store.
+    pub spill_read_bytes: u64,
     /// Bytes of results still held at the end besides the outputs; zero unless a
     /// result was leaked, which tests assert never happens.
     pub leaked_bytes: u64,

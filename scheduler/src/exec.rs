@@ -2,6 +2,7 @@
 //! dependent has started, catching panics. Shared by the sync and thread schedulers.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use brisk_core::{Error, MemoryLedger, Value};
@@ -9,13 +10,29 @@ use brisk_graph::Plan;
 
 use crate::Callback;
 use crate::primitives::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::spill::SpillStore;
 
 /// A task's result, the bytes it was counted as, and how many of its dependents
 /// have yet to take it. The count lives under the same lock as the value: decided
 /// apart, two dependents could both see "not last" after the last one took it.
 struct Slot {
-    value: Option<(Value, u64)>,
+    value: Option<(Held, u64)>,
     uses_left: u32,
+}
+
+/// Where a result is: in memory (counted in the ledger) or spilled to a file.
+enum Held {
+    Memory(Value),
+    Disk(PathBuf),
+}
+
+/// Whether a value has a codec (opaque values, anywhere inside, do not).
+fn spillable(v: &Value) -> bool {
+    match v {
+        Value::Opaque(_) => false,
+        Value::List(items) => items.iter().all(spillable),
+        _ => true,
+    }
 }
 
 pub(crate) struct Execution<'a> {
@@ -30,10 +47,18 @@ pub(crate) struct Execution<'a> {
     /// Tasks running now.
     running: AtomicUsize,
     deferred: AtomicUsize,
+    pub(crate) spill: SpillStore,
+    /// Held by the worker choosing results to spill; others skip spilling meanwhile.
+    spilling: Mutex<()>,
 }
 
 impl<'a> Execution<'a> {
-    pub(crate) fn new(plan: &'a Plan, callbacks: &'a [Arc<dyn Callback>], budget: u64) -> Self {
+    pub(crate) fn new(
+        plan: &'a Plan,
+        callbacks: &'a [Arc<dyn Callback>],
+        budget: u64,
+        spill_dir: Option<PathBuf>,
+    ) -> Self {
         let n = plan.len();
         Self {
             plan,
@@ -48,6 +73,8 @@ impl<'a> Execution<'a> {
             root_estimate: AtomicU64::new(0),
             running: AtomicUsize::new(0),
             deferred: AtomicUsize::new(0),
+            spill: SpillStore::new(spill_dir),
+            spilling: Mutex::new(()),
         }
     }
 
@@ -103,7 +130,10 @@ impl<'a> Execution<'a> {
                 self.root_estimate.fetch_max(nbytes, Ordering::AcqRel);
             }
             self.ledger.add(nbytes);
-            lock(&self.slots[i]).value = Some((value, nbytes));
+            lock(&self.slots[i]).value = Some((Held::Memory(value), nbytes));
+            if self.ledger.held() > self.ledger.limit().unwrap_or(u64::MAX) {
+                self.spill_over()?;
+            }
             for cb in self.callbacks {
                 cb.task_finished(key, worker);
             }
@@ -115,39 +145,98 @@ impl<'a> Execution<'a> {
         }
     }
 
+    /// Held results are over the budget: spills those needed last until three
+    /// quarters of the budget is held (so spills come in batches, not one per
+    /// result). A result's next use is estimated as its first dependent not yet
+    /// served, dependents being served in priority order; outputs are needed last.
+    fn spill_over(&self) -> Result<(), Error> {
+        let Ok(_one_at_a_time) = self.spilling.try_lock() else { return Ok(()) };
+        let limit = self.ledger.limit().unwrap_or(u64::MAX);
+        let target = limit / 4 * 3;
+        let n = self.plan.len();
+        let mut candidates: Vec<(usize, usize)> = (0..n)
+            .filter_map(|j| {
+                let slot = lock(&self.slots[j]);
+                match &slot.value {
+                    Some((Held::Memory(v), bytes)) if *bytes > 0 && spillable(v) => {
+                        let dependents = self.plan.dependents(j);
+                        let served = dependents.len() - slot.uses_left as usize;
+                        let next = dependents.get(served).map_or(n, |&t| t as usize);
+                        Some((next, j))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, j) in candidates {
+            if self.ledger.held() <= target {
+                break;
+            }
+            let mut slot = lock(&self.slots[j]);
+            if let Some((Held::Memory(v), bytes)) = &slot.value {
+                let bytes = *bytes;
+                let path = self.spill.write(j, v)?;
+                slot.value = Some((Held::Disk(path), bytes));
+                drop(slot);
+                self.ledger.release(bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// The value in a slot: cloned from memory or read back from its file (the
+    /// file removed when `last`). Reading happens under the slot's lock, so a
+    /// last reader cannot remove the file under another.
+    fn read(&self, held: &Held, last: bool) -> Result<Value, Error> {
+        match held {
+            Held::Memory(v) => Ok(v.clone()),
+            Held::Disk(path) => self.spill.read(path, last),
+        }
+    }
+
     /// The result of task `d` for one of its dependents: moved out on its last use
     /// (releasing it), shared otherwise. Outputs are kept to the end.
     fn input(&self, d: usize) -> Result<Value, Error> {
         let mut slot = lock(&self.slots[d]);
         slot.uses_left -= 1;
         if slot.uses_left == 0 && !self.plan.is_output(d) {
-            let (value, nbytes) = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
-            drop(slot);
-            self.ledger.release(nbytes);
-            Ok(value)
+            let (held, nbytes) = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
+            match held {
+                Held::Memory(value) => {
+                    drop(slot);
+                    self.ledger.release(nbytes);
+                    Ok(value)
+                }
+                // Spilled results were released from the ledger when written.
+                Held::Disk(path) => self.spill.read(&path, true),
+            }
         } else {
-            slot.value.as_ref().map(|(v, _)| v.clone()).ok_or_else(|| missing(self.plan, d))
+            let (held, _) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
+            self.read(held, false)
         }
     }
 
     /// The outputs in the order they were asked for, and the bytes of any other
     /// result still held (zero unless a result leaked).
-    pub(crate) fn into_outputs(self) -> Result<(Vec<Value>, u64), Error> {
+    pub(crate) fn outputs(&self) -> Result<(Vec<Value>, u64), Error> {
         let outputs = self
             .plan
             .outputs()
             .iter()
             .map(|&o| {
-                lock(&self.slots[o as usize])
-                    .value
-                    .as_ref()
-                    .map(|(v, _)| v.clone())
-                    .ok_or_else(|| missing(self.plan, o as usize))
+                let slot = lock(&self.slots[o as usize]);
+                let (held, _) =
+                    slot.value.as_ref().ok_or_else(|| missing(self.plan, o as usize))?;
+                self.read(held, false)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let output_bytes: u64 = (0..self.plan.len())
             .filter(|&i| self.plan.is_output(i))
-            .filter_map(|i| lock(&self.slots[i]).value.as_ref().map(|(_, n)| *n))
+            .filter_map(|i| match lock(&self.slots[i]).value.as_ref() {
+                Some((Held::Memory(_), n)) => Some(*n),
+                _ => None,
+            })
             .sum();
         Ok((outputs, self.ledger.held() - output_bytes))
     }

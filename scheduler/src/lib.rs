@@ -17,9 +17,11 @@ mod error;
 mod exec;
 mod primitives;
 mod scheduler;
+mod spill;
 mod sync;
 mod threads;
 
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};
 pub use scheduler::{Compute, Scheduler, compute_all, default_memory_budget, default_scheduler};
+pub use spill::remove_spill_dirs;

@@ -41,6 +41,7 @@ pub struct Scheduler {
     callbacks: Vec<Arc<dyn Callback>>,
     plan_options: PlanOptions,
     memory_limit: Option<u64>,
+    spill_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -101,7 +102,16 @@ impl Scheduler {
             callbacks: Vec::new(),
             plan_options: PlanOptions::default(),
             memory_limit: None,
+            spill_dir: None,
         }
+    }
+
+    /// Where results over the memory budget are spilled (default: the system's
+    /// temporary directory). Each compute makes its own directory inside and
+    /// removes it when it ends, however it ends.
+    pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
     }
 
     /// The memory budget of every compute, in bytes (default:
@@ -192,7 +202,7 @@ impl Scheduler {
                 return Err(Error::OverBudget { key, op: op.name(), bytes, budget });
             }
         }
-        let exec = Execution::new(&plan, &self.callbacks, budget);
+        let exec = Execution::new(&plan, &self.callbacks, budget, self.spill_dir.clone());
         for cb in &self.callbacks {
             cb.start(plan.len());
         }
@@ -214,11 +224,15 @@ impl Scheduler {
             peak_bytes: exec.ledger.peak(),
             memory_budget: exec.ledger.limit().unwrap_or(u64::MAX),
             roots_deferred: exec.deferred(),
+            spilled_bytes: 0,
+            spill_read_bytes: 0,
             leaked_bytes: 0,
             elapsed: started.elapsed(),
         };
         let result =
-            outcome.map_err(Error::Task).and_then(|()| exec.into_outputs().map_err(Error::Task));
+            outcome.map_err(Error::Task).and_then(|()| exec.outputs().map_err(Error::Task));
+        stats.spilled_bytes = exec.spill.written.load(std::sync::atomic::Ordering::Relaxed);
+        stats.spill_read_bytes = exec.spill.read.load(std::sync::atomic::Ordering::Relaxed);
         let result = result.map(|(values, leaked)| {
             stats.leaked_bytes = leaked;
             values

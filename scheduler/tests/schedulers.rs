@@ -388,3 +388,87 @@ fn roots_wait_for_room_in_the_memory_budget_and_every_compute_completes() {
     let out = Scheduler::threads(2).memory_limit(100_000).run(g, &[Key::named("n")]).unwrap();
     assert_eq!(scalar_i64(&out[0]), 16);
 }
+
+/// A directory of its own for one test's spills; what is left in it.
+fn spill_base(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn left_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect()
+}
+
+/// 16 roots of 80 KB each, all needed by one last task: they cannot all be held
+/// in a 100 KB budget.
+fn fan_in(last: Op) -> Graph {
+    let leaves: Vec<Task> = (0..16)
+        .map(|i| {
+            Task::root(
+                Key::new("x", [i]),
+                Op::local("x", move |_: Vec<Value>| {
+                    Ok(Value::from(brisk_core::ArrayChunk::F64(ndarray::ArrayD::from_elem(
+                        vec![10_000],
+                        f64::from(i),
+                    ))))
+                }),
+            )
+        })
+        .collect();
+    let keys: Vec<Key> = leaves.iter().map(|t| t.key.clone()).collect();
+    Graph::from_tasks(leaves.into_iter().chain([Task::new("sum", last, keys)])).unwrap()
+}
+
+#[test]
+fn results_over_the_budget_are_spilled_read_back_and_cleaned_up() {
+    let total = Op::local("total", |v: Vec<Value>| {
+        let mut s = 0.0;
+        for x in &v {
+            match x {
+                Value::Array(a) => match a.as_ref() {
+                    brisk_core::ArrayChunk::F64(a) => s += a.sum(),
+                    _ => return Err(CoreError::Internal("f64".into())),
+                },
+                _ => return Err(CoreError::Internal("array".into())),
+            }
+        }
+        Ok(Value::from(s))
+    });
+    let want = (0..16).map(|i| f64::from(i) * 10_000.0).sum::<f64>();
+    let base = spill_base("spill-fan-in");
+    for scheduler in [Scheduler::sync(), Scheduler::threads(2), Scheduler::threads(4)] {
+        let (out, stats) = scheduler
+            .memory_limit(100_000)
+            .spill_dir(&base)
+            .run_with_stats(fan_in(total.clone()), &[Key::named("sum")])
+            .unwrap();
+        assert_eq!(out[0].as_scalar(), Some(Scalar::F64(want)));
+        assert!(stats.spilled_bytes > 0, "nothing spilled");
+        assert_eq!(
+            stats.spill_read_bytes, stats.spilled_bytes,
+            "every spilled result read back once"
+        );
+        assert_eq!(stats.leaked_bytes, 0);
+        assert!(left_in(&base).is_empty(), "spill files left: {:?}", left_in(&base));
+    }
+    // A failing (or panicking) compute removes its spill files too.
+    let boom = Op::local("boom", |_: Vec<Value>| -> Result<Value, CoreError> { panic!("boom") });
+    let err = Scheduler::threads(2)
+        .memory_limit(100_000)
+        .spill_dir(&base)
+        .run(fan_in(boom), &[Key::named("sum")])
+        .unwrap_err();
+    assert!(err.to_string().contains("boom"), "{err}");
+    assert!(left_in(&base).is_empty(), "spill files left: {:?}", left_in(&base));
+    // Nowhere to spill: a clear error naming the place, not a hang.
+    let nowhere = base.join("a-file");
+    std::fs::write(&nowhere, "not a directory").unwrap();
+    let err = Scheduler::threads(2)
+        .memory_limit(100_000)
+        .spill_dir(&nowhere)
+        .run(fan_in(total.clone()), &[Key::named("sum")])
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot create a spill directory in"), "{err}");
+}

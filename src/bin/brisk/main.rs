@@ -258,8 +258,22 @@ fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// Ctrl-C: remove what this run was writing (spilled results, a half-written -o
+/// file) and exit with the conventional status.
+fn on_interrupt() {
+    brisk::scheduler::remove_spill_dirs();
+    let writing = output::WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    if let Some(tmp) = writing {
+        let _ = std::fs::remove_file(tmp);
+    }
+    eprintln!("interrupted");
+    std::process::exit(130);
+}
+
 fn main() -> ExitCode {
     failure::quiet_panics();
+    // Without a handler the process would still stop; only the cleanup would be lost.
+    let _ = ctrlc::set_handler(on_interrupt);
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,

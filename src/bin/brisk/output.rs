@@ -45,10 +45,15 @@ pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The temporary file being written, for the interrupt handler to remove.
+pub(crate) static WRITING: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
 /// The temporary name `path` is written under until it is complete.
 fn temporary(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.brisk-{}.tmp", std::process::id()))
+    let tmp = path.with_file_name(format!(".{name}.brisk-{}.tmp", std::process::id()));
+    *WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tmp.clone());
+    tmp
 }
 
 impl Output {
