@@ -89,7 +89,9 @@ impl<'a> Execution<'a> {
             return Some(0);
         }
         let estimate = self.root_estimate.load(Ordering::Acquire);
-        let limit = self.ledger.limit().unwrap_or(u64::MAX);
+        // Roots stop at the level spilling brings held results down to, so that
+        // new input waits for reducers rather than pushing results to disk.
+        let limit = self.ledger.limit().map_or(u64::MAX, |l| l / 4 * 3);
         let wanted = self.ledger.held() + self.reserved.load(Ordering::Acquire) + estimate;
         if wanted > limit && self.running.load(Ordering::SeqCst) > 0 {
             self.deferred.fetch_add(1, Ordering::Relaxed);
@@ -212,8 +214,23 @@ impl<'a> Execution<'a> {
                 Held::Disk(path) => self.spill.read(&path, true),
             }
         } else {
-            let (held, _) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
-            self.read(held, false)
+            let (held, nbytes) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
+            let (held, nbytes) = match held {
+                Held::Memory(value) => return Ok(value.clone()),
+                Held::Disk(path) => (path.clone(), *nbytes),
+            };
+            // A spilled result with uses left comes back into memory when the budget
+            // has room for it: its other dependents are likely near, and reading it
+            // once per use multiplies the disk traffic. Without room it is read
+            // again for each use.
+            let limit = self.ledger.limit().unwrap_or(u64::MAX);
+            let room = self.ledger.held() + nbytes <= limit;
+            let value = self.spill.read(&held, room)?;
+            if room {
+                self.ledger.add(nbytes);
+                slot.value = Some((Held::Memory(value.clone()), nbytes));
+            }
+            Ok(value)
         }
     }
 

@@ -162,6 +162,17 @@ impl Scheduler {
         collection.finish(values).map_err(Error::Output)
     }
 
+    /// Like [`compute`](Self::compute), also returning what the compute did (peak
+    /// bytes held, bytes spilled and read back, roots held back by the budget).
+    pub fn compute_with_stats<C: Collection + ?Sized>(
+        &self,
+        collection: &C,
+    ) -> Result<(C::Output, ComputeStats)> {
+        let (graph, keys) = collection.graph()?;
+        let (values, stats) = self.run_with_stats(graph, &keys)?;
+        Ok((collection.finish(values).map_err(Error::Output)?, stats))
+    }
+
     /// Runs a graph and returns the values of `outputs`, in order.
     ///
     /// ```
