@@ -33,7 +33,13 @@ pub fn remove_spill_dirs() {
     let prefix = prefix();
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = std::fs::remove_dir_all(entry.path());
+            // Workers may still be spilling. Renaming first means no new file can
+            // appear in the directory being removed (writers open files by the old
+            // path), so removing it cannot race with them.
+            let path = entry.path();
+            let doomed = path.with_extension("removing");
+            let target = if std::fs::rename(&path, &doomed).is_ok() { doomed } else { path };
+            let _ = std::fs::remove_dir_all(target);
         }
     }
 }

@@ -258,9 +258,13 @@ fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// Set by the Ctrl-C handler before it starts removing files.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Ctrl-C: remove what this run was writing (spilled results, a half-written -o
 /// file) and exit with the conventional status.
 fn on_interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     brisk::scheduler::remove_spill_dirs();
     let writing = output::WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     if let Some(tmp) = writing {
@@ -275,7 +279,15 @@ fn main() -> ExitCode {
     // Without a handler the process would still stop; only the cleanup would be lost.
     let _ = ctrlc::set_handler(on_interrupt);
     let cli = Cli::parse();
-    match run(cli.command) {
+    let result = run(cli.command);
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        // The compute failed because the handler removed its spill files; the
+        // handler reports the interrupt and exits once its cleanup is done.
+        loop {
+            std::thread::park();
+        }
+    }
+    match result {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
         Err(Failure::User(message)) => {
             eprintln!("error: {message}");
