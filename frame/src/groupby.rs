@@ -389,9 +389,16 @@ impl GroupBy {
             .collect();
         let mut inner = Vec::new();
         let mut outputs = Vec::new();
+        let partial_keys: Vec<Key> = partials.iter().map(|t| t.key.clone()).collect();
+        // Each part of a split state is its own result, so a spilled part is read
+        // back once, by its own combine, not once per part.
+        let pieces =
+            (parts > 1).then(|| crate::sort::items(&name, &partial_keys, parts, &mut inner));
         for part in 0..parts {
-            let mut level: Vec<Key> = partials.iter().map(|t| t.key.clone()).collect();
-            let mut pick = Some(part as u32);
+            let (mut level, mut pick) = match &pieces {
+                Some(pieces) => (pieces[part].clone(), None),
+                None => (partial_keys.clone(), Some(part as u32)),
+            };
             let mut depth = 0u32;
             while level.len() > self.split_every {
                 let base = Key::named(format!("{name}-combine-{depth}"));

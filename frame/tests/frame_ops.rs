@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 use brisk_frame::{Frame, col, lit};
 use brisk_scheduler::{Compute, Scheduler};
@@ -357,4 +357,101 @@ fn whole_frame_aggregations_and_text_queries_match_eager() {
         frame.filter(col("v").gt(20).and(!col("k").is_null()).or(col("x").le(3.0))).unwrap().len();
     let want = rows.iter().filter(|r| r.1 > 20 && r.0.is_some() || r.2 <= 3.0).count();
     assert_eq!((Scheduler::threads(2).compute(&q).unwrap(), f.compute().unwrap()), (want, want));
+}
+
+/// One row of the sort test: key with ties and nulls, float with -0.0 and NaN,
+/// integer, and the row's position (to check stability).
+type SortRow = (Option<String>, u64, i64, i64);
+
+fn sort_rows_table(t: &brisk_frame::Table) -> Vec<SortRow> {
+    let k = t.column("k").unwrap();
+    let k = k.as_string::<i32>();
+    let x = t.column("x").unwrap();
+    let x = x.as_primitive::<Float64Type>();
+    let (v, id) = (ints(t, "v"), ints(t, "id"));
+    (0..t.num_rows())
+        .map(|i| (k.is_valid(i).then(|| k.value(i).to_string()), x.value(i).to_bits(), v[i], id[i]))
+        .collect()
+}
+
+#[test]
+fn sort_values_across_partitions_equals_a_stable_eager_sort() {
+    let n = 3000usize;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let rows: Vec<(Option<String>, f64, i64, i64)> = (0..n)
+        .map(|i| {
+            let r = next();
+            let k = (r % 11 != 0).then(|| format!("k{}", r % 7));
+            let x = match r % 97 {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                _ => ((r >> 20) % 40) as f64 / 4.0 - 5.0,
+            };
+            (k, x, ((r >> 8) % 23) as i64, i as i64)
+        })
+        .collect();
+    let frame = |chunk: usize| {
+        let batches = rows
+            .chunks(chunk)
+            .map(|c| {
+                RecordBatch::try_from_iter([
+                    (
+                        "k",
+                        Arc::new(c.iter().map(|r| r.0.clone()).collect::<StringArray>())
+                            as ArrayRef,
+                    ),
+                    (
+                        "x",
+                        Arc::new(Float64Array::from_iter_values(c.iter().map(|r| r.1))) as ArrayRef,
+                    ),
+                    (
+                        "v",
+                        Arc::new(Int64Array::from_iter_values(c.iter().map(|r| r.2))) as ArrayRef,
+                    ),
+                    (
+                        "id",
+                        Arc::new(Int64Array::from_iter_values(c.iter().map(|r| r.3))) as ArrayRef,
+                    ),
+                ])
+                .unwrap()
+            })
+            .collect();
+        Frame::from_batches(batches).unwrap()
+    };
+    // The eager reference: a stable sort, nulls last, floats in total order.
+    let as_row = |r: &(Option<String>, f64, i64, i64)| (r.0.clone(), r.1.to_bits(), r.2, r.3);
+    let mut by_k_x: Vec<_> = rows.clone();
+    by_k_x.sort_by(|a, b| match (&a.0, &b.0) {
+        (Some(p), Some(q)) => p.cmp(q).then(a.1.total_cmp(&b.1)),
+        (None, None) => a.1.total_cmp(&b.1),
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+    });
+    let by_k_x: Vec<SortRow> = by_k_x.iter().map(as_row).collect();
+    let mut by_v_desc: Vec<_> = rows.clone();
+    by_v_desc.sort_by_key(|r| std::cmp::Reverse(r.2));
+    let by_v_desc: Vec<SortRow> = by_v_desc.iter().map(as_row).collect();
+    for (chunk, threads) in [(n, 1), (700, 2), (97, 3), (31, 2)] {
+        let df = frame(chunk);
+        let asc = df.sort_values(["k", "x"], false).unwrap();
+        let desc = df.sort_values(["v"], true).unwrap();
+        let s = Scheduler::threads(threads);
+        assert_eq!(sort_rows_table(&s.compute(&asc).unwrap()), by_k_x, "chunk {chunk}");
+        assert_eq!(sort_rows_table(&s.compute(&desc).unwrap()), by_v_desc, "chunk {chunk}");
+        // Under a budget of a few partitions the pieces go through the spill store.
+        let tight = Scheduler::threads(threads).memory_limit(16_000);
+        let (t, stats) = tight.compute_with_stats(&asc).unwrap();
+        assert_eq!(sort_rows_table(&t), by_k_x, "chunk {chunk}, spilled");
+        if chunk < 100 {
+            assert!(stats.spilled_bytes > 0 && stats.spill_read_bytes > 0, "{stats:?}");
+        }
+        assert_eq!(stats.leaked_bytes, 0);
+    }
 }
