@@ -162,7 +162,7 @@ impl OpKind for SortSplit {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
-        let [batch, bounds] = [0, 1].map(|i| inputs.get(i).map(|v| batch_of(Self::NAME, v)));
+        let [bounds, batch] = [0, 1].map(|i| inputs.get(i).map(|v| batch_of(Self::NAME, v)));
         let (Some(batch), Some(bounds)) = (batch, bounds) else {
             return Err(CoreError::Arity {
                 op: Self::NAME.into(),
@@ -303,7 +303,8 @@ impl Frame {
         for (c, _) in &by {
             self.check_column(c)?;
         }
-        let keys = self.select(by.iter().map(|(c, _)| c))?;
+        // A plain read re-reads just the sort columns for the samples.
+        let keys = self.projected(&by.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>())?;
         let name = token("sort-values", &(self.layer().name(), &by));
         let parts = self.npartitions();
         let mut tasks = Vec::new();
@@ -328,7 +329,9 @@ impl Frame {
             .map(|(i, k)| {
                 let key = split_base.with_index([i as u32]);
                 let op = Op::data(SortSplit { by: by.clone(), parts });
-                tasks.push(Task::new(key.clone(), op, [k.clone(), bounds.clone()]));
+                // The bounds first: the plan then orders every sample before the
+                // first full read, so no partition is read to wait for them.
+                tasks.push(Task::new(key.clone(), op, [bounds.clone(), k.clone()]));
                 key
             })
             .collect();

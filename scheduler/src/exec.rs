@@ -42,14 +42,18 @@ pub(crate) struct Execution<'a> {
     callbacks: &'a [Arc<dyn Callback>],
     /// Bytes reserved for the outputs of running roots (admission control).
     reserved: AtomicU64,
-    /// The largest output a root has had so far: what a starting root reserves.
+    /// The largest output a source has had so far: what a starting source reserves.
     root_estimate: AtomicU64,
     /// Tasks running now.
     running: AtomicUsize,
     deferred: AtomicUsize,
     pub(crate) spill: SpillStore,
-    /// Held by the worker choosing results to spill; others skip spilling meanwhile.
+    /// Held by the worker spilling; others wait for it.
     spilling: Mutex<()>,
+    /// Tasks that make data rather than consume it: roots, and ops that project
+    /// their size (a CSV block read waits only on its file's tiny quote-parity
+    /// task, but is a source all the same). Only these wait for room.
+    sources: Vec<bool>,
 }
 
 impl<'a> Execution<'a> {
@@ -75,16 +79,20 @@ impl<'a> Execution<'a> {
             deferred: AtomicUsize::new(0),
             spill: SpillStore::new(spill_dir),
             spilling: Mutex::new(()),
+            sources: (0..n)
+                .map(|i| plan.deps(i).is_empty() || plan.op(i).projected_bytes().is_some())
+                .collect(),
         }
     }
 
-    /// Whether task `i` may start now; if so it is counted as running (and a root's
-    /// expected output reserved) until [`done`](Self::done). Only roots wait: every
-    /// other task consumes results and frees memory. With nothing running a root is
-    /// always admitted, so the compute always progresses. Checks of concurrent
-    /// workers may race and overshoot the budget by a few roots' outputs.
+    /// Whether task `i` may start now; if so it is counted as running (and a
+    /// source's expected output reserved) until [`done`](Self::done). Only sources
+    /// (roots, reads) wait: every other task consumes results and frees memory.
+    /// With nothing running a source is always admitted, so the compute always
+    /// progresses. Checks of concurrent workers may race and overshoot the budget
+    /// by a few sources' outputs.
     pub(crate) fn admit(&self, i: usize) -> Option<u64> {
-        if !self.plan.deps(i).is_empty() {
+        if !self.sources[i] {
             self.running.fetch_add(1, Ordering::SeqCst);
             return Some(0);
         }
@@ -128,7 +136,7 @@ impl<'a> Execution<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             let value = self.plan.op(i).run(inputs)?;
             let nbytes = value.nbytes();
-            if self.plan.deps(i).is_empty() {
+            if self.sources[i] {
                 self.root_estimate.fetch_max(nbytes, Ordering::AcqRel);
             }
             self.ledger.add(nbytes);
@@ -152,8 +160,14 @@ impl<'a> Execution<'a> {
     /// result). A result's next use is estimated as its first dependent not yet
     /// served, dependents being served in priority order; outputs are needed last.
     fn spill_over(&self) -> Result<(), Error> {
-        let Ok(_one_at_a_time) = self.spilling.try_lock() else { return Ok(()) };
+        // One worker spills at a time. The others wait for it rather than go on
+        // adding results (which would outrun a spill of many small results), then
+        // spill again only if still over.
+        let _one_at_a_time = lock(&self.spilling);
         let limit = self.ledger.limit().unwrap_or(u64::MAX);
+        if self.ledger.held() <= limit {
+            return Ok(());
+        }
         let target = limit / 4 * 3;
         let n = self.plan.len();
         let mut candidates: Vec<(usize, usize)> = (0..n)

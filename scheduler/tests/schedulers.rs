@@ -389,6 +389,63 @@ fn roots_wait_for_room_in_the_memory_budget_and_every_compute_completes() {
     assert_eq!(scalar_i64(&out[0]), 16);
 }
 
+/// A chunk of `len` copies of its input: a source that reads from a small root (as
+/// a CSV block waits for its file's quote parity) and says its size up front.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Fill {
+    len: usize,
+}
+
+impl brisk_core::OpKind for Fill {
+    const NAME: &'static str = "test.fill";
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let x = match inputs.first().and_then(Value::as_scalar) {
+            Some(Scalar::F64(x)) => x,
+            _ => return Err(CoreError::Internal("expected an f64 scalar".into())),
+        };
+        Ok(Value::from(brisk_core::ArrayChunk::F64(ndarray::ArrayD::from_elem(vec![self.len], x))))
+    }
+
+    fn projected_bytes(&self) -> Option<u64> {
+        Some(self.len as u64 * 8)
+    }
+}
+
+#[test]
+fn sources_behind_a_small_root_also_wait_for_room() {
+    // slow_tree's shape, but every 1 MB leaf is a Fill of one small root's value.
+    let (g, out) = slow_tree();
+    let mut tasks: Vec<Task> = g
+        .tasks()
+        .map(|t| {
+            if t.key.name() == "leaf" {
+                Task::new(t.key.clone(), Op::data(Fill { len: 125_000 }), [Key::named("one")])
+            } else {
+                t
+            }
+        })
+        .collect();
+    tasks.push(Task::root("one", Op::Const(Value::from(1.0))));
+    let g = Graph::from_tasks(tasks).unwrap();
+    let budget = 4_000_000;
+    let (values, stats) = Scheduler::threads(2)
+        .memory_limit(budget)
+        .run_with_stats(g, std::slice::from_ref(&out))
+        .unwrap();
+    match &values[0] {
+        Value::Array(a) => match a.as_ref() {
+            brisk_core::ArrayChunk::F64(a) => assert!(a.iter().all(|&x| x == 64.0)),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    assert!(stats.roots_deferred > 0, "no source waited");
+    let bound = budget + 5 * 1_000_000;
+    assert!(stats.peak_bytes <= bound, "peak {} > {bound}", stats.peak_bytes);
+    assert_eq!(stats.leaked_bytes, 0);
+}
+
 /// A directory of its own for one test's spills; what is left in it.
 fn spill_base(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
