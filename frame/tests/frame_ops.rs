@@ -455,3 +455,43 @@ fn sort_values_across_partitions_equals_a_stable_eager_sort() {
         assert_eq!(stats.leaked_bytes, 0);
     }
 }
+
+#[test]
+fn drop_duplicates_and_many_groups_spill_under_a_tight_budget() {
+    // 4000 rows, ~2000 distinct (k, v) pairs, in 40 partitions.
+    let rows: Vec<(String, i64)> = (0..4000u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33;
+            (format!("key{}", h % 1000), (h % 2) as i64)
+        })
+        .collect();
+    let batches = rows
+        .chunks(100)
+        .map(|c| {
+            RecordBatch::try_from_iter([
+                (
+                    "k",
+                    Arc::new(c.iter().map(|r| Some(r.0.clone())).collect::<StringArray>())
+                        as ArrayRef,
+                ),
+                ("v", Arc::new(Int64Array::from_iter_values(c.iter().map(|r| r.1))) as ArrayRef),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let df = Frame::from_batches(batches).unwrap();
+    let distinct = df.drop_duplicates().unwrap();
+    let sums = df.groupby(["k"]).unwrap().sum().unwrap();
+    let free = Scheduler::threads(2);
+    let tight = Scheduler::threads(2).memory_limit(30_000);
+    for q in [&distinct, &sums] {
+        let want = free.compute(q).unwrap();
+        let (got, stats) = tight.compute_with_stats(q).unwrap();
+        assert_eq!(got.to_batch(), want.to_batch());
+        assert!(stats.spilled_bytes > 0, "nothing spilled: {stats:?}");
+        assert_eq!(stats.spill_read_bytes, stats.spilled_bytes, "a spilled result read twice");
+        assert_eq!(stats.leaked_bytes, 0);
+    }
+    let set: std::collections::BTreeSet<(String, i64)> = rows.iter().cloned().collect();
+    assert_eq!(free.compute(&distinct).unwrap().num_rows(), set.len());
+}
