@@ -23,6 +23,8 @@ use arrow::datatypes::{DataType, Float64Type};
 use brisk::frame::{Agg, CsvOptions, Table, read_csv};
 use brisk::scheduler::{Callback, ComputeStats, Scheduler};
 
+mod common;
+
 const MB: f64 = 1e6;
 
 /// Keeps the statistics of the last compute.
@@ -91,14 +93,6 @@ fn first_disorder(path: &Path, column: &str) -> Result<Option<usize>, Box<dyn Er
     Ok(None)
 }
 
-/// The process's peak resident memory so far (Linux), in MB.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0 / MB)
-}
-
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = std::env::temp_dir().join(format!("brisk-external-sort-{}", std::process::id()));
@@ -137,7 +131,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         stats.spilled_bytes as f64 / MB,
         stats.spill_read_bytes as f64 / MB,
     );
-    if let Some(peak) = peak_rss_mb() {
+    if let Some(peak) = common::peak_rss_mb() {
         println!("  peak resident memory of the process so far: {peak:.1} MB");
     }
 

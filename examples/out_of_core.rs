@@ -19,6 +19,8 @@ use brisk::array::{Agg as ArrayAgg, random};
 use brisk::frame::{Agg, CsvOptions, read_csv};
 use brisk::scheduler::{ComputeStats, Scheduler};
 
+mod common;
+
 const MB: f64 = 1e6;
 
 fn report(what: &str, stats: &ComputeStats, seconds: f64) {
@@ -96,6 +98,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mean_std = small.iter().sum::<f64>() / small.len() as f64;
     println!("  column std devs average {mean_std:.6} (uniform [0, 1): 0.288675)");
 
+    if let Some(peak) = common::peak_rss_mb() {
+        println!("\n## Peak resident memory of this process: {peak:.1} MB");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
