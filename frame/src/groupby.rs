@@ -393,7 +393,7 @@ impl GroupBy {
         // Each part of a split state is its own result, so a spilled part is read
         // back once, by its own combine, not once per part.
         let pieces =
-            (parts > 1).then(|| crate::sort::items(&name, &partial_keys, parts, &mut inner));
+            (parts > 1).then(|| crate::frame::items(&name, &partial_keys, parts, &mut inner));
         for part in 0..parts {
             let (mut level, mut pick) = match &pieces {
                 Some(pieces) => (pieces[part].clone(), None),

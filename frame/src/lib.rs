@@ -68,7 +68,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<sort::SortSample>()
         .register::<sort::SortBounds>()
         .register::<sort::SortSplit>()
-        .register::<sort::Item>()
+        .register::<frame::Item>()
         .register::<parquet::ReadRowGroup>()
         .register::<parquet::WriteParquetPart>()
         .register::<join::HashSplit>()

@@ -20,7 +20,7 @@ use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Layer, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, RowCount, arrow_err, batch_of, first_batch, token};
+use crate::frame::{Frame, RowCount, arrow_err, batch_of, first_batch, items, token};
 use crate::groupby::Agg;
 use crate::{Error, Result};
 
@@ -200,58 +200,6 @@ impl OpKind for SortSplit {
         }
         Ok(Value::from(pieces))
     }
-}
-
-/// Item `index` of a list value: one piece of a split, as its own task result.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Item {
-    index: usize,
-}
-
-impl OpKind for Item {
-    const NAME: &'static str = "frame.item";
-
-    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        match inputs.first() {
-            Some(Value::List(items)) => items.get(self.index).cloned().ok_or_else(|| {
-                CoreError::Internal(format!(
-                    "{}: no item {} of {}",
-                    Self::NAME,
-                    self.index,
-                    items.len()
-                ))
-            }),
-            other => Err(CoreError::Internal(format!(
-                "{}: expected a list, found {}",
-                Self::NAME,
-                other.map_or_else(|| "nothing".to_string(), Value::kind)
-            ))),
-        }
-    }
-}
-
-/// Tasks taking each item of the list results `lists` out as its own result:
-/// `keys[j][i]` is item j of list i.
-pub(crate) fn items(
-    name: &str,
-    lists: &[Key],
-    count: usize,
-    tasks: &mut Vec<Task>,
-) -> Vec<Vec<Key>> {
-    let base = Key::named(format!("{name}-item"));
-    (0..count)
-        .map(|j| {
-            lists
-                .iter()
-                .enumerate()
-                .map(|(i, list)| {
-                    let key = base.with_index([i as u32, j as u32]);
-                    tasks.push(Task::new(key.clone(), Op::data(Item { index: j }), [list.clone()]));
-                    key
-                })
-                .collect()
-        })
-        .collect()
 }
 
 impl Frame {

@@ -158,7 +158,8 @@ impl<'a> Execution<'a> {
     /// Held results are over the budget: spills those needed last until three
     /// quarters of the budget is held (so spills come in batches, not one per
     /// result). A result's next use is estimated as its first dependent not yet
-    /// served, dependents being served in priority order; outputs are needed last.
+    /// served, dependents being served in priority order; outputs are needed last;
+    /// results whose next dependent is ready to run stay.
     fn spill_over(&self) -> Result<(), Error> {
         // One worker spills at a time. The others wait for it rather than go on
         // adding results (which would outrun a spill of many small results), then
@@ -170,6 +171,9 @@ impl<'a> Execution<'a> {
         }
         let target = limit / 4 * 3;
         let n = self.plan.len();
+        let present: Vec<bool> = (0..n).map(|j| lock(&self.slots[j]).value.is_some()).collect();
+        // A result whose next dependent can already run is not spilled: it would
+        // be read back at once (or once per item taken out of a split state).
         let mut candidates: Vec<(usize, usize)> = (0..n)
             .filter_map(|j| {
                 let slot = lock(&self.slots[j]);
@@ -178,7 +182,9 @@ impl<'a> Execution<'a> {
                         let dependents = self.plan.dependents(j);
                         let served = dependents.len() - slot.uses_left as usize;
                         let next = dependents.get(served).map_or(n, |&t| t as usize);
-                        Some((next, j))
+                        let ready =
+                            next < n && self.plan.deps(next).iter().all(|&d| present[d as usize]);
+                        (!ready).then_some((next, j))
                     }
                     _ => None,
                 }
