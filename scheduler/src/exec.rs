@@ -10,7 +10,7 @@ use brisk_graph::Plan;
 
 use crate::Callback;
 use crate::primitives::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
-use crate::spill::SpillStore;
+use crate::spill::{SpillStore, Spilled};
 
 /// A task's result, the bytes it was counted as, and how many of its dependents
 /// have yet to take it. The count lives under the same lock as the value: decided
@@ -23,7 +23,7 @@ struct Slot {
 /// Where a result is: in memory (counted in the ledger) or spilled to a file.
 enum Held {
     Memory(Value),
-    Disk(PathBuf),
+    Disk(Spilled),
 }
 
 /// Whether a value has a codec (opaque values, anywhere inside, do not).
@@ -198,8 +198,8 @@ impl<'a> Execution<'a> {
             let mut slot = lock(&self.slots[j]);
             if let Some((Held::Memory(v), bytes)) = &slot.value {
                 let bytes = *bytes;
-                let path = self.spill.write(j, v)?;
-                slot.value = Some((Held::Disk(path), bytes));
+                let at = self.spill.write(v)?;
+                slot.value = Some((Held::Disk(at), bytes));
                 drop(slot);
                 self.ledger.release(bytes);
             }
@@ -207,13 +207,11 @@ impl<'a> Execution<'a> {
         Ok(())
     }
 
-    /// The value in a slot: cloned from memory or read back from its file (the
-    /// file removed when `last`). Reading happens under the slot's lock, so a
-    /// last reader cannot remove the file under another.
-    fn read(&self, held: &Held, last: bool) -> Result<Value, Error> {
+    /// The value in a slot: cloned from memory or read back from the spill file.
+    fn read(&self, held: &Held) -> Result<Value, Error> {
         match held {
             Held::Memory(v) => Ok(v.clone()),
-            Held::Disk(path) => self.spill.read(path, last),
+            Held::Disk(at) => self.spill.read(at),
         }
     }
 
@@ -231,13 +229,13 @@ impl<'a> Execution<'a> {
                     Ok(value)
                 }
                 // Spilled results were released from the ledger when written.
-                Held::Disk(path) => self.spill.read(&path, true),
+                Held::Disk(at) => self.spill.read(&at),
             }
         } else {
             let (held, nbytes) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
             let (held, nbytes) = match held {
                 Held::Memory(value) => return Ok(value.clone()),
-                Held::Disk(path) => (path.clone(), *nbytes),
+                Held::Disk(at) => (*at, *nbytes),
             };
             // A spilled result with uses left comes back into memory when the budget
             // has room for it: its other dependents are likely near, and reading it
@@ -245,7 +243,7 @@ impl<'a> Execution<'a> {
             // again for each use.
             let limit = self.ledger.limit().unwrap_or(u64::MAX);
             let room = self.ledger.held() + nbytes <= limit;
-            let value = self.spill.read(&held, room)?;
+            let value = self.spill.read(&held)?;
             if room {
                 self.ledger.add(nbytes);
                 slot.value = Some((Held::Memory(value.clone()), nbytes));
@@ -265,7 +263,7 @@ impl<'a> Execution<'a> {
                 let slot = lock(&self.slots[o as usize]);
                 let (held, _) =
                     slot.value.as_ref().ok_or_else(|| missing(self.plan, o as usize))?;
-                self.read(held, false)
+                self.read(held)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let output_bytes: u64 = (0..self.plan.len())

@@ -527,5 +527,5 @@ fn results_over_the_budget_are_spilled_read_back_and_cleaned_up() {
         .spill_dir(&nowhere)
         .run(fan_in(total.clone()), &[Key::named("sum")])
         .unwrap_err();
-    assert!(err.to_string().contains("cannot create a spill directory in"), "{err}");
+    assert!(err.to_string().contains("cannot create a spill file in"), "{err}");
 }
