@@ -54,10 +54,10 @@ fn write_demo(path: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Row count and the sum of every numeric column.
-fn fingerprint(path: &Path) -> Result<(usize, Table), Box<dyn Error>> {
+/// Row count and the sum of every numeric column, under the same budget.
+fn fingerprint(path: &Path, budget: u64) -> Result<(usize, Table), Box<dyn Error>> {
     let frame = read_csv(path.to_string_lossy().as_ref(), CsvOptions::default())?;
-    let scheduler = Scheduler::default();
+    let scheduler = Scheduler::default().memory_limit(budget);
     Ok((scheduler.compute(&frame.len())?, scheduler.compute(&frame.agg_numeric(Agg::Sum)?)?))
 }
 
@@ -140,8 +140,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     println!("\n## Step 2: check the output against the input");
-    let (rows_in, sums_in) = fingerprint(&input)?;
-    let (rows_out, sums_out) = fingerprint(&output)?;
+    let (rows_in, sums_in) = fingerprint(&input, budget)?;
+    let (rows_out, sums_out) = fingerprint(&output, budget)?;
     println!("  rows: {rows_in} in, {rows_out} out");
     println!("  column sums in:\n{sums_in}\n  column sums out:\n{sums_out}");
     assert_eq!(rows_in, rows_out, "rows were lost or repeated");
