@@ -26,8 +26,9 @@ pub struct ComputeStats {
     pub spilled_bytes: u64,
     /// Bytes read back from the spill store.
     pub spill_read_bytes: u64,
-    /// Bytes of results still held at the end besides the outputs; zero unless a
-    /// result was leaked, which tests assert never happens.
+    /// Bytes of results still held at the end besides the outputs, plus bytes
+    /// reserved for running tasks and never returned; zero unless something
+    /// leaked, which tests assert never happens.
     pub leaked_bytes: u64,
     /// Wall time of the compute, planning included.
     pub elapsed: Duration,

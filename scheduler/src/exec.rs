@@ -40,7 +40,7 @@ pub(crate) struct Execution<'a> {
     slots: Vec<Mutex<Slot>>,
     pub(crate) ledger: MemoryLedger,
     callbacks: &'a [Arc<dyn Callback>],
-    /// Bytes reserved for the outputs of running roots (admission control).
+    /// Bytes reserved for the outputs of running sources (admission control).
     reserved: AtomicU64,
     /// The largest output a source has had so far: what a starting source reserves.
     root_estimate: AtomicU64,
@@ -253,7 +253,7 @@ impl<'a> Execution<'a> {
     }
 
     /// The outputs in the order they were asked for, and the bytes of any other
-    /// result still held (zero unless a result leaked).
+    /// result still held plus reservations not returned (zero unless one leaked).
     pub(crate) fn outputs(&self) -> Result<(Vec<Value>, u64), Error> {
         let outputs = self
             .plan
@@ -273,7 +273,8 @@ impl<'a> Execution<'a> {
                 _ => None,
             })
             .sum();
-        Ok((outputs, self.ledger.held() - output_bytes))
+        let unreturned = self.reserved.load(Ordering::Acquire);
+        Ok((outputs, self.ledger.held() - output_bytes + unreturned))
     }
 }
 
