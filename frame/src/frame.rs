@@ -322,6 +322,19 @@ pub(crate) fn batch_of(op: &str, v: &Value) -> brisk_core::Result<RecordBatch> {
 }
 
 /// The batch of an op's one input, or an arity error naming the op.
+/// `batches` (at least one, of one schema) as one batch; a single batch as it is.
+pub(crate) fn concat_all(op: &str, batches: Vec<RecordBatch>) -> brisk_core::Result<RecordBatch> {
+    let schema = batches.first().map(RecordBatch::schema).ok_or(CoreError::Arity {
+        op: op.into(),
+        expected: 1,
+        found: 0,
+    })?;
+    if batches.len() == 1 {
+        return Ok(batches.into_iter().next().expect("one"));
+    }
+    arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err(op))
+}
+
 pub(crate) fn first_batch(op: &str, inputs: &[Value]) -> brisk_core::Result<RecordBatch> {
     let v = inputs.first().ok_or(CoreError::Arity { op: op.into(), expected: 1, found: 0 })?;
     batch_of(op, v)

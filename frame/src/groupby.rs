@@ -20,7 +20,7 @@ use brisk_graph::{Layer, Task};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, first_batch, token};
+use crate::frame::{Frame, arrow_err, batch_of, concat_all, first_batch, token};
 use crate::table::sort_batch;
 use crate::{Error, Result};
 
@@ -992,18 +992,13 @@ fn combine(
     inputs: &[Value],
     part: Option<u32>,
 ) -> brisk_core::Result<RecordBatch> {
-    let err = arrow_err(op);
     let batches = states(op, inputs, part)?;
-    let schema = batches.first().map(RecordBatch::schema).ok_or(CoreError::Arity {
-        op: op.into(),
-        expected: 1,
-        found: 0,
-    })?;
-    if batches.len() == 1 {
-        return Ok(batches.into_iter().next().expect("one"));
+    let single = batches.len() == 1;
+    let all = concat_all(op, batches)?;
+    if single {
+        return Ok(all);
     }
-    let all = arrow::compute::concat_batches(&schema, &batches).map_err(&err)?;
-    Ok(aggregate(plan, &all, Input::States).map_err(&err)?.0)
+    Ok(aggregate(plan, &all, Input::States).map_err(arrow_err(op))?.0)
 }
 
 /// A partition's partial state, split into the plan's parts.

@@ -20,7 +20,7 @@ use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Layer, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, RowCount, arrow_err, batch_of, first_batch, items, token};
+use crate::frame::{Frame, RowCount, arrow_err, batch_of, concat_all, first_batch, items, token};
 use crate::groupby::Agg;
 use crate::{Error, Result};
 
@@ -60,16 +60,7 @@ fn take(batch: &RecordBatch, rows: &[u32]) -> std::result::Result<RecordBatch, A
 
 /// The inputs' batches concatenated (inputs may be empty batches of the schema).
 fn concat_inputs(op: &str, inputs: &[Value]) -> brisk_core::Result<RecordBatch> {
-    let batches = inputs.iter().map(|v| batch_of(op, v)).collect::<brisk_core::Result<Vec<_>>>()?;
-    let schema = batches.first().map(RecordBatch::schema).ok_or(CoreError::Arity {
-        op: op.into(),
-        expected: 1,
-        found: 0,
-    })?;
-    if batches.len() == 1 {
-        return Ok(batches.into_iter().next().expect("one"));
-    }
-    arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err(op))
+    concat_all(op, inputs.iter().map(|v| batch_of(op, v)).collect::<brisk_core::Result<_>>()?)
 }
 
 /// Sort keys sampled from each partition to place the boundaries.
