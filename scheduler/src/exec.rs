@@ -233,7 +233,7 @@ impl<'a> Execution<'a> {
             }
         } else {
             let (held, nbytes) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
-            let (held, nbytes) = match held {
+            let (at, nbytes) = match held {
                 Held::Memory(value) => return Ok(value.clone()),
                 Held::Disk(at) => (*at, *nbytes),
             };
@@ -243,7 +243,7 @@ impl<'a> Execution<'a> {
             // again for each use.
             let limit = self.ledger.limit().unwrap_or(u64::MAX);
             let room = self.ledger.held() + nbytes <= limit;
-            let value = self.spill.read(&held)?;
+            let value = self.spill.read(&at)?;
             if room {
                 self.ledger.add(nbytes);
                 slot.value = Some((Held::Memory(value.clone()), nbytes));
