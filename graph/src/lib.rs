@@ -9,6 +9,9 @@
 //!   vectors of collections compute together, sharing common work.
 //! - [`delayed`](mod@delayed): Dask's `delayed` — lazy values from plain functions and closures,
 //!   with the [`delayed!`] macro.
+//! - [`Layer`], [`combine_tree`] and [`token`]: the plumbing collections build
+//!   their graphs with — a layer of tasks per operation, the fixed tree every
+//!   reduction combines its partials in, and deterministic layer names.
 //!
 //! This crate runs nothing: `brisk-scheduler` executes plans.
 
@@ -20,9 +23,11 @@ mod fuse;
 mod graph;
 mod layer;
 mod plan;
+mod tree;
 
 pub use collection::Collection;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Task};
 pub use layer::Layer;
 pub use plan::{Plan, PlanOptions};
+pub use tree::{DEFAULT_SPLIT_EVERY, combine_tree, token};
