@@ -71,16 +71,6 @@ pub enum Error {
         /// The name found in the bytes.
         name: String,
     },
-    /// The memory budget cannot hold what was asked of it.
-    #[error("memory budget of {limit} bytes cannot hold {requested} more bytes ({held} held)")]
-    OutOfBudget {
-        /// The budget.
-        limit: u64,
-        /// Bytes already held.
-        held: u64,
-        /// Bytes asked for.
-        requested: u64,
-    },
     /// A bug in Brisk: please report it.
     #[error("internal error (a bug in Brisk, please report it): {0}")]
     Internal(String),

@@ -11,7 +11,6 @@
 //! - [`Element`]: the element types of chunks (`f64`, `f32`, `i64`, `i32`, `bool`)
 //!   with numpy's casting rules.
 //! - [`Error`]: errors with the task key, file or value they concern.
-//! - [`MemoryLedger`]: byte accounting for the scheduler's memory budget.
 //!
 //! This crate runs nothing and starts no threads: the graph lives in `brisk-graph`,
 //! execution in `brisk-scheduler`.
@@ -20,13 +19,11 @@ mod codec;
 mod element;
 mod error;
 mod key;
-mod memory;
 mod op;
 mod value;
 
 pub use element::Element;
 pub use error::{BoxError, Error, Result};
 pub use key::Key;
-pub use memory::MemoryLedger;
 pub use op::{DataOp, LocalFn, Op, OpKind, OpRegistry};
 pub use value::{ArrayChunk, DType, Opaque, Scalar, Value};

@@ -5,25 +5,27 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use brisk_core::{Error, MemoryLedger, Value};
+use brisk_core::{Error, Value};
 use brisk_graph::Plan;
 
 use crate::Callback;
-use crate::primitives::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::budget::{Budget, Reservation};
+use crate::primitives::{Mutex, lock};
 use crate::spill::{SpillStore, Spilled};
 
-/// A task's result, the bytes it was counted as, and how many of its dependents
-/// have yet to take it. The count lives under the same lock as the value: decided
-/// apart, two dependents could both see "not last" after the last one took it.
+/// A task's result and how many of its dependents have yet to take it. The count
+/// lives under the same lock as the value: decided apart, two dependents could both
+/// see "not last" after the last one took it.
 struct Slot {
-    value: Option<(Held, u64)>,
+    value: Option<Held>,
     uses_left: u32,
 }
 
-/// Where a result is: in memory (counted in the ledger) or spilled to a file.
+/// Where a result is: in memory, its bytes counted against the budget for as long
+/// as it is held, or spilled to a file (with the bytes it counted in memory).
 enum Held {
-    Memory(Value),
-    Disk(Spilled),
+    Memory(Value, Reservation),
+    Disk(Spilled, u64),
 }
 
 /// Whether a value has a codec (opaque values, anywhere inside, do not).
@@ -38,22 +40,11 @@ fn spillable(v: &Value) -> bool {
 pub(crate) struct Execution<'a> {
     pub(crate) plan: &'a Plan,
     slots: Vec<Mutex<Slot>>,
-    pub(crate) ledger: MemoryLedger,
+    pub(crate) budget: Budget,
     callbacks: &'a [Arc<dyn Callback>],
-    /// Bytes reserved for the outputs of running sources (admission control).
-    reserved: AtomicU64,
-    /// The largest output a source has had so far: what a starting source reserves.
-    root_estimate: AtomicU64,
-    /// Tasks running now.
-    running: AtomicUsize,
-    deferred: AtomicUsize,
     pub(crate) spill: SpillStore,
     /// Held by the worker spilling; others wait for it.
     spilling: Mutex<()>,
-    /// Tasks that make data rather than consume it: roots, and ops that project
-    /// their size (a CSV block read waits only on its file's tiny quote-parity
-    /// task, but is a source all the same). Only these wait for room.
-    sources: Vec<bool>,
 }
 
 impl<'a> Execution<'a> {
@@ -71,54 +62,11 @@ impl<'a> Execution<'a> {
                     Mutex::new(Slot { value: None, uses_left: plan.dependents(i).len() as u32 })
                 })
                 .collect(),
-            ledger: MemoryLedger::with_limit(budget),
+            budget: Budget::new(plan, budget),
             callbacks,
-            reserved: AtomicU64::new(0),
-            root_estimate: AtomicU64::new(0),
-            running: AtomicUsize::new(0),
-            deferred: AtomicUsize::new(0),
             spill: SpillStore::new(spill_dir),
             spilling: Mutex::new(()),
-            sources: (0..n)
-                .map(|i| plan.deps(i).is_empty() || plan.op(i).projected_bytes().is_some())
-                .collect(),
         }
-    }
-
-    /// Whether task `i` may start now; if so it is counted as running (and a
-    /// source's expected output reserved) until [`done`](Self::done). Only sources
-    /// (roots, reads) wait: every other task consumes results and frees memory.
-    /// With nothing running a source is always admitted, so the compute always
-    /// progresses. Checks of concurrent workers may race and overshoot the budget
-    /// by a few sources' outputs.
-    pub(crate) fn admit(&self, i: usize) -> Option<u64> {
-        if !self.sources[i] {
-            self.running.fetch_add(1, Ordering::SeqCst);
-            return Some(0);
-        }
-        let estimate = self.root_estimate.load(Ordering::Acquire);
-        // Roots stop at the level spilling brings held results down to, so that
-        // new input waits for reducers rather than pushing results to disk.
-        let limit = self.ledger.limit().map_or(u64::MAX, |l| l / 4 * 3);
-        let wanted = self.ledger.held() + self.reserved.load(Ordering::Acquire) + estimate;
-        if wanted > limit && self.running.load(Ordering::SeqCst) > 0 {
-            self.deferred.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        self.running.fetch_add(1, Ordering::SeqCst);
-        self.reserved.fetch_add(estimate, Ordering::AcqRel);
-        Some(estimate)
-    }
-
-    /// Task `i`, admitted with `reservation`, has finished (or failed).
-    pub(crate) fn done(&self, reservation: u64) {
-        self.reserved.fetch_sub(reservation, Ordering::AcqRel);
-        self.running.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// How many times roots waited for room.
-    pub(crate) fn deferred(&self) -> usize {
-        self.deferred.load(Ordering::Relaxed)
     }
 
     /// Runs task `i` on `worker` and stores its result. The error names the task.
@@ -136,12 +84,10 @@ impl<'a> Execution<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             let value = self.plan.op(i).run(inputs)?;
             let nbytes = value.nbytes();
-            if self.sources[i] {
-                self.root_estimate.fetch_max(nbytes, Ordering::AcqRel);
-            }
-            self.ledger.add(nbytes);
-            lock(&self.slots[i]).value = Some((Held::Memory(value), nbytes));
-            if self.ledger.held() > self.ledger.limit().unwrap_or(u64::MAX) {
+            self.budget.produced(i, nbytes);
+            let reservation = self.budget.hold(nbytes);
+            lock(&self.slots[i]).value = Some(Held::Memory(value, reservation));
+            if self.budget.over() {
                 self.spill_over()?;
             }
             for cb in self.callbacks {
@@ -155,8 +101,8 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Held results are over the budget: spills those needed last until three
-    /// quarters of the budget is held (so spills come in batches, not one per
+    /// Held results are over the budget: spills those needed last until the
+    /// budget's low-water mark is held (so spills come in batches, not one per
     /// result). A result's next use is estimated as its first dependent not yet
     /// served, dependents being served in priority order; outputs are needed last;
     /// results whose next dependent is ready to run stay.
@@ -165,11 +111,10 @@ impl<'a> Execution<'a> {
         // adding results (which would outrun a spill of many small results), then
         // spill again only if still over.
         let _one_at_a_time = lock(&self.spilling);
-        let limit = self.ledger.limit().unwrap_or(u64::MAX);
-        if self.ledger.held() <= limit {
+        if !self.budget.over() {
             return Ok(());
         }
-        let target = limit / 4 * 3;
+        let target = self.budget.low_water();
         let n = self.plan.len();
         let present: Vec<bool> = (0..n).map(|j| lock(&self.slots[j]).value.is_some()).collect();
         // A result whose next dependent can already run is not spilled: it would
@@ -178,7 +123,7 @@ impl<'a> Execution<'a> {
             .filter_map(|j| {
                 let slot = lock(&self.slots[j]);
                 match &slot.value {
-                    Some((Held::Memory(v), bytes)) if *bytes > 0 && spillable(v) => {
+                    Some(Held::Memory(v, r)) if r.bytes() > 0 && spillable(v) => {
                         let dependents = self.plan.dependents(j);
                         let served = dependents.len() - slot.uses_left as usize;
                         let next = dependents.get(served).map_or(n, |&t| t as usize);
@@ -192,16 +137,17 @@ impl<'a> Execution<'a> {
             .collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));
         for (_, j) in candidates {
-            if self.ledger.held() <= target {
+            if self.budget.held() <= target {
                 break;
             }
             let mut slot = lock(&self.slots[j]);
-            if let Some((Held::Memory(v), bytes)) = &slot.value {
-                let bytes = *bytes;
+            if let Some(Held::Memory(v, _)) = &slot.value {
                 let at = self.spill.write(v)?;
-                slot.value = Some((Held::Disk(at), bytes));
-                drop(slot);
-                self.ledger.release(bytes);
+                if let Some(Held::Memory(_, reservation)) = slot.value.take() {
+                    slot.value = Some(Held::Disk(at, reservation.bytes()));
+                    drop(slot);
+                    drop(reservation);
+                }
             }
         }
         Ok(())
@@ -210,8 +156,8 @@ impl<'a> Execution<'a> {
     /// The value in a slot: cloned from memory or read back from the spill file.
     fn read(&self, held: &Held) -> Result<Value, Error> {
         match held {
-            Held::Memory(v) => Ok(v.clone()),
-            Held::Disk(at) => self.spill.read(at),
+            Held::Memory(v, _) => Ok(v.clone()),
+            Held::Disk(at, _) => self.spill.read(at),
         }
     }
 
@@ -221,32 +167,29 @@ impl<'a> Execution<'a> {
         let mut slot = lock(&self.slots[d]);
         slot.uses_left -= 1;
         if slot.uses_left == 0 && !self.plan.is_output(d) {
-            let (held, nbytes) = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
+            let held = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
+            drop(slot);
             match held {
-                Held::Memory(value) => {
-                    drop(slot);
-                    self.ledger.release(nbytes);
-                    Ok(value)
-                }
-                // Spilled results were released from the ledger when written.
-                Held::Disk(at) => self.spill.read(&at),
+                // The reservation drops here: the value now belongs to the dependent.
+                Held::Memory(value, _) => Ok(value),
+                // Spilled results gave their bytes back when written.
+                Held::Disk(at, _) => self.spill.read(&at),
             }
         } else {
-            let (held, nbytes) = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
+            let held = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
             let (at, nbytes) = match held {
-                Held::Memory(value) => return Ok(value.clone()),
-                Held::Disk(at) => (*at, *nbytes),
+                Held::Memory(value, _) => return Ok(value.clone()),
+                Held::Disk(at, nbytes) => (*at, *nbytes),
             };
             // A spilled result with uses left comes back into memory when the budget
             // has room for it: its other dependents are likely near, and reading it
             // once per use multiplies the disk traffic. Without room it is read
             // again for each use.
-            let limit = self.ledger.limit().unwrap_or(u64::MAX);
-            let room = self.ledger.held() + nbytes <= limit;
+            let room = self.budget.has_room_for(nbytes);
             let value = self.spill.read(&at)?;
             if room {
-                self.ledger.add(nbytes);
-                slot.value = Some((Held::Memory(value.clone()), nbytes));
+                let reservation = self.budget.hold(nbytes);
+                slot.value = Some(Held::Memory(value.clone(), reservation));
             }
             Ok(value)
         }
@@ -261,20 +204,18 @@ impl<'a> Execution<'a> {
             .iter()
             .map(|&o| {
                 let slot = lock(&self.slots[o as usize]);
-                let (held, _) =
-                    slot.value.as_ref().ok_or_else(|| missing(self.plan, o as usize))?;
+                let held = slot.value.as_ref().ok_or_else(|| missing(self.plan, o as usize))?;
                 self.read(held)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let output_bytes: u64 = (0..self.plan.len())
             .filter(|&i| self.plan.is_output(i))
             .filter_map(|i| match lock(&self.slots[i]).value.as_ref() {
-                Some((Held::Memory(_), n)) => Some(*n),
+                Some(Held::Memory(_, r)) => Some(r.bytes()),
                 _ => None,
             })
             .sum();
-        let unreturned = self.reserved.load(Ordering::Acquire);
-        Ok((outputs, self.ledger.held() - output_bytes + unreturned))
+        Ok((outputs, self.budget.held() - output_bytes + self.budget.unreturned()))
     }
 }
 

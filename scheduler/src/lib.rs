@@ -6,12 +6,23 @@
 //!   its last dependent starts. An error or panic in a task stops the compute, tasks
 //!   not yet started never run, and the error names the task's key.
 //! - [`Scheduler::sync`]: one thread, tasks in priority order, for debugging.
+//! - A memory budget per compute ([`Scheduler::memory_limit`], default
+//!   [`default_memory_budget`]): held results are counted, sources (reads,
+//!   generators) start only while there is room, and a task that alone cannot fit
+//!   is refused before anything runs.
+//! - Spilling: when held results go over the budget, those needed last are written
+//!   to one temporary file per compute with the value codec and read back when
+//!   needed; the file is removed however the compute ends.
 //! - [`Callback`]s see the compute start, each task start and finish, and the end.
+//!
+//! The budget's rules are in `budget/README.md`, the thread pool's state machine in
+//! `threads/README.md`.
 //!
 //! Only this crate starts threads. Plans come from `brisk-graph`; values and ops from
 //! `brisk-core`.
 
 mod allocator;
+mod budget;
 mod callback;
 mod error;
 mod exec;
@@ -21,7 +32,8 @@ mod spill;
 mod sync;
 mod threads;
 
+pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};
-pub use scheduler::{Compute, Scheduler, compute_all, default_memory_budget, default_scheduler};
+pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler};
 pub use spill::remove_spill_dirs;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use brisk_core::{Key, Value};
 use brisk_graph::{Collection, Graph, PlanOptions};
 
+use crate::budget::default_memory_budget;
 use crate::exec::Execution;
 use crate::{Callback, ComputeStats, Error, Result};
 
@@ -60,20 +61,6 @@ impl Default for Scheduler {
     fn default() -> Self {
         Scheduler::threads(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
     }
-}
-
-/// Half the memory this machine has available (Linux's `MemAvailable`), or 4 GiB
-/// where that cannot be read: the default [`Scheduler::memory_limit`].
-pub fn default_memory_budget() -> u64 {
-    static BUDGET: OnceLock<u64> = OnceLock::new();
-    *BUDGET.get_or_init(|| {
-        let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        });
-        available.map_or(4 << 30, |bytes| bytes / 2)
-    })
 }
 
 /// The scheduler used by [`Compute::compute`](crate::Compute::compute): threads, one
@@ -206,13 +193,7 @@ impl Scheduler {
         crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
         let budget = self.memory_budget();
-        for i in 0..plan.len() {
-            let op = plan.op(i);
-            if let Some(bytes) = op.projected_bytes().filter(|&b| b > budget) {
-                let key = plan.key(i).clone();
-                return Err(Error::OverBudget { key, op: op.name(), bytes, budget });
-            }
-        }
+        crate::budget::refuse_oversized(&plan, budget)?;
         let exec = Execution::new(&plan, &self.callbacks, budget, self.spill_dir.clone());
         for cb in &self.callbacks {
             cb.start(plan.len());

@@ -33,8 +33,6 @@ struct Shared<'e, 'p> {
     stop: AtomicBool,
     error: Mutex<Option<brisk_core::Error>>,
     sleepers: AtomicUsize,
-    /// Workers holding back a root until the memory budget has room.
-    waiting_for_room: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
 }
@@ -61,7 +59,6 @@ pub(crate) fn run(
         stop: AtomicBool::new(n == 0),
         error: Mutex::new(None),
         sleepers: AtomicUsize::new(0),
-        waiting_for_room: AtomicUsize::new(0),
         sleep: Mutex::new(()),
         wake: Condvar::new(),
     };
@@ -79,15 +76,10 @@ impl Shared<'_, '_> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             while !self.stop.load(Ordering::Acquire) {
                 match self.pop(me) {
-                    Some(i) => match self.exec.admit(i) {
-                        Some(reservation) => {
-                            self.run_task(me, i);
-                            self.exec.done(reservation);
-                            if self.waiting_for_room.load(Ordering::SeqCst) > 0 {
-                                let _guard = lock(&self.sleep);
-                                self.wake.notify_all();
-                            }
-                        }
+                    Some(i) => match self.exec.budget.admit(i) {
+                        // The admission is dropped once the task is done, which
+                        // wakes the workers waiting for room.
+                        Some(_admission) => self.run_task(me, i),
                         None => self.wait_for_room(i),
                     },
                     None => self.idle(),
@@ -187,19 +179,16 @@ impl Shared<'_, '_> {
         self.wake.notify_all();
     }
 
-    /// Root `i` must wait for room in the memory budget: it goes back to the shared
-    /// queue and this worker sleeps until a task finishes (or a millisecond passes:
-    /// a wake-up missed between the check and the sleep costs no more than that).
+    /// Source `i` must wait for room in the memory budget: it goes back to the
+    /// shared queue and this worker sleeps until a running task finishes (or a
+    /// millisecond passes: a wake-up missed between the check and the sleep, or a
+    /// stop, costs no more than that).
     fn wait_for_room(&self, i: usize) {
         lock(&self.roots.0).push(Reverse(i as u32));
         self.queued.fetch_add(1, Ordering::SeqCst);
-        let guard = lock(&self.sleep);
-        self.waiting_for_room.fetch_add(1, Ordering::SeqCst);
         if !self.stop.load(Ordering::SeqCst) {
-            let timeout = std::time::Duration::from_millis(1);
-            drop(self.wake.wait_timeout(guard, timeout).unwrap_or_else(|p| p.into_inner()));
+            self.exec.budget.wait_for_room(std::time::Duration::from_millis(1));
         }
-        self.waiting_for_room.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn idle(&self) {
