@@ -43,6 +43,8 @@ pub struct Plan {
     outputs: Vec<u32>,
     is_output: Vec<bool>,
     fused: usize,
+    /// Tasks in the graph before culling and fusion.
+    built: usize,
 }
 
 impl Graph {
@@ -62,6 +64,7 @@ impl Graph {
     /// # Ok::<(), brisk_graph::Error>(())
     /// ```
     pub fn plan(mut self, outputs: &[Key], options: PlanOptions) -> Result<Plan> {
+        let built = self.len();
         self.cull(outputs)?;
         self.check_acyclic()?;
         let fused = if options.fuse { self.fuse(outputs) } else { 0 };
@@ -69,7 +72,7 @@ impl Graph {
             return Err(Error::TooLarge { tasks: self.len() });
         }
         let order = self.post_order(outputs)?;
-        Ok(self.lay_out(&order, outputs, fused))
+        Ok(Plan { built, ..self.lay_out(&order, outputs, fused) })
     }
 
     /// Depth-first post-order from the outputs, iterative so a million-long chain does
@@ -176,7 +179,18 @@ impl Graph {
             keys.push(node.key);
             ops.push(node.op);
         }
-        Plan { keys, ops, dep_start, deps, dependent_start, dependents, outputs, is_output, fused }
+        Plan {
+            keys,
+            ops,
+            dep_start,
+            deps,
+            dependent_start,
+            dependents,
+            outputs,
+            is_output,
+            fused,
+            built: n,
+        }
     }
 }
 
@@ -224,6 +238,43 @@ impl Plan {
     /// How many tasks fusion absorbed.
     pub fn fused(&self) -> usize {
         self.fused
+    }
+
+    /// What the plan will run, for people: tasks before and after culling and
+    /// fusion, the outputs, and the tasks per operation (by op name, sorted).
+    ///
+    /// ```
+    /// use brisk_core::{Key, Op, Value};
+    /// use brisk_graph::{Graph, PlanOptions, Task};
+    /// let id = Op::local("id", |v| Ok(v[0].clone()));
+    /// let g = Graph::from_tasks([
+    ///     Task::root("x", Op::Const(Value::from(1.0))),
+    ///     Task::root("unused", Op::Const(Value::from(2.0))),
+    ///     Task::new("y", id.clone(), ["x"]),
+    ///     Task::new("z", id, ["x", "y"]),
+    /// ])?;
+    /// let text = g.plan(&[Key::named("z")], PlanOptions::default())?.explain();
+    /// assert!(text.starts_with("task graph: 4 tasks, 3 to run (1 culled, 0 fused); 1 output\n"));
+    /// # Ok::<(), brisk_graph::Error>(())
+    /// ```
+    pub fn explain(&self) -> String {
+        let mut per_op: std::collections::BTreeMap<String, usize> = Default::default();
+        for op in &self.ops {
+            *per_op.entry(op.name()).or_default() += 1;
+        }
+        let outputs = self.outputs.len();
+        let mut text = format!(
+            "task graph: {} tasks, {} to run ({} culled, {} fused); {outputs} output{}\n",
+            self.built,
+            self.len(),
+            self.built - self.len() - self.fused,
+            self.fused,
+            if outputs == 1 { "" } else { "s" },
+        );
+        for (op, n) in per_op {
+            text.push_str(&format!("  {n:>7}  {op}\n"));
+        }
+        text
     }
 
     /// The first task holding a closure, if any: process backends refuse such plans.

@@ -160,6 +160,34 @@ impl Scheduler {
         Ok((collection.finish(values).map_err(Error::Output)?, stats))
     }
 
+    /// What computing `collection` on this scheduler would run, without running
+    /// it: the plan's summary ([`Plan::explain`](brisk_graph::Plan::explain)), the
+    /// threads and the memory budget.
+    ///
+    /// ```
+    /// use brisk_graph::delayed;
+    /// use brisk_scheduler::Scheduler;
+    /// fn inc(x: i64) -> i64 { x + 1 }
+    /// let x = delayed!(inc(delayed!(inc(1))));
+    /// let text = Scheduler::threads(2).memory_limit(1 << 20).explain(&x)?;
+    /// assert!(text.contains("threads: 2\nmemory budget: 1.0 MiB (set)"), "{text}");
+    /// # Ok::<(), brisk_scheduler::Error>(())
+    /// ```
+    pub fn explain<C: Collection + ?Sized>(&self, collection: &C) -> Result<String> {
+        let (graph, keys) = collection.graph()?;
+        let plan = graph.plan(&keys, self.plan_options)?;
+        let origin = match self.memory_limit {
+            Some(_) => "set",
+            None => "default: half the available memory",
+        };
+        Ok(format!(
+            "{}threads: {}\nmemory budget: {:.1} MiB ({origin})",
+            plan.explain(),
+            self.num_threads(),
+            self.memory_budget() as f64 / (1u64 << 20) as f64
+        ))
+    }
+
     /// Runs a graph and returns the values of `outputs`, in order.
     ///
     /// ```
@@ -213,9 +241,9 @@ impl Scheduler {
             tasks_run: ran,
             fused: plan.fused(),
             threads,
-            peak_bytes: exec.ledger.peak(),
-            memory_budget: exec.ledger.limit().unwrap_or(u64::MAX),
-            roots_deferred: exec.deferred(),
+            peak_bytes: exec.budget.peak(),
+            memory_budget: exec.budget.limit(),
+            roots_deferred: exec.budget.deferred(),
             spilled_bytes: 0,
             spill_read_bytes: 0,
             leaked_bytes: 0,
