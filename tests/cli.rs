@@ -149,6 +149,38 @@ fn every_command_gives_the_known_answer() {
     assert!(std::fs::read_to_string(dir.join("g.dot")).unwrap().starts_with("digraph"));
 }
 
+/// Every command that computes goes through the same run path: `--explain` explains
+/// (and writes nothing), and `--threads` and `--memory-limit` reach the scheduler.
+#[test]
+fn explain_threads_and_budget_reach_every_command() {
+    let dir = scratch("run-path");
+    std::fs::write(dir.join("t.csv"), "k,v\na,1\nb,2\na,3\n").unwrap();
+    let ok = |args: &[&str]| {
+        let r = brisk_in(&dir, args);
+        assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+        r.stdout
+    };
+    let run = ["--threads", "3", "--memory-limit", "64MiB", "--explain"];
+    for command in
+        [&["count", "t.csv"][..], &["head", "t.csv"], &["convert", "t.csv", "--to", "o.csv"]]
+    {
+        let args: Vec<&str> = command.iter().chain(&run).copied().collect();
+        let text = ok(&args);
+        assert!(text.contains("task graph:"), "{args:?}: {text}");
+        assert!(text.contains("threads: 3\nmemory budget: 64.0 MiB"), "{args:?}: {text}");
+    }
+    assert!(!dir.join("o.csv").exists(), "convert --explain wrote its output");
+    // The same options without --explain compute.
+    assert_eq!(
+        ok(&["head", "t.csv", "-n", "2", "--threads", "1", "--memory-limit", "1MB"])
+            .lines()
+            .count(),
+        3
+    );
+    ok(&["convert", "t.csv", "--to", "o.csv", "--threads", "1"]);
+    assert_eq!(std::fs::read_to_string(dir.join("o.csv")).unwrap(), "k,v\na,1\nb,2\na,3\n");
+}
+
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
     let dir = scratch("bad");

@@ -254,14 +254,19 @@ impl Frame {
     }
 
     /// The first `n` rows, reading only the partitions it needs (first one, then
-    /// twice as many each round, as Dask's `head(npartitions=...)` would).
+    /// twice as many each round, as Dask's `head(npartitions=...)` would), on the
+    /// default scheduler.
     pub fn head(&self, n: usize) -> Result<Table> {
-        use brisk_scheduler::Compute;
+        self.head_on(n, brisk_scheduler::default_scheduler())
+    }
+
+    /// [`head`](Self::head) on `scheduler`.
+    pub fn head_on(&self, n: usize, scheduler: &brisk_scheduler::Scheduler) -> Result<Table> {
         let mut take = 1;
         loop {
             let take_now = take.min(self.npartitions());
             let part = Partitions { frame: self.clone(), count: take_now };
-            let t = part.compute()?;
+            let t = scheduler.compute(&part)?;
             if t.num_rows() >= n || take_now == self.npartitions() {
                 return Ok(t.slice(0, n.min(t.num_rows())));
             }

@@ -7,6 +7,7 @@ mod failure;
 mod input;
 mod output;
 mod progress;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::failure::Failure;
 use crate::input::Input;
 use crate::output::Output;
-use crate::progress::Run;
+use crate::run::Run;
 
 const ABOUT: &str =
     "Fast aggregations over CSV files: group, aggregate, filter, describe, convert.";
@@ -226,17 +227,14 @@ fn run(command: Command) -> Result<(), Failure> {
             run.table(&frame.describe()?, &input, &output)
         }
         Command::Head { input, rows, output, run } => {
-            let frame = input.open()?;
-            if run.explain_or_visualize(&frame)? {
-                return Ok(());
-            }
-            let table = frame.head(rows)?;
-            output.write(&table)
+            run.head(&input.open()?, rows, &input, &output)
         }
         Command::Count { input, filter, run } => {
             let frame = filtered(input.open()?, filter.as_deref())?;
-            let rows = run.compute(&frame.len(), &input)?;
-            output::print_line(&rows.to_string())
+            match run.compute(&frame.len(), &input)? {
+                Some(rows) => output::print_line(&rows.to_string()),
+                None => Ok(()),
+            }
         }
         Command::Schema { input } => {
             let frame = input.open()?;
@@ -250,8 +248,9 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Convert { input, to, run } => {
             let frame = input.open()?;
-            let rows = run.convert(&frame, &to, &input)?;
-            eprintln!("wrote {rows} rows to {}", to.display());
+            if let Some(rows) = run.convert(&frame, &to, &input)? {
+                eprintln!("wrote {rows} rows to {}", to.display());
+            }
             Ok(())
         }
         Command::Demo => demo::run(),

@@ -1,0 +1,154 @@
+//! Running a command's computation: the scheduler its options ask for (threads,
+//! memory budget, progress bar), `--explain` and `--visualize`, and the compute.
+//! Every command that computes goes through here.
+
+use std::path::{Path, PathBuf};
+
+use brisk::frame::{Frame, Table};
+use brisk::graph::Collection;
+use brisk::scheduler::Scheduler;
+use clap::Args;
+
+use crate::failure::Failure;
+use crate::input::Input;
+use crate::output::Output;
+use crate::progress::Progress;
+
+/// How to run.
+#[derive(Args)]
+pub(crate) struct Run {
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
+    /// Reading waits while results fill it, so reducers catch up.
+    #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
+    memory_limit: Option<u64>,
+    /// A progress bar on stderr: bytes read of the total, tasks done, rate, ETA.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    progress: Progress,
+    /// Print a summary of the task graph (tasks per operation, threads, memory
+    /// budget) and stop without computing.
+    #[arg(long)]
+    explain: bool,
+    /// Write the task graph in Graphviz DOT form to this file (then compute, unless
+    /// --explain is given too): `--visualize graph.dot`, then `dot -Tsvg graph.dot`.
+    #[arg(long, value_name = "FILE.dot")]
+    visualize: Option<PathBuf>,
+}
+
+impl Run {
+    /// The scheduler these options ask for, with the progress bar for `input`.
+    fn scheduler(&self, input: &Input) -> Result<Scheduler, Failure> {
+        let mut scheduler = match self.threads {
+            Some(0) => return Err(Failure::User("--threads must be at least 1".into())),
+            Some(n) => Scheduler::threads(n),
+            None => Scheduler::default(),
+        };
+        if let Some(bytes) = self.memory_limit {
+            scheduler = scheduler.memory_limit(bytes);
+        }
+        let total_bytes = || {
+            input.files().iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
+        };
+        if let Some(bar) = self.progress.bar(total_bytes())? {
+            scheduler = scheduler.callback_arc(bar);
+        }
+        Ok(scheduler)
+    }
+
+    /// Handles `--explain` and `--visualize` for `collection`; `true` when the
+    /// command should stop there.
+    fn explain_or_visualize<C: Collection + ?Sized>(
+        &self,
+        collection: &C,
+        input: &Input,
+    ) -> Result<bool, Failure> {
+        if let Some(path) = &self.visualize {
+            let (graph, _) = collection.graph()?;
+            graph.visualize(path).map_err(|e| {
+                Failure::User(format!("{}: cannot write the graph: {e}", path.display()))
+            })?;
+            eprintln!("wrote the task graph to {}", path.display());
+        }
+        if !self.explain {
+            return Ok(false);
+        }
+        crate::output::print_line(&self.scheduler(input)?.explain(collection)?)?;
+        Ok(true)
+    }
+
+    /// Computes `collection` on the scheduler these options ask for; `None` when
+    /// `--explain` stopped the command.
+    pub(crate) fn compute<C: Collection>(
+        &self,
+        collection: &C,
+        input: &Input,
+    ) -> Result<Option<C::Output>, Failure> {
+        if self.explain_or_visualize(collection, input)? {
+            return Ok(None);
+        }
+        Ok(Some(self.scheduler(input)?.compute(collection)?))
+    }
+
+    /// Computes a table and writes it as `output` asks, unless explaining.
+    pub(crate) fn table<C: Collection<Output = Table>>(
+        &self,
+        collection: &C,
+        input: &Input,
+        output: &Output,
+    ) -> Result<(), Failure> {
+        if self.explain_or_visualize(collection, input)? {
+            return Ok(());
+        }
+        output.check()?;
+        let table = self.scheduler(input)?.compute(collection)?;
+        output.write(&table)
+    }
+
+    /// The first `rows` rows of `frame`, written as `output` asks, reading only the
+    /// partitions they need; `--explain` shows the whole frame's graph.
+    pub(crate) fn head(
+        &self,
+        frame: &Frame,
+        rows: usize,
+        input: &Input,
+        output: &Output,
+    ) -> Result<(), Failure> {
+        if self.explain_or_visualize(frame, input)? {
+            return Ok(());
+        }
+        output.check()?;
+        let table = frame.head_on(rows, &self.scheduler(input)?)?;
+        output.write(&table)
+    }
+
+    /// Writes the frame to `to` (CSV or Parquet by extension); the rows written, or
+    /// `None` when `--explain` stopped the command (it shows the graph of what is
+    /// read; the writing tasks add one per partition).
+    pub(crate) fn convert(
+        &self,
+        frame: &Frame,
+        to: &Path,
+        input: &Input,
+    ) -> Result<Option<usize>, Failure> {
+        let lower = to.to_string_lossy().to_ascii_lowercase();
+        let parquet = lower.ends_with(".parquet");
+        if !parquet && !lower.ends_with(".csv") {
+            return Err(Failure::User(format!(
+                "--to {}: name a .csv or .parquet file",
+                to.display()
+            )));
+        }
+        if self.explain_or_visualize(frame, input)? {
+            return Ok(None);
+        }
+        let scheduler = self.scheduler(input)?;
+        let rows = if parquet {
+            frame.to_parquet(to, &scheduler)?
+        } else {
+            frame.to_csv(to, &scheduler)?
+        };
+        Ok(Some(rows))
+    }
+}
