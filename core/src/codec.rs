@@ -1,4 +1,5 @@
-//! The byte codec of values, shared by spilling and the process backend.
+//! The byte codec of values. The spill store uses it today; it is also the form in
+//! which a result could cross to another process (no scheduler does that yet).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -111,7 +112,7 @@ impl Value {
                 return Err(Error::Encode {
                     what: format!("opaque value of type {}", o.type_name()),
                     reason: "local values from delayed closures live only in this process; \
-                             use an array or record batch value to spill or ship it"
+                             use an array or record batch value to spill it"
                         .into(),
                 });
             }

@@ -45,7 +45,7 @@ impl Key {
     ///
     /// Use it with the op's parameters and its input keys so that equal
     /// computations get equal keys. The hash is stable within one build of the
-    /// program (the process backend runs the same binary), not across Rust versions.
+    /// program (processes running the same binary agree), not across Rust versions.
     ///
     /// ```
     /// use brisk_core::Key;

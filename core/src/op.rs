@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Key, Result, Value};
 
-/// An op that is plain data: it can be encoded, shipped to a worker process running
-/// the same binary, decoded there by its stable name and run.
+/// An op that is plain data: it can be encoded, decoded by its stable name (in this
+/// process or another running the same binary) and run. Every op of `brisk-array`
+/// and `brisk-frame` is one; only the delayed API's closures are not.
 ///
 /// Implement [`OpKind`] rather than this trait; every `OpKind` is a `DataOp`.
 pub trait DataOp: Send + Sync + fmt::Debug + 'static {
@@ -198,7 +199,7 @@ impl Op {
         }
     }
 
-    /// Encodes the op for a worker process; a closure is refused with its name.
+    /// Encodes the op as bytes (MessagePack); a closure is refused with its name.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let wire = self.to_wire()?;
         rmp_serde::to_vec(&wire).map_err(|e| Error::Encode {
@@ -275,7 +276,8 @@ mod serde_bytes_vec {
 
 type Decoder = fn(&[u8]) -> Result<Arc<dyn DataOp>>;
 
-/// Maps stable op names to their decoders, so a worker can rebuild shipped ops.
+/// Maps stable op names to their decoders, so encoded ops can be rebuilt (by this
+/// process or another running the same binary).
 #[derive(Default)]
 pub struct OpRegistry {
     decoders: HashMap<&'static str, Decoder>,

@@ -155,8 +155,8 @@ impl ArrayChunk {
 
 /// An opaque local value: anything `Send + Sync`, as made by delayed functions.
 ///
-/// Opaque values live only in this process: they have no byte codec, so they can be
-/// neither spilled nor shipped to a worker process.
+/// Opaque values live only in this process: they have no byte codec, so they are
+/// never spilled, and could not be sent to another process.
 #[derive(Clone)]
 pub struct Opaque {
     value: Arc<dyn Any + Send + Sync>,

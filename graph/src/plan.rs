@@ -277,7 +277,8 @@ impl Plan {
         text
     }
 
-    /// The first task holding a closure, if any: process backends refuse such plans.
+    /// The first task holding a closure, if any: such a plan can run only in this
+    /// process (a scheduler sending tasks to other processes must refuse it).
     pub fn first_local_task(&self) -> Option<&Key> {
         self.ops.iter().position(Op::is_local).map(|i| &self.keys[i])
     }
