@@ -13,7 +13,7 @@ use brisk_graph::{Collection, GraphBuilder, Task};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use crate::array::{Array, from_blocks, token};
+use crate::array::{Array, from_blocks};
 use crate::chunks::Chunks;
 use crate::element::{any_dtype, chunk_ref};
 use crate::{Error, Result};
@@ -105,9 +105,10 @@ fn read_header(path: &Path) -> Result<Header> {
 /// [`from_npy_as`].
 ///
 /// ```no_run
+/// use brisk_array::Axes;
 /// use brisk_scheduler::Compute;
 /// let x = brisk_array::from_npy("data.npy", &[1_000, 1_000])?;
-/// println!("{}", x.std(0).compute()?);
+/// println!("{}", x.std(Axes::all(), 0).compute()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
@@ -117,9 +118,10 @@ pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
 /// Reads an `.npy` file of `T` lazily, like [`from_npy`].
 ///
 /// ```no_run
+/// use brisk_array::Axes;
 /// use brisk_scheduler::Compute;
 /// let labels = brisk_array::from_npy_as::<i64>("labels.npy", &[100_000])?;
-/// println!("{}", labels.max().compute()?);
+/// println!("{}", labels.max(Axes::all()).compute()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_npy_as<T: Element>(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array<T>> {
@@ -140,7 +142,7 @@ pub fn from_npy_as<T: Element>(path: impl AsRef<Path>, chunks: &[usize]) -> Resu
     }
     let layout = Chunks::regular(&header.shape, chunks)?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let name = token("from-npy", &(path, &header.shape, &layout, modified));
+    let name = brisk_graph::token("from-npy", &(path, &header.shape, &layout, modified));
     let path_text = path.to_string_lossy().into_owned();
     from_blocks(name, &header.shape, layout, |b| {
         Op::data(ReadNpyChunk {
@@ -340,7 +342,7 @@ impl<T: Element> Array<T> {
         f.set_len(data_offset + bytes)
             .map_err(|e| bad(tmp, format!("cannot size the file: {e}")))?;
         drop(f);
-        let name = token("to-npy", &(self.name(), tmp));
+        let name = brisk_graph::token("to-npy", &(self.name(), tmp));
         let base = Key::named(name.as_str());
         let path_text = tmp.to_string_lossy().into_owned();
         let tasks = self
