@@ -7,9 +7,10 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use brisk_core::{DType, Element, Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Collection, GraphBuilder, Task};
+use brisk_graph::{Collection, GraphBuilder, Layer, Task};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
@@ -268,24 +269,21 @@ impl WriteNpyChunk {
     }
 }
 
-/// The lazy writes of one array to an `.npy` file.
-struct Store<T: Element> {
-    array: Array<T>,
-    tasks: Vec<Task>,
+/// The lazy writes of one array to an `.npy` file: a layer of write tasks on the
+/// array's.
+struct Store {
+    layer: Arc<Layer>,
 }
 
-impl<T: Element> Collection for Store<T> {
+impl Collection for Store {
     type Output = ();
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
-        self.array.add_tasks(graph);
-        for t in &self.tasks {
-            graph.insert(t.clone());
-        }
+        self.layer.add_to(graph);
     }
 
     fn output_keys(&self) -> Vec<Key> {
-        self.tasks.iter().map(|t| t.key.clone()).collect()
+        self.layer.keys().cloned().collect()
     }
 
     fn finish(&self, _values: Vec<Value>) -> brisk_core::Result<()> {
@@ -360,7 +358,7 @@ impl<T: Element> Array<T> {
                 Task::new(base.with_index(b.index.clone()), op, [key])
             })
             .collect();
-        scheduler.compute(&Store { array: self.clone(), tasks })?;
+        scheduler.compute(&Store { layer: Layer::new(name, tasks, vec![self.layer()]) })?;
         Ok(())
     }
 }
