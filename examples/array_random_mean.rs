@@ -1,4 +1,4 @@
-//! # `random(shape, chunks, seed).mean()`, step by step
+//! # `random(shape, chunks, seed).mean(Axes::all())`, step by step
 //!
 //! ```sh
 //! cargo run --release --example array_random_mean                       # 10,000 x 10,000
@@ -13,7 +13,7 @@
 use std::error::Error;
 use std::time::Instant;
 
-use brisk::array::random;
+use brisk::array::{Axes, random};
 use brisk::graph::{Collection, PlanOptions};
 use brisk::prelude::*;
 
@@ -46,8 +46,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let gb = (n * n * 8) as f64 / 1e9;
     println!("materialized it would take {gb:.1} GB; nothing is computed yet");
 
-    println!("\n## Step 2: inspect the graph of x.mean()");
-    let m = x.mean();
+    println!("\n## Step 2: inspect the graph of x.mean(Axes::all())");
+    let m = x.mean(Axes::all());
     let (graph, keys) = m.graph()?;
     println!("{} tasks before optimization", graph.len());
     if graph.len() <= 200 {

@@ -15,7 +15,7 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use brisk::array::{Agg as ArrayAgg, random};
+use brisk::array::random;
 use brisk::frame::{Agg, CsvOptions, read_csv};
 use brisk::scheduler::{ComputeStats, Scheduler};
 
@@ -89,9 +89,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         "  x is 288 MB if held at once and is needed twice: once for the means, once to center"
     );
     let x = random(&[6000, 6000], &[1000, 1000], 1)?;
-    let means = x.reduce(ArrayAgg::Mean, Some(&[0]), 8)?;
-    let centered = x.sub(&means)?;
-    let spread = centered.reduce(ArrayAgg::Std { ddof: 0 }, Some(&[0]), 8)?;
+    let means = x.mean([0])?;
+    let centered = &x - &means;
+    let spread = centered.std([0], 0)?;
     let budget = 40_000_000;
     let start = Instant::now();
     let (small, stats) = Scheduler::default().memory_limit(budget).compute_with_stats(&spread)?;

@@ -167,3 +167,8 @@ pub(crate) fn row_starts(global: &[usize], start: &[usize], shape: &[usize]) -> 
         .collect();
     (starts, row)
 }
+
+/// The row-major position of a block index in a grid.
+pub(crate) fn linear(index: &[usize], grid: &[usize]) -> usize {
+    index.iter().zip(grid).fold(0, |acc, (&i, &g)| acc * g + i)
+}

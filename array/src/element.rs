@@ -217,3 +217,8 @@ pub(crate) fn chunk_ref<'a>(op: &str, value: &'a Value) -> Result<&'a ArrayChunk
         }
     }
 }
+
+/// A typed ndarray as a chunk value.
+pub(crate) fn value<T: Element>(a: ArrayD<T>) -> Value {
+    Value::from(T::into_chunk(a))
+}

@@ -7,13 +7,14 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use brisk_core::{DType, Element, Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Collection, GraphBuilder, Task};
+use brisk_graph::{Collection, GraphBuilder, Layer, Task};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use crate::array::{Array, from_blocks, token};
+use crate::array::{Array, from_blocks};
 use crate::chunks::Chunks;
 use crate::element::{any_dtype, chunk_ref};
 use crate::{Error, Result};
@@ -105,9 +106,10 @@ fn read_header(path: &Path) -> Result<Header> {
 /// [`from_npy_as`].
 ///
 /// ```no_run
+/// use brisk_array::Axes;
 /// use brisk_scheduler::Compute;
 /// let x = brisk_array::from_npy("data.npy", &[1_000, 1_000])?;
-/// println!("{}", x.std(0).compute()?);
+/// println!("{}", x.std(Axes::all(), 0).compute()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
@@ -117,9 +119,10 @@ pub fn from_npy(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array> {
 /// Reads an `.npy` file of `T` lazily, like [`from_npy`].
 ///
 /// ```no_run
+/// use brisk_array::Axes;
 /// use brisk_scheduler::Compute;
 /// let labels = brisk_array::from_npy_as::<i64>("labels.npy", &[100_000])?;
-/// println!("{}", labels.max().compute()?);
+/// println!("{}", labels.max(Axes::all()).compute()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_npy_as<T: Element>(path: impl AsRef<Path>, chunks: &[usize]) -> Result<Array<T>> {
@@ -140,7 +143,7 @@ pub fn from_npy_as<T: Element>(path: impl AsRef<Path>, chunks: &[usize]) -> Resu
     }
     let layout = Chunks::regular(&header.shape, chunks)?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let name = token("from-npy", &(path, &header.shape, &layout, modified));
+    let name = brisk_graph::token("from-npy", &(path, &header.shape, &layout, modified));
     let path_text = path.to_string_lossy().into_owned();
     from_blocks(name, &header.shape, layout, |b| {
         Op::data(ReadNpyChunk {
@@ -266,24 +269,21 @@ impl WriteNpyChunk {
     }
 }
 
-/// The lazy writes of one array to an `.npy` file.
-struct Store<T: Element> {
-    array: Array<T>,
-    tasks: Vec<Task>,
+/// The lazy writes of one array to an `.npy` file: a layer of write tasks on the
+/// array's.
+struct Store {
+    layer: Arc<Layer>,
 }
 
-impl<T: Element> Collection for Store<T> {
+impl Collection for Store {
     type Output = ();
 
     fn add_tasks(&self, graph: &mut GraphBuilder) {
-        self.array.add_tasks(graph);
-        for t in &self.tasks {
-            graph.insert(t.clone());
-        }
+        self.layer.add_to(graph);
     }
 
     fn output_keys(&self) -> Vec<Key> {
-        self.tasks.iter().map(|t| t.key.clone()).collect()
+        self.layer.keys().cloned().collect()
     }
 
     fn finish(&self, _values: Vec<Value>) -> brisk_core::Result<()> {
@@ -340,7 +340,7 @@ impl<T: Element> Array<T> {
         f.set_len(data_offset + bytes)
             .map_err(|e| bad(tmp, format!("cannot size the file: {e}")))?;
         drop(f);
-        let name = token("to-npy", &(self.name(), tmp));
+        let name = brisk_graph::token("to-npy", &(self.name(), tmp));
         let base = Key::named(name.as_str());
         let path_text = tmp.to_string_lossy().into_owned();
         let tasks = self
@@ -358,7 +358,7 @@ impl<T: Element> Array<T> {
                 Task::new(base.with_index(b.index.clone()), op, [key])
             })
             .collect();
-        scheduler.compute(&Store { array: self.clone(), tasks })?;
+        scheduler.compute(&Store { layer: Layer::new(name, tasks, vec![self.layer()]) })?;
         Ok(())
     }
 }

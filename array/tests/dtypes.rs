@@ -6,7 +6,7 @@
 mod common;
 use common::cut;
 
-use brisk_array::{Chunks, from_ndarray, from_npy, from_npy_as, full, integers, where_};
+use brisk_array::{Axes, Chunks, from_ndarray, from_npy, from_npy_as, full, integers, where_};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{ArrayD, Axis, IxDyn};
 use proptest::prelude::*;
@@ -54,27 +54,27 @@ fn integer_sums_are_exact_where_f64_would_round() {
         ArrayD::from_shape_fn(IxDyn(&[6, 4]), |ix| (1i64 << 60) + (ix[0] * 4 + ix[1]) as i64);
     let x = from_ndarray(&data, Chunks::regular(&[6, 4], &[4, 3]).unwrap()).unwrap();
     let want: i64 = data.iter().fold(0i64, |a, &b| a.wrapping_add(b));
-    assert_eq!(x.sum().compute().unwrap(), want);
-    assert_eq!(x.max().compute().unwrap(), (1i64 << 60) + 23);
-    assert_eq!(x.min().compute().unwrap(), 1i64 << 60);
-    let rows = x.sum_axes(&[1]).unwrap().compute().unwrap();
+    assert_eq!(x.sum(Axes::all()).compute().unwrap(), want);
+    assert_eq!(x.max(Axes::all()).compute().unwrap(), (1i64 << 60) + 23);
+    assert_eq!(x.min(Axes::all()).compute().unwrap(), 1i64 << 60);
+    let rows = x.sum([1]).unwrap().compute().unwrap();
     let want_rows = data.map_axis(Axis(1), |r| r.iter().fold(0i64, |a, &b| a.wrapping_add(b)));
     assert_eq!(rows, want_rows);
-    let m: f64 = x.sub_scalar(1i64 << 60).mean().compute().unwrap();
+    let m: f64 = (&x - (1i64 << 60)).mean(Axes::all()).compute().unwrap();
     assert_eq!(m, 11.5);
 }
 
 #[test]
 fn f32_and_bool_reductions_have_numpy_result_types() {
     let x = full(&[10, 10], &[3, 4], 0.5f32).unwrap();
-    let s: f32 = x.sum().compute().unwrap();
-    let m: f32 = x.mean().compute().unwrap();
+    let s: f32 = x.sum(Axes::all()).compute().unwrap();
+    let m: f32 = x.mean(Axes::all()).compute().unwrap();
     assert_eq!((s, m), (50.0, 0.5));
     let b = full(&[7, 3], &[2, 2], true).unwrap();
-    let count: i64 = b.sum().compute().unwrap();
+    let count: i64 = b.sum(Axes::all()).compute().unwrap();
     assert_eq!(count, 21);
-    assert!(b.all().compute().unwrap());
-    assert_eq!(b.astype::<i32>().max().compute().unwrap(), 1);
+    assert!(b.all(Axes::all()).compute().unwrap());
+    assert_eq!(b.astype::<i32>().max(Axes::all()).compute().unwrap(), 1);
 }
 
 #[test]
@@ -103,20 +103,20 @@ proptest! {
     fn comparisons_and_where_match_eager((data, cuts) in int_case(), pivot in -5i64..5) {
         let layout = explicit(data.shape(), &cuts);
         let x = from_ndarray(&data, layout).unwrap();
-        let mask = x.gt_scalar(pivot);
+        let mask = x.gt(pivot);
         prop_assert_eq!(mask.compute().unwrap(), data.mapv(|v| v > pivot));
         // Broadcast against the last row (a 1-d array over the last axis).
         let last = data.index_axis(Axis(0), data.shape()[0] - 1).to_owned();
         let row = from_ndarray(&last, Chunks::regular(last.shape(), &vec![1; last.ndim()]).unwrap())
             .unwrap();
-        let le = x.le(&row).unwrap().compute().unwrap();
+        let le = x.le(&row).compute().unwrap();
         let want = ndarray::Zip::from(&data)
             .and_broadcast(&last)
             .map_collect(|&a, &b| a <= b);
         prop_assert_eq!(&le, &want);
-        let picked = where_(&mask, &x, &x.neg()).unwrap().compute().unwrap();
+        let picked = where_(&mask, &x, &-&x).unwrap().compute().unwrap();
         prop_assert_eq!(picked, data.mapv(|v| if v > pivot { v } else { -v }));
-        let w = where_(&x.le(&row).unwrap(), &x, &row).unwrap().compute().unwrap();
+        let w = where_(&x.le(&row), &x, &row).unwrap().compute().unwrap();
         let want_w = ndarray::Zip::from(&data).and_broadcast(&last).map_collect(|&a, &b| a.min(b));
         prop_assert_eq!(w, want_w);
     }
@@ -139,17 +139,17 @@ proptest! {
             let m = l.iter().max().unwrap();
             l.iter().position(|v| v == m).unwrap() as i64
         });
-        prop_assert_eq!(x.argmin_axis(axis).unwrap().compute().unwrap(), argmin);
-        prop_assert_eq!(x.argmax_axis(axis).unwrap().compute().unwrap(), argmax);
+        prop_assert_eq!(x.argmin(axis).unwrap().compute().unwrap(), argmin);
+        prop_assert_eq!(x.argmax(axis).unwrap().compute().unwrap(), argmax);
         let nonzero = lanes(&|l| l.iter().filter(|&&v| v != 0).count() as i64);
-        prop_assert_eq!(x.count_nonzero_axes(&[axis]).unwrap().compute().unwrap(), nonzero.clone());
-        prop_assert_eq!(x.any_axes(&[axis]).unwrap().compute().unwrap(), nonzero.mapv(|c| c > 0));
+        prop_assert_eq!(x.count_nonzero([axis]).unwrap().compute().unwrap(), nonzero.clone());
+        prop_assert_eq!(x.any([axis]).unwrap().compute().unwrap(), nonzero.mapv(|c| c > 0));
         let n = data.shape()[axis] as i64;
-        prop_assert_eq!(x.all_axes(&[axis]).unwrap().compute().unwrap(), nonzero.mapv(|c| c == n));
-        prop_assert_eq!(x.min_axes(&[axis]).unwrap().compute().unwrap(), lanes(&|l| *l.iter().min().unwrap()));
+        prop_assert_eq!(x.all([axis]).unwrap().compute().unwrap(), nonzero.mapv(|c| c == n));
+        prop_assert_eq!(x.min([axis]).unwrap().compute().unwrap(), lanes(&|l| *l.iter().min().unwrap()));
         let flat_min = data.iter().min().unwrap();
         let first = data.iter().position(|v| v == flat_min).unwrap() as i64;
-        prop_assert_eq!(x.argmin().compute().unwrap(), first);
+        prop_assert_eq!(x.argmin(Axes::all()).compute().unwrap(), first);
     }
 
     #[test]
@@ -183,16 +183,10 @@ proptest! {
 fn argmin_along_an_axis_puts_nan_first_like_numpy() {
     let data = ndarray::array![[3.0, f64::NAN, 1.0], [2.0, 2.0, f64::NAN]].into_dyn();
     let x = from_ndarray(&data, Chunks::regular(&[2, 3], &[1, 1]).unwrap()).unwrap();
-    assert_eq!(
-        x.argmin_axis(1).unwrap().compute().unwrap().into_raw_vec_and_offset().0,
-        vec![1, 2]
-    );
-    assert_eq!(
-        x.argmax_axis(0).unwrap().compute().unwrap().into_raw_vec_and_offset().0,
-        vec![0, 0, 1]
-    );
+    assert_eq!(x.argmin(1).unwrap().compute().unwrap().into_raw_vec_and_offset().0, vec![1, 2]);
+    assert_eq!(x.argmax(0).unwrap().compute().unwrap().into_raw_vec_and_offset().0, vec![0, 0, 1]);
     let empty = full(&[0, 2], &[1, 1], 1.0f64).unwrap();
-    let err = empty.argmin_axis(0).unwrap().compute().unwrap_err().to_string();
+    let err = empty.argmin(0).unwrap().compute().unwrap_err().to_string();
     assert!(err.contains("empty axis"), "{err}");
 }
 
@@ -221,7 +215,7 @@ fn npy_files_of_every_dtype_round_trip() {
     ints.to_npy(dir.join("i.npy"), &s).unwrap();
     let back = from_npy_as::<i64>(dir.join("i.npy"), &[2, 7]).unwrap();
     assert_eq!(back.compute().unwrap(), ints.compute().unwrap());
-    let mask = ints.gt_scalar(0);
+    let mask = ints.gt(0);
     mask.to_npy(dir.join("b.npy"), &s).unwrap();
     assert_eq!(
         from_npy_as::<bool>(dir.join("b.npy"), &[9, 1]).unwrap().compute().unwrap(),

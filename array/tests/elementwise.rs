@@ -1,6 +1,6 @@
 //! Element-wise ops and the other creation functions against eager references.
 
-use brisk_array::{Array, Chunks, arange, from_ndarray, linspace, normal, random};
+use brisk_array::{Array, Axes, BinOp, Chunks, arange, from_ndarray, linspace, normal, random};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{Array1, ArrayD, IxDyn};
 
@@ -13,7 +13,7 @@ fn bits(a: &ArrayD<f64>) -> Vec<u64> {
 
 #[test]
 fn unary_math_matches_ndarray_bit_for_bit() {
-    let x = random(&[37, 23], &[10, 7], 8).unwrap().mul_scalar(4.0).sub_scalar(2.0);
+    let x = random(&[37, 23], &[10, 7], 8).unwrap() * 4.0 - 2.0;
     let data = x.compute().unwrap();
     let cases: Vec<(Array, Kernel)> = vec![
         (x.abs(), f64::abs),
@@ -22,7 +22,7 @@ fn unary_math_matches_ndarray_bit_for_bit() {
         (x.log(), f64::ln),
         (x.sin(), f64::sin),
         (x.cos(), f64::cos),
-        (x.neg(), |v| -v),
+        (-&x, |v| -v),
         (x.powf(3.0), |v| v.powf(3.0)),
     ];
     for (lazy, f) in cases {
@@ -33,19 +33,20 @@ fn unary_math_matches_ndarray_bit_for_bit() {
 #[test]
 fn array_arithmetic_matches_ndarray_and_refuses_mismatches() {
     let a = random(&[30, 40], &[7, 9], 1).unwrap();
-    let b = random(&[30, 40], &[7, 9], 2).unwrap().add_scalar(0.5);
+    let b = random(&[30, 40], &[7, 9], 2).unwrap() + 0.5;
     let (da, db) = (a.compute().unwrap(), b.compute().unwrap());
     let s = Scheduler::threads(2);
-    assert_eq!(bits(&s.compute(&a.add(&b).unwrap()).unwrap()), bits(&(&da + &db)));
-    assert_eq!(bits(&s.compute(&a.sub(&b).unwrap()).unwrap()), bits(&(&da - &db)));
-    assert_eq!(bits(&s.compute(&a.mul(&b).unwrap()).unwrap()), bits(&(&da * &db)));
-    assert_eq!(bits(&s.compute(&a.div(&b).unwrap()).unwrap()), bits(&(&da / &db)));
-    // x - x.mean() style: the same input used twice computes once and agrees.
-    let centered = a.sub(&a).unwrap().sum().compute().unwrap();
+    assert_eq!(bits(&s.compute(&(&a + &b)).unwrap()), bits(&(&da + &db)));
+    assert_eq!(bits(&s.compute(&(&a - &b)).unwrap()), bits(&(&da - &db)));
+    assert_eq!(bits(&s.compute(&(&a * &b)).unwrap()), bits(&(&da * &db)));
+    assert_eq!(bits(&s.compute(&(&a / &b)).unwrap()), bits(&(&da / &db)));
+    // x - x.mean(Axes::all()) style: the same input used twice computes once and agrees.
+    let centered = (&a - &a).sum(Axes::all()).compute().unwrap();
     assert_eq!(centered, 0.0);
-    let err = a.add(&random(&[30, 41], &[7, 9], 1).unwrap()).unwrap_err().to_string();
+    let err =
+        a.binary(BinOp::Add, &random(&[30, 41], &[7, 9], 1).unwrap()).unwrap_err().to_string();
     assert!(err.contains("[30, 40]") && err.contains("[30, 41]"), "{err}");
-    assert!(a.add(&random(&[30, 41], &[10, 10], 1).unwrap()).is_err());
+    assert!(a.binary(BinOp::Add, &random(&[30, 41], &[10, 10], 1).unwrap()).is_err());
 }
 
 #[test]
@@ -53,8 +54,8 @@ fn normal_is_chunk_invariant_with_the_right_moments() {
     let whole = normal(&[400, 500], &[400, 500], 5, 3.0, 2.0).unwrap().compute().unwrap();
     let chunked = normal(&[400, 500], &[33, 71], 5, 3.0, 2.0).unwrap();
     assert_eq!(bits(&chunked.compute().unwrap()), bits(&whole));
-    let mean = chunked.mean().compute().unwrap();
-    let std = chunked.std(0).compute().unwrap();
+    let mean = chunked.mean(Axes::all()).compute().unwrap();
+    let std = chunked.std(Axes::all(), 0).compute().unwrap();
     assert!((mean - 3.0).abs() < 0.02, "{mean}");
     assert!((std - 2.0).abs() < 0.02, "{std}");
 }
@@ -90,24 +91,24 @@ fn arithmetic_broadcasts_like_numpy_and_unifies_chunks() {
     let a = random(&[6, 1, 5], &[4, 1, 2], 1).unwrap();
     let b = random(&[7, 5], &[3, 5], 2).unwrap();
     let (da, db) = (a.compute().unwrap(), b.compute().unwrap());
-    let c = a.add(&b).unwrap();
+    let c = &a + &b;
     assert_eq!(c.shape(), &[6, 7, 5]);
     assert_eq!(bits(&c.compute().unwrap()), bits(&(&da + &db)));
     // Same shape, different chunks: both are rechunked to the common refinement.
     let x = random(&[10, 9], &[4, 9], 3).unwrap();
     let y = random(&[10, 9], &[5, 2], 4).unwrap();
-    let z = x.mul(&y).unwrap();
+    let z = &x * &y;
     assert_eq!(z.chunks().sizes(), &[vec![4, 1, 3, 2], vec![2, 2, 2, 2, 1]]);
     assert_eq!(bits(&z.compute().unwrap()), bits(&(&x.compute().unwrap() * &y.compute().unwrap())));
     // A row of column means, broadcast back: x - x.mean(axis=0).
-    let m = x.reduce(brisk_array::Agg::Mean, Some(&[0]), 8).unwrap();
-    let centered = x.sub(&m).unwrap();
+    let m = x.mean([0]).unwrap();
+    let centered = &x - &m;
     let dx = x.compute().unwrap();
     let want = &dx - &dx.mean_axis(ndarray::Axis(0)).unwrap();
     assert!(centered.compute().unwrap().iter().zip(&want).all(|(p, q)| (p - q).abs() < 1e-12));
     let err = random(&[3, 4], &[3, 4], 0)
         .unwrap()
-        .add(&random(&[3, 5], &[3, 5], 0).unwrap())
+        .binary(BinOp::Add, &random(&[3, 5], &[3, 5], 0).unwrap())
         .unwrap_err();
     assert!(err.to_string().contains("cannot be broadcast"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use brisk_array::{Agg, from_npy, random};
+use brisk_array::{Agg, Axes, from_npy, random};
 use brisk_scheduler::{Compute, Scheduler};
 
 fn fixture(name: &str) -> PathBuf {
@@ -24,17 +24,25 @@ fn statistics_of_a_numpy_file_equal_numpys() {
     for chunks in [[60, 40], [7, 9], [1, 40], [60, 1]] {
         let x = from_npy(fixture("normal_60x40.npy"), &chunks).unwrap();
         assert_eq!(x.shape(), &[60, 40]);
-        assert!(close(x.mean().compute().unwrap(), num("mean")), "chunks {chunks:?}");
-        assert!(close(x.std(0).compute().unwrap(), num("std0")));
-        assert!(close(x.std(1).compute().unwrap(), num("std1")));
-        assert!(close(x.var(0).compute().unwrap(), num("var0")));
-        assert!(close(x.sum().compute().unwrap(), num("sum")));
-        assert_eq!(x.min().compute().unwrap(), num("min"));
-        assert_eq!(x.max().compute().unwrap(), num("max"));
-        let mean0 = x.reduce(Agg::Mean, Some(&[0]), 3).unwrap().compute().unwrap();
+        assert!(close(x.mean(Axes::all()).compute().unwrap(), num("mean")), "chunks {chunks:?}");
+        assert!(close(x.std(Axes::all(), 0).compute().unwrap(), num("std0")));
+        assert!(close(x.std(Axes::all(), 1).compute().unwrap(), num("std1")));
+        assert!(close(x.var(Axes::all(), 0).compute().unwrap(), num("var0")));
+        assert!(close(x.sum(Axes::all()).compute().unwrap(), num("sum")));
+        assert_eq!(x.min(Axes::all()).compute().unwrap(), num("min"));
+        assert_eq!(x.max(Axes::all()).compute().unwrap(), num("max"));
+        let mean0 = x
+            .reduce(Agg::Mean, Axes::from([0]).split_every(3).unwrap())
+            .unwrap()
+            .compute()
+            .unwrap();
         let want0 = reference["mean_axis0"].as_array().unwrap();
         assert!(mean0.iter().zip(want0).all(|(a, b)| close(*a, b.as_f64().unwrap())));
-        let std1 = x.reduce(Agg::Std { ddof: 0 }, Some(&[1]), 2).unwrap().compute().unwrap();
+        let std1 = x
+            .reduce(Agg::Std { ddof: 0 }, Axes::from([1]).split_every(2).unwrap())
+            .unwrap()
+            .compute()
+            .unwrap();
         let want1 = reference["std_axis1"].as_array().unwrap();
         assert!(std1.iter().zip(want1).all(|(a, b)| close(*a, b.as_f64().unwrap())));
     }
@@ -45,7 +53,7 @@ fn to_npy_round_trips_and_leaves_no_partial_file() {
     let dir = std::env::temp_dir().join(format!("brisk-npy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("x.npy");
-    let x = random(&[123, 45], &[50, 20], 3).unwrap().mul_scalar(7.0);
+    let x = random(&[123, 45], &[50, 20], 3).unwrap() * 7.0;
     x.to_npy(&path, &Scheduler::threads(2)).unwrap();
     let back = from_npy(&path, &[30, 45]).unwrap().compute().unwrap();
     assert_eq!(back, x.compute().unwrap());

@@ -1,7 +1,7 @@
-//! `random(..).mean()` and friends against eager references, across chunkings,
+//! `random(..).mean(Axes::all())` and friends against eager references, across chunkings,
 //! thread counts and schedulers.
 
-use brisk_array::{Chunks, from_ndarray, full, random};
+use brisk_array::{Axes, Chunks, from_ndarray, full, random};
 use brisk_core::OpRegistry;
 use brisk_graph::{Collection, PlanOptions};
 use brisk_scheduler::{Compute, Scheduler};
@@ -30,11 +30,11 @@ fn random_is_the_same_array_for_every_chunking() {
 
 #[test]
 fn mean_is_bit_identical_across_thread_counts_and_schedulers() {
-    let x = random(&[600, 700], &[64, 100], 3).unwrap().add_scalar(1.5);
-    let reference = Scheduler::sync().compute(&x.mean()).unwrap();
+    let x = random(&[600, 700], &[64, 100], 3).unwrap() + 1.5;
+    let reference = Scheduler::sync().compute(&x.mean(Axes::all())).unwrap();
     for threads in [1, 2, 3, 5] {
         assert_eq!(
-            Scheduler::threads(threads).compute(&x.mean()).unwrap().to_bits(),
+            Scheduler::threads(threads).compute(&x.mean(Axes::all())).unwrap().to_bits(),
             reference.to_bits()
         );
     }
@@ -48,18 +48,18 @@ fn mean_is_bit_identical_across_thread_counts_and_schedulers() {
 #[test]
 fn split_every_changes_the_tree_not_the_answer() {
     let x = random(&[300, 300], &[10, 10], 5).unwrap();
-    let a = x.mean().compute().unwrap();
+    let a = x.mean(Axes::all()).compute().unwrap();
     for split in [2, 3, 32, 1000] {
-        let b = x.mean_split_every(split).unwrap().compute().unwrap();
+        let b = x.mean(Axes::all().split_every(split).unwrap()).compute().unwrap();
         assert!((a - b).abs() < 1e-14, "split_every {split}: {a} vs {b}");
     }
-    assert!(x.mean_split_every(1).is_err());
+    assert!(Axes::all().split_every(1).is_err());
 }
 
 #[test]
 fn per_chunk_steps_fuse_into_one_task_per_chunk() {
-    let x = random(&[100, 100], &[10, 25], 1).unwrap().mul_scalar(2.0).add_scalar(1.0);
-    let m = x.mean();
+    let x = random(&[100, 100], &[10, 25], 1).unwrap() * 2.0 + 1.0;
+    let m = x.mean(Axes::all());
     let (graph, keys) = m.graph().unwrap();
     let chunks = 40;
     assert_eq!(
@@ -87,7 +87,7 @@ fn bad_chunks_are_refused_at_once_naming_the_shapes() {
 
 #[test]
 fn array_ops_survive_encoding_and_run_the_same_after() {
-    let x = random(&[20, 30], &[7, 11], 4).unwrap().add_scalar(3.0);
+    let x = random(&[20, 30], &[7, 11], 4).unwrap() + 3.0;
     let (graph, keys) = x.graph().unwrap();
     let mut registry = OpRegistry::new();
     brisk_array::register_ops(&mut registry);
@@ -106,8 +106,8 @@ fn array_ops_survive_encoding_and_run_the_same_after() {
 
 #[test]
 fn empty_and_constant_arrays() {
-    assert!(full(&[0, 3], &[1, 1], 1.0_f64).unwrap().mean().compute().unwrap().is_nan());
-    assert_eq!(full(&[4, 5], &[3, 2], 2.5_f64).unwrap().sum().compute().unwrap(), 50.0);
+    assert!(full(&[0, 3], &[1, 1], 1.0_f64).unwrap().mean(Axes::all()).compute().unwrap().is_nan());
+    assert_eq!(full(&[4, 5], &[3, 2], 2.5_f64).unwrap().sum(Axes::all()).compute().unwrap(), 50.0);
 }
 
 fn shape_and_chunks() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<usize>>)> {
@@ -149,12 +149,12 @@ proptest! {
         let x = from_ndarray(&data, Chunks::explicit(&shape, sizes).unwrap()).unwrap();
         let scheduler = Scheduler::threads(threads);
         prop_assert_eq!(bits(&scheduler.compute(&x).unwrap()), bits(&data));
-        let y = scheduler.compute(&x.add_scalar(s).mul_scalar(2.0)).unwrap();
+        let y = scheduler.compute(&((&x + s) * 2.0)).unwrap();
         prop_assert_eq!(bits(&y), bits(&data.mapv(|v| (v + s) * 2.0)));
-        let sum = scheduler.compute(&x.sum()).unwrap();
+        let sum = scheduler.compute(&x.sum(Axes::all())).unwrap();
         let want: f64 = data.iter().sum();
         prop_assert!((sum - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", sum, want);
-        let mean = scheduler.compute(&x.rsub_scalar(s).div_scalar(3.0).mean()).unwrap();
+        let mean = scheduler.compute(&((s - &x) / 3.0).mean(Axes::all())).unwrap();
         let want = data.mapv(|v| (s - v) / 3.0).iter().sum::<f64>() / data.len() as f64;
         prop_assert!((mean - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", mean, want);
     }
@@ -164,16 +164,17 @@ proptest! {
 fn a_budget_smaller_than_one_chunk_is_refused_before_anything_runs_and_a_tight_one_holds() {
     let x = random(&[2000, 2000], &[500, 500], 3).unwrap();
     // One chunk is 2 MB: a 1 MB budget cannot hold it.
-    let err = Scheduler::threads(2).memory_limit(1_000_000).compute(&x.mean()).unwrap_err();
+    let err =
+        Scheduler::threads(2).memory_limit(1_000_000).compute(&x.mean(Axes::all())).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("array.random") && text.contains("2000000 bytes"), "{text}");
     assert!(text.contains("use smaller chunks"), "{text}");
     // Three chunks' worth: roots wait for room, the mean is the same bits.
-    let want = Scheduler::threads(1).compute(&x.mean()).unwrap();
-    let (graph, keys) = x.mean().graph().unwrap();
+    let want = Scheduler::threads(1).compute(&x.mean(Axes::all())).unwrap();
+    let (graph, keys) = x.mean(Axes::all()).graph().unwrap();
     let (values, stats) =
         Scheduler::threads(2).memory_limit(6_000_000).run_with_stats(graph, &keys).unwrap();
-    let got = x.mean().finish(values).unwrap();
+    let got = x.mean(Axes::all()).finish(values).unwrap();
     assert_eq!(got.to_bits(), want.to_bits());
     assert!(stats.peak_bytes <= 6_000_000 + 3 * 2_000_000, "peak {}", stats.peak_bytes);
 }

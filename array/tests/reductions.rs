@@ -4,7 +4,7 @@
 mod common;
 use common::cut;
 
-use brisk_array::{Agg, Chunks, from_ndarray, random};
+use brisk_array::{Agg, Axes, Chunks, from_ndarray, random};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{ArrayD, Axis, Dimension, IxDyn};
 use proptest::prelude::*;
@@ -79,7 +79,7 @@ proptest! {
         let x = from_ndarray(&data, Chunks::explicit(&shape, sizes).unwrap()).unwrap();
         let scheduler = Scheduler::threads(threads);
         for agg in AGGS {
-            let got = scheduler.compute(&x.reduce(agg, Some(&axes), split).unwrap()).unwrap();
+            let got = scheduler.compute(&x.reduce(agg, Axes::from(&axes[..]).split_every(split).unwrap()).unwrap()).unwrap();
             let want = eager(&data, agg, &axes);
             prop_assert!(close(&got, &want), "{:?} over {:?}: {:?} vs {:?}", agg, axes, got, want);
         }
@@ -88,21 +88,28 @@ proptest! {
 
 #[test]
 fn full_reductions_are_bit_identical_across_thread_counts() {
-    let x = random(&[300, 200], &[64, 50], 11).unwrap().mul_scalar(10.0);
-    for r in [x.sum(), x.mean(), x.var(0), x.std(1), x.min(), x.max()] {
+    let x = random(&[300, 200], &[64, 50], 11).unwrap() * 10.0;
+    for r in [
+        x.sum(Axes::all()),
+        x.mean(Axes::all()),
+        x.var(Axes::all(), 0),
+        x.std(Axes::all(), 1),
+        x.min(Axes::all()),
+        x.max(Axes::all()),
+    ] {
         let want = Scheduler::sync().compute(&r).unwrap().to_bits();
         for threads in [1, 2, 4] {
             assert_eq!(Scheduler::threads(threads).compute(&r).unwrap().to_bits(), want);
         }
     }
-    let var = x.var(0).compute().unwrap();
+    let var = x.var(Axes::all(), 0).compute().unwrap();
     assert!((var - 100.0 / 12.0).abs() < 0.1, "{var}");
 }
 
 #[test]
 fn axis_reductions_keep_the_other_axes_chunks() {
     let x = random(&[10, 12, 4], &[3, 5, 4], 2).unwrap();
-    let m = x.reduce(Agg::Mean, Some(&[1]), 8).unwrap();
+    let m = x.reduce(Agg::Mean, [1]).unwrap();
     assert_eq!(m.shape(), &[10, 4]);
     assert_eq!(m.chunks().sizes(), &[vec![3, 3, 3, 1], vec![4]]);
     let data = x.compute().unwrap();
@@ -112,14 +119,9 @@ fn axis_reductions_keep_the_other_axes_chunks() {
 #[test]
 fn bad_axes_are_refused() {
     let x = random(&[4, 4], &[2, 2], 0).unwrap();
-    assert!(
-        x.reduce(Agg::Sum, Some(&[2]), 8)
-            .unwrap_err()
-            .to_string()
-            .contains("axis 2 is out of range")
-    );
-    assert!(x.reduce(Agg::Sum, Some(&[0, 0]), 8).is_err());
-    assert!(x.reduce(Agg::Sum, None, 1).is_err());
+    assert!(x.reduce(Agg::Sum, [2]).unwrap_err().to_string().contains("axis 2 is out of range"));
+    assert!(x.reduce(Agg::Sum, [0, 0]).is_err());
+    assert!(Axes::all().split_every(1).is_err());
 }
 
 #[test]
@@ -127,8 +129,8 @@ fn nan_propagates_through_min_and_max() {
     let mut data = ArrayD::from_elem(IxDyn(&[4, 4]), 1.0);
     data[[2, 3]] = f64::NAN;
     let x = from_ndarray(&data, Chunks::regular(&[4, 4], &[2, 2]).unwrap()).unwrap();
-    assert!(x.min().compute().unwrap().is_nan());
-    assert!(x.max().compute().unwrap().is_nan());
-    let per_row = x.reduce(Agg::Max, Some(&[1]), 8).unwrap().compute().unwrap();
+    assert!(x.min(Axes::all()).compute().unwrap().is_nan());
+    assert!(x.max(Axes::all()).compute().unwrap().is_nan());
+    let per_row = x.reduce(Agg::Max, [1]).unwrap().compute().unwrap();
     assert_eq!(per_row.iter().filter(|v| v.is_nan()).count(), 1);
 }

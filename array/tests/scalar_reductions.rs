@@ -4,7 +4,7 @@
 mod common;
 use common::cut;
 
-use brisk_array::{Chunks, from_ndarray};
+use brisk_array::{Axes, Chunks, from_ndarray};
 use brisk_scheduler::{Compute, Scheduler};
 use ndarray::{ArrayD, Dimension, IxDyn};
 use proptest::prelude::*;
@@ -48,20 +48,20 @@ proptest! {
         let sizes = shape.iter().zip(&cuts).map(|(&n, c)| cut(n, c)).collect();
         let x = from_ndarray(&data, Chunks::explicit(&shape, sizes).unwrap()).unwrap();
         let s = Scheduler::threads(threads);
-        prop_assert_eq!(s.compute(&x.argmin()).unwrap(), eager_arg(&data, false));
-        prop_assert_eq!(s.compute(&x.argmax()).unwrap(), eager_arg(&data, true));
+        prop_assert_eq!(s.compute(&x.argmin(Axes::all())).unwrap(), eager_arg(&data, false));
+        prop_assert_eq!(s.compute(&x.argmax(Axes::all())).unwrap(), eager_arg(&data, true));
         let nonzero = data.iter().filter(|&&v| v != 0.0).count() as i64;
-        prop_assert_eq!(s.compute(&x.count_nonzero()).unwrap(), nonzero);
-        prop_assert_eq!(s.compute(&x.any()).unwrap(), nonzero > 0);
-        prop_assert_eq!(s.compute(&x.all()).unwrap(), nonzero == data.len() as i64);
+        prop_assert_eq!(s.compute(&x.count_nonzero(Axes::all())).unwrap(), nonzero);
+        prop_assert_eq!(s.compute(&x.any(Axes::all())).unwrap(), nonzero > 0);
+        prop_assert_eq!(s.compute(&x.all(Axes::all())).unwrap(), nonzero == data.len() as i64);
     }
 }
 
 #[test]
 fn argmax_of_an_empty_array_is_an_error_and_all_of_it_is_true() {
     let empty = brisk_array::zeros(&[0, 3], &[1, 1]).unwrap();
-    let err = empty.argmax().compute().unwrap_err().to_string();
+    let err = empty.argmax(Axes::all()).compute().unwrap_err().to_string();
     assert!(err.contains("empty array"), "{err}");
-    assert!(empty.all().compute().unwrap());
-    assert!(!empty.any().compute().unwrap());
+    assert!(empty.all(Axes::all()).compute().unwrap());
+    assert!(!empty.any(Axes::all()).compute().unwrap());
 }

@@ -80,7 +80,7 @@ pub(crate) fn run() -> Result<(), Failure> {
     let start = Instant::now();
     let x = brisk::array::random(&[10_000, 10_000], &[1_000, 1_000], 0)
         .map_err(|e| Failure::Internal(e.to_string()))?;
-    let mean = x.mean().compute()?;
+    let mean = x.mean(brisk::array::Axes::all()).compute()?;
     print_line(&format!(
         "mean = {mean:.6} over 100,000,000 values (800 MB if held at once), in {:.3} s\n",
         start.elapsed().as_secs_f64()

@@ -1,5 +1,5 @@
-//! The element-wise and creation ops: plain data, found again by name in an
-//! `OpRegistry`. Each runs on whatever dtype its input chunks hold.
+//! The element-wise ops: plain data, found again by name in an `OpRegistry`. Each
+//! runs on whatever dtype its input chunks hold.
 
 use brisk_core::{ArrayChunk, DType, Element, Error, OpKind, Result, Scalar, Value};
 use ndarray::{ArrayD, IxDyn, Zip};
@@ -7,104 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::element::{
     BinOp, Float, Numeric, any_dtype, cast_to, chunk_ref, float_dtype, numeric_dtype, one_chunk,
-    take_chunk, unsupported,
+    take_chunk, unsupported, value,
 };
-use crate::kernels::{below, bits, seed_key, uniform};
-
-fn value<T: Element>(a: ArrayD<T>) -> Value {
-    Value::from(T::into_chunk(a))
-}
-
-/// A chunk of uniform [0, 1) numbers drawn by global element index.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct RandomChunk {
-    pub(crate) seed: u64,
-    pub(crate) global_shape: Vec<usize>,
-    pub(crate) start: Vec<usize>,
-    pub(crate) shape: Vec<usize>,
-}
-
-/// The bytes of a chunk of `shape` with elements of `size` bytes.
-fn chunk_bytes(shape: &[usize], size: usize) -> u64 {
-    shape.iter().product::<usize>() as u64 * size as u64
-}
-
-impl RandomChunk {
-    /// The chunk with `value(global element index)` at every element.
-    fn generate<T>(&self, value: impl Fn(u64) -> T) -> Result<ArrayD<T>> {
-        let (starts, row) = crate::chunks::row_starts(&self.global_shape, &self.start, &self.shape);
-        let mut data = Vec::with_capacity(starts.len() * row);
-        for base in starts {
-            data.extend((0..row as u64).map(|j| value(base + j)));
-        }
-        ArrayD::from_shape_vec(IxDyn(&self.shape), data).map_err(|e| Error::Internal(e.to_string()))
-    }
-}
-
-impl OpKind for RandomChunk {
-    const NAME: &'static str = "array.random";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let key = seed_key(self.seed);
-        Ok(value(self.generate(|i| uniform(key, i))?))
-    }
-
-    fn projected_bytes(&self) -> Option<u64> {
-        Some(chunk_bytes(&self.shape, 8))
-    }
-}
-
-/// A chunk of integers uniform in `[low, low + span)`, drawn by global element index.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct IntegersChunk {
-    pub(crate) random: RandomChunk,
-    pub(crate) low: i64,
-    pub(crate) span: u64,
-}
-
-impl OpKind for IntegersChunk {
-    const NAME: &'static str = "array.integers";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let key = seed_key(self.random.seed);
-        Ok(value(self.random.generate(|i| below(bits(key, i), self.low, self.span))?))
-    }
-
-    fn projected_bytes(&self) -> Option<u64> {
-        Some(chunk_bytes(&self.random.shape, 8))
-    }
-}
-
-/// A chunk filled with one value.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct FullChunk {
-    pub(crate) value: Scalar,
-    pub(crate) shape: Vec<usize>,
-}
-
-impl OpKind for FullChunk {
-    const NAME: &'static str = "array.full";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let shape = IxDyn(&self.shape);
-        Ok(Value::from(match self.value {
-            Scalar::F64(x) => ArrayChunk::F64(ArrayD::from_elem(shape, x)),
-            Scalar::F32(x) => ArrayChunk::F32(ArrayD::from_elem(shape, x)),
-            Scalar::I64(x) => ArrayChunk::I64(ArrayD::from_elem(shape, x)),
-            Scalar::I32(x) => ArrayChunk::I32(ArrayD::from_elem(shape, x)),
-            Scalar::Bool(x) => ArrayChunk::Bool(ArrayD::from_elem(shape, x)),
-        }))
-    }
-
-    fn projected_bytes(&self) -> Option<u64> {
-        let size = match self.value {
-            Scalar::F64(_) | Scalar::I64(_) => 8,
-            Scalar::F32(_) | Scalar::I32(_) => 4,
-            _ => 1,
-        };
-        Some(chunk_bytes(&self.shape, size))
-    }
-}
 
 /// Element-wise comparisons; every comparison with NaN is false but `Ne`, as in numpy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -406,58 +310,5 @@ impl OpKind for AsType {
     fn run(&self, inputs: Vec<Value>) -> Result<Value> {
         let chunk = one_chunk(Self::NAME, inputs)?;
         Ok(Value::from(any_dtype!(chunk, a => cast_to(a, self.to))))
-    }
-}
-
-/// A chunk of standard normal numbers: Box-Muller on the uniform pair drawn at
-/// stream positions (2i, 2i+1) for global element i, so every chunking agrees.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct NormalChunk {
-    pub(crate) random: RandomChunk,
-    pub(crate) mean: f64,
-    pub(crate) std: f64,
-}
-
-impl OpKind for NormalChunk {
-    const NAME: &'static str = "array.normal";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let key = seed_key(self.random.seed);
-        let (mean, std) = (self.mean, self.std);
-        let a = self.random.generate(|i| {
-            // 1 - u lies in (0, 1], so the logarithm is finite.
-            let u1 = 1.0 - uniform(key, 2 * i);
-            let u2 = uniform(key, 2 * i + 1);
-            mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        })?;
-        Ok(value(a))
-    }
-
-    fn projected_bytes(&self) -> Option<u64> {
-        Some(chunk_bytes(&self.random.shape, 8))
-    }
-}
-
-/// A chunk of `start + step * i` for global element i of a 1-d array.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct RangeChunk {
-    pub(crate) start: f64,
-    pub(crate) step: f64,
-    pub(crate) offset: usize,
-    pub(crate) len: usize,
-}
-
-impl OpKind for RangeChunk {
-    const NAME: &'static str = "array.range";
-
-    fn run(&self, _inputs: Vec<Value>) -> Result<Value> {
-        let a = ArrayD::from_shape_fn(IxDyn(&[self.len]), |ix| {
-            self.start + self.step * (self.offset + ix[0]) as f64
-        });
-        Ok(value(a))
-    }
-
-    fn projected_bytes(&self) -> Option<u64> {
-        Some(chunk_bytes(&[self.len], 8))
     }
 }

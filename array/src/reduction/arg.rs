@@ -1,20 +1,20 @@
-//! Reductions whose result is not a value of the data: argmin/argmax (an index),
-//! count_nonzero (a count), any/all (a bool). Same shape as the other reductions: a
-//! state per chunk, a fixed tree of combines, one finish.
+//! The kernels of reductions whose result is not a value of the data: argmin and
+//! argmax (an index), count_nonzero (a count), any and all (a bool), over all axes
+//! or along one; and the graphs of the full ones. Same shape as the other
+//! reductions: a state per chunk, a fixed tree of combines, one finish.
 
 use brisk_core::{ArrayChunk, Element, Error as CoreError, Key, Op, OpKind, Scalar, Value};
-use brisk_graph::{Collection, GraphBuilder, Task};
+use brisk_graph::{DEFAULT_SPLIT_EVERY, Layer, Task, combine_tree, token};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::DEFAULT_SPLIT_EVERY;
-use crate::Result;
-use crate::array::{Array, Layer, TreeOps, add_layer_tasks, combine_tree, hidden_layer, token};
+use super::{Reduced, TreeOps};
+use crate::array::Array;
 use crate::element::{any_dtype, chunk_ref, one_chunk, split_inputs};
 
 /// Which index-or-count reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-enum Kind {
+pub(crate) enum Kind {
     ArgMin,
     ArgMax,
     Count,
@@ -139,7 +139,7 @@ impl OpKind for CombineArg {
 
 /// What the finished reduction gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-enum Output {
+pub(crate) enum Output {
     Index,
     Count,
     Any,
@@ -172,36 +172,6 @@ impl OpKind for FinishArg {
             Output::Any => Scalar::Bool(count()? > 0),
             Output::All => Scalar::Bool(count()? == b),
         }))
-    }
-}
-
-/// A lazy full reduction to a scalar of type `T` (`i64` for argmin, argmax and
-/// count_nonzero; `bool` for any and all).
-#[derive(Clone, Debug)]
-pub struct ReducedScalar<T> {
-    key: Key,
-    tasks: Layer,
-    _type: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T: Element> Collection for ReducedScalar<T> {
-    type Output = T;
-
-    fn add_tasks(&self, graph: &mut GraphBuilder) {
-        add_layer_tasks(&self.tasks, graph);
-    }
-
-    fn output_keys(&self) -> Vec<Key> {
-        vec![self.key.clone()]
-    }
-
-    fn finish(&self, values: Vec<Value>) -> brisk_core::Result<T> {
-        let found = values.first().map(Value::kind).unwrap_or_default();
-        values
-            .first()
-            .and_then(Value::as_scalar)
-            .and_then(T::from_scalar)
-            .ok_or_else(|| CoreError::TypeMismatch { expected: T::DTYPE.to_string(), found })
     }
 }
 
@@ -320,8 +290,19 @@ impl OpKind for FinishArgAxis {
 }
 
 impl<T: Element> Array<T> {
-    fn reduce_scalar<U>(&self, kind: Kind, output: Output) -> ReducedScalar<U> {
-        let name = token("arg", &(self.name(), kind, output));
+    /// An index or count reduction over every axis.
+    pub(super) fn arg_all<U: Element>(
+        &self,
+        kind: Kind,
+        output: Output,
+        split_every: usize,
+    ) -> Reduced<U> {
+        // The default tree keeps the name it had before split_every could be set.
+        let name = if split_every == DEFAULT_SPLIT_EVERY {
+            token("arg", &(self.name(), kind, output))
+        } else {
+            token("arg", &(self.name(), kind, output, split_every))
+        };
         let chunk_base = Key::named(format!("{name}-chunk"));
         let mut tasks: Vec<Task> = self
             .chunks()
@@ -341,50 +322,21 @@ impl<T: Element> Array<T> {
         let combine = Op::data(CombineArg { kind });
         let level = combine_tree(
             partials,
-            DEFAULT_SPLIT_EVERY,
+            split_every,
             1,
             &format!("{name}-combine"),
             &[],
-            &combine,
+            |_| combine.clone(),
             &mut tasks,
         );
         let key = Key::named(name.as_str());
         tasks.push(Task::new(key.clone(), Op::data(FinishArg { output }), level));
-        ReducedScalar {
-            key,
-            tasks: hidden_layer(name, tasks, vec![self.layer()]),
-            _type: std::marker::PhantomData,
-        }
+        Reduced::new(Layer::new(name, tasks, vec![self.layer()]), key)
     }
 
-    /// The flat (row-major) index of the smallest element; the first NaN if there is
-    /// one, the first of equal minima otherwise, as numpy's `argmin`.
-    pub fn argmin(&self) -> ReducedScalar<i64> {
-        self.reduce_scalar(Kind::ArgMin, Output::Index)
-    }
-
-    /// The flat index of the largest element (NaN and ties as [`Array::argmin`]).
-    pub fn argmax(&self) -> ReducedScalar<i64> {
-        self.reduce_scalar(Kind::ArgMax, Output::Index)
-    }
-
-    /// How many elements are not zero (NaN counts as non-zero, as in numpy).
-    pub fn count_nonzero(&self) -> ReducedScalar<i64> {
-        self.reduce_scalar(Kind::Count, Output::Count)
-    }
-
-    /// Whether any element is non-zero.
-    pub fn any(&self) -> ReducedScalar<bool> {
-        self.reduce_scalar(Kind::Count, Output::Any)
-    }
-
-    /// Whether every element is non-zero (true for an empty array).
-    pub fn all(&self) -> ReducedScalar<bool> {
-        self.reduce_scalar(Kind::Count, Output::All)
-    }
-
-    fn arg_axis(&self, kind: Kind, axis: usize) -> Result<Array<i64>> {
-        let axes = self.check_axes(Some(&[axis]))?;
+    /// argmin or argmax along one axis (`axes`, checked, holds it).
+    pub(super) fn arg_along(&self, kind: Kind, axes: Vec<usize>, split_every: usize) -> Array<i64> {
+        let axis = axes[0];
         let ops = TreeOps {
             prefix: "arg-axis",
             params: token("", &kind),
@@ -392,28 +344,7 @@ impl<T: Element> Array<T> {
             combine: Op::data(CombineArgAxis { kind }),
             finish: Op::data(FinishArgAxis { axis }),
         };
-        self.tree_reduce(&axes, DEFAULT_SPLIT_EVERY, ops)
-    }
-
-    /// The index along `axis` of the smallest element of each lane, as numpy's
-    /// `argmin(axis=...)` (NaN and ties as [`Array::argmin`]).
-    ///
-    /// ```
-    /// use brisk_array::{Chunks, from_ndarray};
-    /// use brisk_scheduler::Compute;
-    /// let a = ndarray::array![[3, 1, 2], [0, 5, 0]].into_dyn();
-    /// let x = from_ndarray(&a, Chunks::regular(&[2, 3], &[1, 2])?)?;
-    /// assert_eq!(x.argmin_axis(1)?.compute()?.into_raw_vec_and_offset().0, vec![1, 0]);
-    /// assert_eq!(x.argmax_axis(0)?.compute()?.into_raw_vec_and_offset().0, vec![0, 1, 0]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn argmin_axis(&self, axis: usize) -> Result<Array<i64>> {
-        self.arg_axis(Kind::ArgMin, axis)
-    }
-
-    /// The index along `axis` of the largest element of each lane.
-    pub fn argmax_axis(&self, axis: usize) -> Result<Array<i64>> {
-        self.arg_axis(Kind::ArgMax, axis)
+        self.tree_reduce(&axes, split_every, ops)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Reductions over all axes or chosen axes: a partial state per chunk, combined in a
-//! fixed tree across chunks, finished once per output chunk.
+//! The kernels of `sum`, `mean`, `var`, `std`, `min` and `max` over all axes or
+//! chosen axes: a partial state per chunk, combined in a fixed tree across chunks,
+//! finished once per output chunk.
 //!
 //! A partial state is one or more arrays shaped like the chunk with the reduced axes
 //! kept at length 1, so full and axis reductions share every step. States are `f64`,
