@@ -63,7 +63,25 @@ pub fn compute<C: graph::Collection>(collections: C) -> scheduler::Result<C::Out
 }
 
 /// What most programs need: `use brisk::prelude::*;`.
+///
+/// ```
+/// use brisk::prelude::*;
+///
+/// let m: f64 = random(&[1_000, 1_000], &[250, 250], 42)?.mean(Axes::all()).compute()?;
+/// assert!((m - 0.5).abs() < 0.01);
+///
+/// let dir = std::env::temp_dir().join(format!("brisk-prelude-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("t.csv"), "k,v\na,1\nb,2\na,3\n")?;
+/// let frame: Frame = read_csv(&dir.join("t.csv"), CsvOptions::default())?;
+/// let t = frame.filter(col("v").gt(lit(1)))?.groupby(["k"])?.sum()?.compute()?;
+/// assert_eq!(t.num_rows(), 2);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub mod prelude {
+    pub use brisk_array::{Array, Axes, random};
+    pub use brisk_frame::{CsvOptions, Frame, col, lit, read_csv, read_parquet};
     pub use brisk_graph::delayed;
     pub use brisk_graph::delayed::Delayed;
     pub use brisk_scheduler::{Compute, Scheduler};

@@ -73,7 +73,7 @@ pub use reduction::agg::Agg;
 pub use reduction::{AllAxes, Axes, ReduceAxes, Reduced};
 pub use slicing::Index;
 
-/// Registers every op of this crate, for workers that rebuild shipped graphs.
+/// Registers every op of this crate, so encoded graphs can be decoded by op name.
 pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
     use elementwise::ops as elementwise;
     use reduction::{agg, arg};

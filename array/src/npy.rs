@@ -292,10 +292,16 @@ impl Collection for Store {
 }
 
 impl<T: Element> Array<T> {
-    /// Writes the array to an `.npy` file chunk by chunk on `scheduler`, so an array
-    /// larger than memory can be saved. The file is written under a temporary name
-    /// beside `path` and renamed when complete; on error nothing is left behind.
-    pub fn to_npy(
+    /// Writes the array to an `.npy` file chunk by chunk on the default scheduler,
+    /// so an array larger than memory can be saved. The file is written under a
+    /// temporary name beside `path` and renamed when complete; on error nothing is
+    /// left behind.
+    pub fn to_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.to_npy_on(path, brisk_scheduler::default_scheduler())
+    }
+
+    /// [`to_npy`](Self::to_npy) on `scheduler`.
+    pub fn to_npy_on(
         &self,
         path: impl AsRef<Path>,
         scheduler: &brisk_scheduler::Scheduler,

@@ -212,17 +212,17 @@ fn npy_files_of_every_dtype_round_trip() {
     std::fs::create_dir_all(&dir).unwrap();
     let s = Scheduler::threads(2);
     let ints = integers(&[9, 7], &[4, 3], 5, -100, 100).unwrap();
-    ints.to_npy(dir.join("i.npy"), &s).unwrap();
+    ints.to_npy_on(dir.join("i.npy"), &s).unwrap();
     let back = from_npy_as::<i64>(dir.join("i.npy"), &[2, 7]).unwrap();
     assert_eq!(back.compute().unwrap(), ints.compute().unwrap());
     let mask = ints.gt(0);
-    mask.to_npy(dir.join("b.npy"), &s).unwrap();
+    mask.to_npy_on(dir.join("b.npy"), &s).unwrap();
     assert_eq!(
         from_npy_as::<bool>(dir.join("b.npy"), &[9, 1]).unwrap().compute().unwrap(),
         mask.compute().unwrap()
     );
     let small = ints.astype::<f32>();
-    small.to_npy(dir.join("f.npy"), &s).unwrap();
+    small.to_npy_on(dir.join("f.npy"), &s).unwrap();
     assert_eq!(
         from_npy_as::<f32>(dir.join("f.npy"), &[3, 3]).unwrap().compute().unwrap(),
         small.compute().unwrap()

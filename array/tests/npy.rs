@@ -54,7 +54,7 @@ fn to_npy_round_trips_and_leaves_no_partial_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("x.npy");
     let x = random(&[123, 45], &[50, 20], 3).unwrap() * 7.0;
-    x.to_npy(&path, &Scheduler::threads(2)).unwrap();
+    x.to_npy_on(&path, &Scheduler::threads(2)).unwrap();
     let back = from_npy(&path, &[30, 45]).unwrap().compute().unwrap();
     assert_eq!(back, x.compute().unwrap());
     let names: Vec<String> = std::fs::read_dir(&dir)
@@ -66,7 +66,7 @@ fn to_npy_round_trips_and_leaves_no_partial_file() {
     let bad = dir.join("bad.npy");
     let failing = from_npy(&path, &[30, 45]).unwrap();
     std::fs::write(&path, b"\x93NUMPY truncated").unwrap();
-    assert!(failing.to_npy(&bad, &Scheduler::threads(2)).is_err());
+    assert!(failing.to_npy_on(&bad, &Scheduler::threads(2)).is_err());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
