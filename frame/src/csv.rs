@@ -21,11 +21,11 @@ use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Scalar, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use serde::{Deserialize, Serialize};
 
 use crate::error::unknown_column;
-use crate::frame::{Frame, Reproject, token};
+use crate::frame::{Frame, Reproject};
 use crate::{Error, Result};
 
 /// Blocks of this many bytes unless told otherwise. Small blocks keep every buffer

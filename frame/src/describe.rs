@@ -8,10 +8,11 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Scalar, Value};
-use brisk_graph::{Collection, GraphBuilder, Layer, Task};
+use brisk_graph::{Collection, GraphBuilder, Layer, Task, token};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, first_batch, token};
+use crate::batches::{arrow_err, first_batch};
+use crate::frame::Frame;
 use crate::table::Table;
 use crate::{Error, Result};
 

@@ -16,11 +16,12 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, concat_all, first_batch, token};
+use crate::batches::{arrow_err, batch_of, concat_all, first_batch};
+use crate::frame::Frame;
 use crate::table::sort_batch;
 use crate::{Error, Result};
 
@@ -393,7 +394,7 @@ impl GroupBy {
         // Each part of a split state is its own result, so a spilled part is read
         // back once, by its own combine, not once per part.
         let pieces =
-            (parts > 1).then(|| crate::frame::items(&name, &partial_keys, parts, &mut inner));
+            (parts > 1).then(|| crate::batches::items(&name, &partial_keys, parts, &mut inner));
         for part in 0..parts {
             let (mut level, mut pick) = match &pieces {
                 Some(pieces) => (pieces[part].clone(), None),

@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod batches;
 mod csv;
 mod describe;
 mod error;
@@ -68,7 +69,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<sort::SortSample>()
         .register::<sort::SortBounds>()
         .register::<sort::SortSplit>()
-        .register::<frame::Item>()
+        .register::<batches::Item>()
         .register::<parquet::ReadRowGroup>()
         .register::<parquet::WriteParquetPart>()
         .register::<join::HashSplit>()

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchReader};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use brisk_scheduler::Scheduler;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::batches::first_batch;
 use crate::csv::{Sources, expand, file_error};
 use crate::error::unknown_column;
-use crate::frame::{Frame, Reproject, first_batch, token};
+use crate::frame::{Frame, Reproject};
 use crate::write::{Writes, check_target, temp_beside};
 use crate::{Error, Result};
 
