@@ -16,7 +16,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task, token};
+use brisk_graph::{DEFAULT_SPLIT_EVERY, Layer, Task, combine_tree, token};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
@@ -24,9 +24,6 @@ use crate::batches::{arrow_err, batch_of, concat_all, first_batch};
 use crate::frame::Frame;
 use crate::table::sort_batch;
 use crate::{Error, Result};
-
-/// Partial states combined per tree node unless told otherwise.
-pub const DEFAULT_SPLIT_EVERY: usize = 8;
 
 /// Parts the groups are hash-split into, at most: enough that a million groups
 /// never pass through one task, few enough that small results stay cheap.
@@ -396,26 +393,27 @@ impl GroupBy {
         let pieces =
             (parts > 1).then(|| crate::batches::items(&name, &partial_keys, parts, &mut inner));
         for part in 0..parts {
-            let (mut level, mut pick) = match &pieces {
+            let (level, pick) = match &pieces {
                 Some(pieces) => (pieces[part].clone(), None),
                 None => (partial_keys.clone(), Some(part as u32)),
             };
-            let mut depth = 0u32;
-            while level.len() > self.split_every {
-                let base = Key::named(format!("{name}-combine-{depth}"));
-                let op = Op::data(Combine { plan: plan.clone(), part: pick });
-                level = level
-                    .chunks(self.split_every)
-                    .enumerate()
-                    .map(|(i, group)| {
-                        let key = base.with_index([part as u32, i as u32]);
-                        inner.push(Task::new(key.clone(), op.clone(), group.to_vec()));
-                        key
-                    })
-                    .collect();
-                pick = None;
-                depth += 1;
-            }
+            // Only the first level reads part `pick` out of split partials; what it
+            // gives is one part already, and so is everything after it.
+            let mut combined = false;
+            let level = combine_tree(
+                level,
+                self.split_every,
+                self.split_every,
+                &format!("{name}-combine"),
+                &[part as u32],
+                |depth| {
+                    combined = true;
+                    let part = if depth == 0 { pick } else { None };
+                    Op::data(Combine { plan: plan.clone(), part })
+                },
+                &mut inner,
+            );
+            let pick = if combined { None } else { pick };
             let op = Op::data(Finish { plan: plan.clone(), part: pick });
             outputs.push(Task::new(Key::new(name.as_str(), [part as u32]), op, level));
         }

@@ -46,12 +46,15 @@ mod write;
 
 /// The `arrow` crate this one is built on, for its array and batch types.
 pub use arrow;
+/// Partial results combined per tree node unless told otherwise (the same constant
+/// as `brisk_graph`'s, for every collection).
+pub use brisk_graph::DEFAULT_SPLIT_EVERY;
 pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
 pub use describe::Describe;
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
 pub use frame::{Frame, RowCount};
-pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
+pub use groupby::{Agg, GroupBy};
 pub use join::How;
 pub use parquet::read_parquet;
 pub use parse::parse_expr;
