@@ -42,6 +42,11 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The error for a file (or pattern) and what went wrong with it.
+pub(crate) fn file_error(path: &std::path::Path, reason: impl std::fmt::Display) -> Error {
+    Error::File { path: path.display().to_string(), reason: reason.to_string() }
+}
+
 /// The error for a column the schema lacks, naming the closest existing names.
 pub(crate) fn unknown_column(name: &str, existing: &[&str]) -> Error {
     let mut scored: Vec<(usize, &str)> = existing

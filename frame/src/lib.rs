@@ -34,13 +34,13 @@ mod csv;
 mod describe;
 mod error;
 mod expr;
-mod fast_csv;
 mod frame;
 mod groupby;
 mod join;
 mod parquet;
 mod parse;
 mod sort;
+mod sources;
 mod table;
 mod write;
 
@@ -49,7 +49,7 @@ pub use arrow;
 /// Partial results combined per tree node unless told otherwise (the same constant
 /// as `brisk_graph`'s, for every collection).
 pub use brisk_graph::DEFAULT_SPLIT_EVERY;
-pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
+pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, read_csv};
 pub use describe::Describe;
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
@@ -58,6 +58,7 @@ pub use groupby::{Agg, GroupBy};
 pub use join::How;
 pub use parquet::read_parquet;
 pub use parse::parse_expr;
+pub use sources::Sources;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
