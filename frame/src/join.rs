@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batches::{arrow_err, batch_of, first_batch};
 use crate::frame::Frame;
-use crate::groupby::fixed_hash;
+use crate::groupby::hash::fixed_hash;
 use crate::{Error, Result};
 
 /// Which rows a join keeps.
