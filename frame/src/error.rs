@@ -31,6 +31,15 @@ pub enum Error {
     /// An option is out of range or inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// The operation needs a cargo feature of brisk-frame that this build left out
+    /// (`parquet`, `compression`).
+    #[error("{what} needs brisk-frame's `{feature}` feature")]
+    MissingFeature {
+        /// What was asked, e.g. `reading data.csv.gz`.
+        what: String,
+        /// The feature to turn on.
+        feature: &'static str,
+    },
     /// Computing failed.
     #[error(transparent)]
     Compute(#[from] brisk_scheduler::Error),

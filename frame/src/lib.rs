@@ -37,7 +37,10 @@ mod expr;
 mod frame;
 mod groupby;
 mod join;
+#[cfg(feature = "parquet")]
 mod parquet;
+#[cfg(not(feature = "parquet"))]
+mod parquet_off;
 mod sort;
 mod sources;
 mod table;
@@ -55,12 +58,17 @@ pub use expr::{BinOp, Expr, Lit, StrOp, col, lit, parse_expr};
 pub use frame::{Frame, RowCount};
 pub use groupby::{Agg, GroupBy};
 pub use join::How;
+#[cfg(feature = "parquet")]
 pub use parquet::read_parquet;
+#[cfg(not(feature = "parquet"))]
+pub use parquet_off::read_parquet;
 pub use sources::Sources;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
 pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
+    #[cfg(feature = "parquet")]
+    registry.register::<parquet::ReadRowGroup>().register::<parquet::WriteParquetPart>();
     registry
         .register::<csv::QuoteCount>()
         .register::<csv::QuoteParity>()
@@ -72,8 +80,6 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<sort::SortBounds>()
         .register::<sort::SortSplit>()
         .register::<batches::Item>()
-        .register::<parquet::ReadRowGroup>()
-        .register::<parquet::WriteParquetPart>()
         .register::<join::HashSplit>()
         .register::<join::JoinPart>()
         .register::<write::WriteCsvPart>()

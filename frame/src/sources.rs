@@ -23,6 +23,14 @@ impl Sources {
     }
 }
 
+#[cfg(not(feature = "parquet"))]
+impl Sources {
+    /// The paths and patterns as given, for messages.
+    pub(crate) fn given(&self) -> String {
+        self.0.join(", ")
+    }
+}
+
 impl From<&str> for Sources {
     fn from(s: &str) -> Self {
         Sources(vec![s.to_string()])

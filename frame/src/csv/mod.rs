@@ -201,6 +201,14 @@ pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> 
 fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let opts = opts.clone();
     let files = sources.files(&[".csv", ".csv.gz", ".csv.zst"])?;
+    // Listed even without the feature: a file left out silently would be worse.
+    #[cfg(not(feature = "compression"))]
+    if let Some(path) = files.iter().find(|p| Compression::of(p) != Compression::None) {
+        return Err(Error::MissingFeature {
+            what: format!("reading {}", path.display()),
+            feature: "compression",
+        });
+    }
     let infos = files.iter().map(|p| inspect(p, &opts)).collect::<Result<Vec<_>>>()?;
     let (names, schema) = file_schema(&files, &infos, &opts)?;
     let existing: Vec<&str> = names.iter().map(String::as_str).collect();
