@@ -14,6 +14,28 @@
 //!   rename, drop, head, len.
 //! - [`GroupBy`]: partial aggregation per partition, a combine tree, one finish,
 //!   results sorted by key, pandas' null rules.
+//! - [`read_parquet`] and [`Frame::to_parquet`], `to_csv`, sorting, joins and
+//!   `describe`.
+//!
+//! # Cargo features
+//!
+//! Both on by default; with one off, its code is compiled out and asking for it is
+//! [`Error::MissingFeature`].
+//!
+//! - `parquet`: reading and writing Parquet (the `parquet` crate).
+//! - `compression`: gzip and zstd CSV files (`.csv.gz`, `.csv.zst`).
+//!
+//! # Layout
+//!
+//! - `frame`: [`Frame`] and its per-partition ops; `table`: the computed [`Table`];
+//!   `batches`: record-batch plumbing the ops share.
+//! - `sources`: paths, directories, globs and lists to files, for every reader.
+//! - `csv/`: options and `read_csv`, schema inference, the splitter (with a design
+//!   note, `csv/README.md`), the block-read op and its quote-free fast path.
+//! - `parquet`, `write`: Parquet and CSV output and Parquet input.
+//! - `expr/`: expressions, their evaluation, and the text parser of `query`.
+//! - `groupby/`: the API, the hash-grouping kernel, the accumulators, the ops;
+//!   `describe`, `sort`, `join`: the other reductions and shuffles.
 //!
 //! ```
 //! use brisk_frame::Frame;
