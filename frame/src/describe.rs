@@ -8,10 +8,13 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Scalar, Value};
-use brisk_graph::{Collection, GraphBuilder, Layer, Task};
+use brisk_graph::{
+    Collection, DEFAULT_SPLIT_EVERY, GraphBuilder, Layer, Task, combine_tree, token,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, first_batch, token};
+use crate::batches::{arrow_err, first_batch};
+use crate::frame::Frame;
 use crate::table::Table;
 use crate::{Error, Result};
 
@@ -240,21 +243,16 @@ impl Frame {
                 )
             })
             .collect();
-        let mut level: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
-        let mut depth = 0;
-        while level.len() > 1 {
-            let b = Key::named(format!("{name}-combine-{depth}"));
-            level = level
-                .chunks(crate::DEFAULT_SPLIT_EVERY)
-                .enumerate()
-                .map(|(i, g)| {
-                    let k = b.with_index([i as u32]);
-                    tasks.push(Task::new(k.clone(), Op::data(DescribeCombine), g.to_vec()));
-                    k
-                })
-                .collect();
-            depth += 1;
-        }
+        let partials: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
+        let mut level = combine_tree(
+            partials,
+            DEFAULT_SPLIT_EVERY,
+            1,
+            &format!("{name}-combine"),
+            &[],
+            |_| Op::data(DescribeCombine),
+            &mut tasks,
+        );
         let key = level.pop().unwrap_or_else(|| {
             let k = Key::named(format!("{name}-empty"));
             tasks.push(Task::new(k.clone(), Op::data(DescribeCombine), Vec::<Key>::new()));

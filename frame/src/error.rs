@@ -31,6 +31,15 @@ pub enum Error {
     /// An option is out of range or inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// The operation needs a cargo feature of brisk-frame that this build left out
+    /// (`parquet`, `compression`).
+    #[error("{what} needs brisk-frame's `{feature}` feature")]
+    MissingFeature {
+        /// What was asked, e.g. `reading data.csv.gz`.
+        what: String,
+        /// The feature to turn on.
+        feature: &'static str,
+    },
     /// Computing failed.
     #[error(transparent)]
     Compute(#[from] brisk_scheduler::Error),
@@ -41,6 +50,11 @@ pub enum Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error for a file (or pattern) and what went wrong with it.
+pub(crate) fn file_error(path: &std::path::Path, reason: impl std::fmt::Display) -> Error {
+    Error::File { path: path.display().to_string(), reason: reason.to_string() }
+}
 
 /// The error for a column the schema lacks, naming the closest existing names.
 pub(crate) fn unknown_column(name: &str, existing: &[&str]) -> Error {

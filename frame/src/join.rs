@@ -9,12 +9,13 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, arrow_err, batch_of, first_batch, token};
-use crate::groupby::fixed_hash;
+use crate::batches::{arrow_err, batch_of, first_batch};
+use crate::frame::Frame;
+use crate::groupby::hash::fixed_hash;
 use crate::{Error, Result};
 
 /// Which rows a join keeps.

@@ -14,6 +14,28 @@
 //!   rename, drop, head, len.
 //! - [`GroupBy`]: partial aggregation per partition, a combine tree, one finish,
 //!   results sorted by key, pandas' null rules.
+//! - [`read_parquet`] and [`Frame::to_parquet`], `to_csv`, sorting, joins and
+//!   `describe`.
+//!
+//! # Cargo features
+//!
+//! Both on by default; with one off, its code is compiled out and asking for it is
+//! [`Error::MissingFeature`].
+//!
+//! - `parquet`: reading and writing Parquet (the `parquet` crate).
+//! - `compression`: gzip and zstd CSV files (`.csv.gz`, `.csv.zst`).
+//!
+//! # Layout
+//!
+//! - `frame`: [`Frame`] and its per-partition ops; `table`: the computed [`Table`];
+//!   `batches`: record-batch plumbing the ops share.
+//! - `sources`: paths, directories, globs and lists to files, for every reader.
+//! - `csv/`: options and `read_csv`, schema inference, the splitter (with a design
+//!   note, `csv/README.md`), the block-read op and its quote-free fast path.
+//! - `parquet`, `write`: Parquet and CSV output and Parquet input.
+//! - `expr/`: expressions, their evaluation, and the text parser of `query`.
+//! - `groupby/`: the API, the hash-grouping kernel, the accumulators, the ops;
+//!   `describe`, `sort`, `join`: the other reductions and shuffles.
 //!
 //! ```
 //! use brisk_frame::Frame;
@@ -29,35 +51,46 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod batches;
 mod csv;
 mod describe;
 mod error;
 mod expr;
-mod fast_csv;
 mod frame;
 mod groupby;
 mod join;
+#[cfg(feature = "parquet")]
 mod parquet;
-mod parse;
+#[cfg(not(feature = "parquet"))]
+mod parquet_off;
 mod sort;
+mod sources;
 mod table;
 mod write;
 
 /// The `arrow` crate this one is built on, for its array and batch types.
 pub use arrow;
-pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, Sources, read_csv};
+/// Partial results combined per tree node unless told otherwise (the same constant
+/// as `brisk_graph`'s, for every collection).
+pub use brisk_graph::DEFAULT_SPLIT_EVERY;
+pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, read_csv};
 pub use describe::Describe;
 pub use error::{Error, Result};
-pub use expr::{BinOp, Expr, Lit, StrOp, col, lit};
+pub use expr::{BinOp, Expr, Lit, StrOp, col, lit, parse_expr};
 pub use frame::{Frame, RowCount};
-pub use groupby::{Agg, DEFAULT_SPLIT_EVERY, GroupBy};
+pub use groupby::{Agg, GroupBy};
 pub use join::How;
+#[cfg(feature = "parquet")]
 pub use parquet::read_parquet;
-pub use parse::parse_expr;
+#[cfg(not(feature = "parquet"))]
+pub use parquet_off::read_parquet;
+pub use sources::Sources;
 pub use table::Table;
 
 /// Registers every op of this crate, for workers that rebuild shipped graphs.
 pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
+    #[cfg(feature = "parquet")]
+    registry.register::<parquet::ReadRowGroup>().register::<parquet::WriteParquetPart>();
     registry
         .register::<csv::QuoteCount>()
         .register::<csv::QuoteParity>()
@@ -68,9 +101,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
         .register::<sort::SortSample>()
         .register::<sort::SortBounds>()
         .register::<sort::SortSplit>()
-        .register::<frame::Item>()
-        .register::<parquet::ReadRowGroup>()
-        .register::<parquet::WriteParquetPart>()
+        .register::<batches::Item>()
         .register::<join::HashSplit>()
         .register::<join::JoinPart>()
         .register::<write::WriteCsvPart>()

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchReader};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use brisk_scheduler::Scheduler;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::csv::{Sources, expand, file_error};
-use crate::error::unknown_column;
-use crate::frame::{Frame, Reproject, first_batch, token};
+use crate::batches::first_batch;
+use crate::error::{file_error, unknown_column};
+use crate::frame::{Frame, Reproject};
+use crate::sources::{Sources, modified};
 use crate::write::{Writes, check_target, temp_beside};
 use crate::{Error, Result};
 
@@ -66,13 +67,10 @@ pub fn read_parquet(sources: impl Into<Sources>, columns: Option<&[&str]>) -> Re
 }
 
 fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
-    let mut files = Vec::new();
-    for spec in &sources.0 {
-        files.extend(expand(spec, &[".parquet", ".pq"])?);
-    }
+    let files = sources.files(&[".parquet", ".pq"])?;
     let mut schema = None;
     let mut tasks = Vec::new();
-    let name = token("read-parquet", &(&files, columns, crate::csv::modified(&files)));
+    let name = token("read-parquet", &(&files, columns, modified(&files)));
     let base = Key::named(name.as_str());
     let mut indices = Vec::new();
     for (fi, path) in files.iter().enumerate() {

@@ -17,10 +17,11 @@ use arrow::compute::SortOptions;
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, Rows, SortField};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Layer, Task};
+use brisk_graph::{Layer, Task, token};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, RowCount, arrow_err, batch_of, concat_all, first_batch, items, token};
+use crate::batches::{arrow_err, batch_of, concat_all, first_batch, items};
+use crate::frame::{Frame, RowCount};
 use crate::groupby::Agg;
 use crate::{Error, Result};
 

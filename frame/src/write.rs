@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
-use brisk_graph::{Collection, GraphBuilder, Task};
+use brisk_graph::{Collection, GraphBuilder, Task, token};
 use brisk_scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, first_batch, token};
+use crate::batches::first_batch;
+use crate::frame::Frame;
 use crate::{Error, Result};
 
 /// Writes one partition as a CSV file.

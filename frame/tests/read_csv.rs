@@ -219,6 +219,7 @@ fn to_csv_round_trips_and_leaves_nothing_on_failure() {
     assert!(err.contains("does not exist"), "{err}");
 }
 
+#[cfg(feature = "compression")]
 #[test]
 fn gzip_and_zstd_files_read_as_one_partition_each() {
     use std::io::Write;
@@ -253,6 +254,7 @@ fn gzip_and_zstd_files_read_as_one_partition_each() {
     assert!(err.contains("p1.csv.gz") && err.contains("line 5") && err.contains("'x'"), "{err}");
 }
 
+#[cfg(feature = "parquet")]
 #[test]
 fn parquet_round_trips_one_file_and_parts_with_projection() {
     use brisk_frame::read_parquet;
@@ -280,6 +282,30 @@ fn parquet_round_trips_one_file_and_parts_with_projection() {
     assert!(err.contains("unknown column 'kk'"), "{err}");
     let err = read_parquet(src.to_str().unwrap(), None).unwrap_err().to_string();
     assert!(err.contains("src.csv") && err.contains("Parquet"), "{err}");
+}
+
+#[cfg(not(feature = "compression"))]
+#[test]
+fn compressed_csv_without_the_feature_is_an_error_naming_it() {
+    let d = dir("compressed-off");
+    std::fs::write(d.join("p0.csv"), "k,v\nz,0\n").unwrap();
+    std::fs::write(d.join("p1.csv.gz"), b"\x1f\x8b not read").unwrap();
+    let err = read_csv(d.to_str().unwrap(), CsvOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("p1.csv.gz") && err.contains("`compression` feature"), "{err}");
+}
+
+#[cfg(not(feature = "parquet"))]
+#[test]
+fn parquet_without_the_feature_is_an_error_naming_it() {
+    use brisk_frame::read_parquet;
+    let d = dir("parquet-off");
+    let err = read_parquet(d.join("x.parquet").to_str().unwrap(), None).unwrap_err().to_string();
+    assert!(err.contains("x.parquet") && err.contains("`parquet` feature"), "{err}");
+    let src = d.join("src.csv");
+    std::fs::write(&src, "k,v\na,1\n").unwrap();
+    let df = read_csv(src.as_path(), CsvOptions::default()).unwrap();
+    let err = df.to_parquet(d.join("y.parquet"), &Scheduler::threads(1)).unwrap_err().to_string();
+    assert!(err.contains("y.parquet") && err.contains("`parquet` feature"), "{err}");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! `fill_null(x, v)`, `contains(x, 'text')`, `starts_with(x, 'text')`.
 //! A mistake is an error that shows the text with a caret under the position.
 
-use crate::expr::{Expr, Lit, col};
+use super::{Expr, Lit, col};
 use crate::{Error, Result};
 
 /// Parses an expression; an error points at the offending position.

@@ -1,0 +1,250 @@
+//! The block-read op: one byte range of a CSV file parsed into a record batch,
+//! through the quote-free fast path when it can and Arrow's reader otherwise, with
+//! parse errors turned into ones naming file, line, column and value.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::compute::CastOptions;
+use arrow::csv::ReaderBuilder;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
+use serde::{Deserialize, Serialize};
+
+use super::bytes::{Compression, FileBytes};
+use super::split::{next_boundary, records};
+use super::{CsvOptions, null_regex};
+
+/// How to parse a block: the file's columns, which to keep, the dialect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BlockSpec {
+    /// Every column of the file: name and Arrow type (as `DataType` prints).
+    pub(super) columns: Vec<(String, String)>,
+    pub(super) projection: Vec<usize>,
+    pub(super) delimiter: u8,
+    pub(super) quote: u8,
+    pub(super) null_values: Vec<String>,
+    pub(super) path_column: Option<String>,
+    pub(super) bad_values_to_null: bool,
+}
+
+/// One block of a CSV file parsed into a record batch. Its input, for all blocks but
+/// the first, is the file's quote parities.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReadBlock {
+    pub(super) path: String,
+    /// The nominal byte range; the block reads the records that start in it.
+    pub(super) start: u64,
+    pub(super) end: u64,
+    /// Its position in the file; block 0 starts at the first data record.
+    pub(super) block: usize,
+    pub(super) file_len: u64,
+    /// A compressed file is read whole, as one block.
+    pub(super) compression: Compression,
+    pub(super) spec: BlockSpec,
+}
+
+impl ReadBlock {
+    fn io(&self, e: std::io::Error) -> CoreError {
+        CoreError::user(format!("{}: cannot read: {e}", self.path))
+    }
+
+    fn schema(&self, as_text: bool) -> brisk_core::Result<SchemaRef> {
+        let fields = self
+            .spec
+            .columns
+            .iter()
+            .map(|(name, t)| {
+                let dtype: DataType = t.parse().map_err(|e| CoreError::Internal(format!("{e}")))?;
+                let dtype = if as_text && dtype != DataType::Utf8 { DataType::Utf8 } else { dtype };
+                Ok(Field::new(name, dtype, true))
+            })
+            .collect::<brisk_core::Result<Vec<_>>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    fn parse(&self, bytes: &[u8], start: u64) -> brisk_core::Result<RecordBatch> {
+        let typed = self.schema(false)?;
+        let out_schema = Arc::new(Schema::new(
+            self.spec.projection.iter().map(|&i| typed.field(i).clone()).collect::<Vec<_>>(),
+        ));
+        if self.spec.null_values.is_empty()
+            && !self.spec.bad_values_to_null
+            && self.spec.path_column.is_none()
+            && memchr::memchr(self.spec.quote, bytes).is_none()
+            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Some(batch) = super::fast::parse(
+                text,
+                &typed,
+                &self.spec.projection,
+                out_schema.clone(),
+                self.spec.delimiter,
+            )
+        {
+            return Ok(batch);
+        }
+        let schema = self.schema(self.spec.bad_values_to_null)?;
+        let mut builder = ReaderBuilder::new(schema)
+            .with_header(false)
+            .with_delimiter(self.spec.delimiter)
+            .with_quote(self.spec.quote)
+            .with_batch_size(1 << 16)
+            .with_projection(self.spec.projection.clone());
+        let nulls = CsvOptions::default().null_values(self.spec.null_values.clone());
+        if let Some(r) = null_regex(&nulls).map_err(|e| CoreError::Internal(e.to_string()))? {
+            builder = builder.with_null_regex(r);
+        }
+        let mut decoder = builder.build_decoder();
+        let mut batches = Vec::new();
+        let mut rest = bytes;
+        let fail = |e: ArrowError| self.locate(e, bytes, start);
+        loop {
+            let n = decoder.decode(rest).map_err(fail)?;
+            rest = &rest[n..];
+            if n == 0 || decoder.capacity() == 0 {
+                match decoder.flush().map_err(fail)? {
+                    Some(b) => batches.push(b),
+                    None => break,
+                }
+            }
+        }
+        let mut batch = if batches.is_empty() {
+            RecordBatch::new_empty(out_schema.clone())
+        } else {
+            arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                .map_err(|e| CoreError::Internal(e.to_string()))?
+        };
+        if self.spec.bad_values_to_null {
+            let opts = CastOptions { safe: true, ..Default::default() };
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(out_schema.fields())
+                .map(|(c, f)| arrow::compute::cast_with_options(c, f.data_type(), &opts))
+                .collect::<Result<Vec<ArrayRef>, _>>()
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            batch = RecordBatch::try_new(out_schema, columns)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        }
+        if let Some(name) = &self.spec.path_column {
+            let rows = batch.num_rows();
+            let mut columns = batch.columns().to_vec();
+            columns.push(Arc::new(StringArray::from(vec![self.path.as_str(); rows])));
+            let mut fields: Vec<Field> =
+                batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(name, DataType::Utf8, false));
+            batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+        }
+        Ok(batch)
+    }
+
+    /// The line number in the file of `offset` into the block's `bytes`.
+    fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
+        let before = FileBytes::open(Path::new(&self.path), start as usize)
+            .and_then(|(f, _)| f.read_at(0, start as usize))
+            .map(|b| memchr::memchr_iter(b'\n', &b).count())
+            .unwrap_or(0);
+        before + memchr::memchr_iter(b'\n', &bytes[..offset]).count() + 1
+    }
+
+    /// Turns an Arrow parse error into one that names the file, line, column and
+    /// value, and says what to do.
+    fn locate(&self, e: ArrowError, bytes: &[u8], start: u64) -> CoreError {
+        let text = e.to_string();
+        let number = |marker: &str| {
+            text.split(marker)
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse::<usize>().ok())
+        };
+        // Parse errors count records from 0 ("at line"), field-count errors from 1.
+        let record =
+            number(" at line ").or_else(|| number(" for line ").map(|n| n.saturating_sub(1)));
+        let Some(record) = record else {
+            return CoreError::user(format!("{}: {text}", self.path));
+        };
+        if let Err(bad) = std::str::from_utf8(bytes) {
+            let at = bad.valid_up_to();
+            return CoreError::user(format!(
+                "{}: line {}: invalid UTF-8 (byte {}): convert the file to UTF-8",
+                self.path,
+                self.line_at(bytes, start, at),
+                start as usize + at
+            ));
+        }
+        let mut at = 0;
+        for _ in 0..record {
+            match next_boundary(&bytes[at..], self.spec.quote, false) {
+                Some(i) => at += i,
+                None => break,
+            }
+        }
+        let line = self.line_at(bytes, start, at);
+        if let Some(rest) = text.split("Error while parsing value '").nth(1) {
+            let value = rest.split("' as type '").next().unwrap_or("");
+            let dtype =
+                rest.split("' as type '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("");
+            let column = rest
+                .split("for column ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse::<usize>().ok())
+                .and_then(|i| self.spec.columns.get(i))
+                .map_or("?", |(n, _)| n.as_str());
+            return CoreError::user(format!(
+                "{}: line {line}, column '{column}': cannot parse '{value}' as {dtype}; read the column as text (dtype {column}: Utf8), mark the value as null (null_values), or turn bad values into nulls (bad_values_to_null)",
+                self.path
+            ));
+        }
+        let reason =
+            text.split(" at line ").next().unwrap_or(&text).trim_start_matches("Csv error: ");
+        CoreError::user(format!("{}: line {line}: {reason}", self.path))
+    }
+}
+
+impl OpKind for ReadBlock {
+    const NAME: &'static str = "frame.read-csv";
+
+    /// The block's bytes and the columns parsed from them: about twice the block
+    /// (a compressed file is read whole: unknown before it is).
+    fn projected_bytes(&self) -> Option<u64> {
+        (self.compression == Compression::None).then(|| 2 * (self.end - self.start))
+    }
+
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let odd = match inputs.first() {
+            None => false,
+            Some(Value::List(items)) => match items.get(self.block).and_then(Value::as_scalar) {
+                Some(Scalar::I64(p)) => p == 1,
+                _ => {
+                    return Err(CoreError::Internal(format!(
+                        "{}: no parity for block {}",
+                        Self::NAME,
+                        self.block
+                    )));
+                }
+            },
+            Some(other) => {
+                return Err(CoreError::TypeMismatch {
+                    expected: "quote parities".into(),
+                    found: other.kind(),
+                });
+            }
+        };
+        if self.compression != Compression::None {
+            let all =
+                self.compression.decode(Path::new(&self.path), None).map_err(|e| self.io(e))?;
+            let start = (self.start as usize).min(all.len());
+            return Ok(Value::from(self.parse(&all[start..], self.start)?));
+        }
+        let f = File::open(&self.path).map_err(|e| self.io(e))?;
+        let (start, window, range) =
+            records(&f, self.start..self.end, self.block, self.file_len, self.spec.quote, odd)
+                .map_err(|e| self.io(e))?;
+        Ok(Value::from(self.parse(&window.bytes[range], start)?))
+    }
+}

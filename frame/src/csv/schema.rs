@@ -1,0 +1,171 @@
+//! What a read learns before any block runs: each file's length, byte-order mark
+//! and header, and the column types inferred from a sample of the first file.
+
+use std::path::{Path, PathBuf};
+
+use arrow::csv::reader::Format;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
+
+use super::bytes::FileBytes;
+use super::split::{next_boundary, quote_count};
+use super::{CsvOptions, null_regex};
+use crate::Result;
+use crate::error::{file_error, unknown_column};
+
+/// What the frame needs to know about one file before reading it.
+pub(super) struct FileInfo {
+    pub(super) path: PathBuf,
+    pub(super) len: u64,
+    /// Where the first data record starts (after a BOM and the header).
+    pub(super) data_start: u64,
+    pub(super) header: Option<Vec<String>>,
+}
+
+pub(super) fn parse_header(
+    record: &[u8],
+    delimiter: u8,
+    quote: u8,
+) -> Result<Vec<String>, ArrowError> {
+    let format = Format::default().with_header(true).with_delimiter(delimiter).with_quote(quote);
+    let (schema, _) = format.infer_schema(record, Some(0))?;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// The length, data start and header of one file.
+pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
+    let (f, len) = FileBytes::open(path, opts.sample_bytes + (1 << 20))
+        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let mut start = 0u64;
+    let head = f.read_at(0, 3).map_err(|e| file_error(path, e))?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        start = 3;
+    }
+    if !opts.header || start >= len {
+        return Ok(FileInfo { path: path.to_path_buf(), len, data_start: start, header: None });
+    }
+    // The header ends at the first newline outside quotes.
+    let mut at = start;
+    let mut odd = false;
+    let end = loop {
+        let buf = f.read_at(at, 64 << 10).map_err(|e| file_error(path, e))?;
+        if buf.is_empty() {
+            break at;
+        }
+        if let Some(i) = next_boundary(&buf, opts.quote, odd) {
+            break at + i as u64;
+        }
+        odd ^= quote_count(&buf, opts.quote) % 2 == 1;
+        at += buf.len() as u64;
+    };
+    let record = f.read_at(start, (end - start) as usize).map_err(|e| file_error(path, e))?;
+    let names = parse_header(&record, opts.delimiter, opts.quote)
+        .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
+    Ok(FileInfo { path: path.to_path_buf(), len, data_start: end, header: Some(names) })
+}
+
+/// The schema of the file's first records (a sample cut at a record boundary).
+pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema> {
+    let (f, _) = FileBytes::open(&info.path, opts.sample_bytes + (1 << 20))
+        .map_err(|e| file_error(&info.path, e))?;
+    let sample =
+        f.read_at(info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
+    let complete = info.data_start + sample.len() as u64 >= info.len;
+    // Cut after the last record terminator outside quotes.
+    let mut cut = sample.len();
+    if !complete {
+        cut = 0;
+        while let Some(i) = next_boundary(&sample[cut..], opts.quote, false) {
+            cut += i;
+        }
+    }
+    let format = Format::default()
+        .with_header(false)
+        .with_delimiter(opts.delimiter)
+        .with_quote(opts.quote)
+        // A ragged row is reported when its block is read, with its line.
+        .with_truncated_rows(true);
+    let format = match null_regex(opts)? {
+        Some(r) => format.with_null_regex(r),
+        None => format,
+    };
+    let (inferred, _) = format.infer_schema(&sample[..cut], None).map_err(|e| {
+        let text = e.to_string();
+        match text.split(" at line ").nth(1).filter(|_| text.contains("UTF-8")) {
+            // Lines of the sample count from the first data record.
+            Some(line) => file_error(
+                &info.path,
+                format!(
+                    "line {}: invalid UTF-8: convert the file to UTF-8",
+                    line.trim()
+                        .parse::<usize>()
+                        .map_or(0, |l| l + usize::from(info.header.is_some()))
+                ),
+            ),
+            None => file_error(&info.path, format!("cannot infer the schema: {text}")),
+        }
+    })?;
+    let fields = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let dtype = inferred.fields().get(i).map_or(DataType::Utf8, |f| match f.data_type() {
+                DataType::Null => DataType::Utf8,
+                t => t.clone(),
+            });
+            Field::new(name, dtype, true)
+        })
+        .collect::<Vec<_>>();
+    Ok(Schema::new(fields))
+}
+
+/// The column names and types of a read: names from `opts`, the first file's
+/// header or `column_1`, ...; types inferred from a sample of the first file with
+/// data, then `opts`' dtype overrides. Every header must match the first.
+pub(super) fn file_schema(
+    files: &[PathBuf],
+    infos: &[FileInfo],
+    opts: &CsvOptions,
+) -> Result<(Vec<String>, Schema)> {
+    // The schema comes from the first file with data (or a header).
+    let first = infos
+        .iter()
+        .find(|i| i.header.is_some() || i.data_start < i.len)
+        .ok_or_else(|| file_error(&files[0], "the file is empty: there are no columns to read"))?;
+    let names: Vec<String> = match (&opts.names, &first.header) {
+        (Some(n), _) => n.clone(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => {
+            let (f, _) =
+                FileBytes::open(&first.path, 1 << 20).map_err(|e| file_error(&first.path, e))?;
+            let sample =
+                f.read_at(first.data_start, 64 << 10).map_err(|e| file_error(&first.path, e))?;
+            let end = next_boundary(&sample, opts.quote, false).unwrap_or(sample.len());
+            let n = parse_header(&sample[..end], opts.delimiter, opts.quote)
+                .map_err(|e| file_error(&first.path, e))?
+                .len();
+            (1..=n).map(|i| format!("column_{i}")).collect()
+        }
+    };
+    for info in infos {
+        if let (Some(h), None) = (&info.header, &opts.names)
+            && h != &names
+        {
+            return Err(file_error(
+                &info.path,
+                format!(
+                    "its header {h:?} differs from the first file's {names:?}: read the files separately or pass names"
+                ),
+            ));
+        }
+    }
+    let schema = infer(first, &names, opts)?;
+    let existing: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (col, dtype) in &opts.dtypes {
+        let i =
+            names.iter().position(|n| n == col).ok_or_else(|| unknown_column(col, &existing))?;
+        fields[i] = Field::new(col, dtype.clone(), true);
+    }
+    Ok((names, Schema::new(fields)))
+}

@@ -1,0 +1,302 @@
+//! The accumulators: per group, a spec's state columns computed from a partition's
+//! values or merged from earlier states, in row order so every run adds the same
+//! numbers in the same order.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::row::{RowConverter, SortField};
+use hashbrown::HashTable;
+
+use super::hash::{DROPPED, fixed_hash, group};
+use super::{Agg, AggPlan};
+
+/// Per-group accumulators for one spec.
+enum Acc {
+    SumI(Vec<i64>),
+    SumF(Vec<f64>),
+    Mean(Vec<f64>, Vec<i64>),
+    Count(Vec<i64>),
+    Moments(Vec<i64>, Vec<f64>, Vec<f64>),
+}
+
+/// Whether the input is raw values (a partition) or state columns (a combine).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    Values,
+    States,
+}
+
+pub(super) fn f64s(a: &ArrayRef) -> std::result::Result<Float64Array, arrow::error::ArrowError> {
+    Ok(arrow::compute::cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+}
+
+pub(super) fn i64s(a: &ArrayRef) -> std::result::Result<Int64Array, arrow::error::ArrowError> {
+    Ok(arrow::compute::cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+}
+
+/// Aggregates `batch` (values or states) per group: the state batch.
+pub(super) fn aggregate(
+    plan: &AggPlan,
+    batch: &RecordBatch,
+    input: Input,
+) -> std::result::Result<(RecordBatch, Vec<usize>), arrow::error::ArrowError> {
+    let key_cols: Vec<ArrayRef> = plan
+        .keys
+        .iter()
+        .map(|k| {
+            batch.column_by_name(k).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no key column '{k}'"))
+            })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let (dropna, parts) = match input {
+        Input::Values => (plan.dropna, plan.parts),
+        Input::States => (false, 1),
+    };
+    let mut g = group(&key_cols, dropna, parts)?;
+    let ng = g.first_rows.len();
+    let first = UInt32Array::from(std::mem::take(&mut g.first_rows));
+    let mut columns: Vec<ArrayRef> = key_cols
+        .iter()
+        .map(|k| arrow::compute::take(k, &first, None))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut fields: Vec<Field> = plan
+        .keys
+        .iter()
+        .zip(&key_cols)
+        .map(|(k, c)| Field::new(k, c.data_type().clone(), true))
+        .collect();
+    for (i, spec) in plan.specs.iter().enumerate() {
+        let state_fields = spec.state_fields(i);
+        // The columns this spec reads: its value column, or its state columns.
+        let inputs: Vec<ArrayRef> = match input {
+            Input::Values if spec.agg == Agg::Size => vec![],
+            Input::Values => {
+                vec![batch.column_by_name(&spec.column).cloned().ok_or_else(|| {
+                    arrow::error::ArrowError::SchemaError(format!("no column '{}'", spec.column))
+                })?]
+            }
+            Input::States => state_fields
+                .iter()
+                .map(|f| {
+                    batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                        arrow::error::ArrowError::SchemaError(format!("no state '{}'", f.name()))
+                    })
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        };
+        let ids = &g.ids;
+        let acc = match (spec.agg, input) {
+            (Agg::Sum, _) if spec.integer() => {
+                let v = i64s(&inputs[0])?;
+                let mut s = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] = s[id as usize].wrapping_add(v.value(r));
+                    }
+                }
+                Acc::SumI(s)
+            }
+            (Agg::Sum, _) => {
+                let v = f64s(&inputs[0])?;
+                let mut s = vec![0f64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] += v.value(r);
+                    }
+                }
+                Acc::SumF(s)
+            }
+            (Agg::Mean, Input::Values) => {
+                let v = f64s(&inputs[0])?;
+                let (mut s, mut n) = (vec![0f64; ng], vec![0i64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        s[id as usize] += v.value(r);
+                        n[id as usize] += 1;
+                    }
+                }
+                Acc::Mean(s, n)
+            }
+            (Agg::Mean, Input::States) => {
+                let (vs, vn) = (f64s(&inputs[0])?, i64s(&inputs[1])?);
+                let (mut s, mut n) = (vec![0f64; ng], vec![0i64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    s[id as usize] += vs.value(r);
+                    n[id as usize] += vn.value(r);
+                }
+                Acc::Mean(s, n)
+            }
+            (Agg::Count | Agg::Size, Input::States) => {
+                let v = i64s(&inputs[0])?;
+                let mut n = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    n[id as usize] += v.value(r);
+                }
+                Acc::Count(n)
+            }
+            (Agg::Size, Input::Values) => {
+                let mut n = vec![0i64; ng];
+                ids.iter().filter(|&&id| id != DROPPED).for_each(|&id| n[id as usize] += 1);
+                Acc::Count(n)
+            }
+            (Agg::Count, Input::Values) => {
+                let v = &inputs[0];
+                let mut n = vec![0i64; ng];
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        n[id as usize] += 1;
+                    }
+                }
+                Acc::Count(n)
+            }
+            (Agg::Var | Agg::Std, Input::Values) => {
+                // Welford per group, in row order.
+                let v = f64s(&inputs[0])?;
+                let (mut n, mut mean, mut m2) = (vec![0i64; ng], vec![0f64; ng], vec![0f64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        let g = id as usize;
+                        n[g] += 1;
+                        let x = v.value(r);
+                        let delta = x - mean[g];
+                        mean[g] += delta / n[g] as f64;
+                        m2[g] += delta * (x - mean[g]);
+                    }
+                }
+                Acc::Moments(n, mean, m2)
+            }
+            (Agg::Var | Agg::Std, Input::States) => {
+                // Chan et al.'s parallel update, states merged in row order.
+                let (vn, vm, vq) = (i64s(&inputs[0])?, f64s(&inputs[1])?, f64s(&inputs[2])?);
+                let (mut n, mut mean, mut m2) = (vec![0i64; ng], vec![0f64; ng], vec![0f64; ng]);
+                for (r, &id) in ids.iter().enumerate() {
+                    let g = id as usize;
+                    let nb = vn.value(r);
+                    if nb == 0 {
+                        continue;
+                    }
+                    let total = n[g] + nb;
+                    let delta = vm.value(r) - mean[g];
+                    mean[g] += delta * nb as f64 / total as f64;
+                    m2[g] += vq.value(r) + delta * delta * n[g] as f64 * nb as f64 / total as f64;
+                    n[g] = total;
+                }
+                Acc::Moments(n, mean, m2)
+            }
+            (Agg::Nunique, _) => {
+                // The distinct values of each group, as a list per group.
+                let set = match input {
+                    Input::Values => {
+                        let pairs = ids
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, g)| **g != DROPPED)
+                            .map(|(r, &g)| (r, g));
+                        distinct_lists(ng, &inputs[0], pairs)?
+                    }
+                    Input::States => {
+                        let lists = inputs[0].as_list::<i32>();
+                        let offsets = lists.value_offsets();
+                        let pairs = ids.iter().enumerate().flat_map(|(r, &g)| {
+                            (offsets[r] as usize..offsets[r + 1] as usize).map(move |j| (j, g))
+                        });
+                        distinct_lists(ng, lists.values(), pairs)?
+                    }
+                };
+                columns.push(set);
+                fields.extend(state_fields);
+                continue;
+            }
+            (Agg::Min | Agg::Max | Agg::First | Agg::Last, _) => {
+                let v = arrow::compute::cast(&inputs[0], &spec.value_type())?;
+                let mut best: Vec<Option<u32>> = vec![None; ng];
+                let wins: Box<dyn Fn(usize, usize) -> bool> = match (spec.agg, v.data_type()) {
+                    (Agg::First, _) => Box::new(|_, _| false),
+                    (Agg::Last, _) => Box::new(|_, _| true),
+                    (agg, DataType::Int64) => {
+                        let a = v.as_primitive::<Int64Type>().clone();
+                        let min = agg == Agg::Min;
+                        Box::new(move |r, b| {
+                            if min { a.value(r) < a.value(b) } else { a.value(r) > a.value(b) }
+                        })
+                    }
+                    (agg, _) => {
+                        // pandas skips NaN as it skips nulls.
+                        let a = f64s(&v)?;
+                        let min = agg == Agg::Min;
+                        Box::new(move |r, b| {
+                            let (x, y) = (a.value(r), a.value(b));
+                            !x.is_nan() && (y.is_nan() || if min { x < y } else { x > y })
+                        })
+                    }
+                };
+                for (r, &id) in ids.iter().enumerate() {
+                    if id != DROPPED && v.is_valid(r) {
+                        let slot = &mut best[id as usize];
+                        if slot.is_none_or(|b| wins(r, b as usize)) {
+                            *slot = Some(r as u32);
+                        }
+                    }
+                }
+                // Min/max/first/last keep the winning row's value.
+                let idx = UInt32Array::from(best);
+                columns.push(arrow::compute::take(&v, &idx, None)?);
+                fields.extend(state_fields);
+                continue;
+            }
+        };
+        match acc {
+            Acc::SumI(s) => columns.push(Arc::new(Int64Array::from(s))),
+            Acc::SumF(s) => columns.push(Arc::new(Float64Array::from(s))),
+            Acc::Mean(s, n) => {
+                columns.push(Arc::new(Float64Array::from(s)));
+                columns.push(Arc::new(Int64Array::from(n)));
+            }
+            Acc::Count(n) => columns.push(Arc::new(Int64Array::from(n))),
+            Acc::Moments(n, m, q) => {
+                columns.push(Arc::new(Int64Array::from(n)));
+                columns.push(Arc::new(Float64Array::from(m)));
+                columns.push(Arc::new(Float64Array::from(q)));
+            }
+        }
+        fields.extend(state_fields);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok((batch, g.part_ends))
+}
+
+/// Per group, the distinct non-null values among `pairs` (index into `values`,
+/// group id), in order of first appearance: a list array of `groups` rows.
+fn distinct_lists(
+    groups: usize,
+    values: &ArrayRef,
+    pairs: impl Iterator<Item = (usize, u32)>,
+) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])?;
+    let rows = converter.convert_columns(std::slice::from_ref(values))?;
+    let hash = |g: u32, j: usize| {
+        fixed_hash(rows.row(j).as_ref()) ^ u64::from(g).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
+    let mut seen: HashTable<(u32, u32)> = HashTable::new();
+    let mut per_group: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (j, g) in pairs {
+        if values.is_null(j) {
+            continue;
+        }
+        let h = hash(g, j);
+        let same = |&(g2, j2): &(u32, u32)| g2 == g && rows.row(j2 as usize) == rows.row(j);
+        if seen.find(h, same).is_none() {
+            seen.insert_unique(h, (g, j as u32), |&(g2, j2)| hash(g2, j2 as usize));
+            per_group[g as usize].push(j as u32);
+        }
+    }
+    let lengths = per_group.iter().map(Vec::len);
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths(lengths);
+    let idx = UInt32Array::from(per_group.concat());
+    let items = arrow::compute::take(values, &idx, None)?;
+    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+    Ok(Arc::new(arrow::array::ListArray::try_new(field, offsets, items, None)?))
+}
