@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let stats = Arc::new(LastStats::default());
     let scheduler = Scheduler::default().memory_limit(budget).callback_arc(stats.clone());
     let start = Instant::now();
-    let rows = sorted.to_csv(&output, &scheduler)?;
+    let rows = sorted.to_csv_on(&output, &scheduler)?;
     let seconds = start.elapsed().as_secs_f64();
     let stats = stats.0.lock().map_err(|_| "stats lock")?.clone().ok_or("no stats")?;
     println!(

@@ -273,8 +273,14 @@ impl Frame {
 
     /// Computes every partition now and returns a frame holding them in memory
     /// (Dask's `persist`): frames built on it reuse the results instead of reading
-    /// and computing again. Same schema, same partitions.
-    pub fn persist(&self, scheduler: &brisk_scheduler::Scheduler) -> Result<Frame> {
+    /// and computing again. Same schema, same partitions. Runs on the default
+    /// scheduler.
+    pub fn persist(&self) -> Result<Frame> {
+        self.persist_on(brisk_scheduler::default_scheduler())
+    }
+
+    /// [`persist`](Self::persist) on `scheduler`.
+    pub fn persist_on(&self, scheduler: &brisk_scheduler::Scheduler) -> Result<Frame> {
         let batches = scheduler.compute(&Batches { frame: self.clone() })?;
         let name = token("persist", &self.layer.name());
         let mut frame = Frame::held(self.schema.clone(), name, batches);

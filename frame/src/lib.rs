@@ -87,7 +87,7 @@ pub use parquet_off::read_parquet;
 pub use sources::Sources;
 pub use table::Table;
 
-/// Registers every op of this crate, for workers that rebuild shipped graphs.
+/// Registers every op of this crate, so encoded graphs can be decoded by op name.
 pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
     #[cfg(feature = "parquet")]
     registry.register::<parquet::ReadRowGroup>().register::<parquet::WriteParquetPart>();

@@ -155,8 +155,14 @@ impl Frame {
     /// Writes the frame as Parquet; returns the rows written. A path ending in
     /// `.parquet` gets one file (the partitions in order, gathered in memory first);
     /// any other path becomes a directory of `part-00000.parquet`, ... written in
-    /// parallel. Written under a temporary name and renamed when complete.
-    pub fn to_parquet(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+    /// parallel. Written under a temporary name and renamed when complete. Runs on
+    /// the default scheduler.
+    pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<usize> {
+        self.to_parquet_on(path, brisk_scheduler::default_scheduler())
+    }
+
+    /// [`to_parquet`](Self::to_parquet) on `scheduler`.
+    pub fn to_parquet_on(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
         check_target(path, one_file)?;

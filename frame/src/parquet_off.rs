@@ -1,4 +1,4 @@
-//! Parquet without the `parquet` feature: the same two entry points, each an
+//! Parquet without the `parquet` feature: the same entry points, each an
 //! error naming the feature, so code written for the full crate still builds.
 
 use std::path::Path;
@@ -19,7 +19,13 @@ pub fn read_parquet(sources: impl Into<Sources>, _columns: Option<&[&str]>) -> R
 impl Frame {
     /// Writes the frame as Parquet, with the `parquet` feature. This build has it
     /// off: every call is [`Error::MissingFeature`].
-    pub fn to_parquet(&self, path: impl AsRef<Path>, _scheduler: &Scheduler) -> Result<usize> {
+    pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<usize> {
+        self.to_parquet_on(path, brisk_scheduler::default_scheduler())
+    }
+
+    /// [`to_parquet`](Self::to_parquet) on a given scheduler; also
+    /// [`Error::MissingFeature`] in this build.
+    pub fn to_parquet_on(&self, path: impl AsRef<Path>, _scheduler: &Scheduler) -> Result<usize> {
         Err(Error::MissingFeature {
             what: format!("writing {}", path.as_ref().display()),
             feature: "parquet",

@@ -95,8 +95,14 @@ impl Frame {
     /// ending in `.csv` gets one file; any other path becomes a directory of
     /// `part-00000.csv`, ... files, one per partition. Everything is written under a
     /// temporary name beside `path` and renamed when complete: on error nothing is
-    /// left behind. An existing directory is not replaced.
-    pub fn to_csv(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+    /// left behind. An existing directory is not replaced. Runs on the default
+    /// scheduler.
+    pub fn to_csv(&self, path: impl AsRef<Path>) -> Result<usize> {
+        self.to_csv_on(path, brisk_scheduler::default_scheduler())
+    }
+
+    /// [`to_csv`](Self::to_csv) on `scheduler`.
+    pub fn to_csv_on(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         check_target(path, one_file)?;

@@ -180,7 +180,7 @@ fn merge_matches_a_nested_loop_join() {
 fn persist_keeps_partitions_and_results() {
     let (df, rows) = data();
     let f = df.filter(col("v").lt(lit(10))).unwrap();
-    let kept = f.persist(&Scheduler::threads(2)).unwrap();
+    let kept = f.persist_on(&Scheduler::threads(2)).unwrap();
     assert_eq!(kept.npartitions(), f.npartitions());
     let (graph, _) = brisk_graph::Collection::graph(&kept.len()).unwrap();
     assert_eq!(
@@ -190,6 +190,51 @@ fn persist_keeps_partitions_and_results() {
     );
     assert_eq!(kept.len().compute().unwrap(), rows.iter().filter(|r| r.1 < 10).count());
     assert_eq!(ints(&kept.compute().unwrap(), "v"), ints(&f.compute().unwrap(), "v"));
+    // The default-scheduler form holds the same rows.
+    assert_eq!(
+        ints(&f.persist().unwrap().compute().unwrap(), "v"),
+        ints(&kept.compute().unwrap(), "v")
+    );
+}
+
+/// `head`, `persist` and `to_csv` run on the scheduler they are given (its
+/// callbacks see their tasks), and their default forms give the same answers.
+#[test]
+fn eager_calls_run_on_the_scheduler_given() {
+    #[derive(Default)]
+    struct Tasks(std::sync::atomic::AtomicUsize);
+    impl brisk_scheduler::Callback for Tasks {
+        fn task_finished(&self, _key: &brisk_core::Key, _worker: usize) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let seen = || {
+        let tasks = std::sync::Arc::new(Tasks::default());
+        (Scheduler::threads(2).callback_arc(tasks.clone()), tasks)
+    };
+    let (df, _) = data();
+    let count = |t: &Tasks| t.0.load(std::sync::atomic::Ordering::Relaxed);
+
+    let (s, tasks) = seen();
+    let head = df.head_on(3, &s).unwrap();
+    assert!(count(&tasks) > 0, "head_on ran elsewhere");
+    assert_eq!(ints(&head, "v"), ints(&df.head(3).unwrap(), "v"));
+
+    let (s, tasks) = seen();
+    df.persist_on(&s).unwrap();
+    assert!(count(&tasks) >= df.npartitions());
+
+    let dir = std::env::temp_dir().join(format!("brisk-eager-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (s, tasks) = seen();
+    let rows = df.to_csv_on(dir.join("on.csv"), &s).unwrap();
+    assert!(count(&tasks) >= df.npartitions());
+    assert_eq!(df.to_csv(dir.join("default.csv")).unwrap(), rows);
+    assert_eq!(
+        std::fs::read(dir.join("on.csv")).unwrap(),
+        std::fs::read(dir.join("default.csv")).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -195,27 +195,27 @@ fn to_csv_round_trips_and_leaves_nothing_on_failure() {
     assert!(df.npartitions() > 1);
     let s = Scheduler::threads(2);
     let one = d.join("out.csv");
-    assert_eq!(df.to_csv(&one, &s).unwrap(), 3);
+    assert_eq!(df.to_csv_on(&one, &s).unwrap(), 3);
     let back = read_csv(one.as_path(), CsvOptions::default()).unwrap().compute().unwrap();
     assert_eq!(rows(&back), rows(&df.compute().unwrap()));
     let parts = d.join("parts");
-    df.to_csv(&parts, &s).unwrap();
+    df.to_csv_on(&parts, &s).unwrap();
     let back = read_csv(parts.to_str().unwrap(), CsvOptions::default()).unwrap().compute().unwrap();
     assert_eq!(rows(&back), rows(&df.compute().unwrap()));
-    assert!(df.to_csv(&parts, &s).unwrap_err().to_string().contains("already exists"));
+    assert!(df.to_csv_on(&parts, &s).unwrap_err().to_string().contains("already exists"));
     // A failing compute leaves neither the output nor a temporary file.
     let bad = d.join("bad.csv");
     std::fs::write(&bad, "k,v\na,1\nb,zz\n").unwrap();
     let failing = read_csv(bad.as_path(), CsvOptions::default().sample_bytes(5)).unwrap();
     let target = d.join("never.csv");
-    assert!(failing.to_csv(&target, &s).is_err());
+    assert!(failing.to_csv_on(&target, &s).is_err());
     let left: Vec<String> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("never") || n.contains("partial"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let err = df.to_csv(d.join("no/such/dir/x.csv"), &s).unwrap_err().to_string();
+    let err = df.to_csv_on(d.join("no/such/dir/x.csv"), &s).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
 }
 
@@ -264,11 +264,11 @@ fn parquet_round_trips_one_file_and_parts_with_projection() {
     let df = read_csv(src.as_path(), CsvOptions::default().blocksize(6)).unwrap();
     let s = Scheduler::threads(2);
     let one = d.join("all.parquet");
-    assert_eq!(df.to_parquet(&one, &s).unwrap(), 4);
+    assert_eq!(df.to_parquet_on(&one, &s).unwrap(), 4);
     let back = read_parquet(one.to_str().unwrap(), None).unwrap();
     assert_eq!(rows(&back.compute().unwrap()), rows(&df.compute().unwrap()));
     let parts = d.join("parts");
-    df.to_parquet(&parts, &s).unwrap();
+    df.to_parquet_on(&parts, &s).unwrap();
     let back = read_parquet(parts.to_str().unwrap(), Some(&["x", "k"])).unwrap();
     assert_eq!(back.columns(), vec!["k", "x"]);
     assert!(back.npartitions() >= 2, "a row group per non-empty partition");
@@ -304,7 +304,8 @@ fn parquet_without_the_feature_is_an_error_naming_it() {
     let src = d.join("src.csv");
     std::fs::write(&src, "k,v\na,1\n").unwrap();
     let df = read_csv(src.as_path(), CsvOptions::default()).unwrap();
-    let err = df.to_parquet(d.join("y.parquet"), &Scheduler::threads(1)).unwrap_err().to_string();
+    let err =
+        df.to_parquet_on(d.join("y.parquet"), &Scheduler::threads(1)).unwrap_err().to_string();
     assert!(err.contains("y.parquet") && err.contains("`parquet` feature"), "{err}");
 }
 

@@ -145,9 +145,9 @@ impl Run {
         }
         let scheduler = self.scheduler(input)?;
         let rows = if parquet {
-            frame.to_parquet(to, &scheduler)?
+            frame.to_parquet_on(to, &scheduler)?
         } else {
-            frame.to_csv(to, &scheduler)?
+            frame.to_csv_on(to, &scheduler)?
         };
         Ok(Some(rows))
     }
