@@ -16,15 +16,15 @@ use crate::spill::{SpillStore, Spilled};
 /// A task's result and how many of its dependents have yet to take it. The count
 /// lives under the same lock as the value: decided apart, two dependents could both
 /// see "not last" after the last one took it.
-struct Slot {
-    value: Option<Held>,
+struct Slot<'b> {
+    value: Option<Held<'b>>,
     uses_left: u32,
 }
 
 /// Where a result is: in memory, its bytes counted against the budget for as long
 /// as it is held, or spilled to a file (with the bytes it counted in memory).
-enum Held {
-    Memory(Value, Reservation),
+enum Held<'b> {
+    Memory(Value, Reservation<'b>),
     Disk(Spilled, u64),
 }
 
@@ -39,8 +39,8 @@ fn spillable(v: &Value) -> bool {
 
 pub(crate) struct Execution<'a> {
     pub(crate) plan: &'a Plan,
-    slots: Vec<Mutex<Slot>>,
-    pub(crate) budget: Budget,
+    slots: Vec<Mutex<Slot<'a>>>,
+    pub(crate) budget: &'a Budget,
     callbacks: &'a [Arc<dyn Callback>],
     pub(crate) spill: SpillStore,
     /// Held by the worker spilling; others wait for it.
@@ -51,7 +51,7 @@ impl<'a> Execution<'a> {
     pub(crate) fn new(
         plan: &'a Plan,
         callbacks: &'a [Arc<dyn Callback>],
-        budget: u64,
+        budget: &'a Budget,
         spill_dir: Option<PathBuf>,
     ) -> Self {
         let n = plan.len();
@@ -62,7 +62,7 @@ impl<'a> Execution<'a> {
                     Mutex::new(Slot { value: None, uses_left: plan.dependents(i).len() as u32 })
                 })
                 .collect(),
-            budget: Budget::new(plan, budget),
+            budget,
             callbacks,
             spill: SpillStore::new(spill_dir),
             spilling: Mutex::new(()),

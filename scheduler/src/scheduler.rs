@@ -222,7 +222,8 @@ impl Scheduler {
         let plan = graph.plan(outputs, self.plan_options)?;
         let budget = self.memory_budget();
         crate::budget::refuse_oversized(&plan, budget)?;
-        let exec = Execution::new(&plan, &self.callbacks, budget, self.spill_dir.clone());
+        let budget = crate::budget::Budget::new(&plan, budget);
+        let exec = Execution::new(&plan, &self.callbacks, &budget, self.spill_dir.clone());
         for cb in &self.callbacks {
             cb.start(plan.len());
         }
@@ -241,9 +242,9 @@ impl Scheduler {
             tasks_run: ran,
             fused: plan.fused(),
             threads,
-            peak_bytes: exec.budget.peak(),
-            memory_budget: exec.budget.limit(),
-            roots_deferred: exec.budget.deferred(),
+            peak_bytes: budget.peak(),
+            memory_budget: budget.limit(),
+            roots_deferred: budget.deferred(),
             spilled_bytes: 0,
             spill_read_bytes: 0,
             leaked_bytes: 0,

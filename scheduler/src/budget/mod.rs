@@ -1,7 +1,7 @@
 //! The memory budget of a compute: what is counted, when a source may start, when
 //! held results spill, and the default budget. See `README.md` beside this file.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use brisk_graph::Plan;
@@ -37,35 +37,27 @@ pub(crate) fn refuse_oversized(plan: &Plan, budget: u64) -> crate::Result<()> {
     Ok(())
 }
 
-/// Bytes held against a limit, and the most held at once. Only [`Reservation`]s
-/// change `held`, so every byte counted is given back exactly once.
-#[derive(Debug)]
-struct Ledger {
-    limit: u64,
-    held: AtomicU64,
-    peak: AtomicU64,
-}
-
 /// Bytes counted against the budget until this value is dropped (DataFusion's
 /// `MemoryReservation` is the model): a result held in memory owns one, so its
 /// bytes come back when it is consumed, spilled or dropped — a forgotten release
-/// cannot happen.
+/// cannot happen. It borrows the budget rather than sharing it, so holding a result
+/// costs no reference count: the scheduler's per-task work stays as it was.
 #[derive(Debug)]
-pub(crate) struct Reservation {
-    ledger: Arc<Ledger>,
+pub(crate) struct Reservation<'b> {
+    budget: &'b Budget,
     bytes: u64,
 }
 
-impl Reservation {
+impl Reservation<'_> {
     /// The bytes this reservation counts.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 }
 
-impl Drop for Reservation {
+impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let before = self.ledger.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        let before = self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
         debug_assert!(before >= self.bytes, "returned {} bytes but {before} were held", self.bytes);
     }
 }
@@ -90,11 +82,15 @@ impl Drop for Admission<'_> {
     }
 }
 
-/// One compute's budget: the ledger of held results, the admission of sources, and
-/// the levels that decide spilling.
+/// One compute's budget: the bytes held against the limit (changed only by
+/// [`Reservation`]s, so every byte counted is given back exactly once), the
+/// admission of sources, and the levels that decide spilling.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    ledger: Arc<Ledger>,
+    limit: u64,
+    held: AtomicU64,
+    /// The most bytes held at once.
+    peak: AtomicU64,
     /// Tasks that make data rather than consume it: roots, and ops that project
     /// their size (a CSV block read waits only on its file's tiny quote-parity
     /// task, but is a source all the same). Only these wait for room.
@@ -117,7 +113,9 @@ impl Budget {
     /// A budget of `limit` bytes for running `plan`.
     pub(crate) fn new(plan: &Plan, limit: u64) -> Self {
         Self {
-            ledger: Arc::new(Ledger { limit, held: AtomicU64::new(0), peak: AtomicU64::new(0) }),
+            limit,
+            held: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
             sources: (0..plan.len())
                 .map(|i| plan.deps(i).is_empty() || plan.op(i).projected_bytes().is_some())
                 .collect(),
@@ -133,17 +131,17 @@ impl Budget {
 
     /// The budget in bytes.
     pub(crate) fn limit(&self) -> u64 {
-        self.ledger.limit
+        self.limit
     }
 
     /// Bytes of results held in memory now.
     pub(crate) fn held(&self) -> u64 {
-        self.ledger.held.load(Ordering::Acquire)
+        self.held.load(Ordering::Acquire)
     }
 
     /// The most bytes held at once.
     pub(crate) fn peak(&self) -> u64 {
-        self.ledger.peak.load(Ordering::Acquire)
+        self.peak.load(Ordering::Acquire)
     }
 
     /// The level spilling brings held results down to, and the level at which new
@@ -154,10 +152,10 @@ impl Budget {
 
     /// Counts `bytes` of a result already in memory, even past the limit (the
     /// result exists; spilling decides what to do about it).
-    pub(crate) fn hold(&self, bytes: u64) -> Reservation {
-        let now = self.ledger.held.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        self.ledger.peak.fetch_max(now, Ordering::AcqRel);
-        Reservation { ledger: Arc::clone(&self.ledger), bytes }
+    pub(crate) fn hold(&self, bytes: u64) -> Reservation<'_> {
+        let now = self.held.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+        Reservation { budget: self, bytes }
     }
 
     /// Whether held results are over the budget, so some must spill.
