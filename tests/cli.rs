@@ -149,6 +149,27 @@ fn every_command_gives_the_known_answer() {
     assert!(std::fs::read_to_string(dir.join("g.dot")).unwrap().starts_with("digraph"));
 }
 
+/// `--format table` truncates only a terminal's preview: into a file or a pipe
+/// every row is written.
+#[test]
+fn a_table_written_to_a_file_or_pipe_has_every_row() {
+    let dir = scratch("table-rows");
+    let text: String = (0..50).map(|i| format!("k{i:02},{i}\n")).collect();
+    std::fs::write(dir.join("t.csv"), format!("k,v\n{text}")).unwrap();
+    let r = brisk_in(&dir, &["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "-o", "out.txt"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let file = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+    let r =
+        brisk_in(&dir, &["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "--format", "table"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    for written in [&file, &r.stdout] {
+        for i in 0..50 {
+            assert!(written.contains(&format!("| k{i:02} ")), "k{i:02} missing:\n{written}");
+        }
+        assert!(!written.contains("showing the first and last"), "{written}");
+    }
+}
+
 /// Every command that computes goes through the same run path: `--explain` explains
 /// (and writes nothing), and `--threads` and `--memory-limit` reach the scheduler.
 #[test]

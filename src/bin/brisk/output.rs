@@ -103,8 +103,10 @@ impl Output {
         self.check()?;
         let format = self.format();
         let Some(path) = &self.path else {
+            // Only a table on a terminal is a preview; piped, every row is written.
+            let preview = std::io::stdout().is_terminal();
             let mut out = BufWriter::new(std::io::stdout().lock());
-            encode(table, format, &mut out)?;
+            encode(table, format, preview, &mut out)?;
             out.flush()?;
             return Ok(());
         };
@@ -114,7 +116,7 @@ impl Output {
                 encode_parquet(table, &mut f)?;
             } else {
                 let mut out = BufWriter::new(&mut f);
-                encode(table, format, &mut out)?;
+                encode(table, format, false, &mut out)?;
                 out.flush()?;
             }
             f.sync_all()?;
@@ -138,11 +140,23 @@ fn arrow_failure(e: arrow::error::ArrowError) -> Failure {
     }
 }
 
-/// Encodes the table in `format` onto `out`.
-fn encode<W: Write>(table: &Table, format: Format, out: &mut W) -> Result<(), Failure> {
+/// Encodes the table in `format` onto `out`; a `preview` table shows only its first
+/// and last rows (for a terminal), any other table every row.
+fn encode<W: Write>(
+    table: &Table,
+    format: Format,
+    preview: bool,
+    out: &mut W,
+) -> Result<(), Failure> {
     let batches: Vec<&RecordBatch> = table.batches().iter().collect();
     match format {
-        Format::Table => writeln!(out, "{table}")?,
+        Format::Table if preview => writeln!(out, "{table}")?,
+        Format::Table => {
+            let empty = [RecordBatch::new_empty(table.schema().clone())];
+            let all = if table.batches().is_empty() { &empty[..] } else { table.batches() };
+            let text = arrow::util::pretty::pretty_format_batches(all).map_err(arrow_failure)?;
+            writeln!(out, "{text}")?;
+        }
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
             if batches.is_empty() {
