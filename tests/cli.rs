@@ -211,6 +211,8 @@ fn bad_input_exits_2_with_one_clear_message() {
     std::fs::write(dir.join("late.csv"), "k,v\na,1\nb,x7\n").unwrap();
     std::fs::write(dir.join("utf.csv"), b"k,v\na,1\nb,\xff\xfe\n").unwrap();
     std::fs::write(dir.join("empty.csv"), "").unwrap();
+    std::fs::write(dir.join("big.csv"), "k,v\na,9223372036854775807\na,9223372036854775807\n")
+        .unwrap();
     std::fs::create_dir_all(dir.join("nocsv")).unwrap();
     std::fs::write(dir.join("nocsv/readme.txt"), "no data").unwrap();
     let cases: &[(&[&str], &str)] = &[
@@ -228,6 +230,11 @@ fn bad_input_exits_2_with_one_clear_message() {
         ),
         (&["groupby", "utf.csv", "--by", "k"], "utf.csv: line 3: invalid UTF-8"),
         (&["groupby", "empty.csv", "--by", "k"], "empty.csv: the file is empty"),
+        (
+            &["groupby", "big.csv", "--by", "k", "--agg", "v:sum"],
+            "the integer sum of column 'v' overflowed Int64 in group k=a; read the column as a float to sum it (CLI: --dtype v:float)",
+        ),
+        (&["agg", "big.csv", "--agg", "v:sum"], "'v' overflowed Int64 over the whole input"),
         (&["groupby", "nocsv", "--by", "k"], "nocsv: the directory holds no .csv"),
         (&["groupby", "ok.csv", "--by", "k", "-o", "no/such/dir/out.csv"], "cannot write"),
         (&["groupby", "ok.csv", "--by", "k", "--format", "parquet"], "needs -o FILE"),

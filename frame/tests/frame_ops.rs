@@ -540,3 +540,34 @@ fn drop_duplicates_and_many_groups_spill_under_a_tight_budget() {
     let set: std::collections::BTreeSet<(String, i64)> = rows.iter().cloned().collect();
     assert_eq!(free.compute(&distinct).unwrap().num_rows(), set.len());
 }
+
+/// An integer sum past Int64 is an error naming the column and the group, in a
+/// partition's partial and in a combine of partials: never a wrapped number.
+#[test]
+fn integer_sum_overflow_is_an_error_not_a_wrapped_number() {
+    let batch = |k: Vec<&str>, v: Vec<i64>| {
+        RecordBatch::try_from_iter([
+            ("k", Arc::new(StringArray::from(k)) as ArrayRef),
+            ("v", Arc::new(Int64Array::from(v)) as ArrayRef),
+        ])
+        .unwrap()
+    };
+    // Both values in one partition, then one per partition (the combine overflows).
+    let together =
+        Frame::from_batches(vec![batch(vec!["a", "a", "b"], vec![i64::MAX, i64::MAX, 1])]);
+    let apart = Frame::from_batches(vec![
+        batch(vec!["a", "b"], vec![i64::MAX, 1]),
+        batch(vec!["a"], vec![i64::MAX]),
+    ]);
+    for frame in [together.unwrap(), apart.unwrap()] {
+        let err = frame.groupby(["k"]).unwrap().sum().unwrap().compute().unwrap_err().to_string();
+        assert!(err.contains("'v' overflowed Int64 in group k=a"), "{err}");
+        let err =
+            frame.agg([("v", brisk_frame::Agg::Sum)]).unwrap().compute().unwrap_err().to_string();
+        assert!(err.contains("'v' overflowed Int64"), "{err}");
+    }
+    // Up to the edge it is exact.
+    let edge = Frame::from_batches(vec![batch(vec!["a", "a"], vec![i64::MAX - 1, 1])]).unwrap();
+    let t = edge.groupby(["k"]).unwrap().sum().unwrap().compute().unwrap();
+    assert_eq!(ints(&t, "v"), vec![i64::MAX]);
+}

@@ -36,6 +36,35 @@ pub(super) fn i64s(a: &ArrayRef) -> std::result::Result<Int64Array, arrow::error
     Ok(arrow::compute::cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
 }
 
+/// The error of an integer sum that left Int64's range: which column, which group,
+/// and how to get a sum anyway. Never a wrapped number.
+fn overflow(
+    column: &str,
+    keys: &[String],
+    key_cols: &[ArrayRef],
+    row: usize,
+) -> arrow::error::ArrowError {
+    // A whole-frame aggregation groups by one constant column of its own.
+    let whole = keys.iter().all(|k| k == super::WHOLE);
+    let group = if whole {
+        "over the whole input".to_string()
+    } else {
+        let values: Vec<String> = keys
+            .iter()
+            .zip(key_cols)
+            .map(|(k, c)| {
+                let v = arrow::util::display::array_value_to_string(c, row)
+                    .unwrap_or_else(|_| "?".into());
+                format!("{k}={v}")
+            })
+            .collect();
+        format!("in group {}", values.join(", "))
+    };
+    arrow::error::ArrowError::ComputeError(format!(
+        "the integer sum of column '{column}' overflowed Int64 {group}; read the column as a float to sum it (CLI: --dtype {column}:float)"
+    ))
+}
+
 /// Aggregates `batch` (values or states) per group: the state batch.
 pub(super) fn aggregate(
     plan: &AggPlan,
@@ -94,7 +123,11 @@ pub(super) fn aggregate(
                 let mut s = vec![0i64; ng];
                 for (r, &id) in ids.iter().enumerate() {
                     if id != DROPPED && v.is_valid(r) {
-                        s[id as usize] = s[id as usize].wrapping_add(v.value(r));
+                        let sum = &mut s[id as usize];
+                        *sum = sum.checked_add(v.value(r)).ok_or_else(|| {
+                            let row = first.value(id as usize) as usize;
+                            overflow(&spec.column, &plan.keys, &key_cols, row)
+                        })?;
                     }
                 }
                 Acc::SumI(s)

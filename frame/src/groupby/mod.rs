@@ -196,7 +196,7 @@ impl Frame {
 }
 
 /// The constant key of a whole-frame aggregation.
-const WHOLE: &str = "__brisk_whole";
+pub(super) const WHOLE: &str = "__brisk_whole";
 
 impl Frame {
     /// Aggregates the whole frame to one row, as pandas' `df.agg`: `(column, agg)`
