@@ -571,3 +571,35 @@ fn integer_sum_overflow_is_an_error_not_a_wrapped_number() {
     let t = edge.groupby(["k"]).unwrap().sum().unwrap().compute().unwrap();
     assert_eq!(ints(&t, "v"), vec![i64::MAX]);
 }
+
+/// UInt64 values above Int64's maximum: min and max keep them (unsigned), a sum
+/// is an error naming the column — never a null that silently drops out.
+#[test]
+fn uint64_values_above_int64_are_kept_or_refused_never_nulled() {
+    use arrow::array::UInt64Array;
+    use arrow::datatypes::UInt64Type;
+    let big = u64::MAX - 1;
+    let batch = |k: Vec<&str>, v: Vec<u64>| {
+        RecordBatch::try_from_iter([
+            ("k", Arc::new(StringArray::from(k)) as ArrayRef),
+            ("v", Arc::new(UInt64Array::from(v)) as ArrayRef),
+        ])
+        .unwrap()
+    };
+    let frame = Frame::from_batches(vec![
+        batch(vec!["a", "b"], vec![big, 3]),
+        batch(vec!["a", "b"], vec![5, 2]),
+    ])
+    .unwrap();
+    let by = frame.groupby(["k"]).unwrap();
+    let t = by
+        .agg([("v", brisk_frame::Agg::Min), ("v", brisk_frame::Agg::Max)])
+        .unwrap()
+        .compute()
+        .unwrap();
+    let col = |c: &str| t.column(c).unwrap().as_primitive::<UInt64Type>().values().to_vec();
+    assert_eq!(col("v_min"), vec![5, 2]);
+    assert_eq!(col("v_max"), vec![big, 3]);
+    let err = by.sum().unwrap().compute().unwrap_err().to_string();
+    assert!(err.contains("column 'v'") && err.contains("--dtype v:float"), "{err}");
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashTable;
 
@@ -32,8 +32,13 @@ pub(super) fn f64s(a: &ArrayRef) -> std::result::Result<Float64Array, arrow::err
     Ok(arrow::compute::cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
 }
 
+/// The values as Int64. A value that does not fit (a UInt64 above Int64's maximum)
+/// is an error, never a null that would silently drop out of a sum.
 pub(super) fn i64s(a: &ArrayRef) -> std::result::Result<Int64Array, arrow::error::ArrowError> {
-    Ok(arrow::compute::cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    Ok(arrow::compute::cast_with_options(a, &DataType::Int64, &strict)?
+        .as_primitive::<Int64Type>()
+        .clone())
 }
 
 /// The error of an integer sum that left Int64's range: which column, which group,
@@ -119,7 +124,12 @@ pub(super) fn aggregate(
         let ids = &g.ids;
         let acc = match (spec.agg, input) {
             (Agg::Sum, _) if spec.integer() => {
-                let v = i64s(&inputs[0])?;
+                let v = i64s(&inputs[0]).map_err(|e| {
+                    arrow::error::ArrowError::ComputeError(format!(
+                        "the integer sum of column '{}' needs its values as Int64, and one does not fit ({e}); read the column as a float to sum it (CLI: --dtype {}:float)",
+                        spec.column, spec.column
+                    ))
+                })?;
                 let mut s = vec![0i64; ng];
                 for (r, &id) in ids.iter().enumerate() {
                     if id != DROPPED && v.is_valid(r) {
@@ -251,6 +261,13 @@ pub(super) fn aggregate(
                     (Agg::Last, _) => Box::new(|_, _| true),
                     (agg, DataType::Int64) => {
                         let a = v.as_primitive::<Int64Type>().clone();
+                        let min = agg == Agg::Min;
+                        Box::new(move |r, b| {
+                            if min { a.value(r) < a.value(b) } else { a.value(r) > a.value(b) }
+                        })
+                    }
+                    (agg, DataType::UInt64) => {
+                        let a = v.as_primitive::<UInt64Type>().clone();
                         let min = agg == Agg::Min;
                         Box::new(move |r, b| {
                             if min { a.value(r) < a.value(b) } else { a.value(r) > a.value(b) }

@@ -125,6 +125,8 @@ impl Spec {
     pub(super) fn value_type(&self) -> DataType {
         let t = self.input_type();
         match self.agg {
+            // Unsigned 64-bit values may not fit Int64: they stay unsigned.
+            Agg::Min | Agg::Max if t == DataType::UInt64 => DataType::UInt64,
             Agg::Min | Agg::Max if t.is_integer() || t == DataType::Boolean => DataType::Int64,
             Agg::Min | Agg::Max if t.is_floating() => DataType::Float64,
             _ => t,
