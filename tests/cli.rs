@@ -242,6 +242,11 @@ fn bad_input_exits_2_with_one_clear_message() {
         (&["schema", "ok.csv", "--dtype", "v:decimal"], "unknown type"),
         (&["groupby", "ok.csv"], "--by"),
         (
+            &["count", "ok.csv", "--threads", "10000"],
+            "--threads 10000 is more than this machine can use",
+        ),
+        (&["count", "ok.csv", "--threads", "99999999999"], "is more than this machine can use"),
+        (
             &["count", "wide.csv", "--memory-limit", "10KB"],
             "more than the memory budget of 10000 bytes: use smaller chunks or a smaller blocksize",
         ),

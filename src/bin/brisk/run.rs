@@ -17,7 +17,7 @@ use crate::progress::Progress;
 /// How to run.
 #[derive(Args)]
 pub(crate) struct Run {
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; at most 8 per core, or 64).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
@@ -40,8 +40,17 @@ pub(crate) struct Run {
 impl Run {
     /// The scheduler these options ask for, with the progress bar for `input`.
     fn scheduler(&self, input: &Input) -> Result<Scheduler, Failure> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // More threads than this only slow a compute down (each is started and
+        // scheduled), and thousands took minutes to start.
+        let most = (8 * cores).max(64);
         let mut scheduler = match self.threads {
             Some(0) => return Err(Failure::User("--threads must be at least 1".into())),
+            Some(n) if n > most => {
+                return Err(Failure::User(format!(
+                    "--threads {n} is more than this machine can use ({cores} cores): give at most {most}, or leave it out for one per core"
+                )));
+            }
             Some(n) => Scheduler::threads(n),
             None => Scheduler::default(),
         };
