@@ -170,6 +170,29 @@ fn a_table_written_to_a_file_or_pipe_has_every_row() {
     }
 }
 
+/// `agg` over no rows prints one row, as pandas' `df.agg`: counts and sums 0, the
+/// mean empty (null).
+#[test]
+fn agg_over_no_rows_prints_one_row() {
+    let dir = scratch("agg-empty");
+    std::fs::write(dir.join("t.csv"), "k,v\na,1\nb,2\n").unwrap();
+    let r = brisk_in(
+        &dir,
+        &[
+            "agg",
+            "t.csv",
+            "--agg",
+            "v:sum,v:count,v:mean",
+            "--filter",
+            "v > 100",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "v_sum,v_count,v_mean\n0,0,\n");
+}
+
 /// Every command that computes goes through the same run path: `--explain` explains
 /// (and writes nothing), and `--threads` and `--memory-limit` reach the scheduler.
 #[test]

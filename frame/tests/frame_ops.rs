@@ -603,3 +603,34 @@ fn uint64_values_above_int64_are_kept_or_refused_never_nulled() {
     let err = by.sum().unwrap().compute().unwrap_err().to_string();
     assert!(err.contains("column 'v'") && err.contains("--dtype v:float"), "{err}");
 }
+
+/// A whole-frame aggregation over no rows has one row, as pandas' `df.agg`: counts
+/// and sums 0, mean and extremes null (a daily job on an empty day).
+#[test]
+fn agg_over_no_rows_gives_one_row() {
+    use brisk_frame::Agg;
+    let (df, _) = data();
+    let none = df.filter(col("v").gt(lit(1_000_000))).unwrap();
+    let t = none
+        .agg([
+            ("v", Agg::Sum),
+            ("v", Agg::Count),
+            ("", Agg::Size),
+            ("v", Agg::Mean),
+            ("v", Agg::Min),
+            ("k", Agg::Nunique),
+            ("x", Agg::Std),
+        ])
+        .unwrap()
+        .compute()
+        .unwrap();
+    assert_eq!(t.num_rows(), 1);
+    for c in ["v_sum", "v_count", "size", "k_nunique"] {
+        assert_eq!(ints(&t, c), vec![0], "{c}");
+    }
+    for c in ["v_mean", "v_min", "x_std"] {
+        assert!(t.column(c).unwrap().is_null(0), "{c} should be null");
+    }
+    // With keys, no rows stay no groups.
+    assert_eq!(none.groupby(["k"]).unwrap().sum().unwrap().compute().unwrap().num_rows(), 0);
+}

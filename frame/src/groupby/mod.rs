@@ -224,9 +224,10 @@ impl Frame {
         self.whole()?.agg_numeric(agg)?.drop([WHOLE])
     }
 
-    /// One group holding every row: a constant key, dropped from the results.
+    /// One group holding every row: a constant key, dropped from the results. One
+    /// part, so the finish that sees no rows knows the whole input had none.
     fn whole(&self) -> Result<GroupBy> {
-        self.with_column(WHOLE, crate::expr::lit(true))?.groupby([WHOLE])
+        Ok(self.with_column(WHOLE, crate::expr::lit(true))?.groupby([WHOLE])?.split_out(1))
     }
 }
 

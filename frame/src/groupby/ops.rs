@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayData, ArrayRef, AsArray, Float64Array, Int64Array, MutableArrayData, RecordBatch,
-    make_array,
+    ArrayData, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, MutableArrayData,
+    RecordBatch, make_array,
 };
 use arrow::datatypes::{Field, Schema};
 use brisk_core::{Error as CoreError, OpKind, Value};
 use serde::{Deserialize, Serialize};
 
 use super::accumulate::{Input, aggregate, f64s, i64s};
-use super::{Agg, AggPlan};
+use super::{Agg, AggPlan, WHOLE};
 use crate::batches::{arrow_err, batch_of, concat_all, first_batch};
 use crate::table::sort_batch;
 
@@ -109,6 +109,30 @@ impl OpKind for Combine {
     }
 }
 
+/// The state of a whole-frame aggregation over no rows: it still has its one group,
+/// as pandas' `df.agg` has one row — counts and sums 0, means, extremes and the
+/// rest null.
+fn one_empty_group(state: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = state
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            let zero = name.starts_with("__")
+                && ["_sum", "_n", "_mean", "_m2"].iter().any(|s| name.ends_with(s));
+            if name == WHOLE {
+                arrow::compute::cast(&BooleanArray::from(vec![true]), f.data_type())
+            } else if zero {
+                arrow::compute::cast(&Int64Array::from(vec![0]), f.data_type())
+            } else {
+                Ok(arrow::array::new_null_array(f.data_type(), 1))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(state.schema(), columns)
+}
+
 /// The result columns of one part, sorted by key.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Finish {
@@ -121,7 +145,11 @@ impl OpKind for Finish {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
-        let state = combine(&self.plan, Self::NAME, &inputs, self.part)?;
+        let mut state = combine(&self.plan, Self::NAME, &inputs, self.part)?;
+        let whole = self.plan.parts == 1 && self.plan.keys.iter().all(|k| k == WHOLE);
+        if whole && state.num_rows() == 0 {
+            state = one_empty_group(&state).map_err(&err)?;
+        }
         let nk = self.plan.keys.len();
         let mut columns: Vec<ArrayRef> = state.columns()[..nk].to_vec();
         let mut fields: Vec<Field> =
