@@ -634,3 +634,17 @@ fn agg_over_no_rows_gives_one_row() {
     // With keys, no rows stay no groups.
     assert_eq!(none.groupby(["k"]).unwrap().sum().unwrap().compute().unwrap().num_rows(), 0);
 }
+
+/// Arithmetic between numeric types with no common type (Decimal and Int64) is a
+/// type error naming both, not a panic.
+#[test]
+fn decimal_arithmetic_with_integers_is_a_type_error() {
+    use arrow::array::Decimal128Array;
+    let d = Decimal128Array::from(vec![150_i128, 250]).with_precision_and_scale(10, 2).unwrap();
+    let b = RecordBatch::try_from_iter([("d", Arc::new(d) as ArrayRef)]).unwrap();
+    let frame = Frame::from_batches(vec![b]).unwrap();
+    let err = frame.query("d + 1 > 2").unwrap_err().to_string();
+    assert!(err.contains("'+' cannot combine Decimal128(10, 2) and Int64"), "{err}");
+    let err = frame.filter((col("d") * 2).gt(lit(1))).unwrap_err().to_string();
+    assert!(err.contains("cannot combine"), "{err}");
+}

@@ -284,7 +284,14 @@ impl Expr {
                         if *op == BinOp::Div {
                             DataType::Float64
                         } else {
-                            common(&l, &r).expect("numeric")
+                            // Numeric types without a common one (a decimal and an
+                            // integer): a type error, not a guess.
+                            common(&l, &r).ok_or_else(|| {
+                                mismatch(format!(
+                                    "'{}' cannot combine {l} and {r}; cast one to the other's type first",
+                                    op.symbol()
+                                ))
+                            })?
                         }
                     }
                     _ => {
