@@ -170,6 +170,61 @@ fn a_table_written_to_a_file_or_pipe_has_every_row() {
     }
 }
 
+/// A full disk or device is the user's to fix: exit 2 naming what could not be
+/// written, never an internal error, and no output left behind.
+#[test]
+fn a_full_disk_is_exit_2_with_the_path() {
+    let dir = scratch("full");
+    let text: String = (0..2000).map(|i| format!("k{i:04},{i}\n")).collect();
+    std::fs::write(dir.join("t.csv"), format!("k,v\n{text}")).unwrap();
+    // Standard output on a device that is always full.
+    if let Ok(full) = std::fs::File::create("/dev/full") {
+        let out = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(["groupby", "t.csv", "--by", "k", "--agg", "v:sum"])
+            .current_dir(&dir)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("No space left"), "{stderr}");
+    }
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped the tmpfs half: cannot mount one here (needs root)");
+        return;
+    }
+    let runs: Vec<Run> = ["out.csv", "out.json", "out.txt"]
+        .iter()
+        .map(|o| {
+            let target = mnt.join(o);
+            let args = ["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "-o"];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.push(target.to_string_lossy().into_owned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            brisk_in(&dir, &args)
+        })
+        .collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
+    let _ = Command::new("umount").arg(&mnt).status();
+    for r in runs {
+        assert_eq!(r.status, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("mnt/out.") && r.stderr.contains("No space left"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
 /// `agg` over no rows prints one row, as pandas' `df.agg`: counts and sums 0, the
 /// mean empty (null).
 #[test]

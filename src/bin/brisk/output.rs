@@ -132,10 +132,16 @@ impl Output {
 }
 
 fn arrow_failure(e: arrow::error::ArrowError) -> Failure {
+    use arrow::error::ArrowError;
     match e {
-        arrow::error::ArrowError::IoError(_, io) => io.into(),
+        ArrowError::IoError(_, io) => io.into(),
         // The CSV writer passes write errors on as text.
         other if other.to_string().contains("Broken pipe") => Failure::BrokenPipe,
+        // Writing valid batches fails only where the output does (a full disk, a
+        // closed device): the user's to fix, not a bug.
+        ArrowError::CsvError(text) | ArrowError::JsonError(text) => {
+            Failure::User(format!("cannot write: {text}"))
+        }
         other => Failure::Internal(other.to_string()),
     }
 }
