@@ -32,9 +32,11 @@ impl OpKind for WriteCsvPart {
             .with_header(self.header)
             .build(std::io::BufWriter::new(file));
         w.write(&batch).map_err(|e| io(&e))?;
-        let rows = batch.num_rows() as i64;
-        drop(w);
-        Ok(Value::from(rows))
+        // Flushed and synced here, not in a drop that would swallow the error: a
+        // full disk must fail the write, not leave a short part reported whole.
+        let file = w.into_inner().into_inner().map_err(|e| io(e.error()))?;
+        file.sync_all().map_err(|e| io(&e))?;
+        Ok(Value::from(batch.num_rows() as i64))
     }
 }
 
@@ -151,5 +153,6 @@ fn concatenate(dir: &Path, parts: usize, out: &Path) -> Result<()> {
         let mut r = std::fs::File::open(&p).map_err(|e| fail(&p, e))?;
         std::io::copy(&mut r, &mut w).map_err(|e| fail(out, e))?;
     }
-    std::io::Write::flush(&mut w).map_err(|e| fail(out, e))
+    let file = w.into_inner().map_err(|e| fail(out, e.error()))?;
+    file.sync_all().map_err(|e| fail(out, e))
 }
