@@ -114,3 +114,60 @@ fn expand(spec: &str, endings: &[&str]) -> Result<Vec<PathBuf>> {
 pub(crate) fn modified(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
     files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
+
+/// What a file was when the graph was built: its size, modification time and
+/// inode. Each read checks it, so a file truncated, appended to or replaced while
+/// a compute runs is an error, never a count over a mix of old and new bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct FileStamp {
+    len: u64,
+    modified_secs: i64,
+    modified_nanos: u32,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub(crate) fn of(meta: &std::fs::Metadata) -> FileStamp {
+        let (modified_secs, modified_nanos) = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos()));
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileStamp { len: meta.len(), modified_secs, modified_nanos, inode }
+    }
+
+    /// An error naming `path` when the file at `path` (or the open `file`) is no
+    /// longer the one stamped.
+    pub(crate) fn check(&self, path: &str, file: Option<&std::fs::File>) -> brisk_core::Result<()> {
+        let meta = match file {
+            Some(f) => f.metadata(),
+            None => std::fs::metadata(path),
+        };
+        let now = match meta {
+            Ok(meta) => FileStamp::of(&meta),
+            Err(e) => {
+                return Err(brisk_core::Error::user(format!(
+                    "{path} changed while it was being read: it is gone ({e}); rerun when it is complete"
+                )));
+            }
+        };
+        if now == *self {
+            return Ok(());
+        }
+        let how = if now.len != self.len {
+            format!("size was {}, now {}", self.len, now.len)
+        } else if now.inode != self.inode {
+            "it was replaced by another file".to_string()
+        } else {
+            "it was modified".to_string()
+        };
+        Err(brisk_core::Error::user(format!(
+            "{path} changed while it was being read: {how}; rerun when it is complete"
+        )))
+    }
+}

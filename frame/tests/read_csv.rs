@@ -366,3 +366,40 @@ fn to_csv_on_a_full_disk_is_an_error_not_short_parts() {
     assert!(one.is_err(), "one file on a full disk was reported written");
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
+
+/// A file appended to, cut, or replaced after the graph was built (as during a
+/// long run) fails the compute with a message naming it, never a count over part
+/// of it or over a mix of two files, and never a panic.
+#[test]
+fn a_file_changed_during_a_run_is_an_error_not_a_partial_answer() {
+    use std::io::Write;
+    let d = dir("changed");
+    let p = d.join("f.csv");
+    let text: String = (0..2000).map(|i| format!("k{},{i:04}\n", i % 7)).collect();
+    let reset = || std::fs::write(&p, format!("k,v\n{text}")).unwrap();
+    let read = || read_csv(p.as_path(), CsvOptions::default().blocksize(4096)).unwrap();
+    let count = |df: &brisk_frame::Frame| df.len().compute().map_err(|e| e.to_string());
+    reset();
+    let len = std::fs::metadata(&p).unwrap().len();
+    assert_eq!(count(&read()), Ok(2000));
+
+    let df = read();
+    std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"k1,9999\n").unwrap();
+    let err = count(&df).unwrap_err();
+    let want = format!("changed while it was being read: size was {len}, now {}", len + 8);
+    assert!(err.contains(&want) && err.contains("f.csv"), "{err}");
+
+    reset();
+    let df = read();
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    let err = count(&df).unwrap_err();
+    assert!(err.contains(&format!("size was {len}, now {}", len / 2)), "{err}");
+
+    reset();
+    let df = read();
+    let other = d.join("other.csv");
+    std::fs::write(&other, format!("k,v\n{}", text.replace("k1,", "k8,"))).unwrap();
+    std::fs::rename(&other, &p).unwrap();
+    let err = count(&df).unwrap_err();
+    assert!(err.contains("it was replaced by another file"), "{err}");
+}

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::bytes::{Compression, FileBytes};
 use super::split::{next_boundary, records};
 use super::{CsvOptions, null_regex};
+use crate::sources::FileStamp;
 
 /// How to parse a block: the file's columns, which to keep, the dialect.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub(crate) struct ReadBlock {
     /// Its position in the file; block 0 starts at the first data record.
     pub(super) block: usize,
     pub(super) file_len: u64,
+    /// The file as it was when the graph was built.
+    pub(super) stamp: FileStamp,
     /// A compressed file is read whole, as one block.
     pub(super) compression: Compression,
     pub(super) spec: BlockSpec,
@@ -236,15 +239,21 @@ impl OpKind for ReadBlock {
             }
         };
         if self.compression != Compression::None {
-            let all =
-                self.compression.decode(Path::new(&self.path), None).map_err(|e| self.io(e))?;
+            self.stamp.check(&self.path, None)?;
+            let all = self.compression.decode(Path::new(&self.path), None);
+            self.stamp.check(&self.path, None)?;
+            let all = all.map_err(|e| self.io(e))?;
             let start = (self.start as usize).min(all.len());
             return Ok(Value::from(self.parse(&all[start..], self.start)?));
         }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
-        let (start, window, range) =
-            records(&f, self.start..self.end, self.block, self.file_len, self.spec.quote, odd)
-                .map_err(|e| self.io(e))?;
+        self.stamp.check(&self.path, Some(&f))?;
+        let read =
+            records(&f, self.start..self.end, self.block, self.file_len, self.spec.quote, odd);
+        // Checked again after reading: a file cut or grown meanwhile fails whole
+        // (a short read is reported as that, not as the I/O error it caused).
+        self.stamp.check(&self.path, Some(&f))?;
+        let (start, window, range) = read.map_err(|e| self.io(e))?;
         Ok(Value::from(self.parse(&window.bytes[range], start)?))
     }
 }

@@ -265,6 +265,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
                 end: u64::MAX,
                 block: 0,
                 file_len: u64::MAX,
+                stamp: info.stamp,
                 compression,
                 spec: spec.clone(),
             };
@@ -284,6 +285,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
                 end,
                 block: b as usize,
                 file_len: info.len,
+                stamp: info.stamp,
                 compression,
                 spec: spec.clone(),
             };

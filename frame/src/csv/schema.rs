@@ -12,10 +12,13 @@ use super::split::{next_boundary, quote_count};
 use super::{CsvOptions, null_regex};
 use crate::Result;
 use crate::error::{file_error, unknown_column};
+use crate::sources::FileStamp;
 
 /// What the frame needs to know about one file before reading it.
 pub(super) struct FileInfo {
     pub(super) path: PathBuf,
+    /// The file as it was when inspected; every read checks it is still so.
+    pub(super) stamp: FileStamp,
     pub(super) len: u64,
     /// Where the first data record starts (after a BOM and the header).
     pub(super) data_start: u64,
@@ -34,6 +37,9 @@ pub(super) fn parse_header(
 
 /// The length, data start and header of one file.
 pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
+    let stamp = std::fs::metadata(path)
+        .map(|m| FileStamp::of(&m))
+        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
     let (f, len) = FileBytes::open(path, opts.sample_bytes + (1 << 20))
         .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
     let mut start = 0u64;
@@ -42,7 +48,13 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
         start = 3;
     }
     if !opts.header || start >= len {
-        return Ok(FileInfo { path: path.to_path_buf(), len, data_start: start, header: None });
+        return Ok(FileInfo {
+            path: path.to_path_buf(),
+            stamp,
+            len,
+            data_start: start,
+            header: None,
+        });
     }
     // The header ends at the first newline outside quotes.
     let mut at = start;
@@ -61,7 +73,7 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     let record = f.read_at(start, (end - start) as usize).map_err(|e| file_error(path, e))?;
     let names = parse_header(&record, opts.delimiter, opts.quote)
         .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
-    Ok(FileInfo { path: path.to_path_buf(), len, data_start: end, header: Some(names) })
+    Ok(FileInfo { path: path.to_path_buf(), stamp, len, data_start: end, header: Some(names) })
 }
 
 /// The schema of the file's first records (a sample cut at a record boundary).

@@ -191,6 +191,13 @@ pub(super) fn records<'f>(
     } else {
         // Parity just before `end - 1`, counted from the record start.
         let from = (range.end - 1 - base) as usize;
+        if from > window.bytes.len() {
+            // The file is shorter than it was listed as: it changed under us.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file ended before the block's range",
+            ));
+        }
         let odd = quote_count(&window.bytes[first..from], q) % 2 == 1;
         window.boundary(from, q, odd)?.unwrap_or(window.bytes.len())
     };
