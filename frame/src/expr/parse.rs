@@ -26,12 +26,48 @@ use crate::{Error, Result};
 /// ```
 pub fn parse_expr(text: &str) -> Result<Expr> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { text, tokens, at: 0 };
+    let mut p = Parser { text, tokens, at: 0, depth: 0 };
     let e = p.or()?;
     match p.peek() {
-        Tok::End => Ok(e),
-        t => Err(p.error_here(&format!("unexpected {}", t.describe()))),
+        Tok::End => {}
+        t => return Err(p.error_here(&format!("unexpected {}", t.describe()))),
     }
+    // Typing and evaluation walk the tree recursively: a chain of thousands of
+    // `and`/`or` terms is as deep as it is long, and would overflow a stack.
+    let depth = tree_depth(&e);
+    if depth > MAX_DEPTH {
+        return Err(located(
+            text,
+            0,
+            &format!(
+                "the expression is {depth} operations deep, more than {MAX_DEPTH}; split a long chain of 'or' or 'and' into several filters"
+            ),
+        ));
+    }
+    Ok(e)
+}
+
+/// How deeply an expression may nest (parentheses, `not`, calls) or chain.
+const MAX_DEPTH: usize = 256;
+
+/// The depth of an expression tree, found without recursion.
+fn tree_depth(e: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(e, 1)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match e {
+            Expr::Col(_) | Expr::Lit(_) => {}
+            Expr::Binary { left, right, .. } | Expr::FillNull(left, right) => {
+                stack.push((left, d + 1));
+                stack.push((right, d + 1));
+            }
+            Expr::Not(x) | Expr::IsNull(x) | Expr::Cast(x, _) | Expr::Str(_, x, _) => {
+                stack.push((x, d + 1));
+            }
+        }
+    }
+    deepest
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -154,6 +190,8 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<(Tok, usize)>,
     at: usize,
+    /// How many nested parses are open (parentheses, `not`, minus signs, calls).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -183,6 +221,20 @@ impl Parser<'_> {
         }
     }
 
+    /// Runs `parse` one level deeper; past [`MAX_DEPTH`] an error, before the
+    /// parser's own recursion could overflow the stack.
+    fn nested(&mut self, parse: impl FnOnce(&mut Self) -> Result<Expr>) -> Result<Expr> {
+        if self.depth >= MAX_DEPTH {
+            return Err(
+                self.error_here(&format!("the expression nests more than {MAX_DEPTH} levels deep"))
+            );
+        }
+        self.depth += 1;
+        let e = parse(self);
+        self.depth -= 1;
+        e
+    }
+
     fn or(&mut self) -> Result<Expr> {
         let mut e = self.and()?;
         while self.keyword("or") {
@@ -205,7 +257,7 @@ impl Parser<'_> {
             self.next();
         }
         if bang || self.keyword("not") {
-            return Ok(!self.not()?);
+            return Ok(!self.nested(Self::not)?);
         }
         self.comparison()
     }
@@ -274,7 +326,7 @@ impl Parser<'_> {
                     self.next();
                     Expr::Lit(Lit::Float(-v))
                 }
-                _ => Expr::Lit(Lit::Int(0)) - self.unary()?,
+                _ => Expr::Lit(Lit::Int(0)) - self.nested(Self::unary)?,
             });
         }
         self.atom()
@@ -287,7 +339,7 @@ impl Parser<'_> {
             Tok::Float(v) => Ok(Expr::Lit(Lit::Float(v))),
             Tok::Str(s) => Ok(Expr::Lit(Lit::Str(s))),
             Tok::LParen => {
-                let e = self.or()?;
+                let e = self.nested(Self::or)?;
                 self.expect(Tok::RParen)?;
                 Ok(e)
             }
@@ -326,10 +378,10 @@ impl Parser<'_> {
     fn call(&mut self, name: &str, at: usize) -> Result<Expr> {
         let mut args = Vec::new();
         if self.peek() != &Tok::RParen {
-            args.push(self.or()?);
+            args.push(self.nested(Self::or)?);
             while self.peek() == &Tok::Comma {
                 self.next();
-                args.push(self.or()?);
+                args.push(self.nested(Self::or)?);
             }
         }
         self.expect(Tok::RParen)?;
@@ -411,6 +463,32 @@ mod tests {
             col("id3").contains("77").and(!col("id1").starts_with("id0")),
         );
         same("fill_null(v1, 0) = 0", col("v1").fill_null(0).eq(0));
+    }
+
+    /// Deep nesting and long chains are an error with a message, not a stack
+    /// overflow (4,000 parentheses, 5,000 `not`s, 2,500 chained `or`s aborted the
+    /// process).
+    #[test]
+    fn deep_or_long_expressions_are_refused_not_a_crash() {
+        let parens = format!("{}v1 > 2{}", "(".repeat(4000), ")".repeat(4000));
+        let nots = format!("{}v1 > 2", "not ".repeat(5000));
+        let minus = format!("v1 > {}2", "- (".repeat(3000));
+        let chain = vec!["id3 == 'x'"; 2500].join(" or ");
+        let sum = format!("v1 + {} > 2", vec!["v2"; 5000].join(" + "));
+        for (text, what) in [
+            (&parens, "nests more than 256 levels"),
+            (&nots, "nests more than 256 levels"),
+            (&minus, "nests more than 256 levels"),
+            (&chain, "operations deep, more than 256"),
+            (&sum, "operations deep, more than 256"),
+        ] {
+            let e = parse_expr(text).expect_err("refused").to_string();
+            assert!(e.contains(what), "{e}");
+        }
+        // Up to the limit they parse.
+        let ok = vec!["id3 == 'x'"; 100].join(" or ");
+        assert!(parse_expr(&ok).is_ok());
+        assert!(parse_expr(&format!("{}v1 > 2{}", "(".repeat(200), ")".repeat(200))).is_ok());
     }
 
     #[test]
