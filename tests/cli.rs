@@ -225,6 +225,38 @@ fn a_full_disk_is_exit_2_with_the_path() {
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
+/// `-o` through a symlink writes the link's target (the link stays), and `-o` onto
+/// a FIFO writes into it rather than renaming a regular file over it.
+#[test]
+fn output_to_a_symlink_or_fifo_writes_through_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("special-out");
+    std::fs::write(dir.join("t.csv"), "k,v\na,1\nb,2\n").unwrap();
+    std::fs::write(dir.join("real.csv"), "old").unwrap();
+    std::os::unix::fs::symlink("real.csv", dir.join("link.csv")).unwrap();
+    let r = brisk_in(&dir, &["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "-o", "link.csv"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(std::fs::symlink_metadata(dir.join("link.csv")).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(dir.join("real.csv")).unwrap(), "k,v_sum\na,1\nb,2\n");
+    let fifo = dir.join("pipe.csv");
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        // The reader is bounded in time: if the FIFO were replaced, nothing would
+        // ever write to it.
+        let reader = Command::new("timeout")
+            .args(["10", "cat"])
+            .arg(&fifo)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r =
+            brisk_in(&dir, &["groupby", "t.csv", "--by", "k", "--agg", "v:sum", "-o", "pipe.csv"]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        let read = reader.wait_with_output().unwrap();
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+        assert_eq!(String::from_utf8_lossy(&read.stdout), "k,v_sum\na,1\nb,2\n");
+    }
+}
+
 /// `agg` over no rows prints one row, as pandas' `df.agg`: counts and sums 0, the
 /// mean empty (null).
 #[test]

@@ -56,6 +56,24 @@ fn temporary(path: &Path) -> PathBuf {
     tmp
 }
 
+/// Where `-o PATH` really writes, and whether it goes through a temporary name: a
+/// symlink's target (so the link stays a link), and a device or FIFO written
+/// directly (renaming a file over `/dev/null` would replace the device).
+fn destination(path: &Path) -> (PathBuf, bool) {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let target = if is_link {
+        std::fs::canonicalize(path).unwrap_or_else(|_| {
+            // A dangling link: its target, taken beside the link.
+            let to = std::fs::read_link(path).unwrap_or_else(|_| path.to_path_buf());
+            path.parent().map_or(to.clone(), |dir| dir.join(&to))
+        })
+    } else {
+        path.to_path_buf()
+    };
+    let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    (target, special)
+}
+
 impl Output {
     fn format(&self) -> Format {
         if let Some(f) = self.format {
@@ -88,6 +106,11 @@ impl Output {
             if path.is_dir() {
                 return Err(Failure::User(format!("-o {}: is a directory", path.display())));
             }
+            let (target, special) = destination(path);
+            if special {
+                return Ok(());
+            }
+            let path = &target;
             // Create and remove the temporary file: a missing or read-only
             // directory fails now, not after the computation.
             let tmp = temporary(path);
@@ -110,6 +133,24 @@ impl Output {
             out.flush()?;
             return Ok(());
         };
+        let (target, special) = destination(path);
+        if special {
+            // A device or a FIFO: written in place, as a shell redirection would.
+            let written =
+                File::options().write(true).open(&target).map_err(Failure::from).and_then(
+                    |mut f| {
+                        if format == Format::Parquet {
+                            encode_parquet(table, &mut f)
+                        } else {
+                            let mut out = BufWriter::new(&mut f);
+                            encode(table, format, false, &mut out)?;
+                            Ok(out.flush()?)
+                        }
+                    },
+                );
+            return written.map_err(|e| e.context(&format!("-o {}", path.display())));
+        }
+        let path = &target;
         let tmp = temporary(path);
         let written = File::create(&tmp).map_err(Failure::from).and_then(|mut f| {
             if format == Format::Parquet {
