@@ -3,7 +3,7 @@
 ../shared/bench/gen_groupby.py (one with nulls) and pandas' answers to the
 db-benchmark questions q1-q5 plus one query per other aggregation.
 
-    /work/peers/bin/python frame/tests/data/make_fixtures.py ../shared/bench/gen_groupby.py
+    python frame/tests/data/make_fixtures.py ../shared/bench/gen_groupby.py
 
 Answers are written with 17 significant digits; keys sorted, null keys dropped
 (pandas' defaults), so the Rust tests compare against them directly.
