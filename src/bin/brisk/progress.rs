@@ -24,8 +24,12 @@ pub(crate) enum Progress {
 }
 
 impl Progress {
-    /// The bar for a compute reading `total_bytes`, when one should be drawn.
-    pub(crate) fn bar(self, total_bytes: u64) -> Result<Option<Arc<dyn Callback>>, Failure> {
+    /// The bar for a compute reading `total_bytes()`, when one should be drawn (the
+    /// input is sized only then).
+    pub(crate) fn bar(
+        self,
+        total_bytes: impl FnOnce() -> u64,
+    ) -> Result<Option<Arc<dyn Callback>>, Failure> {
         let show = match self {
             Progress::Never => false,
             Progress::Always => true,
@@ -40,6 +44,7 @@ impl Progress {
             // Asked for where stderr is a file or a pipe: a plain line a second.
             ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1)
         };
+        let total_bytes = total_bytes();
         let bar = ProgressBar::with_draw_target(Some(total_bytes), target);
         bar.set_style(
             ProgressStyle::with_template(

@@ -38,8 +38,8 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// The scheduler these options ask for, with the progress bar for `input`.
-    fn scheduler(&self, input: &Input) -> Result<Scheduler, Failure> {
+    /// The scheduler these options ask for (threads, memory budget).
+    fn scheduler(&self) -> Result<Scheduler, Failure> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // More threads than this only slow a compute down (each is started and
         // scheduled), and thousands took minutes to start.
@@ -57,13 +57,20 @@ impl Run {
         if let Some(bytes) = self.memory_limit {
             scheduler = scheduler.memory_limit(bytes);
         }
+        Ok(scheduler)
+    }
+
+    /// The scheduler to compute on: [`scheduler`](Self::scheduler) with the
+    /// progress bar for `input`, when one is drawn.
+    fn computing(&self, input: &Input) -> Result<Scheduler, Failure> {
+        let scheduler = self.scheduler()?;
         let total_bytes = || {
             input.files().iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
         };
-        if let Some(bar) = self.progress.bar(total_bytes())? {
-            scheduler = scheduler.callback_arc(bar);
-        }
-        Ok(scheduler)
+        Ok(match self.progress.bar(total_bytes)? {
+            Some(bar) => scheduler.callback_arc(bar),
+            None => scheduler,
+        })
     }
 
     /// Handles `--explain` and `--visualize` for `collection`; `true` when the
@@ -71,7 +78,6 @@ impl Run {
     fn explain_or_visualize<C: Collection + ?Sized>(
         &self,
         collection: &C,
-        input: &Input,
     ) -> Result<bool, Failure> {
         if let Some(path) = &self.visualize {
             let (graph, _) = collection.graph()?;
@@ -83,7 +89,7 @@ impl Run {
         if !self.explain {
             return Ok(false);
         }
-        crate::output::print_line(&self.scheduler(input)?.explain(collection)?)?;
+        crate::output::print_line(&self.scheduler()?.explain(collection)?)?;
         Ok(true)
     }
 
@@ -94,10 +100,10 @@ impl Run {
         collection: &C,
         input: &Input,
     ) -> Result<Option<C::Output>, Failure> {
-        if self.explain_or_visualize(collection, input)? {
+        if self.explain_or_visualize(collection)? {
             return Ok(None);
         }
-        Ok(Some(self.scheduler(input)?.compute(collection)?))
+        Ok(Some(self.computing(input)?.compute(collection)?))
     }
 
     /// Computes a table and writes it as `output` asks, unless explaining.
@@ -107,11 +113,11 @@ impl Run {
         input: &Input,
         output: &Output,
     ) -> Result<(), Failure> {
-        if self.explain_or_visualize(collection, input)? {
+        if self.explain_or_visualize(collection)? {
             return Ok(());
         }
         output.check()?;
-        let table = self.scheduler(input)?.compute(collection)?;
+        let table = self.computing(input)?.compute(collection)?;
         output.write(&table)
     }
 
@@ -124,11 +130,11 @@ impl Run {
         input: &Input,
         output: &Output,
     ) -> Result<(), Failure> {
-        if self.explain_or_visualize(frame, input)? {
+        if self.explain_or_visualize(frame)? {
             return Ok(());
         }
         output.check()?;
-        let table = frame.head_on(rows, &self.scheduler(input)?)?;
+        let table = frame.head_on(rows, &self.computing(input)?)?;
         output.write(&table)
     }
 
@@ -149,10 +155,10 @@ impl Run {
                 to.display()
             )));
         }
-        if self.explain_or_visualize(frame, input)? {
+        if self.explain_or_visualize(frame)? {
             return Ok(None);
         }
-        let scheduler = self.scheduler(input)?;
+        let scheduler = self.computing(input)?;
         let rows = if parquet {
             frame.to_parquet_on(to, &scheduler)?
         } else {
