@@ -136,32 +136,18 @@ impl Output {
         let (target, special) = destination(path);
         if special {
             // A device or a FIFO: written in place, as a shell redirection would.
-            let written =
-                File::options().write(true).open(&target).map_err(Failure::from).and_then(
-                    |mut f| {
-                        if format == Format::Parquet {
-                            encode_parquet(table, &mut f)
-                        } else {
-                            let mut out = BufWriter::new(&mut f);
-                            encode(table, format, false, &mut out)?;
-                            Ok(out.flush()?)
-                        }
-                    },
-                );
+            let written = File::options()
+                .write(true)
+                .open(&target)
+                .map_err(Failure::from)
+                .and_then(|mut f| write_file(table, format, &mut f));
             return written.map_err(|e| e.context(&format!("-o {}", path.display())));
         }
         let path = &target;
         let tmp = temporary(path);
         let written = File::create(&tmp).map_err(Failure::from).and_then(|mut f| {
-            if format == Format::Parquet {
-                encode_parquet(table, &mut f)?;
-            } else {
-                let mut out = BufWriter::new(&mut f);
-                encode(table, format, false, &mut out)?;
-                out.flush()?;
-            }
-            f.sync_all()?;
-            Ok(())
+            write_file(table, format, &mut f)?;
+            Ok(f.sync_all()?)
         });
         let renamed = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?));
         if let Err(e) = renamed {
@@ -170,6 +156,16 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// Writes the whole table into `file` in `format`, flushed.
+fn write_file(table: &Table, format: Format, file: &mut File) -> Result<(), Failure> {
+    if format == Format::Parquet {
+        return encode_parquet(table, file);
+    }
+    let mut out = BufWriter::new(file);
+    encode(table, format, false, &mut out)?;
+    Ok(out.flush()?)
 }
 
 fn arrow_failure(e: arrow::error::ArrowError) -> Failure {
