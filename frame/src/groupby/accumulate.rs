@@ -45,16 +45,15 @@ pub(super) fn i64s(a: &ArrayRef) -> std::result::Result<Int64Array, arrow::error
 /// and how to get a sum anyway. Never a wrapped number.
 fn overflow(
     column: &str,
-    keys: &[String],
+    plan: &AggPlan,
     key_cols: &[ArrayRef],
     row: usize,
 ) -> arrow::error::ArrowError {
-    // A whole-frame aggregation groups by one constant column of its own.
-    let whole = keys.iter().all(|k| k == super::WHOLE);
-    let group = if whole {
+    let group = if plan.whole() {
         "over the whole input".to_string()
     } else {
-        let values: Vec<String> = keys
+        let values: Vec<String> = plan
+            .keys
             .iter()
             .zip(key_cols)
             .map(|(k, c)| {
@@ -136,7 +135,7 @@ pub(super) fn aggregate(
                         let sum = &mut s[id as usize];
                         *sum = sum.checked_add(v.value(r)).ok_or_else(|| {
                             let row = first.value(id as usize) as usize;
-                            overflow(&spec.column, &plan.keys, &key_cols, row)
+                            overflow(&spec.column, plan, &key_cols, row)
                         })?;
                     }
                 }

@@ -18,6 +18,7 @@ mod ops;
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use brisk_core::{Key, Op};
 use brisk_graph::{DEFAULT_SPLIT_EVERY, Layer, Task, combine_tree, token};
@@ -131,6 +132,25 @@ impl Spec {
             Agg::Min | Agg::Max if t.is_floating() => DataType::Float64,
             _ => t,
         }
+    }
+
+    /// The state of a group that saw no value: counts, sums and moments 0; values
+    /// kept (min, max, first, last) and distinct sets null.
+    pub(super) fn empty_state(
+        &self,
+        i: usize,
+    ) -> std::result::Result<Vec<ArrayRef>, arrow::error::ArrowError> {
+        let zero = !matches!(self.agg, Agg::Min | Agg::Max | Agg::First | Agg::Last | Agg::Nunique);
+        self.state_fields(i)
+            .iter()
+            .map(|f| {
+                if zero {
+                    arrow::compute::cast(&Int64Array::from(vec![0]), f.data_type())
+                } else {
+                    Ok(arrow::array::new_null_array(f.data_type(), 1))
+                }
+            })
+            .collect()
     }
 
     pub(super) fn state_fields(&self, i: usize) -> Vec<Field> {
@@ -436,4 +456,11 @@ pub(crate) struct AggPlan {
     pub(super) specs: Vec<Spec>,
     pub(super) dropna: bool,
     pub(super) parts: usize,
+}
+
+impl AggPlan {
+    /// Whether this is a whole-frame aggregation (one constant key of its own).
+    pub(super) fn whole(&self) -> bool {
+        self.keys.len() == 1 && self.keys[0] == WHOLE
+    }
 }

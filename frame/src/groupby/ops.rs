@@ -13,7 +13,7 @@ use brisk_core::{Error as CoreError, OpKind, Value};
 use serde::{Deserialize, Serialize};
 
 use super::accumulate::{Input, aggregate, f64s, i64s};
-use super::{Agg, AggPlan, WHOLE};
+use super::{Agg, AggPlan};
 use crate::batches::{arrow_err, batch_of, concat_all, first_batch};
 use crate::table::sort_batch;
 
@@ -112,24 +112,17 @@ impl OpKind for Combine {
 /// The state of a whole-frame aggregation over no rows: it still has its one group,
 /// as pandas' `df.agg` has one row — counts and sums 0, means, extremes and the
 /// rest null.
-fn one_empty_group(state: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let columns = state
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = f.name();
-            let zero = name.starts_with("__")
-                && ["_sum", "_n", "_mean", "_m2"].iter().any(|s| name.ends_with(s));
-            if name == WHOLE {
-                arrow::compute::cast(&BooleanArray::from(vec![true]), f.data_type())
-            } else if zero {
-                arrow::compute::cast(&Int64Array::from(vec![0]), f.data_type())
-            } else {
-                Ok(arrow::array::new_null_array(f.data_type(), 1))
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+fn one_empty_group(
+    plan: &AggPlan,
+    state: &RecordBatch,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut columns = vec![arrow::compute::cast(
+        &BooleanArray::from(vec![true]),
+        state.schema().field(0).data_type(),
+    )?];
+    for (i, spec) in plan.specs.iter().enumerate() {
+        columns.extend(spec.empty_state(i)?);
+    }
     RecordBatch::try_new(state.schema(), columns)
 }
 
@@ -146,9 +139,8 @@ impl OpKind for Finish {
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
         let mut state = combine(&self.plan, Self::NAME, &inputs, self.part)?;
-        let whole = self.plan.parts == 1 && self.plan.keys.iter().all(|k| k == WHOLE);
-        if whole && state.num_rows() == 0 {
-            state = one_empty_group(&state).map_err(&err)?;
+        if self.plan.whole() && self.plan.parts == 1 && state.num_rows() == 0 {
+            state = one_empty_group(&self.plan, &state).map_err(&err)?;
         }
         let nk = self.plan.keys.len();
         let mut columns: Vec<ArrayRef> = state.columns()[..nk].to_vec();
