@@ -141,13 +141,10 @@ impl<'a> Execution<'a> {
                 break;
             }
             let mut slot = lock(&self.slots[j]);
-            if let Some(Held::Memory(v, _)) = &slot.value {
+            if let Some(Held::Memory(v, reservation)) = &slot.value {
                 let at = self.spill.write(v)?;
-                if let Some(Held::Memory(_, reservation)) = slot.value.take() {
-                    slot.value = Some(Held::Disk(at, reservation.bytes()));
-                    drop(slot);
-                    drop(reservation);
-                }
+                // Replacing the value drops its reservation: its bytes go back.
+                slot.value = Some(Held::Disk(at, reservation.bytes()));
             }
         }
         Ok(())
