@@ -72,7 +72,7 @@ impl Graph {
             return Err(Error::TooLarge { tasks: self.len() });
         }
         let order = self.post_order(outputs)?;
-        Ok(Plan { built, ..self.lay_out(&order, outputs, fused) })
+        Ok(self.lay_out(&order, outputs, fused, built))
     }
 
     /// Depth-first post-order from the outputs, iterative so a million-long chain does
@@ -131,7 +131,7 @@ impl Graph {
         Ok(order)
     }
 
-    fn lay_out(self, order: &[NodeIndex], outputs: &[Key], fused: usize) -> Plan {
+    fn lay_out(self, order: &[NodeIndex], outputs: &[Key], fused: usize, built: usize) -> Plan {
         let mut dense = vec![u32::MAX; self.dag.node_bound()];
         for (i, n) in order.iter().enumerate() {
             dense[n.index()] = i as u32;
@@ -189,7 +189,7 @@ impl Graph {
             outputs,
             is_output,
             fused,
-            built: n,
+            built,
         }
     }
 }
