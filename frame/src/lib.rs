@@ -92,8 +92,8 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
     #[cfg(feature = "parquet")]
     registry.register::<parquet::ReadRowGroup>().register::<parquet::WriteParquetPart>();
     registry
-        .register::<csv::QuoteCount>()
-        .register::<csv::QuoteParity>()
+        .register::<csv::QuoteStates>()
+        .register::<csv::BlockStates>()
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()
         .register::<frame::CountRows>()

@@ -101,6 +101,66 @@ proptest! {
     }
 }
 
+/// What Arrow's reader makes of the whole file (header skipped, every column
+/// text): the rows, or that it fails.
+fn arrow_whole_file(path: &Path, columns: usize) -> Option<Vec<Vec<String>>> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Field> =
+        (0..columns).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect();
+    let reader = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(Schema::new(fields)))
+        .with_header(true)
+        .build(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let batches = reader.collect::<Result<Vec<_>, _>>().ok()?;
+    let opts = FormatOptions::default().with_null("<null>");
+    let mut out = Vec::new();
+    for b in &batches {
+        let f: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        out.extend((0..b.num_rows()).map(|r| f.iter().map(|f| f.value(r).to_string()).collect()));
+    }
+    Some(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any text made of the bytes that shape records — quotes where RFC 4180
+    /// allows them and where it does not, lone CRs, CRLFs, blank lines — reads at
+    /// every blocksize as Arrow's reader reads the whole file, or fails at every
+    /// blocksize as it does.
+    #[test]
+    fn every_blocksize_splits_where_the_whole_file_reader_does(
+        body in proptest::collection::vec(prop::sample::select(b"ab,\"\n\r".to_vec()), 0..80),
+        header in prop::sample::select(vec!["x,y\n", "x,y\r", "x,y\r\n", "\n\nx,y\n", "x,y\"z\n"]),
+        blocksize in 1u64..40,
+    ) {
+        let d = dir("split");
+        let path = d.join(format!("s{blocksize}.csv"));
+        let mut text = header.as_bytes().to_vec();
+        text.extend_from_slice(&body);
+        std::fs::write(&path, &text).unwrap();
+        let names: Vec<String> = if header.contains('"') { vec!["x".into(), "y\"z".into()] } else { vec!["x".into(), "y".into()] };
+        let opts = CsvOptions::default()
+            .blocksize(blocksize)
+            .dtype(names[0].clone(), arrow::datatypes::DataType::Utf8)
+            .dtype(names[1].clone(), arrow::datatypes::DataType::Utf8);
+        let want = arrow_whole_file(&path, 2);
+        let got = match read_csv(path.as_path(), opts) {
+            Ok(df) => {
+                prop_assert_eq!(df.columns(), names.iter().map(String::as_str).collect::<Vec<_>>());
+                df.compute().ok().map(|t| rows(&t))
+            }
+            Err(_) => None,
+        };
+        prop_assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
 #[test]
 fn empty_and_header_only_files_add_no_rows() {
     let d = dir("empty");

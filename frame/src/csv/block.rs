@@ -15,7 +15,8 @@ use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{Compression, FileBytes};
-use super::split::{next_boundary, records};
+use super::scan::{Quoting, Syntax, count_lines};
+use super::split::records;
 use super::{CsvOptions, null_regex};
 use crate::sources::FileStamp;
 
@@ -32,8 +33,14 @@ pub(crate) struct BlockSpec {
     pub(super) bad_values_to_null: bool,
 }
 
+impl BlockSpec {
+    fn syntax(&self) -> Syntax {
+        Syntax { quote: self.quote, delimiter: self.delimiter }
+    }
+}
+
 /// One block of a CSV file parsed into a record batch. Its input, for all blocks but
-/// the first, is the file's quote parities.
+/// the first, is the quoting state before each block of the file.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ReadBlock {
     pub(super) path: String,
@@ -149,9 +156,9 @@ impl ReadBlock {
     fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
         let before = FileBytes::open(Path::new(&self.path), start as usize)
             .and_then(|(f, _)| f.read_at(0, start as usize))
-            .map(|b| memchr::memchr_iter(b'\n', &b).count())
+            .map(|b| count_lines(&b))
             .unwrap_or(0);
-        before + memchr::memchr_iter(b'\n', &bytes[..offset]).count() + 1
+        before + count_lines(&bytes[..offset]) + 1
     }
 
     /// Turns an Arrow parse error into one that names the file, line, column and
@@ -179,13 +186,7 @@ impl ReadBlock {
                 start as usize + at
             ));
         }
-        let mut at = 0;
-        for _ in 0..record {
-            match next_boundary(&bytes[at..], self.spec.quote, false) {
-                Some(i) => at += i,
-                None => break,
-            }
-        }
+        let at = self.spec.syntax().record_starts(bytes).nth(record).unwrap_or(bytes.len());
         let line = self.line_at(bytes, start, at);
         if let Some(rest) = text.split("Error while parsing value '").nth(1) {
             let value = rest.split("' as type '").next().unwrap_or("");
@@ -219,13 +220,15 @@ impl OpKind for ReadBlock {
     }
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let odd = match inputs.first() {
-            None => false,
+        let state = match inputs.first() {
+            None => Quoting::Out,
             Some(Value::List(items)) => match items.get(self.block).and_then(Value::as_scalar) {
-                Some(Scalar::I64(p)) => p == 1,
+                Some(Scalar::I64(i)) => Quoting::from_index(i).ok_or_else(|| {
+                    CoreError::Internal(format!("{}: no quoting state {i}", Self::NAME))
+                })?,
                 _ => {
                     return Err(CoreError::Internal(format!(
-                        "{}: no parity for block {}",
+                        "{}: no quoting state for block {}",
                         Self::NAME,
                         self.block
                     )));
@@ -233,7 +236,7 @@ impl OpKind for ReadBlock {
             },
             Some(other) => {
                 return Err(CoreError::TypeMismatch {
-                    expected: "quote parities".into(),
+                    expected: "quoting states".into(),
                     found: other.kind(),
                 });
             }
@@ -249,7 +252,7 @@ impl OpKind for ReadBlock {
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
         self.stamp.check(&self.path, Some(&f))?;
         let read =
-            records(&f, self.start..self.end, self.block, self.file_len, self.spec.quote, odd);
+            records(&f, self.start..self.end, self.block, self.file_len, self.spec.syntax(), state);
         // Checked again after reading: a file cut or grown meanwhile fails whole
         // (a short read is reported as that, not as the I/O error it caused).
         self.stamp.check(&self.path, Some(&f))?;

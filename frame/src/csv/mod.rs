@@ -2,23 +2,26 @@
 //! boundaries, a schema inferred from a sample when the frame is built, and one
 //! task per block that parses its bytes into an Arrow `RecordBatch`.
 //!
-//! Exact splitting: a newline ends a record only outside quotes, i.e. where the
-//! count of quote characters since the file's start is even. One small task per
-//! block counts its quotes, one task per file turns the counts into the parity
-//! before each block, and the read task of block k takes that list, so it knows
-//! the quote parity where its range begins and finds the first true record start
-//! at or after it. Every blocksize yields the same rows (README.md beside this
-//! file tells the whole of it).
+//! Exact splitting: a terminator ends a record only outside quotes, and whether a
+//! byte is inside quotes depends on every byte before it. One small task per
+//! block finds how its bytes carry each quoting state at its start to one at its
+//! end, one task per file composes those in order into the state before each
+//! block, and the read task of block k takes that list, so it knows the state
+//! where its range begins and finds the first true record start at or after it.
+//! Every blocksize yields the rows Arrow's reader reads from the whole file
+//! (README.md beside this file tells the whole of it).
 //!
 //! - this file: the options and `read_csv`, which lays out the tasks;
 //! - `schema`: headers and schema inference from a sample;
-//! - `split`: record boundaries, quote counts and parity, the block's window;
+//! - `scan`: which bytes end a record (the quoting state machine);
+//! - `split`: the state before each block, the block's window;
 //! - `block`: the block-read op; `fast`: its quote-free fast path;
 //! - `bytes`: a file's bytes by offset, plain or decompressed.
 
 mod block;
 mod bytes;
 mod fast;
+mod scan;
 mod schema;
 mod split;
 
@@ -32,7 +35,7 @@ use block::BlockSpec;
 pub(crate) use block::ReadBlock;
 use bytes::Compression;
 use schema::{file_schema, inspect};
-pub(crate) use split::{QuoteCount, QuoteParity};
+pub(crate) use split::{BlockStates, QuoteStates};
 
 use crate::error::unknown_column;
 use crate::frame::{Frame, Reproject};
@@ -246,7 +249,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     };
     let name = token("read-csv", &(&files, opts.blocksize, format!("{spec:?}"), modified(&files)));
     let count_base = Key::named(format!("{name}-quotes"));
-    let prefix_base = Key::named(format!("{name}-parity"));
+    let prefix_base = Key::named(format!("{name}-states"));
     let base = Key::named(name.as_str());
     let mut tasks = Vec::new();
     let mut counts = Vec::new();
@@ -273,7 +276,8 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
             continue;
         }
         let blocks = data_len.div_ceil(opts.blocksize);
-        // The quote parity before each block: counts per block, then one prefix.
+        // The quoting state before each block: a state map per block, then their
+        // composition in order.
         let prefix = prefix_base.with_index([fi as u32]);
         let mut block_counts = Vec::new();
         for b in 0..blocks {
@@ -293,13 +297,20 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
             tasks.push(Task::new(base.with_index([fi as u32, b as u32]), Op::data(op), deps));
             if b + 1 < blocks {
                 let key = count_base.with_index([fi as u32, b as u32]);
-                let op = QuoteCount { path: path.clone(), start, end, quote: opts.quote };
+                let op = QuoteStates {
+                    path: path.clone(),
+                    start,
+                    end,
+                    data_start: b == 0,
+                    quote: opts.quote,
+                    delimiter: opts.delimiter,
+                };
                 counts.push(Task::root(key.clone(), Op::data(op)));
                 block_counts.push(key);
             }
         }
         if blocks > 1 {
-            counts.push(Task::new(prefix, Op::data(QuoteParity), block_counts));
+            counts.push(Task::new(prefix, Op::data(BlockStates), block_counts));
         }
     }
     let counts = Layer::new(format!("{}-quotes", count_base.name()), counts, vec![]);

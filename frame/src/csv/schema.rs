@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 
 use super::bytes::FileBytes;
-use super::split::{next_boundary, quote_count};
+use super::scan::{Cursor, End, Syntax, skip_blank_lines};
 use super::{CsvOptions, null_regex};
 use crate::Result;
 use crate::error::{file_error, unknown_column};
@@ -35,6 +35,85 @@ pub(super) fn parse_header(
     Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
 
+/// The most bytes a header (or, without one, the first record) may take: reading
+/// it costs memory for every column, so a file without record ends is refused
+/// instead of read whole.
+const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// A file's first record: where it starts (blank lines skipped), where it ends
+/// (just past its terminator, or at the end of the data), and its bytes.
+struct FirstRecord {
+    end: u64,
+    bytes: Vec<u8>,
+}
+
+/// The first record at or after `from`; `None` if it is longer than `limit`
+/// bytes or runs past the bytes `f` holds.
+fn first_record(
+    f: &FileBytes,
+    len: u64,
+    from: u64,
+    syntax: Syntax,
+    limit: usize,
+) -> std::io::Result<Option<FirstRecord>> {
+    let mut buf = Vec::new();
+    let mut cur = None;
+    loop {
+        let chunk = f.read_at(from + buf.len() as u64, 64 << 10)?;
+        let eof = from + (buf.len() + chunk.len()) as u64 >= len;
+        let cut = chunk.is_empty() && !eof;
+        buf.extend_from_slice(&chunk);
+        let start = skip_blank_lines(&buf, 0);
+        let end = if start < buf.len() {
+            match syntax.record_end(&buf, cur.unwrap_or(Cursor::start(start)), eof) {
+                End::At(end) => Some(end),
+                End::Eof => Some(buf.len()),
+                End::More(at) => {
+                    cur = Some(at);
+                    None
+                }
+            }
+        } else {
+            eof.then_some(start)
+        };
+        if let Some(end) = end {
+            buf.truncate(end);
+            let bytes = buf.split_off(start);
+            return Ok(Some(FirstRecord { end: from + end as u64, bytes }));
+        }
+        if cut || buf.len() > limit {
+            return Ok(None);
+        }
+    }
+}
+
+/// The first record of a file at or after `from` (see `first_record`), decoding
+/// more of a compressed file when the first look held too little of it.
+fn first_record_of(
+    path: &Path,
+    f: &FileBytes,
+    len: u64,
+    from: u64,
+    opts: &CsvOptions,
+) -> Result<FirstRecord> {
+    let syntax = Syntax { quote: opts.quote, delimiter: opts.delimiter };
+    let mut found = first_record(f, len, from, syntax, MAX_HEADER_BYTES);
+    if matches!(found, Ok(None)) && matches!(f, FileBytes::Decoded(_)) && len == u64::MAX {
+        let (f, len) = FileBytes::open(path, MAX_HEADER_BYTES + (1 << 20))
+            .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        found = first_record(&f, len, from, syntax, MAX_HEADER_BYTES);
+    }
+    found.map_err(|e| file_error(path, e))?.ok_or_else(|| {
+        file_error(
+            path,
+            format!(
+                "its first record is longer than {} MiB: is it a CSV file, with this delimiter and quote, and lines ending in \\n, \\r\\n or \\r?",
+                MAX_HEADER_BYTES >> 20
+            ),
+        )
+    })
+}
+
 /// The length, data start and header of one file.
 pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     let stamp = std::fs::metadata(path)
@@ -47,33 +126,20 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     if head.starts_with(b"\xEF\xBB\xBF") {
         start = 3;
     }
+    let info =
+        |data_start, header| FileInfo { path: path.to_path_buf(), stamp, len, data_start, header };
     if !opts.header || start >= len {
-        return Ok(FileInfo {
-            path: path.to_path_buf(),
-            stamp,
-            len,
-            data_start: start,
-            header: None,
-        });
+        return Ok(info(start, None));
     }
-    // The header ends at the first newline outside quotes.
-    let mut at = start;
-    let mut odd = false;
-    let end = loop {
-        let buf = f.read_at(at, 64 << 10).map_err(|e| file_error(path, e))?;
-        if buf.is_empty() {
-            break at;
-        }
-        if let Some(i) = next_boundary(&buf, opts.quote, odd) {
-            break at + i as u64;
-        }
-        odd ^= quote_count(&buf, opts.quote) % 2 == 1;
-        at += buf.len() as u64;
-    };
-    let record = f.read_at(start, (end - start) as usize).map_err(|e| file_error(path, e))?;
-    let names = parse_header(&record, opts.delimiter, opts.quote)
+    // The header is the first record (blank lines before it are skipped, as the
+    // reader skips them), read by the rules that split the data.
+    let record = first_record_of(path, &f, len, start, opts)?;
+    if record.bytes.is_empty() {
+        return Ok(info(record.end, None));
+    }
+    let names = parse_header(&record.bytes, opts.delimiter, opts.quote)
         .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
-    Ok(FileInfo { path: path.to_path_buf(), stamp, len, data_start: end, header: Some(names) })
+    Ok(info(record.end, Some(names)))
 }
 
 /// The schema of the file's first records (a sample cut at a record boundary).
@@ -86,9 +152,10 @@ pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Res
     // Cut after the last record terminator outside quotes.
     let mut cut = sample.len();
     if !complete {
+        let syntax = Syntax { quote: opts.quote, delimiter: opts.delimiter };
         cut = 0;
-        while let Some(i) = next_boundary(&sample[cut..], opts.quote, false) {
-            cut += i;
+        while let End::At(end) = syntax.record_end(&sample, Cursor::start(cut), false) {
+            cut = end;
         }
     }
     let format = Format::default()
@@ -148,12 +215,10 @@ pub(super) fn file_schema(
         (Some(n), _) => n.clone(),
         (None, Some(h)) => h.clone(),
         (None, None) => {
-            let (f, _) =
+            let (f, len) =
                 FileBytes::open(&first.path, 1 << 20).map_err(|e| file_error(&first.path, e))?;
-            let sample =
-                f.read_at(first.data_start, 64 << 10).map_err(|e| file_error(&first.path, e))?;
-            let end = next_boundary(&sample, opts.quote, false).unwrap_or(sample.len());
-            let n = parse_header(&sample[..end], opts.delimiter, opts.quote)
+            let record = first_record_of(&first.path, &f, len, first.data_start, opts)?;
+            let n = parse_header(&record.bytes, opts.delimiter, opts.quote)
                 .map_err(|e| file_error(&first.path, e))?
                 .len();
             (1..=n).map(|i| format!("column_{i}")).collect()

@@ -1,6 +1,6 @@
-//! Exact block boundaries: where a newline ends a record (outside quotes), the
-//! buffered window a block reads its records through, and the two small ops that
-//! give every block the quote parity where its byte range begins. See README.md.
+//! Exact block boundaries: the buffered window a block reads its records through,
+//! and the two small ops that give every block the quoting state where its byte
+//! range begins (`scan.rs` says which bytes end a record). See README.md.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,22 +9,7 @@ use std::ops::Range;
 use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
 use serde::{Deserialize, Serialize};
 
-/// The offset just past the first record terminator in `buf`, given whether the
-/// quote count before `buf` is odd; `None` if `buf` holds none.
-pub(super) fn next_boundary(buf: &[u8], quote: u8, mut odd: bool) -> Option<usize> {
-    for i in memchr::memchr2_iter(quote, b'\n', buf) {
-        if buf[i] == quote {
-            odd = !odd;
-        } else if !odd {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-pub(super) fn quote_count(buf: &[u8], quote: u8) -> usize {
-    memchr::memchr_iter(quote, buf).count()
-}
+use super::scan::{Cursor, End, Quoting, Syntax, skip_blank_lines};
 
 thread_local! {
     /// A worker's block buffer, kept from one block to the next: a fresh buffer per
@@ -69,103 +54,135 @@ impl<'a> Window<'a> {
         Ok(())
     }
 
-    /// The offset just past the first record terminator at or after `from`, given
-    /// the quote parity before `from`; `None` if the file ends first.
-    fn boundary(
-        &mut self,
-        from: usize,
-        quote: u8,
-        mut odd: bool,
-    ) -> std::io::Result<Option<usize>> {
-        let mut at = from;
+    /// The end of the record running at `cur` (just past its terminator), reading
+    /// on as needed; `None` if the file ends first.
+    fn record_end(&mut self, syntax: Syntax, mut cur: Cursor) -> std::io::Result<Option<usize>> {
         loop {
-            if let Some(i) = next_boundary(&self.bytes[at..], quote, odd) {
-                return Ok(Some(at + i));
+            match syntax.record_end(&self.bytes, cur, self.eof) {
+                End::At(i) => return Ok(Some(i)),
+                End::Eof => return Ok(None),
+                End::More(at) => {
+                    cur = at;
+                    self.fill(64 << 10)?;
+                }
             }
-            odd ^= quote_count(&self.bytes[at..], quote) % 2 == 1;
-            at = self.bytes.len();
-            if self.eof {
-                return Ok(None);
-            }
-            self.fill(64 << 10)?;
         }
     }
 }
 
-/// The number of quote characters in a byte range.
+/// How a block's bytes carry each quoting state at its start to one at its end:
+/// item `i` of the result is the end state for start state `Quoting::ALL[i]`.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct QuoteCount {
+pub(crate) struct QuoteStates {
     pub(super) path: String,
     pub(super) start: u64,
     pub(super) end: u64,
+    /// Whether `start` is the file's first data byte (a record start).
+    pub(super) data_start: bool,
     pub(super) quote: u8,
+    pub(super) delimiter: u8,
 }
 
-impl OpKind for QuoteCount {
-    const NAME: &'static str = "frame.csv-quotes";
+impl OpKind for QuoteStates {
+    const NAME: &'static str = "frame.csv-quote-states";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
         use std::io::Seek;
-        let fail = |e: std::io::Error| CoreError::user(format!("{}: {e}", self.path));
+        let fail = |e: std::io::Error| CoreError::user(format!("{}: cannot read: {e}", self.path));
+        let syntax = Syntax { quote: self.quote, delimiter: self.delimiter };
         let mut f = File::open(&self.path).map_err(fail)?;
-        f.seek(std::io::SeekFrom::Start(self.start)).map_err(fail)?;
-        // Counted through a small buffer that stays in cache.
-        let mut buf = [0u8; 64 << 10];
-        let (mut left, mut count) = (self.end - self.start, 0);
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match f.read(&mut buf[..want]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                read => read.map_err(fail)?,
-            };
-            if n == 0 {
+        // Read from the byte before the range (it says whether a field starts at
+        // `start`), one chunk at a time through a buffer that stays in cache; each
+        // chunk reads one byte past its part, the next byte a quote looks at.
+        let mut pos = if self.data_start { self.start } else { self.start - 1 };
+        f.seek(std::io::SeekFrom::Start(pos)).map_err(fail)?;
+        const CHUNK: usize = 64 << 10;
+        let mut buf = vec![0u8; CHUNK + 1];
+        let mut held = 0;
+        let mut cursors = Quoting::ALL.map(|state| Cursor { at: 0, state, prev: None });
+        let mut skip = usize::from(!self.data_start);
+        while pos < self.end {
+            while held < buf.len() {
+                let n = match f.read(&mut buf[held..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    read => read.map_err(fail)?,
+                };
+                if n == 0 {
+                    break;
+                }
+                held += n;
+            }
+            if held <= skip {
+                // The file is shorter than when it was listed: its read says so.
                 break;
             }
-            count += quote_count(&buf[..n], self.quote);
-            left -= n as u64;
+            if skip == 1 {
+                // The byte before the range: only the field start it implies.
+                for c in &mut cursors {
+                    c.prev = Some(buf[0]);
+                }
+            }
+            // `buf[i]` is the byte at `pos + i`.
+            let to = held.min(CHUNK).min(usize::try_from(self.end - pos).unwrap_or(usize::MAX));
+            for c in &mut cursors {
+                *c = syntax.advance(&buf[..held], Cursor { at: skip, ..*c }, to);
+            }
+            pos += to as u64;
+            buf.copy_within(to..held, 0);
+            held -= to;
+            skip = 0;
         }
-        Ok(Value::from(count as i64))
+        Ok(Value::from(
+            cursors.iter().map(|c| Value::from(c.state.index() as i64)).collect::<Vec<_>>(),
+        ))
     }
 }
 
-/// The quote parity before each block of a file, from the blocks' quote counts:
-/// item `k` of the list is odd (1) when blocks `0..k` hold an odd number of quotes.
+/// The quoting state before each block of a file, from the blocks' state maps in
+/// order: item `k` of the list is the state where block `k` begins.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct QuoteParity;
+pub(crate) struct BlockStates;
 
-impl OpKind for QuoteParity {
-    const NAME: &'static str = "frame.csv-parity";
+impl OpKind for BlockStates {
+    const NAME: &'static str = "frame.csv-block-states";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let mut odd = 0i64;
-        let mut out = vec![Value::from(0i64)];
+        let mut state = Quoting::Out;
+        let mut out = vec![Value::from(state.index() as i64)];
         for v in &inputs {
-            match v.as_scalar() {
-                Some(Scalar::I64(n)) => odd ^= n & 1,
+            let next = match v {
+                Value::List(items) => items.get(state.index()).and_then(Value::as_scalar),
+                _ => None,
+            };
+            state = match next {
+                Some(Scalar::I64(i)) => Quoting::from_index(i).ok_or_else(|| {
+                    CoreError::Internal(format!("{}: no quoting state {i}", Self::NAME))
+                })?,
                 _ => {
                     return Err(CoreError::Internal(format!(
-                        "{} expects quote counts",
+                        "{} expects each block's quoting states",
                         Self::NAME
                     )));
                 }
-            }
-            out.push(Value::from(odd));
+            };
+            out.push(Value::from(state.index() as i64));
         }
         Ok(Value::from(out))
     }
 }
 
 /// The records of block `block` (of a file of `file_len` bytes) that start in
-/// `range`, given the quote parity before it, read with one pass over the file:
-/// their first byte's offset, and a window with their bytes at the returned range.
-pub(super) fn records<'f>(
-    f: &'f File,
+/// `range`, given the quoting state where the range begins, read with one pass over
+/// the file: their first byte's offset, and a window with their bytes at the
+/// returned range. Blank lines before the first record are left out.
+pub(super) fn records(
+    f: &File,
     range: Range<u64>,
     block: usize,
     file_len: u64,
-    q: u8,
-    odd_before: bool,
-) -> std::io::Result<(u64, Window<'f>, Range<usize>)> {
+    syntax: Syntax,
+    state: Quoting,
+) -> std::io::Result<(u64, Window<'_>, Range<usize>)> {
     // A record starts at `start` itself only after a terminator at `start - 1`:
     // the window opens one byte early, and reads a little past `end` for the
     // last record's tail.
@@ -176,12 +193,22 @@ pub(super) fn records<'f>(
     let first = if block == 0 {
         0
     } else {
-        let odd = odd_before ^ (window.bytes.first() == Some(&q));
-        match window.boundary(0, q, odd)? {
-            Some(i) => i,
-            None => return Ok((file_len, window, 0..0)),
+        let before = window.bytes.first().copied();
+        match (state, before) {
+            // A terminator outside quotes just before the range: a record starts
+            // at `start`, or one byte on if that terminator is the \r of a \r\n.
+            (Quoting::Out, Some(b'\r')) if window.bytes.get(1) == Some(&b'\n') => 2,
+            (Quoting::Out, Some(b'\r' | b'\n')) => 1,
+            _ => {
+                let cur = Cursor { at: 1, state, prev: before };
+                match window.record_end(syntax, cur)? {
+                    Some(i) => i,
+                    None => return Ok((file_len, window, 0..0)),
+                }
+            }
         }
     };
+    let first = skip_blank_lines(&window.bytes, first);
     let start = base + first as u64;
     if start >= range.end {
         return Ok((start, window, 0..0));
@@ -189,17 +216,18 @@ pub(super) fn records<'f>(
     let last = if range.end >= file_len {
         window.bytes.len()
     } else {
-        // Parity just before `end - 1`, counted from the record start.
+        // The state just before `end - 1`, scanned from the first record, then
+        // the end of the record running there.
         let from = (range.end - 1 - base) as usize;
-        if from > window.bytes.len() {
+        if from >= window.bytes.len() {
             // The file is shorter than it was listed as: it changed under us.
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the file ended before the block's range",
             ));
         }
-        let odd = quote_count(&window.bytes[first..from], q) % 2 == 1;
-        window.boundary(from, q, odd)?.unwrap_or(window.bytes.len())
+        let cur = syntax.advance(&window.bytes, Cursor::start(first), from);
+        window.record_end(syntax, cur)?.unwrap_or(window.bytes.len())
     };
     Ok((start, window, first..last))
 }
