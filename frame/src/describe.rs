@@ -112,7 +112,8 @@ fn numeric_columns(schema: &Schema) -> Vec<String> {
     schema
         .fields()
         .iter()
-        .filter(|f| f.data_type().is_numeric())
+        // A Null column (a header-only file) is an empty numeric one.
+        .filter(|f| f.data_type().is_numeric() || f.data_type() == &DataType::Null)
         .map(|f| f.name().clone())
         .collect()
 }

@@ -81,7 +81,7 @@ pub use frame::{Frame, RowCount};
 pub use groupby::{Agg, GroupBy};
 pub use join::How;
 #[cfg(feature = "parquet")]
-pub use parquet::read_parquet;
+pub use parquet::{ParquetSink, read_parquet};
 #[cfg(not(feature = "parquet"))]
 pub use parquet_off::read_parquet;
 pub use sources::Sources;

@@ -3,15 +3,18 @@
 //! written under a temporary name and renamed when complete.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchReader};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Layer, Task, token};
 use brisk_scheduler::Scheduler;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::errors::ParquetError;
 use serde::{Deserialize, Serialize};
 
 use crate::batches::first_batch;
@@ -124,20 +127,69 @@ pub(crate) struct WriteParquetPart {
     path: String,
 }
 
+/// Writes record batches as one Parquet file, in a form every reader reads back
+/// as written: a timestamp in seconds, which Parquet has no label for (it would
+/// be read back as a bare integer), is written in milliseconds.
+pub struct ParquetSink<W: Write + Send> {
+    writer: parquet::arrow::ArrowWriter<W>,
+    schema: SchemaRef,
+    rows: usize,
+}
+
+/// The type a column is written to Parquet as.
+fn parquet_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Timestamp(TimeUnit::Second, tz) => {
+            DataType::Timestamp(TimeUnit::Millisecond, tz.clone())
+        }
+        t => t.clone(),
+    }
+}
+
+impl<W: Write + Send> ParquetSink<W> {
+    /// A sink writing batches of `schema` to `out`.
+    pub fn try_new(out: W, schema: &SchemaRef) -> std::result::Result<Self, ParquetError> {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(parquet_type(f.data_type())))
+            .collect();
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?;
+        Ok(ParquetSink { writer, schema, rows: 0 })
+    }
+
+    /// Writes one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), ParquetError> {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.writer.write(&RecordBatch::try_new(self.schema.clone(), columns)?)?;
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Finishes the file (its footer); returns the rows written.
+    pub fn close(self) -> std::result::Result<usize, ParquetError> {
+        self.writer.close()?;
+        Ok(self.rows)
+    }
+}
+
 fn write_file(
     path: &Path,
     batches: &[RecordBatch],
-    schema: arrow::datatypes::SchemaRef,
+    schema: SchemaRef,
 ) -> std::result::Result<usize, String> {
     let f = File::create(path).map_err(|e| e.to_string())?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| e.to_string())?;
-    let mut rows = 0;
+    let mut w = ParquetSink::try_new(f, &schema).map_err(|e| e.to_string())?;
     for b in batches {
         w.write(b).map_err(|e| e.to_string())?;
-        rows += b.num_rows();
     }
-    w.close().map_err(|e| e.to_string())?;
-    Ok(rows)
+    w.close().map_err(|e| e.to_string())
 }
 
 impl OpKind for WriteParquetPart {

@@ -313,6 +313,22 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
             counts.push(Task::new(prefix, Op::data(BlockStates), block_counts));
         }
     }
+    if tasks.is_empty() {
+        // No file has a record: one partition with no rows (the frame keeps its
+        // columns, and every operation on it has a partition to work on).
+        let info = &infos[0];
+        let op = ReadBlock {
+            path: info.path.to_string_lossy().into_owned(),
+            start: info.len,
+            end: info.len,
+            block: 0,
+            file_len: info.len,
+            stamp: info.stamp,
+            compression: Compression::None,
+            spec: spec.clone(),
+        };
+        tasks.push(Task::root(base.with_index([0, 0]), Op::data(op)));
+    }
     let counts = Layer::new(format!("{}-quotes", count_base.name()), counts, vec![]);
     let layer = Layer::new(name, tasks, vec![counts]);
     Ok(Frame::from_layer(out_schema, layer))

@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use arrow::compute::CastOptions;
+use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
@@ -114,6 +118,42 @@ fn first_record_of(
     })
 }
 
+/// Header names every reader and writer can tell apart (Parquet files with two
+/// columns of one name are refused by pandas and Polars): an empty name becomes
+/// `column_N` (its position from 1, as columns of a file without a header are
+/// named), and a repeated one `NAME_1`, `NAME_2`, ... (DuckDB's renaming).
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut taken: std::collections::HashSet<String> =
+        names.iter().filter(|n| !n.is_empty()).cloned().collect();
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if name.is_empty() {
+                let mut fresh = format!("column_{}", i + 1);
+                let mut k = 1;
+                while taken.contains(&fresh) {
+                    fresh = format!("column_{}_{k}", i + 1);
+                    k += 1;
+                }
+                taken.insert(fresh.clone());
+                fresh
+            } else if seen.insert(name.clone()) {
+                name
+            } else {
+                let mut k = 1;
+                while taken.contains(&format!("{name}_{k}")) {
+                    k += 1;
+                }
+                let fresh = format!("{name}_{k}");
+                taken.insert(fresh.clone());
+                fresh
+            }
+        })
+        .collect()
+}
+
 /// The length, data start and header of one file.
 pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     let stamp = std::fs::metadata(path)
@@ -139,7 +179,7 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
     }
     let names = parse_header(&record.bytes, opts.delimiter, opts.quote)
         .map_err(|e| file_error(path, format!("cannot read the header: {e}")))?;
-    Ok(info(record.end, Some(names)))
+    Ok(info(record.end, Some(unique_names(names))))
 }
 
 /// The schema of the file's first records (a sample cut at a record boundary).
@@ -184,18 +224,72 @@ pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Res
             None => file_error(&info.path, format!("cannot infer the schema: {text}")),
         }
     })?;
+    let inferred = verify_temporal(&sample[..cut], inferred, opts);
+    // With no record at all (a header-only file) every column is Null, which
+    // every aggregation accepts; a column empty in a sample of records is text.
+    let empty = sample[..cut].iter().all(|b| matches!(b, b'\r' | b'\n'));
     let fields = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let dtype = inferred.fields().get(i).map_or(DataType::Utf8, |f| match f.data_type() {
-                DataType::Null => DataType::Utf8,
-                t => t.clone(),
-            });
+            let dtype = match inferred.fields().get(i).map(|f| f.data_type()) {
+                _ if empty => DataType::Null,
+                None | Some(DataType::Null) => DataType::Utf8,
+                Some(t) => t.clone(),
+            };
             Field::new(name, dtype, true)
         })
         .collect::<Vec<_>>();
     Ok(Schema::new(fields))
+}
+
+/// Arrow infers a timestamp from a value that only begins like one
+/// (`2020-01-01 01:02:03 server started`), and then fails on it when the block
+/// is read. A date or timestamp column is kept only if every sampled value parses
+/// as that type; otherwise it is read as text.
+fn verify_temporal(sample: &[u8], inferred: Schema, opts: &CsvOptions) -> Schema {
+    let temporal = |t: &DataType| matches!(t, DataType::Date32 | DataType::Timestamp(..));
+    if !inferred.fields().iter().any(|f| temporal(f.data_type())) {
+        return inferred;
+    }
+    let text = Schema::new(
+        inferred
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    let mut builder = ReaderBuilder::new(Arc::new(text))
+        .with_header(false)
+        .with_delimiter(opts.delimiter)
+        .with_quote(opts.quote)
+        .with_truncated_rows(true);
+    if let Ok(Some(r)) = null_regex(opts) {
+        builder = builder.with_null_regex(r);
+    }
+    let batches = builder
+        .build_buffered(std::io::Cursor::new(sample))
+        .and_then(|reader| reader.collect::<Result<Vec<_>, _>>());
+    let strict = CastOptions { safe: false, ..Default::default() };
+    let fields = inferred
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let parses = |t: &DataType| match &batches {
+                Ok(batches) => batches
+                    .iter()
+                    .all(|b| arrow::compute::cast_with_options(b.column(i), t, &strict).is_ok()),
+                Err(_) => false,
+            };
+            if temporal(f.data_type()) && !parses(f.data_type()) {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect::<Vec<_>>();
+    Schema::new(fields)
 }
 
 /// The column names and types of a read: names from `opts`, the first file's
@@ -206,11 +300,13 @@ pub(super) fn file_schema(
     infos: &[FileInfo],
     opts: &CsvOptions,
 ) -> Result<(Vec<String>, Schema)> {
-    // The schema comes from the first file with data (or a header).
+    // The names come from the first file with a header (or data), the types from
+    // the first file with data.
     let first = infos
         .iter()
         .find(|i| i.header.is_some() || i.data_start < i.len)
         .ok_or_else(|| file_error(&files[0], "the file is empty: there are no columns to read"))?;
+    let typed = infos.iter().find(|i| i.data_start < i.len).unwrap_or(first);
     let names: Vec<String> = match (&opts.names, &first.header) {
         (Some(n), _) => n.clone(),
         (None, Some(h)) => h.clone(),
@@ -236,7 +332,7 @@ pub(super) fn file_schema(
             ));
         }
     }
-    let schema = infer(first, &names, opts)?;
+    let schema = infer(typed, &names, opts)?;
     let existing: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for (col, dtype) in &opts.dtypes {

@@ -129,7 +129,7 @@ impl Spec {
             // Unsigned 64-bit values may not fit Int64: they stay unsigned.
             Agg::Min | Agg::Max if t == DataType::UInt64 => DataType::UInt64,
             Agg::Min | Agg::Max if t.is_integer() || t == DataType::Boolean => DataType::Int64,
-            Agg::Min | Agg::Max if t.is_floating() => DataType::Float64,
+            Agg::Min | Agg::Max if t.is_floating() || t == DataType::Null => DataType::Float64,
             _ => t,
         }
     }
@@ -297,14 +297,16 @@ impl GroupBy {
             self.frame.check_column(column)?;
             schema.field_with_name(column).expect("checked").data_type().clone()
         };
-        if agg.numeric_only() && !(input.is_numeric() || input == DataType::Boolean) {
+        // A Null column (no values: a header-only file) is accepted by every
+        // aggregation, as an empty numeric column.
+        let numeric = input.is_numeric() || matches!(input, DataType::Boolean | DataType::Null);
+        if agg.numeric_only() && !numeric {
             return Err(Error::Type {
                 column: column.to_string(),
                 reason: format!("{} needs a numeric column, not {input}", agg.name()),
             });
         }
-        if matches!(agg, Agg::Min | Agg::Max) && !(input.is_numeric() || input == DataType::Boolean)
-        {
+        if matches!(agg, Agg::Min | Agg::Max) && !numeric {
             return Err(Error::Type {
                 column: column.to_string(),
                 reason: format!("{} supports numeric columns so far, not {input}", agg.name()),
@@ -322,7 +324,10 @@ impl GroupBy {
             .schema()
             .fields()
             .iter()
-            .filter(|f| !self.keys.contains(f.name()) && f.data_type().is_numeric())
+            .filter(|f| {
+                !self.keys.contains(f.name())
+                    && (f.data_type().is_numeric() || f.data_type() == &DataType::Null)
+            })
             .map(|f| self.spec(f.name(), agg, f.name().clone()))
             .collect::<Result<Vec<_>>>()?;
         if specs.is_empty() {

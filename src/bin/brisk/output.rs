@@ -229,8 +229,8 @@ fn encode_parquet(table: &Table, file: &mut File) -> Result<(), Failure> {
         parquet::errors::ParquetError::External(inner) => Failure::User(inner.to_string()),
         other => Failure::Internal(other.to_string()),
     };
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, table.schema().clone(), None)
-        .map_err(parquet_failure)?;
+    let mut w =
+        brisk::frame::ParquetSink::try_new(file, table.schema()).map_err(parquet_failure)?;
     for b in table.batches() {
         w.write(b).map_err(parquet_failure)?;
     }

@@ -1,0 +1,122 @@
+//! CSV files as other projects write them — where the header or a record starts,
+//! headers that are odd, files with no rows — read by the `brisk` binary as
+//! pandas and DuckDB read them (the expected answers are theirs).
+
+mod common;
+
+use common::{brisk_in, scratch};
+
+fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).expect("write the file");
+}
+
+/// `brisk ARGS` in `dir`: stdout, or a failure with stderr.
+fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let run = brisk_in(dir, args);
+    assert_eq!(run.status, 0, "brisk {args:?}: {}", run.stderr);
+    run.stdout
+}
+
+#[test]
+fn records_end_at_cr_lf_or_crlf_and_headers_are_read_as_the_data_is() {
+    let d = scratch("record-ends");
+    // Each file holds 2 records after its header (pandas and DuckDB agree).
+    let files: [(&str, &[u8]); 6] = [
+        ("cr.csv", b"a,b\r1,2\r3,4\r"),
+        ("crlf.csv", b"a,b\r\n1,2\r\n3,4\r\n"),
+        ("stray-quote.csv", b"id,name\"x\n1,a\n2,b\n"),
+        ("blank-first.csv", b"\n\n\r\nid,v\n1,2\n3,4\n"),
+        ("inch.csv", b"id,height\n1,5'10\"\n2,6'1\"\n"),
+        ("quoted-cr.csv", b"a,b\r1,\"x\ry\"\r3,4"),
+    ];
+    for (name, bytes) in files {
+        write(&d, name, bytes);
+        for blocksize in ["1B", "3B", "1KB"] {
+            let out = ok(&d, &["count", name, "--blocksize", blocksize]);
+            assert_eq!(out.trim(), "2", "{name} at --blocksize {blocksize}");
+        }
+    }
+    assert_eq!(ok(&d, &["schema", "stray-quote.csv"]), "id\tInt64\nname\"x\tUtf8\n");
+    assert_eq!(ok(&d, &["schema", "blank-first.csv"]), "id\tInt64\nv\tInt64\n");
+    let heights = ok(&d, &["head", "inch.csv", "--format", "csv"]);
+    assert_eq!(heights, "id,height\n1,\"5'10\"\"\"\n2,\"6'1\"\"\"\n");
+}
+
+#[test]
+fn malformed_quoting_reads_the_same_at_every_blocksize() {
+    let d = scratch("malformed");
+    write(&d, "m.csv", b"a,b\n0,\"\n0,\"!\"\n0,\"\"\"\n0,\"x\"\n");
+    let answers: Vec<String> = ["1B", "16B", "1KB", "4MB"]
+        .iter()
+        .map(|b| {
+            let run = brisk_in(&d, &["count", "m.csv", "--blocksize", b]);
+            format!("{} {}", run.status, run.stdout.trim())
+        })
+        .collect();
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+}
+
+#[test]
+fn a_long_header_is_read_whole_or_refused() {
+    let d = scratch("long-header");
+    // A gzip file whose header (3 MiB, 300,000 columns) is longer than the first
+    // look at a compressed file.
+    let columns = 300_000;
+    let header: Vec<String> = (0..columns).map(|i| format!("c{i:05}")).collect();
+    let row: Vec<&str> = vec!["1"; columns];
+    let text = format!("{}\n{}\n{}\n", header.join(","), row.join(","), row.join(","));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    write(&d, "wide.csv.gz", &gz.finish().unwrap());
+    assert_eq!(ok(&d, &["count", "wide.csv.gz"]).trim(), "2");
+    // No record end in 16 MiB: refused with the reason, not read as one record.
+    write(&d, "no-ends.csv", &vec![b'x'; 17 << 20]);
+    let run = brisk_in(&d, &["count", "no-ends.csv"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no-ends.csv") && run.stderr.contains("16 MiB"), "{}", run.stderr);
+}
+
+#[test]
+fn a_value_that_only_begins_like_a_timestamp_is_text() {
+    let d = scratch("timestamps");
+    write(&d, "log.csv", b"t,v\n2020-01-01 01:02:03 server started,1\n2020-01-02 00:00:00,2\n");
+    assert_eq!(ok(&d, &["schema", "log.csv"]), "t\tUtf8\nv\tInt64\n");
+    assert_eq!(ok(&d, &["count", "log.csv"]).trim(), "2");
+    write(&d, "ts.csv", b"t\n2020-01-01 01:02:03\n2020-01-01T01:02:04Z\n");
+    assert!(ok(&d, &["schema", "ts.csv"]).starts_with("t\tTimestamp"));
+}
+
+#[test]
+fn headers_with_repeated_or_empty_names_get_names_every_reader_takes() {
+    let d = scratch("names");
+    write(&d, "dup.csv", b"t,a,a,,a_1\n2020-01-01 01:02:03,1,2,3,4\n");
+    assert_eq!(
+        ok(&d, &["schema", "dup.csv"]),
+        "t\tTimestamp(s)\na\tInt64\na_2\tInt64\ncolumn_4\tInt64\na_1\tInt64\n"
+    );
+    // Written to Parquet and read back: the timestamp is a timestamp, not an
+    // integer count of seconds.
+    ok(&d, &["convert", "dup.csv", "--to", "dup.parquet"]);
+    let back = ok(&d, &["head", "dup.parquet", "--format", "csv"]);
+    assert_eq!(back, "t,a,a_2,column_4,a_1\n2020-01-01T01:02:03,1,2,3,4\n");
+    assert!(ok(&d, &["schema", "dup.parquet"]).starts_with("t\tTimestamp(ms)"));
+}
+
+#[test]
+fn a_header_only_file_gives_an_empty_result_with_its_columns() {
+    let d = scratch("header-only");
+    write(&d, "day1.csv", b"k,v\n");
+    assert_eq!(ok(&d, &["groupby", "day1.csv", "--by", "k", "--agg", "mean"]), "k,v\n");
+    assert_eq!(
+        ok(&d, &["agg", "day1.csv", "--agg", "v:sum,v:count,v:mean"]),
+        "v_sum,v_count,v_mean\n0.0,0,\n"
+    );
+    ok(&d, &["convert", "day1.csv", "--to", "out.csv"]);
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), "k,v\n");
+    // Beside a file with rows, the typed file decides.
+    std::fs::create_dir(d.join("days")).unwrap();
+    write(&d.join("days"), "a.csv", b"k,v\n");
+    write(&d.join("days"), "b.csv", b"k,v\nx,1.5\nx,2.5\n");
+    assert_eq!(ok(&d, &["schema", "days"]), "k\tUtf8\nv\tFloat64\n");
+    assert_eq!(ok(&d, &["groupby", "days", "--by", "k", "--agg", "mean"]), "k,v\nx,2.0\n");
+}
