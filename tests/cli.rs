@@ -455,38 +455,85 @@ fn the_demo_runs_both_sentences() {
     assert!(r.stdout.contains("mean = 0.49"), "{}", r.stdout);
 }
 
-#[test]
-fn an_interrupt_removes_spilled_results() {
-    let dir = scratch("interrupt");
-    let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
+/// A CSV of 1.5M rows and 1M distinct keys: long enough to stop mid-run.
+fn many_keys(dir: &Path) {
     let mut text = String::from("k,v\n");
     for i in 0..1_500_000u64 {
         text.push_str(&format!("key{},{}\n", i.wrapping_mul(0x9e37_79b9) % 1_000_003, i % 97));
     }
     std::fs::write(dir.join("many.csv"), text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
-        .args(["groupby", "many.csv", "--by", "k", "--agg", "v:sum", "--memory-limit", "300KB"])
-        .args(["--blocksize", "64KB", "--threads", "2", "-o", "out.csv"])
-        .current_dir(&dir)
-        .env("TMPDIR", &tmp)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the first spill, then interrupt.
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&tmp).unwrap().next().is_none() {
-        assert!(started.elapsed().as_secs() < 60, "nothing was spilled");
-        std::thread::sleep(std::time::Duration::from_millis(1));
+}
+
+/// Whether process `pid` has a file open under `dir` (a spill file has no name
+/// there, but /proc still shows where it was made).
+fn has_file_open_in(pid: u32, dir: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.starts_with(dir)))
+}
+
+#[test]
+fn spilled_results_leave_nothing_whatever_stops_the_run() {
+    let dir = scratch("interrupt");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    many_keys(&dir);
+    for signal in ["INT", "TERM", "KILL"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(["groupby", "many.csv", "--by", "k", "--agg", "v:sum", "--memory-limit", "300KB"])
+            .args(["--blocksize", "64KB", "--threads", "2", "-o", "out.csv"])
+            .current_dir(&dir)
+            .env("TMPDIR", &tmp)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the spill file, then stop the run.
+        let started = std::time::Instant::now();
+        while !has_file_open_in(child.id(), &tmp) {
+            assert!(started.elapsed().as_secs() < 60, "nothing was spilled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let pid = child.id().to_string();
+        Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        if signal != "KILL" {
+            assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        // Even after SIGKILL: the spill file had no name to leave behind.
+        assert!(left(&tmp).is_empty(), "{signal} left behind: {:?}", left(&tmp));
+        assert_eq!(left(&dir), vec![dir.join("many.csv"), tmp.clone()], "{signal}");
     }
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(left(&tmp).is_empty(), "left behind: {:?}", left(&tmp));
-    assert!(!dir.join("out.csv").exists());
+}
+
+#[test]
+fn an_interrupted_convert_leaves_no_parts() {
+    let dir = scratch("interrupt-convert");
+    many_keys(&dir);
+    for (signal, to) in [("INT", "out.csv"), ("TERM", "out.csv"), ("TERM", "out.parquet")] {
+        let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(["convert", "many.csv", "--to", to, "--blocksize", "64KB", "--threads", "1"])
+            .current_dir(&dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the temporary output (or its parts) to appear, then stop.
+        let started = std::time::Instant::now();
+        while left(&dir).len() < 2 {
+            assert!(started.elapsed().as_secs() < 60, "no output was started");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(left(&dir), vec![dir.join("many.csv")], "{signal} during convert --to {to}");
+    }
 }
 
 fn left(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect()
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    paths.sort();
+    paths
 }

@@ -6,10 +6,10 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use brisk_core::{DType, Element, Error as CoreError, Key, Op, OpKind, Value};
+use brisk_core::{DType, Element, Error as CoreError, Key, Op, OpKind, PendingOutput, Value};
 use brisk_graph::{Collection, GraphBuilder, Layer, Task};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
@@ -307,15 +307,12 @@ impl<T: Element> Array<T> {
         scheduler: &brisk_scheduler::Scheduler,
     ) -> Result<()> {
         let path = path.as_ref();
-        let tmp = temp_name(path);
-        let result = self.write_npy(&tmp, scheduler).and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .map_err(|e| bad(path, format!("cannot rename the finished file into place: {e}")))
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        // Removed if anything fails (or by a signal handler's remove_pending).
+        let (out, _) = PendingOutput::file(path)
+            .map_err(|e| bad(path, format!("cannot create a file beside it: {e}")))?;
+        self.write_npy(out.path(), scheduler)?;
+        out.persist()
+            .map_err(|e| bad(path, format!("cannot rename the finished file into place: {e}")))
     }
 
     fn write_npy(&self, tmp: &Path, scheduler: &brisk_scheduler::Scheduler) -> Result<()> {
@@ -367,9 +364,4 @@ impl<T: Element> Array<T> {
         scheduler.compute(&Store { layer: Layer::new(name, tasks, vec![self.layer()]) })?;
         Ok(())
     }
-}
-
-fn temp_name(path: &Path) -> PathBuf {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{file}.brisk-partial-{}", std::process::id()))
 }

@@ -11,6 +11,9 @@
 //! - [`Element`]: the element types of chunks (`f64`, `f32`, `i64`, `i32`, `bool`)
 //!   with numpy's casting rules.
 //! - [`Error`]: errors with the task key, file or value they concern.
+//! - [`PendingOutput`]: an output written under a temporary name and moved into
+//!   place when complete; [`remove_pending`] removes all in progress (for signal
+//!   handlers).
 //!
 //! This crate runs nothing and starts no threads: the graph lives in `brisk-graph`,
 //! execution in `brisk-scheduler`.
@@ -20,10 +23,12 @@ mod element;
 mod error;
 mod key;
 mod op;
+mod pending;
 mod value;
 
 pub use element::Element;
 pub use error::{BoxError, Error, Result};
 pub use key::Key;
 pub use op::{DataOp, LocalFn, Op, OpKind, OpRegistry};
+pub use pending::{PendingOutput, remove_pending};
 pub use value::{ArrayChunk, DType, Opaque, Scalar, Value};

@@ -21,7 +21,7 @@ use crate::batches::first_batch;
 use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
 use crate::sources::{Sources, modified};
-use crate::write::{Writes, check_target, temp_beside};
+use crate::write::{Writes, check_target, pending, persist};
 use crate::{Error, Result};
 
 /// One row group of a Parquet file, with the columns kept (by index).
@@ -218,41 +218,32 @@ impl Frame {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
         check_target(path, one_file)?;
-        let tmp = temp_beside(path);
-        let result = if one_file {
-            scheduler.compute(self).map_err(Error::from).and_then(|t| {
-                write_file(&tmp, t.batches(), self.schema().clone())
-                    .map_err(|e| file_error(&tmp, e))
-            })
+        // Removed when dropped unpersisted (on any error) and by a signal
+        // handler's `remove_pending`.
+        let out = pending(path, !one_file)?;
+        let tmp = out.path();
+        let rows = if one_file {
+            let t = scheduler.compute(self)?;
+            write_file(tmp, t.batches(), self.schema().clone()).map_err(|e| file_error(tmp, e))?
         } else {
-            std::fs::create_dir_all(&tmp).map_err(|e| file_error(&tmp, e)).and_then(|()| {
-                let name = token("to-parquet", &(self.layer().name(), &tmp));
-                let base = Key::named(name.as_str());
-                let tasks = self
-                    .partition_keys()
-                    .enumerate()
-                    .map(|(i, k)| {
-                        let path =
-                            tmp.join(format!("part-{i:05}.parquet")).to_string_lossy().into_owned();
-                        Task::new(
-                            base.with_index([i as u32]),
-                            Op::data(WriteParquetPart { path }),
-                            [k.clone()],
-                        )
-                    })
-                    .collect();
-                Ok(scheduler.compute(&Writes { frame: self.clone(), tasks })?)
-            })
-        }
-        .and_then(|rows| {
-            std::fs::rename(&tmp, path)
-                .map_err(|e| file_error(path, format!("cannot move the output into place: {e}")))?;
-            Ok(rows)
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+            let name = token("to-parquet", &(self.layer().name(), tmp));
+            let base = Key::named(name.as_str());
+            let tasks = self
+                .partition_keys()
+                .enumerate()
+                .map(|(i, k)| {
+                    let path =
+                        tmp.join(format!("part-{i:05}.parquet")).to_string_lossy().into_owned();
+                    Task::new(
+                        base.with_index([i as u32]),
+                        Op::data(WriteParquetPart { path }),
+                        [k.clone()],
+                    )
+                })
+                .collect();
+            scheduler.compute(&Writes { frame: self.clone(), tasks })?
+        };
+        persist(out, path)?;
+        Ok(rows)
     }
 }

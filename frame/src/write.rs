@@ -1,9 +1,9 @@
 //! Writing frames: `to_csv`, one file or a directory of parts, always written
 //! under a temporary name beside the target and renamed when complete.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
+use brisk_core::{Error as CoreError, Key, Op, OpKind, PendingOutput, Value};
 use brisk_graph::{Collection, GraphBuilder, Task, token};
 use brisk_scheduler::Scheduler;
 use serde::{Deserialize, Serialize};
@@ -86,10 +86,17 @@ pub(crate) fn check_target(path: &Path, one_file: bool) -> Result<()> {
     Ok(())
 }
 
-/// A hidden name beside `path` to write under until the output is complete.
-pub(crate) fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.brisk-partial-{}", std::process::id()))
+/// An output beside `path` under a temporary name: a file, or a directory.
+pub(crate) fn pending(path: &Path, dir: bool) -> Result<PendingOutput> {
+    let made =
+        if dir { PendingOutput::dir(path) } else { PendingOutput::file(path).map(|(p, _)| p) };
+    made.map_err(|e| fail(path, format!("cannot create a temporary output beside it: {e}")))
+}
+
+/// Moves a finished output into place.
+pub(crate) fn persist(out: PendingOutput, path: &Path) -> Result<()> {
+    out.persist()
+        .map_err(|e| fail(path, format!("cannot move the finished output into place: {e}")))
 }
 
 impl Frame {
@@ -108,23 +115,19 @@ impl Frame {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         check_target(path, one_file)?;
-        let tmp = temp_beside(path);
-        let parts_dir = if one_file { tmp.with_extension("parts") } else { tmp.clone() };
-        let result = self.write_parts(&parts_dir, one_file, scheduler).and_then(|rows| {
-            if one_file {
-                concatenate(&parts_dir, self.npartitions(), &tmp)?;
-                std::fs::remove_dir_all(&parts_dir).map_err(|e| fail(&parts_dir, e))?;
-            }
-            std::fs::rename(&tmp, path).map_err(|e| {
-                fail(path, format!("cannot move the finished output into place: {e}"))
-            })?;
-            Ok(rows)
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&parts_dir);
-            let _ = std::fs::remove_file(&tmp);
+        // Every temporary is removed when dropped unpersisted (on any error) and
+        // by a signal handler's `remove_pending`.
+        let parts = pending(path, true)?;
+        let rows = self.write_parts(parts.path(), one_file, scheduler)?;
+        if !one_file {
+            persist(parts, path)?;
+            return Ok(rows);
         }
-        result
+        let out = pending(path, false)?;
+        concatenate(parts.path(), self.npartitions(), out.path())?;
+        drop(parts);
+        persist(out, path)?;
+        Ok(rows)
     }
 
     fn write_parts(&self, dir: &Path, one_file: bool, scheduler: &Scheduler) -> Result<usize> {

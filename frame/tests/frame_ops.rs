@@ -535,6 +535,8 @@ fn drop_duplicates_and_many_groups_spill_under_a_tight_budget() {
         assert_eq!(got.to_batch(), want.to_batch());
         assert!(stats.spilled_bytes > 0, "nothing spilled: {stats:?}");
         assert_eq!(stats.spill_read_bytes, stats.spilled_bytes, "a spilled result read twice");
+        // Space of results read back is reused by later spills.
+        assert!(stats.spill_file_bytes < stats.spilled_bytes, "spill space not reused: {stats:?}");
         assert_eq!(stats.leaked_bytes, 0);
     }
     let set: std::collections::BTreeSet<(String, i64)> = rows.iter().cloned().collect();

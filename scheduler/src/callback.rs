@@ -26,6 +26,9 @@ pub struct ComputeStats {
     pub spilled_bytes: u64,
     /// Bytes read back from the spill store.
     pub spill_read_bytes: u64,
+    /// The spill file's largest size: below `spilled_bytes` when the space of
+    /// results read back for the last time was reused.
+    pub spill_file_bytes: u64,
     /// Bytes of results still held at the end besides the outputs, plus bytes
     /// reserved for running tasks and never returned; zero unless something
     /// leaked, which tests assert never happens.

@@ -169,8 +169,9 @@ impl<'a> Execution<'a> {
             match held {
                 // The reservation drops here: the value now belongs to the dependent.
                 Held::Memory(value, _) => Ok(value),
-                // Spilled results gave their bytes back when written.
-                Held::Disk(at, _) => self.spill.read(&at),
+                // Spilled results gave their bytes back when written; their space
+                // in the spill file is free once read.
+                Held::Disk(at, _) => self.spill.take(at),
             }
         } else {
             let held = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
@@ -187,6 +188,7 @@ impl<'a> Execution<'a> {
             if room {
                 let reservation = self.budget.hold(nbytes);
                 slot.value = Some(Held::Memory(value.clone(), reservation));
+                self.spill.free(at);
             }
             Ok(value)
         }

@@ -12,7 +12,9 @@
 //!   is refused before anything runs.
 //! - Spilling: when held results go over the budget, those needed last are written
 //!   to one temporary file per compute with the value codec and read back when
-//!   needed; the file is removed however the compute ends.
+//!   needed. The file has no name (the open handle keeps it), so nothing outlives
+//!   the process however it ends, SIGKILL included; the space of a result read
+//!   back for the last time is reused by later spills.
 //! - [`Callback`]s see the compute start, each task start and finish, and the end.
 //!
 //! The budget's rules are in `budget/README.md`, the thread pool's state machine in
@@ -36,4 +38,3 @@ pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};
 pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler};
-pub use spill::remove_spill_dirs;

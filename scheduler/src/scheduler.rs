@@ -247,6 +247,7 @@ impl Scheduler {
             roots_deferred: budget.deferred(),
             spilled_bytes: 0,
             spill_read_bytes: 0,
+            spill_file_bytes: 0,
             leaked_bytes: 0,
             elapsed: started.elapsed(),
         };
@@ -254,6 +255,7 @@ impl Scheduler {
             outcome.map_err(Error::Task).and_then(|()| exec.outputs().map_err(Error::Task));
         stats.spilled_bytes = exec.spill.written.load(std::sync::atomic::Ordering::Relaxed);
         stats.spill_read_bytes = exec.spill.read.load(std::sync::atomic::Ordering::Relaxed);
+        stats.spill_file_bytes = exec.spill.high_water.load(std::sync::atomic::Ordering::Relaxed);
         let result = result.map(|(values, leaked)| {
             stats.leaked_bytes = leaked;
             values

@@ -260,15 +260,13 @@ fn run(command: Command) -> Result<(), Failure> {
 /// Set by the Ctrl-C handler before it starts removing files.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Ctrl-C: remove what this run was writing (spilled results, a half-written -o
-/// file) and exit with the conventional status.
+/// Ctrl-C, SIGTERM (`timeout`, `docker stop`, Kubernetes) or SIGHUP: remove what
+/// this run was writing (a half-written output or its parts; spilled results are
+/// in an unnamed file the system takes back) and exit with the conventional
+/// status.
 fn on_interrupt() {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-    brisk::scheduler::remove_spill_dirs();
-    let writing = output::WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    if let Some(tmp) = writing {
-        let _ = std::fs::remove_file(tmp);
-    }
+    brisk::core::remove_pending();
     eprintln!("interrupted");
     std::process::exit(130);
 }

@@ -6,6 +6,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use brisk::core::PendingOutput;
 use brisk::frame::Table;
 use clap::{Args, ValueEnum};
 
@@ -43,17 +44,6 @@ pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
     writeln!(out, "{text}")?;
     out.flush()?;
     Ok(())
-}
-
-/// The temporary file being written, for the interrupt handler to remove.
-pub(crate) static WRITING: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-
-/// The temporary name `path` is written under until it is complete.
-fn temporary(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.brisk-{}.tmp", std::process::id()));
-    *WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tmp.clone());
-    tmp
 }
 
 /// Where `-o PATH` really writes, and whether it goes through a temporary name: a
@@ -111,12 +101,10 @@ impl Output {
                 return Ok(());
             }
             let path = &target;
-            // Create and remove the temporary file: a missing or read-only
+            // Create and remove a temporary file: a missing or read-only
             // directory fails now, not after the computation.
-            let tmp = temporary(path);
-            File::create(&tmp)
+            PendingOutput::file(path)
                 .map_err(|e| Failure::User(format!("-o {}: cannot write: {e}", path.display())))?;
-            let _ = std::fs::remove_file(&tmp);
         }
         Ok(())
     }
@@ -143,18 +131,15 @@ impl Output {
                 .and_then(|mut f| write_file(table, format, &mut f));
             return written.map_err(|e| e.context(&format!("-o {}", path.display())));
         }
-        let path = &target;
-        let tmp = temporary(path);
-        let written = File::create(&tmp).map_err(Failure::from).and_then(|mut f| {
-            write_file(table, format, &mut f)?;
-            Ok(f.sync_all()?)
-        });
-        let renamed = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?));
-        if let Err(e) = renamed {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(&format!("-o {}", path.display())));
-        }
-        Ok(())
+        // Written under a temporary name, removed unless complete (and by the
+        // interrupt handler).
+        let written =
+            PendingOutput::file(&target).map_err(Failure::from).and_then(|(out, mut f)| {
+                write_file(table, format, &mut f)?;
+                f.sync_all()?;
+                Ok(out.persist()?)
+            });
+        written.map_err(|e| e.context(&format!("-o {}", path.display())))
     }
 }
 

@@ -1,0 +1,166 @@
+//! Outputs written under a temporary name beside their target and moved into
+//! place only when complete, so a reader never sees half a file and nothing is
+//! lost when a write fails. Every one in progress is listed, so a signal handler
+//! (which cannot wait for the writes to unwind) removes them all with
+//! [`remove_pending`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary paths of the outputs being written now.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An output being written under a temporary name (a file or a directory of
+/// parts): [`persist`](Self::persist) moves it into place; dropped unpersisted,
+/// it is removed.
+///
+/// ```
+/// use std::io::Write;
+/// let dir = std::env::temp_dir().join(format!("brisk-doc-pending-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let target = dir.join("out.txt");
+/// let (out, mut file) = brisk_core::PendingOutput::file(&target)?;
+/// file.write_all(b"done")?;
+/// assert!(!target.exists());
+/// out.persist()?;
+/// assert_eq!(std::fs::read_to_string(&target)?, "done");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PendingOutput {
+    tmp: PathBuf,
+    target: PathBuf,
+    dir: bool,
+}
+
+impl PendingOutput {
+    /// The directory the temporary goes in (the target's) and its name's prefix.
+    fn beside(target: &Path) -> (PathBuf, String) {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        (parent, format!(".{name}."))
+    }
+
+    /// A new empty file beside `target` (a unique hidden name in its directory),
+    /// open for writing.
+    pub fn file(target: &Path) -> std::io::Result<(PendingOutput, File)> {
+        let (parent, prefix) = Self::beside(target);
+        let tmp = builder(&prefix, 0o666).tempfile_in(parent)?;
+        let (file, tmp) = tmp.keep().map_err(|e| e.error)?;
+        Ok((Self::listed(tmp, target, false), file))
+    }
+
+    /// A new empty directory beside `target`.
+    pub fn dir(target: &Path) -> std::io::Result<PendingOutput> {
+        let (parent, prefix) = Self::beside(target);
+        let tmp = builder(&prefix, 0o777).tempdir_in(parent)?;
+        Ok(Self::listed(tmp.keep(), target, true))
+    }
+
+    fn listed(tmp: PathBuf, target: &Path, dir: bool) -> PendingOutput {
+        pending().push(tmp.clone());
+        PendingOutput { tmp, target: target.to_path_buf(), dir }
+    }
+
+    /// Where the output is being written.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Moves the finished output onto its target (replacing a file there).
+    pub fn persist(self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.target)?;
+        pending().retain(|p| p != &self.tmp);
+        // Nothing left to remove: the drop finds no path.
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        let mut list = pending();
+        if let Some(i) = list.iter().position(|p| p == &self.tmp) {
+            list.swap_remove(i);
+            drop(list);
+            let _ = if self.dir {
+                std::fs::remove_dir_all(&self.tmp)
+            } else {
+                std::fs::remove_file(&self.tmp)
+            };
+        }
+    }
+}
+
+/// A unique hidden name starting with `prefix`, created with `mode` less the
+/// umask (as any file a program creates; tempfile's default, owner-only, would
+/// carry over to the finished output).
+fn builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix).suffix(".brisk-tmp");
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+    #[cfg(not(unix))]
+    let _ = mode;
+    b
+}
+
+/// Removes every output still being written: for a signal handler, before the
+/// process exits.
+pub fn remove_pending() {
+    for tmp in std::mem::take(&mut *pending()) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfinished_outputs_are_removed_by_drop_or_by_remove_pending() {
+        let dir = std::env::temp_dir().join(format!("brisk-pending-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        #[cfg(unix)]
+        a_persisted_file_has_the_usual_permissions(&dir);
+        let (file, _) = PendingOutput::file(&dir.join("a.csv")).unwrap();
+        let tmp = file.path().to_path_buf();
+        assert!(tmp.exists() && tmp.file_name().unwrap().to_string_lossy().starts_with(".a.csv."));
+        drop(file);
+        assert!(!tmp.exists(), "dropped unpersisted: removed");
+        let parts = PendingOutput::dir(&dir.join("b")).unwrap();
+        std::fs::write(parts.path().join("part-00000.csv"), "x").unwrap();
+        let (file, _) = PendingOutput::file(&dir.join("c.csv")).unwrap();
+        remove_pending();
+        assert!(!parts.path().exists() && !file.path().exists());
+        // What the handler removed, the drops leave alone.
+        drop((parts, file));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    /// (In the test above, not beside it: `remove_pending` there would race with
+    /// a pending output here.)
+    #[cfg(unix)]
+    fn a_persisted_file_has_the_usual_permissions(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let target = dir.join("out");
+        PendingOutput::file(&target).unwrap().0.persist().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // As any file this process creates (the umask applied), not owner-only.
+        assert_eq!(mode(&target), mode(&plain));
+        std::fs::remove_file(plain).unwrap();
+        std::fs::remove_file(target).unwrap();
+    }
+}
