@@ -329,7 +329,7 @@ fn bad_input_exits_2_with_one_clear_message() {
         (&["count", "ok.csv", "--threads", "99999999999"], "is more than this machine can use"),
         (
             &["count", "wide.csv", "--memory-limit", "10KB"],
-            "more than the memory budget of 10000 bytes: use smaller chunks or a smaller blocksize",
+            "more than the whole memory budget of 9.8 KiB: use smaller chunks or a smaller blocksize",
         ),
     ];
     for (args, message) in cases {

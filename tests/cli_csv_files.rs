@@ -120,3 +120,49 @@ fn a_header_only_file_gives_an_empty_result_with_its_columns() {
     assert_eq!(ok(&d, &["schema", "days"]), "k\tUtf8\nv\tFloat64\n");
     assert_eq!(ok(&d, &["groupby", "days", "--by", "k", "--agg", "mean"]), "k,v\nx,2.0\n");
 }
+
+/// `brisk ARGS` in `dir` fails with exit 2; its stderr.
+fn fails(dir: &std::path::Path, args: &[&str]) -> String {
+    let run = brisk_in(dir, args);
+    assert_eq!(run.status, 2, "brisk {args:?}: {}{}", run.stdout, run.stderr);
+    run.stderr
+}
+
+#[test]
+fn messages_are_bounded_and_name_one_line() {
+    let d = scratch("messages");
+    // A header of 200,000 names: the unknown-column message lists a few.
+    let names: Vec<String> = (0..200_000).map(|i| format!("c{i}")).collect();
+    write(&d, "wide.csv", format!("{}\n", names.join(",")).as_bytes());
+    let err = fails(&d, &["groupby", "wide.csv", "--by", "nope", "--agg", "c1:sum"]);
+    assert!(
+        err.len() < 1000 && err.contains("and 199980 more"),
+        "{} bytes: {}",
+        err.len(),
+        &err[..200]
+    );
+    // A ragged row far into the file: its line, once.
+    let mut text = String::from("a,b\n");
+    for i in 0..100_000 {
+        text.push_str(&if i == 60_000 { "1,2,3\n".to_string() } else { format!("{i},{i}\n") });
+    }
+    write(&d, "ragged.csv", text.as_bytes());
+    let err = fails(&d, &["count", "ragged.csv", "--blocksize", "64KB"]);
+    assert!(err.contains("line 60002: 3 fields where the header has 2"), "{err}");
+    assert_eq!(err.matches("line").count(), 1, "{err}");
+    // A quote never closed: said so, at every blocksize, not counted as a row.
+    write(&d, "open-quote.csv", b"a,b\n1,x\n2,\"abc\n3,4\n5,6\n");
+    for blocksize in ["1B", "9B", "1KB"] {
+        let err = fails(&d, &["count", "open-quote.csv", "--blocksize", blocksize]);
+        assert!(err.contains("line 3: a quoted field in this record is never closed"), "{err}");
+    }
+    let err = fails(&d, &["count", "-"]);
+    assert!(err.contains("standard input"), "{err}");
+    // A budget too small for one task: operations and sizes, no task keys.
+    write(&d, "small.csv", b"k,v\na,1\nb,2\n");
+    let err = fails(
+        &d,
+        &["groupby", "small.csv", "--by", "k", "--agg", "v:sum", "--memory-limit", "10B"],
+    );
+    assert!(err.contains("read-csv") && err.contains("10 B") && !err.contains("('"), "{err}");
+}

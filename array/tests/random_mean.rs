@@ -167,7 +167,7 @@ fn a_budget_smaller_than_one_chunk_is_refused_before_anything_runs_and_a_tight_o
     let err =
         Scheduler::threads(2).memory_limit(1_000_000).compute(&x.mean(Axes::all())).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("array.random") && text.contains("2000000 bytes"), "{text}");
+    assert!(text.contains("array.random") && text.contains("1.9 MiB"), "{text}");
     assert!(text.contains("use smaller chunks"), "{text}");
     // Three chunks' worth: roots wait for room, the mean is the same bits.
     let want = Scheduler::threads(1).compute(&x.mean(Axes::all())).unwrap();

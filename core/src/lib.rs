@@ -14,6 +14,7 @@
 //! - [`PendingOutput`]: an output written under a temporary name and moved into
 //!   place when complete; [`remove_pending`] removes all in progress (for signal
 //!   handlers).
+//! - [`text`]: sizes, lists and values as messages show them.
 //!
 //! This crate runs nothing and starts no threads: the graph lives in `brisk-graph`,
 //! execution in `brisk-scheduler`.
@@ -24,6 +25,7 @@ mod error;
 mod key;
 mod op;
 mod pending;
+pub mod text;
 mod value;
 
 pub use element::Element;

@@ -70,10 +70,7 @@ pub(crate) fn unknown_column(name: &str, existing: &[&str]) -> Error {
         .map(|(_, e)| format!("'{e}'"))
         .collect();
     let hint = if close.is_empty() {
-        format!(
-            "; the columns are {}",
-            existing.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ")
-        )
+        format!("; the columns are {}", brisk_core::text::short_list(existing, 20))
     } else {
         format!("; did you mean {}?", close.join(" or "))
     };

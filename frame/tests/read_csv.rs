@@ -125,6 +125,24 @@ fn arrow_whole_file(path: &Path, columns: usize) -> Option<Vec<Vec<String>>> {
     Some(out)
 }
 
+/// Whether the text ends inside a quoted field, by csv-core's rules, byte by byte.
+fn ends_inside_quotes(text: &[u8]) -> bool {
+    // 0: a field's start, 1: unquoted, 2: quoted, 3: a quote inside quotes.
+    let mut state = 0;
+    for &b in text {
+        state = match (state, b) {
+            (0, b'"') => 2,
+            (0 | 1 | 3, b',' | b'\n' | b'\r') => 0,
+            (0 | 1, _) => 1,
+            (2, b'"') | (3, b'"') => 2 + u8::from(state == 2),
+            (2, _) => 2,
+            (3, _) => 1,
+            _ => unreachable!(),
+        };
+    }
+    state == 2
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -148,7 +166,9 @@ proptest! {
             .blocksize(blocksize)
             .dtype(names[0].clone(), arrow::datatypes::DataType::Utf8)
             .dtype(names[1].clone(), arrow::datatypes::DataType::Utf8);
-        let want = arrow_whole_file(&path, 2);
+        // Arrow reads a file that ends inside quotes as if the quote closed there;
+        // Brisk refuses it.
+        let want = if ends_inside_quotes(&text) { None } else { arrow_whole_file(&path, 2) };
         let got = match read_csv(path.as_path(), opts) {
             Ok(df) => {
                 prop_assert_eq!(df.columns(), names.iter().map(String::as_str).collect::<Vec<_>>());

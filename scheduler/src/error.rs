@@ -24,7 +24,10 @@ pub enum Error {
     /// A task would need more memory than the whole budget; refused before any
     /// task ran.
     #[error(
-        "task {key} ({op}) needs about {bytes} bytes, more than the memory budget of {budget} bytes: use smaller chunks or a smaller blocksize, or raise the memory limit"
+        "one task ({}) needs about {}, more than the whole memory budget of {}: use smaller chunks or a smaller blocksize, or raise the memory limit",
+        .op.replace('+', " then "),
+        brisk_core::text::bytes(*.bytes),
+        brisk_core::text::bytes(*.budget)
     )]
     OverBudget {
         /// The task.

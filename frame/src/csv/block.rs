@@ -11,11 +11,12 @@ use arrow::compute::CastOptions;
 use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
+use brisk_core::text::short_value;
 use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{Compression, FileBytes};
-use super::scan::{Quoting, Syntax, count_lines};
+use super::scan::{Cursor, Quoting, Syntax, count_lines};
 use super::split::records;
 use super::{CsvOptions, null_regex};
 use crate::sources::FileStamp;
@@ -196,7 +197,7 @@ impl ReadBlock {
         let at = self.spec.syntax().record_starts(bytes).nth(record).unwrap_or(bytes.len());
         let line = self.line_at(bytes, start, at);
         if let Some(rest) = text.split("Error while parsing value '").nth(1) {
-            let value = rest.split("' as type '").next().unwrap_or("");
+            let value = short_value(rest.split("' as type '").next().unwrap_or(""), 80);
             let dtype =
                 rest.split("' as type '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("");
             let column = rest
@@ -211,9 +212,41 @@ impl ReadBlock {
                 self.path
             ));
         }
+        if let Some(rest) = text.split("incorrect number of fields for line ").nth(1) {
+            // "... for line 4815, expected 2 got 3": that line counts records
+            // from the block's start; the file's line is `line`.
+            let count = |marker: &str| {
+                rest.split(marker)
+                    .nth(1)
+                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            };
+            let (expected, got) =
+                (count("expected ").unwrap_or("?"), count(" got ").unwrap_or("?"));
+            return CoreError::user(format!(
+                "{}: line {line}: {got} fields where the header has {expected}: fix the row, or check the delimiter and the quoting",
+                self.path
+            ));
+        }
         let reason =
             text.split(" at line ").next().unwrap_or(&text).trim_start_matches("Csv error: ");
-        CoreError::user(format!("{}: line {line}: {reason}", self.path))
+        CoreError::user(format!("{}: line {line}: {}", self.path, short_value(reason, 200)))
+    }
+
+    /// The error for a file that ends inside a quoted field (its last record
+    /// would swallow every line after its opening quote), if this one does. For
+    /// the block whose records reach the end of the file.
+    fn unclosed_quote(&self, bytes: &[u8], start: u64) -> Option<CoreError> {
+        let syntax = self.spec.syntax();
+        memchr::memchr(self.spec.quote, bytes)?;
+        if syntax.advance(bytes, Cursor::start(0), bytes.len()).state == Quoting::Out {
+            return None;
+        }
+        let last = syntax.record_starts(bytes).last().unwrap_or(0);
+        Some(CoreError::user(format!(
+            "{}: line {}: a quoted field in this record is never closed (the file ends inside quotes): close it (a quote inside a quoted field is written twice, \"\"), or read the file with another quote character",
+            self.path,
+            self.line_at(bytes, start, last)
+        )))
     }
 }
 
@@ -254,6 +287,9 @@ impl OpKind for ReadBlock {
             self.stamp.check(&self.path, None)?;
             let all = all.map_err(|e| self.io(e))?;
             let start = (self.start as usize).min(all.len());
+            if let Some(e) = self.unclosed_quote(&all[start..], self.start) {
+                return Err(e);
+            }
             return Ok(Value::from(self.parse(&all[start..], self.start)?));
         }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
@@ -264,6 +300,14 @@ impl OpKind for ReadBlock {
         // (a short read is reported as that, not as the I/O error it caused).
         self.stamp.check(&self.path, Some(&f))?;
         let (start, window, range) = read.map_err(|e| self.io(e))?;
-        Ok(Value::from(self.parse(&window.bytes[range], start)?))
+        let bytes = &window.bytes[range];
+        // The block whose records reach the end of the file (its last record may
+        // have run on from an earlier range) checks that no quote is left open.
+        if start + bytes.len() as u64 >= self.file_len
+            && let Some(e) = self.unclosed_quote(bytes, start)
+        {
+            return Err(e);
+        }
+        Ok(Value::from(self.parse(bytes, start)?))
     }
 }

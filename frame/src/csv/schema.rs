@@ -10,6 +10,7 @@ use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
+use brisk_core::text::short_list;
 
 use super::bytes::FileBytes;
 use super::scan::{Cursor, End, Syntax, skip_blank_lines};
@@ -327,7 +328,9 @@ pub(super) fn file_schema(
             return Err(file_error(
                 &info.path,
                 format!(
-                    "its header {h:?} differs from the first file's {names:?}: read the files separately or pass names"
+                    "its header ({}) differs from the first file's ({}): read the files separately or pass names",
+                    short_list(h, 10),
+                    short_list(&names, 10)
                 ),
             ));
         }

@@ -120,6 +120,12 @@ impl Input {
 
     /// The lazy frame over the input.
     pub(crate) fn open(&self) -> Result<Frame, Failure> {
+        if self.paths.iter().any(|p| p == "-") && !std::path::Path::new("-").exists() {
+            // Blocks are read in parallel by offset, which a pipe cannot give.
+            return Err(Failure::User(
+                "'-' (standard input) cannot be read: blocks are read in parallel by offset; save the data to a file and pass its path (or ./- for a file named '-')".into(),
+            ));
+        }
         if self.is_parquet() {
             return Ok(read_parquet(self.sources(), None)?);
         }
