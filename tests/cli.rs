@@ -268,6 +268,7 @@ fn explain_threads_and_budget_reach_every_command() {
     {
         let args: Vec<&str> = command.iter().chain(&run).copied().collect();
         let text = ok(&args);
+        assert!(text.starts_with("input: 1 file, 16 B on disk, 1 partition\n"), "{args:?}: {text}");
         assert!(text.contains("task graph:"), "{args:?}: {text}");
         assert!(text.contains("threads: 3\nmemory budget: 64.0 MiB"), "{args:?}: {text}");
     }

@@ -15,6 +15,7 @@
 //!   place when complete; [`remove_pending`] removes all in progress (for signal
 //!   handlers).
 //! - [`text`]: sizes, lists and values as messages show them.
+//! - [`note_read`] / [`take_read`]: the input bytes a task read, for progress.
 //!
 //! This crate runs nothing and starts no threads: the graph lives in `brisk-graph`,
 //! execution in `brisk-scheduler`.
@@ -22,6 +23,7 @@
 mod codec;
 mod element;
 mod error;
+mod input;
 mod key;
 mod op;
 mod pending;
@@ -30,6 +32,7 @@ mod value;
 
 pub use element::Element;
 pub use error::{BoxError, Error, Result};
+pub use input::{note_read, take_read};
 pub use key::Key;
 pub use op::{DataOp, LocalFn, Op, OpKind, OpRegistry};
 pub use pending::{PendingOutput, remove_pending};

@@ -40,6 +40,11 @@ impl OpKind for ReadRowGroup {
         let f = File::open(&self.path).map_err(|e| fail(&e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fail(&e))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.columns.iter().copied());
+        // The row group's bytes on disk, of the columns read, for progress.
+        if let Some(group) = builder.metadata().row_groups().get(self.row_group) {
+            let columns = self.columns.iter().filter_map(|&c| group.columns().get(c));
+            brisk_core::note_read(columns.map(|c| c.compressed_size().max(0) as u64).sum());
+        }
         let reader = builder
             .with_row_groups(vec![self.row_group])
             .with_projection(mask)

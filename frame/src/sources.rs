@@ -127,6 +127,11 @@ pub(crate) struct FileStamp {
 }
 
 impl FileStamp {
+    /// The file's size when stamped.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// The stamp of a file's metadata.
     pub(crate) fn of(meta: &std::fs::Metadata) -> FileStamp {
         let (modified_secs, modified_nanos) = meta

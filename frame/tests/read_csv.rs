@@ -483,3 +483,36 @@ fn a_file_changed_during_a_run_is_an_error_not_a_partial_answer() {
     let err = count(&df).unwrap_err();
     assert!(err.contains("it was replaced by another file"), "{err}");
 }
+
+/// Every byte of a file's records is reported read once, by the tasks that read
+/// it, whatever the blocksize: a progress bar's bytes are real.
+#[test]
+fn read_tasks_report_the_bytes_they_read() {
+    use brisk_scheduler::{Callback, ComputeStats};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    #[derive(Default)]
+    struct Read(AtomicU64);
+    impl Callback for Read {
+        fn task_read(&self, _key: &brisk_core::Key, _worker: usize, bytes: u64) {
+            self.0.fetch_add(bytes, Ordering::Relaxed);
+        }
+        fn finish(&self, stats: &ComputeStats, _error: Option<&brisk_scheduler::Error>) {
+            assert_eq!(stats.input_bytes, self.0.load(Ordering::Relaxed));
+        }
+    }
+    let d = dir("bytes-read");
+    let path = d.join("t.csv");
+    let mut text = String::from("k,v\n");
+    for i in 0..5000 {
+        text.push_str(&format!("k{},\"{}\"\n", i % 7, i));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let data = (text.len() - "k,v\n".len()) as u64;
+    for blocksize in [97, 4096, 1 << 20] {
+        let read = std::sync::Arc::new(Read::default());
+        let df = read_csv(path.as_path(), CsvOptions::default().blocksize(blocksize)).unwrap();
+        let sums = df.groupby(["k"]).unwrap().sum().unwrap();
+        Scheduler::threads(2).callback_arc(read.clone()).compute(&sums).unwrap();
+        assert_eq!(read.0.load(Ordering::Relaxed), data, "blocksize {blocksize}");
+    }
+}

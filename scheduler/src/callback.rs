@@ -26,6 +26,8 @@ pub struct ComputeStats {
     pub spilled_bytes: u64,
     /// Bytes read back from the spill store.
     pub spill_read_bytes: u64,
+    /// Bytes of input files the tasks read (what `Callback::task_read` saw).
+    pub input_bytes: u64,
     /// The spill file's largest size: below `spilled_bytes` when the space of
     /// results read back for the last time was reused.
     pub spill_file_bytes: u64,
@@ -58,6 +60,9 @@ pub trait Callback: Send + Sync {
     fn start(&self, _tasks: usize) {}
     /// When a task is taken by `worker`.
     fn task_started(&self, _key: &Key, _worker: usize) {}
+    /// When a task that read input files (a CSV block, a Parquet row group) has
+    /// run, with the bytes it read; before its `task_finished`.
+    fn task_read(&self, _key: &Key, _worker: usize, _bytes: u64) {}
     /// When a task's result is stored.
     fn task_finished(&self, _key: &Key, _worker: usize) {}
     /// When the compute ends, with its error if it failed.

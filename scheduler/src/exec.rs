@@ -10,7 +10,7 @@ use brisk_graph::Plan;
 
 use crate::Callback;
 use crate::budget::{Budget, Reservation};
-use crate::primitives::{Mutex, lock};
+use crate::primitives::{AtomicU64, Mutex, Ordering, lock};
 use crate::spill::{SpillStore, Spilled};
 
 /// A task's result and how many of its dependents have yet to take it. The count
@@ -45,6 +45,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) spill: SpillStore,
     /// Held by the worker spilling; others wait for it.
     spilling: Mutex<()>,
+    /// Bytes of input files the tasks read.
+    pub(crate) input_bytes: AtomicU64,
 }
 
 impl<'a> Execution<'a> {
@@ -66,6 +68,7 @@ impl<'a> Execution<'a> {
             callbacks,
             spill: SpillStore::new(spill_dir),
             spilling: Mutex::new(()),
+            input_bytes: AtomicU64::new(0),
         }
     }
 
@@ -82,7 +85,15 @@ impl<'a> Execution<'a> {
                 .iter()
                 .map(|&d| self.input(d as usize))
                 .collect::<Result<Vec<_>, _>>()?;
+            brisk_core::take_read();
             let value = self.plan.op(i).run(inputs)?;
+            let read = brisk_core::take_read();
+            if read > 0 {
+                self.input_bytes.fetch_add(read, Ordering::Relaxed);
+                for cb in self.callbacks {
+                    cb.task_read(key, worker, read);
+                }
+            }
             let nbytes = value.nbytes();
             self.budget.produced(i, nbytes);
             let reservation = self.budget.hold(nbytes);

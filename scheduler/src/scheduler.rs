@@ -248,6 +248,7 @@ impl Scheduler {
             spilled_bytes: 0,
             spill_read_bytes: 0,
             spill_file_bytes: 0,
+            input_bytes: 0,
             leaked_bytes: 0,
             elapsed: started.elapsed(),
         };
@@ -256,6 +257,7 @@ impl Scheduler {
         stats.spilled_bytes = exec.spill.written.load(std::sync::atomic::Ordering::Relaxed);
         stats.spill_read_bytes = exec.spill.read.load(std::sync::atomic::Ordering::Relaxed);
         stats.spill_file_bytes = exec.spill.high_water.load(std::sync::atomic::Ordering::Relaxed);
+        stats.input_bytes = exec.input_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let result = result.map(|(values, leaked)| {
             stats.leaked_bytes = leaked;
             values

@@ -286,6 +286,8 @@ impl OpKind for ReadBlock {
             let all = self.compression.decode(Path::new(&self.path), None);
             self.stamp.check(&self.path, None)?;
             let all = all.map_err(|e| self.io(e))?;
+            // The whole file was read: its size on disk, for progress.
+            brisk_core::note_read(self.stamp.len());
             let start = (self.start as usize).min(all.len());
             if let Some(e) = self.unclosed_quote(&all[start..], self.start) {
                 return Err(e);
@@ -301,6 +303,7 @@ impl OpKind for ReadBlock {
         self.stamp.check(&self.path, Some(&f))?;
         let (start, window, range) = read.map_err(|e| self.io(e))?;
         let bytes = &window.bytes[range];
+        brisk_core::note_read(bytes.len() as u64);
         // The block whose records reach the end of the file (its last record may
         // have run on from an earlier range) checks that no quote is left open.
         if start + bytes.len() as u64 >= self.file_len

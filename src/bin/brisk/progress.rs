@@ -52,20 +52,14 @@ impl Progress {
             )
             .map_err(|e| Failure::Internal(e.to_string()))?,
         );
-        Ok(Some(Arc::new(Bar {
-            bar,
-            total_bytes,
-            tasks: AtomicUsize::new(1),
-            done: AtomicUsize::new(0),
-        })))
+        Ok(Some(Arc::new(Bar { bar, tasks: AtomicUsize::new(1), done: AtomicUsize::new(0) })))
     }
 }
 
-/// Draws the bar from the scheduler's task events. The bytes shown are the input's
-/// size times the fraction of tasks done: reading is most of the tasks.
+/// Draws the bar from the scheduler's task events: the bytes the read tasks
+/// really read, of the input's size (so the rate and ETA are the reading's).
 struct Bar {
     bar: ProgressBar,
-    total_bytes: u64,
     tasks: AtomicUsize,
     done: AtomicUsize,
 }
@@ -76,10 +70,13 @@ impl Callback for Bar {
         self.bar.set_message(format!("0/{tasks} tasks"));
     }
 
+    fn task_read(&self, _key: &Key, _worker: usize, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
     fn task_finished(&self, _key: &Key, _worker: usize) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let tasks = self.tasks.load(Ordering::Relaxed);
-        self.bar.set_position(self.total_bytes * done as u64 / tasks as u64);
         self.bar.set_message(format!("{done}/{tasks} tasks"));
     }
 

@@ -27,8 +27,9 @@ pub(crate) struct Run {
     /// A progress bar on stderr: bytes read of the total, tasks done, rate, ETA.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     progress: Progress,
-    /// Print a summary of the task graph (tasks per operation, threads, memory
-    /// budget) and stop without computing.
+    /// Print what is read (files, bytes, partitions) and a summary of the task
+    /// graph (tasks per operation, threads, memory budget), and stop without
+    /// computing.
     #[arg(long)]
     explain: bool,
     /// Write the task graph in Graphviz DOT form to this file (then compute, unless
@@ -78,6 +79,7 @@ impl Run {
     fn explain_or_visualize<C: Collection + ?Sized>(
         &self,
         collection: &C,
+        input: &Input,
     ) -> Result<bool, Failure> {
         if let Some(path) = &self.visualize {
             let (graph, _) = collection.graph()?;
@@ -89,6 +91,17 @@ impl Run {
         if !self.explain {
             return Ok(false);
         }
+        // What is read: files, their size on disk, the partitions they make.
+        let files = input.files();
+        let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let partitions = input.open()?.npartitions();
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        crate::output::print_line(&format!(
+            "input: {}, {} on disk, {}",
+            plural(files.len(), "file"),
+            brisk::core::text::bytes(bytes),
+            plural(partitions, "partition")
+        ))?;
         crate::output::print_line(&self.scheduler()?.explain(collection)?)?;
         Ok(true)
     }
@@ -100,7 +113,7 @@ impl Run {
         collection: &C,
         input: &Input,
     ) -> Result<Option<C::Output>, Failure> {
-        if self.explain_or_visualize(collection)? {
+        if self.explain_or_visualize(collection, input)? {
             return Ok(None);
         }
         Ok(Some(self.computing(input)?.compute(collection)?))
@@ -113,7 +126,7 @@ impl Run {
         input: &Input,
         output: &Output,
     ) -> Result<(), Failure> {
-        if self.explain_or_visualize(collection)? {
+        if self.explain_or_visualize(collection, input)? {
             return Ok(());
         }
         output.check()?;
@@ -130,7 +143,7 @@ impl Run {
         input: &Input,
         output: &Output,
     ) -> Result<(), Failure> {
-        if self.explain_or_visualize(frame)? {
+        if self.explain_or_visualize(frame, input)? {
             return Ok(());
         }
         output.check()?;
@@ -155,7 +168,7 @@ impl Run {
                 to.display()
             )));
         }
-        if self.explain_or_visualize(frame)? {
+        if self.explain_or_visualize(frame, input)? {
             return Ok(None);
         }
         let scheduler = self.computing(input)?;
