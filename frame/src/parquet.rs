@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, RecordBatchReader};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -177,10 +177,21 @@ impl<W: Write + Send> ParquetSink<W> {
         Ok(())
     }
 
-    /// Finishes the file (its footer); returns the rows written.
-    pub fn close(self) -> std::result::Result<usize, ParquetError> {
-        self.writer.close()?;
-        Ok(self.rows)
+    /// Writes one batch as a row group of its own (nothing of it stays buffered
+    /// in the writer).
+    pub fn write_row_group(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> std::result::Result<(), ParquetError> {
+        self.write(batch)?;
+        self.writer.flush()
+    }
+
+    /// Finishes the file (its footer); returns the rows written and the output
+    /// (to sync a file before it is renamed into place).
+    pub fn close(self) -> std::result::Result<(usize, W), ParquetError> {
+        // Flushes, writes the footer and gives the output back.
+        Ok((self.rows, self.writer.into_inner()?))
     }
 }
 
@@ -194,7 +205,41 @@ fn write_file(
     for b in batches {
         w.write(b).map_err(|e| e.to_string())?;
     }
-    w.close().map_err(|e| e.to_string())
+    let (rows, f) = w.close().map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    Ok(rows)
+}
+
+/// The frame's partitions appended to one Parquet file in order, a row group
+/// each, as they are computed: task `i` takes partition `i` and task `i - 1`, so
+/// the writes run in order while the partitions are computed in parallel, and no
+/// more of the frame is held than the memory budget allows. The writer is shared
+/// by the tasks (local ops: this graph runs in this process).
+fn append_tasks(
+    frame: &Frame,
+    sink: &Arc<Mutex<Option<ParquetSink<File>>>>,
+    tmp: &Path,
+) -> Vec<Task> {
+    const NAME: &str = "frame.append-parquet";
+    let name = token("to-parquet-file", &(frame.layer().name(), tmp));
+    let base = Key::named(name.as_str());
+    let mut tasks: Vec<Task> = Vec::new();
+    for (i, k) in frame.partition_keys().enumerate() {
+        let sink = sink.clone();
+        let path = tmp.display().to_string();
+        let op = Op::local(NAME, move |inputs: Vec<Value>| {
+            let batch = first_batch(NAME, &inputs)?;
+            let mut sink = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let w = sink.as_mut().ok_or_else(|| CoreError::Internal(format!("{NAME}: closed")))?;
+            w.write_row_group(&batch)
+                .map_err(|e| CoreError::user(format!("{path}: cannot write: {e}")))?;
+            Ok(Value::from(batch.num_rows() as i64))
+        });
+        let deps: Vec<Key> =
+            std::iter::once(k.clone()).chain(tasks.last().map(|t| t.key.clone())).collect();
+        tasks.push(Task::new(base.with_index([i as u32]), op, deps));
+    }
+    tasks
 }
 
 impl OpKind for WriteParquetPart {
@@ -210,8 +255,9 @@ impl OpKind for WriteParquetPart {
 
 impl Frame {
     /// Writes the frame as Parquet; returns the rows written. A path ending in
-    /// `.parquet` gets one file (the partitions in order, gathered in memory first);
-    /// any other path becomes a directory of `part-00000.parquet`, ... written in
+    /// `.parquet` gets one file (a row group per partition, appended in order as
+    /// the partitions are computed, so memory stays within the budget); any other
+    /// path becomes a directory of `part-00000.parquet`, ... written in
     /// parallel. Written under a temporary name and renamed when complete. Runs on
     /// the default scheduler.
     pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<usize> {
@@ -228,8 +274,21 @@ impl Frame {
         let out = pending(path, !one_file)?;
         let tmp = out.path();
         let rows = if one_file {
-            let t = scheduler.compute(self)?;
-            write_file(tmp, t.batches(), self.schema().clone()).map_err(|e| file_error(tmp, e))?
+            let file = File::options().write(true).truncate(true).open(tmp);
+            let sink = file
+                .map_err(ParquetError::from)
+                .and_then(|f| ParquetSink::try_new(f, self.schema()))
+                .map_err(|e| file_error(tmp, e))?;
+            let sink = Arc::new(Mutex::new(Some(sink)));
+            let tasks = append_tasks(self, &sink, tmp);
+            scheduler.compute(&Writes { frame: self.clone(), tasks })?;
+            let sink = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let (rows, f) = sink
+                .ok_or_else(|| file_error(tmp, "the writer was closed early"))?
+                .close()
+                .map_err(|e| file_error(tmp, e))?;
+            f.sync_all().map_err(|e| file_error(tmp, e))?;
+            rows
         } else {
             let name = token("to-parquet", &(self.layer().name(), tmp));
             let base = Key::named(name.as_str());
