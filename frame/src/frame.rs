@@ -184,6 +184,7 @@ impl Frame {
 
     /// The rows where `predicate` is true (null counts as false).
     pub fn filter(&self, predicate: Expr) -> Result<Frame> {
+        let predicate = crate::expr::checked(predicate)?;
         let t = predicate.data_type(&self.schema)?;
         if t != arrow::datatypes::DataType::Boolean {
             return Err(Error::Type {
@@ -196,6 +197,10 @@ impl Frame {
 
     /// The given expressions as columns, each named by its pair.
     pub fn project(&self, exprs: Vec<(String, Expr)>) -> Result<Frame> {
+        let exprs = exprs
+            .into_iter()
+            .map(|(name, e)| Ok((name, crate::expr::checked(e)?)))
+            .collect::<Result<Vec<_>>>()?;
         let mut fields = Vec::with_capacity(exprs.len());
         for (name, e) in &exprs {
             if fields.iter().any(|f: &Field| f.name() == name) {

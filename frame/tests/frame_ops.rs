@@ -650,3 +650,48 @@ fn decimal_arithmetic_with_integers_is_a_type_error() {
     let err = frame.filter((col("d") * 2).gt(lit(1))).unwrap_err().to_string();
     assert!(err.contains("cannot combine"), "{err}");
 }
+
+/// A 2,500-term `or` chain (which overflowed the stack), the same list as
+/// `in (...)`, and a per-row check of the values: the same rows, nulls never
+/// matching. Also through `Frame::query`, and built in Rust one `or` at a time.
+#[test]
+fn long_or_chains_and_in_lists_keep_the_same_rows() {
+    let n = 20_000;
+    let keys: Vec<Option<String>> =
+        (0..n).map(|i| (i % 17 != 0).then(|| format!("id{:05}", (i * 7919) % 9000))).collect();
+    let values: Vec<Option<i64>> =
+        (0..n).map(|i| (i % 11 != 0).then_some(i as i64 % 5000)).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("k", Arc::new(StringArray::from(keys.clone())) as ArrayRef),
+        ("v", Arc::new(Int64Array::from(values.clone())) as ArrayRef),
+    ])
+    .unwrap();
+    let df = Frame::from_batches(vec![batch.slice(0, 7000), batch.slice(7000, n - 7000)]).unwrap();
+    let wanted: Vec<String> = (0..2500).map(|j| format!("id{:05}", j * 3)).collect();
+    let set: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let want: Vec<i64> = (0..n)
+        .filter(|&i| keys[i].as_deref().is_some_and(|k| set.contains(k)))
+        .map(|i| i as i64)
+        .collect();
+    let chain = wanted.iter().map(|k| format!("k == '{k}'")).collect::<Vec<_>>().join(" or ");
+    let list = wanted.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+    let built = wanted.iter().fold(lit(false), |e, k| e.or(col("k").eq(lit(k.as_str()))));
+    let rows = |f: Frame| -> Vec<String> {
+        let t = f.compute().unwrap().to_batch();
+        let k = t.column(0).as_string::<i32>();
+        (0..t.num_rows()).map(|r| k.value(r).to_string()).collect()
+    };
+    let expected: Vec<String> = want.iter().map(|&i| keys[i as usize].clone().unwrap()).collect();
+    for f in [
+        df.query(&chain).unwrap(),
+        df.query(&format!("k in ({list})")).unwrap(),
+        df.filter(col("k").is_in(wanted.iter().map(String::as_str))).unwrap(),
+        df.filter(built).unwrap(),
+    ] {
+        assert_eq!(rows(f), expected);
+    }
+    // Integers, with `not in`: a null value is neither in nor not in.
+    let not_in = df.query("v not in (1, 2, 3, 4999)").unwrap().compute().unwrap();
+    let kept = values.iter().filter(|v| v.is_some_and(|v| ![1, 2, 3, 4999].contains(&v))).count();
+    assert_eq!(not_in.num_rows(), kept);
+}

@@ -1,17 +1,18 @@
 //! Evaluating an expression on a record batch with Arrow's kernels: literals stay
 //! one-row scalars until an operation needs a full column.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, RecordBatch, Scalar,
+    Array, ArrayRef, AsArray, BooleanArray, Datum, Float64Array, Int64Array, RecordBatch, Scalar,
     StringArray, new_null_array,
 };
 use arrow::compute::kernels::{boolean, cmp, numeric};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 
-use super::{BinOp, Expr, Lit, StrOp, common};
+use super::{BinOp, Expr, Lit, StrOp, common, in_type, lit_type};
 
 impl Expr {
     /// Evaluates on a batch, to one array of the batch's length.
@@ -105,8 +106,65 @@ impl Expr {
                 };
                 Val::Array(Arc::new(out))
             }
+            Expr::In(e, values) => {
+                let a = e.eval(batch)?.into_array(batch.num_rows())?;
+                Val::Array(Arc::new(is_in(&a, values)?))
+            }
         })
     }
+}
+
+/// Whether each value of `a` is one of `values`: one hash lookup per row.
+fn is_in(a: &ArrayRef, values: &[Lit]) -> std::result::Result<BooleanArray, ArrowError> {
+    let mismatch = || ArrowError::InvalidArgumentError("'in': type mismatch".into());
+    let mut t = a.data_type().clone();
+    for v in values {
+        t = common(&t, &lit_type(v)).ok_or_else(mismatch)?;
+    }
+    let t = in_type(&t).ok_or_else(mismatch)?;
+    let a = arrow::compute::cast(a, &t)?;
+    Ok(match t {
+        DataType::Utf8 => {
+            let set: HashSet<&str> = values
+                .iter()
+                .filter_map(|v| if let Lit::Str(s) = v { Some(s.as_str()) } else { None })
+                .collect();
+            a.as_string::<i32>().iter().map(|x| x.map(|x| set.contains(x))).collect()
+        }
+        DataType::Int64 => {
+            let set: HashSet<i64> = values
+                .iter()
+                .filter_map(|v| if let Lit::Int(i) = v { Some(*i) } else { None })
+                .collect();
+            a.as_primitive::<Int64Type>().iter().map(|x| x.map(|x| set.contains(&x))).collect()
+        }
+        DataType::Float64 => {
+            // Compared by bits, with -0.0 as 0.0; NaN equals nothing, as in `==`.
+            let key = |x: f64| if x == 0.0 { 0u64 } else { x.to_bits() };
+            let set: HashSet<u64> = values
+                .iter()
+                .filter_map(|v| match v {
+                    Lit::Int(i) => Some(*i as f64),
+                    Lit::Float(x) => Some(*x),
+                    _ => None,
+                })
+                .filter(|x| !x.is_nan())
+                .map(key)
+                .collect();
+            a.as_primitive::<Float64Type>()
+                .iter()
+                .map(|x| x.map(|x| set.contains(&key(x))))
+                .collect()
+        }
+        DataType::Boolean => {
+            let set: HashSet<bool> = values
+                .iter()
+                .filter_map(|v| if let Lit::Bool(b) = v { Some(*b) } else { None })
+                .collect();
+            a.as_boolean().iter().map(|x| x.map(|x| set.contains(&x))).collect()
+        }
+        _ => BooleanArray::new_null(a.len()),
+    })
 }
 
 /// A value during evaluation: a column, or one value standing for every row.

@@ -5,11 +5,14 @@
 mod eval;
 mod parse;
 
+pub(crate) use parse::checked;
 pub use parse::parse_expr;
 
 use arrow::datatypes::{DataType, Schema};
 use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
+
+use brisk_core::text::short_value;
 
 use crate::error::unknown_column;
 use crate::{Error, Result};
@@ -143,6 +146,10 @@ pub enum Expr {
     Cast(Box<Expr>, String),
     /// A string predicate with a pattern.
     Str(StrOp, Box<Expr>, String),
+    /// Whether each value is one of a list of literals (SQL's `x in (...)`,
+    /// pandas' `isin`); a null value gives null, a null in the list matches
+    /// nothing.
+    In(Box<Expr>, Vec<Lit>),
 }
 
 /// A column by name.
@@ -230,6 +237,12 @@ impl Expr {
     /// Whether the string contains `pattern`.
     pub fn contains(self, pattern: impl Into<String>) -> Expr {
         Expr::Str(StrOp::Contains, Box::new(self), pattern.into())
+    }
+
+    /// Whether each value is one of `values` (one hash lookup per row, however
+    /// long the list).
+    pub fn is_in<L: Into<Lit>>(self, values: impl IntoIterator<Item = L>) -> Expr {
+        Expr::In(Box::new(self), values.into_iter().map(Into::into).collect())
     }
 
     /// Whether the string starts with `pattern`.
@@ -325,6 +338,17 @@ impl Expr {
                 }
                 to
             }
+            Expr::In(e, values) => {
+                let t = e.data_type(schema)?;
+                if let Some(v) = values.iter().find(|v| common(&t, &lit_type(v)).is_none()) {
+                    return Err(mismatch(format!(
+                        "'in' cannot compare {t} with {}",
+                        short_value(&Expr::Lit(v.clone()).to_string(), 40)
+                    )));
+                }
+                in_type(&t).ok_or_else(|| mismatch(format!("'in' does not support {t}")))?;
+                DataType::Boolean
+            }
             Expr::Str(_, e, _) => {
                 let t = e.data_type(schema)?;
                 if !matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
@@ -354,6 +378,11 @@ impl std::fmt::Display for Expr {
             Expr::Cast(e, t) => write!(f, "cast({e} as {t})"),
             Expr::Str(StrOp::Contains, e, p) => write!(f, "contains({e}, '{p}')"),
             Expr::Str(StrOp::StartsWith, e, p) => write!(f, "starts_with({e}, '{p}')"),
+            Expr::In(e, values) => {
+                let list: Vec<String> =
+                    values.iter().map(|v| Expr::Lit(v.clone()).to_string()).collect();
+                write!(f, "{e} in ({})", list.join(", "))
+            }
         }
     }
 }
@@ -370,6 +399,19 @@ fn lit_type(l: &Lit) -> DataType {
 
 fn is_bool(t: &DataType) -> bool {
     matches!(t, DataType::Boolean | DataType::Null)
+}
+
+/// The type `x in (...)` compares values of type `t` as: strings as Utf8,
+/// integers as Int64, other numbers as Float64, booleans; `None` for others.
+fn in_type(t: &DataType) -> Option<DataType> {
+    Some(match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Boolean => DataType::Boolean,
+        DataType::Null => DataType::Null,
+        t if t.is_integer() => DataType::Int64,
+        t if t.is_numeric() => DataType::Float64,
+        _ => return None,
+    })
 }
 
 fn is_numeric(t: &DataType) -> bool {

@@ -9,10 +9,12 @@
 //! also `=` and `<>`), `+ -`, `* /`, unary minus. Operands: column names (or
 //! `` `any name` `` in backquotes), numbers, strings in single or double quotes,
 //! `true`, `false`, `null`, and the functions `is_null(x)`, `is_not_null(x)`,
-//! `fill_null(x, v)`, `contains(x, 'text')`, `starts_with(x, 'text')`.
+//! `fill_null(x, v)`, `contains(x, 'text')`, `starts_with(x, 'text')`, and
+//! membership `x in ('a', 'b', ...)` / `x not in (1, 2)` (a hash lookup per row,
+//! however long the list). Chains of thousands of `or` terms are fine.
 //! A mistake is an error that shows the text with a caret under the position.
 
-use super::{Expr, Lit, col};
+use super::{BinOp, Expr, Lit, col};
 use crate::{Error, Result};
 
 /// Parses an expression; an error points at the offending position.
@@ -32,19 +34,87 @@ pub fn parse_expr(text: &str) -> Result<Expr> {
         Tok::End => {}
         t => return Err(p.error_here(&format!("unexpected {}", t.describe()))),
     }
-    // Typing and evaluation walk the tree recursively: a chain of thousands of
-    // `and`/`or` terms is as deep as it is long, and would overflow a stack.
+    checked(e).map_err(|e| match e {
+        // The text's position of a tree too deep is its start.
+        Error::Invalid(message) => located(text, 0, &message),
+        other => other,
+    })
+}
+
+/// An expression made safe to type and evaluate (both walk the tree
+/// recursively): chains of `and` / `or` rebuilt as balanced trees, so thousands
+/// of terms are only a few levels deep, and anything still deeper than
+/// `MAX_DEPTH` (thousands of nested `not`s, a chain of thousands of `+`) an
+/// error rather than a stack overflow. Every expression a frame takes goes
+/// through here, parsed or built in Rust.
+pub(crate) fn checked(e: Expr) -> Result<Expr> {
+    if tree_depth(&e) <= MAX_DEPTH {
+        return Ok(e);
+    }
+    let e = rebalance(e, 0)?;
     let depth = tree_depth(&e);
     if depth > MAX_DEPTH {
-        return Err(located(
-            text,
-            0,
-            &format!(
-                "the expression is {depth} operations deep, more than {MAX_DEPTH}; split a long chain of 'or' or 'and' into several filters"
-            ),
-        ));
+        return Err(Error::Invalid(format!(
+            "the expression is {depth} operations deep, more than {MAX_DEPTH}; split a long chain of '+' or '-' into several columns"
+        )));
     }
     Ok(e)
+}
+
+/// `e` with every chain of `and` / `or` balanced. Recursion goes one level per
+/// chain or other operation, never per term of a chain, and stops past
+/// `MAX_DEPTH`.
+fn rebalance(e: Expr, depth: usize) -> Result<Expr> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Invalid(format!(
+            "the expression nests more than {MAX_DEPTH} levels deep"
+        )));
+    }
+    let deeper = |x: Box<Expr>| rebalance(*x, depth + 1).map(Box::new);
+    Ok(match e {
+        Expr::Binary { op: op @ (BinOp::And | BinOp::Or), left, right } => {
+            let mut terms = Vec::new();
+            let mut stack = vec![*right, *left];
+            while let Some(x) = stack.pop() {
+                match x {
+                    Expr::Binary { op: o, left, right } if o == op => {
+                        stack.push(*right);
+                        stack.push(*left);
+                    }
+                    term => terms.push(rebalance(term, depth + 1)?),
+                }
+            }
+            balanced(terms, |a, b| Expr::Binary { op, left: Box::new(a), right: Box::new(b) })
+        }
+        Expr::Binary { op, left, right } => {
+            Expr::Binary { op, left: deeper(left)?, right: deeper(right)? }
+        }
+        Expr::Not(x) => Expr::Not(deeper(x)?),
+        Expr::IsNull(x) => Expr::IsNull(deeper(x)?),
+        Expr::FillNull(x, v) => Expr::FillNull(deeper(x)?, deeper(v)?),
+        Expr::Cast(x, t) => Expr::Cast(deeper(x)?, t),
+        Expr::Str(op, x, p) => Expr::Str(op, deeper(x)?, p),
+        Expr::In(x, values) => Expr::In(deeper(x)?, values),
+        leaf @ (Expr::Col(_) | Expr::Lit(_)) => leaf,
+    })
+}
+
+/// `terms` joined by `join` as a balanced tree: a chain of thousands of `or`s
+/// (and-ed and or-ed values are associative) is only log2 of its length deep, so
+/// typing and evaluating it recurse that deep, not once per term.
+fn balanced(mut terms: Vec<Expr>, join: impl Fn(Expr, Expr) -> Expr) -> Expr {
+    while terms.len() > 1 {
+        let mut next = Vec::with_capacity(terms.len().div_ceil(2));
+        let mut it = terms.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => join(a, b),
+                None => a,
+            });
+        }
+        terms = next;
+    }
+    terms.pop().expect("at least one term")
 }
 
 /// How deeply an expression may nest (parentheses, `not`, calls) or chain.
@@ -62,7 +132,11 @@ fn tree_depth(e: &Expr) -> usize {
                 stack.push((left, d + 1));
                 stack.push((right, d + 1));
             }
-            Expr::Not(x) | Expr::IsNull(x) | Expr::Cast(x, _) | Expr::Str(_, x, _) => {
+            Expr::Not(x)
+            | Expr::IsNull(x)
+            | Expr::Cast(x, _)
+            | Expr::Str(_, x, _)
+            | Expr::In(x, _) => {
                 stack.push((x, d + 1));
             }
         }
@@ -102,10 +176,18 @@ impl Tok {
 /// The error for `text` at byte `pos`: the message, the text, a caret under it.
 fn located(text: &str, pos: usize, message: &str) -> Error {
     let column = text[..pos.min(text.len())].chars().count();
+    // A long text is shown as a window of 60 characters around the position.
+    const SHOWN: usize = 60;
+    let chars: Vec<char> = text.chars().collect();
+    let from = column.saturating_sub(SHOWN / 2).min(chars.len().saturating_sub(SHOWN));
+    let to = (from + SHOWN).min(chars.len());
+    let before = if from > 0 { "..." } else { "" };
+    let after = if to < chars.len() { "..." } else { "" };
+    let shown: String = chars[from..to].iter().collect();
     Error::Invalid(format!(
-        "invalid expression: {message} at position {}\n  {text}\n  {}^",
+        "invalid expression: {message} at position {}\n  {before}{shown}{after}\n  {}^",
         column + 1,
-        " ".repeat(column)
+        " ".repeat(before.len() + column - from)
     ))
 }
 
@@ -236,19 +318,19 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr> {
-        let mut e = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.keyword("or") {
-            e = e.or(self.and()?);
+            terms.push(self.and()?);
         }
-        Ok(e)
+        Ok(balanced(terms, |a, b| a.or(b)))
     }
 
     fn and(&mut self) -> Result<Expr> {
-        let mut e = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.keyword("and") {
-            e = e.and(self.not()?);
+            terms.push(self.not()?);
         }
-        Ok(e)
+        Ok(balanced(terms, |a, b| a.and(b)))
     }
 
     fn not(&mut self) -> Result<Expr> {
@@ -264,6 +346,18 @@ impl Parser<'_> {
 
     fn comparison(&mut self) -> Result<Expr> {
         let left = self.sum()?;
+        // `x in (v, ...)` and `x not in (...)`.
+        let at = self.at;
+        let negated = self.keyword("not");
+        if self.keyword("in") {
+            let values = self.in_list()?;
+            let e = left.is_in(values);
+            return Ok(if negated { !e } else { e });
+        }
+        if negated {
+            self.at = at;
+            return Err(self.error_here("expected 'in' after 'not' here"));
+        }
         let op = match self.peek() {
             Tok::Op(o @ ("==" | "=" | "!=" | "<>" | "<" | "<=" | ">" | ">=")) => *o,
             _ => return Ok(left),
@@ -360,6 +454,41 @@ impl Parser<'_> {
             t => {
                 self.at = at;
                 Err(self.error_here(&format!("expected a value, found {}", t.describe())))
+            }
+        }
+    }
+
+    /// The literals of `in (...)`: strings, numbers (with a sign), true, false,
+    /// null.
+    fn in_list(&mut self) -> Result<Vec<Lit>> {
+        self.expect(Tok::LParen)?;
+        let mut values = Vec::new();
+        loop {
+            let negative = self.peek() == &Tok::Op("-");
+            if negative {
+                self.next();
+            }
+            let value = match (self.peek().clone(), negative) {
+                (Tok::Int(v), _) => Lit::Int(if negative { v.wrapping_neg() } else { v }),
+                (Tok::Float(v), _) => Lit::Float(if negative { -v } else { v }),
+                (Tok::Str(s), false) => Lit::Str(s),
+                (Tok::Ident(w), false) if w.eq_ignore_ascii_case("true") => Lit::Bool(true),
+                (Tok::Ident(w), false) if w.eq_ignore_ascii_case("false") => Lit::Bool(false),
+                (Tok::Ident(w), false) if w.eq_ignore_ascii_case("null") => Lit::Null,
+                (t, _) => {
+                    return Err(self.error_here(&format!(
+                        "expected a literal value in the 'in' list, found {}",
+                        t.describe()
+                    )));
+                }
+            };
+            self.next();
+            values.push(value);
+            if self.peek() == &Tok::Comma {
+                self.next();
+            } else {
+                self.expect(Tok::RParen)?;
+                return Ok(values);
             }
         }
     }
@@ -465,30 +594,55 @@ mod tests {
         same("fill_null(v1, 0) = 0", col("v1").fill_null(0).eq(0));
     }
 
-    /// Deep nesting and long chains are an error with a message, not a stack
-    /// overflow (4,000 parentheses, 5,000 `not`s, 2,500 chained `or`s aborted the
-    /// process).
+    /// Deep nesting is an error with a message, not a stack overflow (4,000
+    /// parentheses, 5,000 `not`s, 5,000 chained `+` aborted the process); long
+    /// `and` / `or` chains (a 62 KB `id3 == 'x' or ...` list) parse into balanced
+    /// trees and evaluate.
     #[test]
-    fn deep_or_long_expressions_are_refused_not_a_crash() {
+    fn deep_expressions_are_refused_and_long_chains_are_balanced() {
         let parens = format!("{}v1 > 2{}", "(".repeat(4000), ")".repeat(4000));
         let nots = format!("{}v1 > 2", "not ".repeat(5000));
         let minus = format!("v1 > {}2", "- (".repeat(3000));
-        let chain = vec!["id3 == 'x'"; 2500].join(" or ");
         let sum = format!("v1 + {} > 2", vec!["v2"; 5000].join(" + "));
         for (text, what) in [
             (&parens, "nests more than 256 levels"),
             (&nots, "nests more than 256 levels"),
             (&minus, "nests more than 256 levels"),
-            (&chain, "operations deep, more than 256"),
-            (&sum, "operations deep, more than 256"),
+            (&sum, "nests more than 256 levels"),
         ] {
             let e = parse_expr(text).expect_err("refused").to_string();
-            assert!(e.contains(what), "{e}");
+            assert!(e.contains(what) && e.len() < 300, "{e}");
         }
-        // Up to the limit they parse.
-        let ok = vec!["id3 == 'x'"; 100].join(" or ");
-        assert!(parse_expr(&ok).is_ok());
+        let or = vec!["id3 == 'x'"; 2500].join(" or ");
+        let and = vec!["v1 > 2"; 2500].join(" and ");
+        for text in [&or, &and] {
+            let e = parse_expr(text).expect("a long chain parses");
+            assert!(tree_depth(&e) <= 14, "depth {}", tree_depth(&e));
+        }
         assert!(parse_expr(&format!("{}v1 > 2{}", "(".repeat(200), ")".repeat(200))).is_ok());
+        // Built in Rust, one `or` at a time: balanced the same way.
+        let built = (0..20_000).fold(col("v").eq(-1), |e, i| e.or(col("v").eq(i)));
+        let e = checked(built).expect("balanced");
+        assert!(tree_depth(&e) <= 17, "depth {}", tree_depth(&e));
+    }
+
+    #[test]
+    fn membership_lists() {
+        same("id3 in ('a', 'b')", col("id3").is_in(["a", "b"]));
+        same(
+            "v not in (1, -2, 2.5)",
+            !col("v").is_in([Lit::Int(1), Lit::Int(-2), Lit::Float(2.5)]),
+        );
+        same("b in (true, null)", col("b").is_in([Lit::Bool(true), Lit::Null]));
+        for (text, what) in [
+            ("v in (w)", "expected a literal value in the 'in' list, found 'w'"),
+            ("v in (1, )", "expected a literal value"),
+            ("v in 1", "expected '('"),
+            ("v not 1", "expected 'in' after 'not'"),
+        ] {
+            let e = parse_expr(text).expect_err(text).to_string();
+            assert!(e.contains(what), "{text}: {e}");
+        }
     }
 
     #[test]
