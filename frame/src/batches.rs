@@ -2,10 +2,33 @@
 //! concatenating them, naming the op in Arrow errors, and the [`Item`] op that
 //! takes each piece of a split (a list value) out as its own task result.
 
+use std::collections::HashMap;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
 use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::Task;
 use serde::{Deserialize, Serialize};
+
+/// A schema's columns by name, found by hash: looking each of many columns up by
+/// scanning the schema made wide frames quadratic (20,000 columns took 10 s).
+pub(crate) struct ByName<'a>(HashMap<&'a str, usize>);
+
+impl<'a> ByName<'a> {
+    /// The index of every name (the first, for a repeated one).
+    pub(crate) fn of(schema: &'a Schema) -> Self {
+        let mut index = HashMap::with_capacity(schema.fields().len());
+        for (i, f) in schema.fields().iter().enumerate() {
+            index.entry(f.name().as_str()).or_insert(i);
+        }
+        ByName(index)
+    }
+
+    /// The position of the column called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        self.0.get(name).copied()
+    }
+}
 
 /// The batch a value holds, or a type error naming the op.
 pub(crate) fn batch_of(op: &str, v: &Value) -> brisk_core::Result<RecordBatch> {

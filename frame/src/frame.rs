@@ -8,7 +8,7 @@ use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Collection, GraphBuilder, Layer, Task, token};
 use serde::{Deserialize, Serialize};
 
-use crate::batches::{arrow_err, batch_of, first_batch};
+use crate::batches::{ByName, arrow_err, batch_of, first_batch};
 use crate::error::unknown_column;
 use crate::expr::{Expr, col};
 use crate::table::Table;
@@ -202,11 +202,22 @@ impl Frame {
             .map(|(name, e)| Ok((name, crate::expr::checked(e)?)))
             .collect::<Result<Vec<_>>>()?;
         let mut fields = Vec::with_capacity(exprs.len());
+        let mut names = std::collections::HashSet::with_capacity(exprs.len());
+        let by_name = ByName::of(&self.schema);
         for (name, e) in &exprs {
-            if fields.iter().any(|f: &Field| f.name() == name) {
+            if !names.insert(name.as_str()) {
                 return Err(Error::Invalid(format!("column '{name}' is given twice")));
             }
-            fields.push(Field::new(name, e.data_type(&self.schema)?, true));
+            // A plain column is looked up by hash (a wide frame has thousands).
+            let direct = match e {
+                Expr::Col(c) => by_name.get(c),
+                _ => None,
+            };
+            let dtype = match direct {
+                Some(i) => self.schema.field(i).data_type().clone(),
+                None => e.data_type(&self.schema)?,
+            };
+            fields.push(Field::new(name, dtype, true));
         }
         Ok(self.map("project", Step::Project(exprs), Arc::new(Schema::new(fields))))
     }
@@ -340,9 +351,20 @@ impl OpKind for MapBatch {
                 arrow::compute::filter_record_batch(&batch, mask).map_err(&err)?
             }
             Step::Project(exprs) => {
+                let schema = batch.schema();
+                let by_name = ByName::of(&schema);
                 let columns = exprs
                     .iter()
-                    .map(|(_, e)| e.evaluate(&batch))
+                    .map(|(_, e)| {
+                        let direct = match e {
+                            Expr::Col(c) => by_name.get(c),
+                            _ => None,
+                        };
+                        match direct {
+                            Some(i) => Ok(batch.column(i).clone()),
+                            None => e.evaluate(&batch),
+                        }
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(&err)?;
                 let fields: Vec<Field> = exprs

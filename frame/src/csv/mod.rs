@@ -217,10 +217,14 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let existing: Vec<&str> = names.iter().map(String::as_str).collect();
     let projection: Vec<usize> = match &opts.usecols {
         Some(cols) => {
+            let mut position = std::collections::HashMap::with_capacity(names.len());
+            for (i, n) in names.iter().enumerate() {
+                position.entry(n.as_str()).or_insert(i);
+            }
             let mut idx = cols
                 .iter()
                 .map(|c| {
-                    names.iter().position(|n| n == c).ok_or_else(|| unknown_column(c, &existing))
+                    position.get(c.as_str()).copied().ok_or_else(|| unknown_column(c, &existing))
                 })
                 .collect::<Result<Vec<_>>>()?;
             idx.sort_unstable();

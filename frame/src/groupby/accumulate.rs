@@ -11,6 +11,7 @@ use hashbrown::HashTable;
 
 use super::hash::{DROPPED, fixed_hash, group};
 use super::{Agg, AggPlan};
+use crate::batches::ByName;
 
 /// Per-group accumulators for one spec.
 enum Acc {
@@ -75,15 +76,16 @@ pub(super) fn aggregate(
     batch: &RecordBatch,
     input: Input,
 ) -> std::result::Result<(RecordBatch, Vec<usize>), arrow::error::ArrowError> {
-    let key_cols: Vec<ArrayRef> = plan
-        .keys
-        .iter()
-        .map(|k| {
-            batch.column_by_name(k).cloned().ok_or_else(|| {
-                arrow::error::ArrowError::SchemaError(format!("no key column '{k}'"))
-            })
-        })
-        .collect::<std::result::Result<_, _>>()?;
+    let schema = batch.schema();
+    let by_name = ByName::of(&schema);
+    let column = |name: &str, what: &str| {
+        by_name
+            .get(name)
+            .map(|i| batch.column(i).clone())
+            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no {what} '{name}'")))
+    };
+    let key_cols: Vec<ArrayRef> =
+        plan.keys.iter().map(|k| column(k, "key column")).collect::<std::result::Result<_, _>>()?;
     let (dropna, parts) = match input {
         Input::Values => (plan.dropna, plan.parts),
         Input::States => (false, 1),
@@ -106,18 +108,10 @@ pub(super) fn aggregate(
         // The columns this spec reads: its value column, or its state columns.
         let inputs: Vec<ArrayRef> = match input {
             Input::Values if spec.agg == Agg::Size => vec![],
-            Input::Values => {
-                vec![batch.column_by_name(&spec.column).cloned().ok_or_else(|| {
-                    arrow::error::ArrowError::SchemaError(format!("no column '{}'", spec.column))
-                })?]
-            }
+            Input::Values => vec![column(&spec.column, "column")?],
             Input::States => state_fields
                 .iter()
-                .map(|f| {
-                    batch.column_by_name(f.name()).cloned().ok_or_else(|| {
-                        arrow::error::ArrowError::SchemaError(format!("no state '{}'", f.name()))
-                    })
-                })
+                .map(|f| column(f.name(), "state"))
                 .collect::<std::result::Result<_, _>>()?,
         };
         let ids = &g.ids;

@@ -297,6 +297,11 @@ impl GroupBy {
             self.frame.check_column(column)?;
             schema.field_with_name(column).expect("checked").data_type().clone()
         };
+        Self::spec_of(column, input, agg, out)
+    }
+
+    /// The spec of `agg` over a column of type `input`.
+    fn spec_of(column: &str, input: DataType, agg: Agg, out: String) -> Result<Spec> {
         // A Null column (no values: a header-only file) is accepted by every
         // aggregation, as an empty numeric column.
         let numeric = input.is_numeric() || matches!(input, DataType::Boolean | DataType::Null);
@@ -328,7 +333,7 @@ impl GroupBy {
                 !self.keys.contains(f.name())
                     && (f.data_type().is_numeric() || f.data_type() == &DataType::Null)
             })
-            .map(|f| self.spec(f.name(), agg, f.name().clone()))
+            .map(|f| Self::spec_of(f.name(), f.data_type().clone(), agg, f.name().clone()))
             .collect::<Result<Vec<_>>>()?;
         if specs.is_empty() {
             return Err(Error::Invalid(format!(
@@ -383,8 +388,10 @@ impl GroupBy {
     fn build(&self, specs: Vec<Spec>) -> Result<Frame> {
         // Only the key and aggregated columns are read.
         let mut needed = self.keys.clone();
+        let mut seen: std::collections::HashSet<&str> =
+            self.keys.iter().map(String::as_str).collect();
         for s in &specs {
-            if !s.column.is_empty() && !needed.contains(&s.column) {
+            if !s.column.is_empty() && seen.insert(&s.column) {
                 needed.push(s.column.clone());
             }
         }
@@ -392,8 +399,10 @@ impl GroupBy {
         let schema = frame.schema();
         let mut fields: Vec<Field> =
             self.keys.iter().map(|k| schema.field_with_name(k).expect("checked").clone()).collect();
+        let mut outs: std::collections::HashSet<&str> =
+            self.keys.iter().map(String::as_str).collect();
         for s in &specs {
-            if fields.iter().any(|f| f.name() == &s.out) {
+            if !outs.insert(&s.out) {
                 return Err(Error::Invalid(format!("output column '{}' is given twice", s.out)));
             }
             fields.push(Field::new(&s.out, s.output_type(), true));

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accumulate::{Input, aggregate, f64s, i64s};
 use super::{Agg, AggPlan};
-use crate::batches::{arrow_err, batch_of, concat_all, first_batch};
+use crate::batches::{ByName, arrow_err, batch_of, concat_all, first_batch};
 use crate::table::sort_batch;
 
 /// A state batch split into its parts: part `p` is rows `part_ends[p - 1]..part_ends[p]`,
@@ -146,10 +146,12 @@ impl OpKind for Finish {
         let mut columns: Vec<ArrayRef> = state.columns()[..nk].to_vec();
         let mut fields: Vec<Field> =
             state.schema().fields()[..nk].iter().map(|f| f.as_ref().clone()).collect();
+        let schema = state.schema();
+        let by_name = ByName::of(&schema);
         let col = |name: String| {
-            state
-                .column_by_name(&name)
-                .cloned()
+            by_name
+                .get(&name)
+                .map(|i| state.column(i).clone())
                 .ok_or_else(|| CoreError::Internal(format!("no state {name}")))
         };
         for (i, spec) in self.plan.specs.iter().enumerate() {
