@@ -8,11 +8,23 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary paths of the outputs being written now.
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Temporary paths of the outputs being written now, and whether
+/// [`remove_pending`] has run (the process is stopping: nothing new is listed).
+static PENDING: Mutex<(Vec<PathBuf>, bool)> = Mutex::new((Vec::new(), false));
 
-fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+fn pending() -> std::sync::MutexGuard<'static, (Vec<PathBuf>, bool)> {
     PENDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes a temporary output. A directory is renamed first: a writer still
+/// adding parts to it then fails to open them instead of adding one while it
+/// is being removed (which would leave it behind).
+fn remove(tmp: &Path) {
+    let doomed = tmp.with_extension("removing");
+    if std::fs::rename(tmp, &doomed).is_ok() {
+        let _ = std::fs::remove_dir_all(&doomed);
+        let _ = std::fs::remove_file(&doomed);
+    }
 }
 
 /// An output being written under a temporary name (a file or a directory of
@@ -56,19 +68,29 @@ impl PendingOutput {
         let (parent, prefix) = Self::beside(target);
         let tmp = builder(&prefix, 0o666).tempfile_in(parent)?;
         let (file, tmp) = tmp.keep().map_err(|e| e.error)?;
-        Ok((Self::listed(tmp, target, false), file))
+        Ok((Self::listed(tmp, target, false)?, file))
     }
 
     /// A new empty directory beside `target`.
     pub fn dir(target: &Path) -> std::io::Result<PendingOutput> {
         let (parent, prefix) = Self::beside(target);
         let tmp = builder(&prefix, 0o777).tempdir_in(parent)?;
-        Ok(Self::listed(tmp.keep(), target, true))
+        Self::listed(tmp.keep(), target, true)
     }
 
-    fn listed(tmp: PathBuf, target: &Path, dir: bool) -> PendingOutput {
-        pending().push(tmp.clone());
-        PendingOutput { tmp, target: target.to_path_buf(), dir }
+    fn listed(tmp: PathBuf, target: &Path, dir: bool) -> std::io::Result<PendingOutput> {
+        let mut list = pending();
+        if list.1 {
+            // Made after the signal handler removed the others: not kept either.
+            drop(list);
+            remove(&tmp);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the process is stopping",
+            ));
+        }
+        list.0.push(tmp.clone());
+        Ok(PendingOutput { tmp, target: target.to_path_buf(), dir })
     }
 
     /// Where the output is being written.
@@ -79,7 +101,7 @@ impl PendingOutput {
     /// Moves the finished output onto its target (replacing a file there).
     pub fn persist(self) -> std::io::Result<()> {
         std::fs::rename(&self.tmp, &self.target)?;
-        pending().retain(|p| p != &self.tmp);
+        pending().0.retain(|p| p != &self.tmp);
         // Nothing left to remove: the drop finds no path.
         Ok(())
     }
@@ -88,8 +110,8 @@ impl PendingOutput {
 impl Drop for PendingOutput {
     fn drop(&mut self) {
         let mut list = pending();
-        if let Some(i) = list.iter().position(|p| p == &self.tmp) {
-            list.swap_remove(i);
+        if let Some(i) = list.0.iter().position(|p| p == &self.tmp) {
+            list.0.swap_remove(i);
             drop(list);
             let _ = if self.dir {
                 std::fs::remove_dir_all(&self.tmp)
@@ -113,12 +135,16 @@ fn builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
     b
 }
 
-/// Removes every output still being written: for a signal handler, before the
-/// process exits.
+/// Removes every output still being written, and refuses new ones: for a
+/// signal handler, before the process exits.
 pub fn remove_pending() {
-    for tmp in std::mem::take(&mut *pending()) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        let _ = std::fs::remove_file(&tmp);
+    let list = {
+        let mut list = pending();
+        list.1 = true;
+        std::mem::take(&mut list.0)
+    };
+    for tmp in list {
+        remove(&tmp);
     }
 }
 
