@@ -1,36 +1,55 @@
 //! `describe`: count, mean, std, min, quartiles and max of every numeric column,
-//! as pandas prints them. Moments are exact (Chan's parallel combine); quartiles
-//! come from a weighted sample kept per partition and merged, within 1/1024 of the
-//! rank (Dask's `describe` is approximate too).
+//! as pandas prints them. Moments are exact (Chan's parallel combine). Quartiles
+//! use pandas' linear interpolation between the two order statistics around the
+//! rank `(n - 1) q`: exact while a column has at most [`DESCRIBE_EXACT_VALUES`] values,
+//! and beyond that read from a DDSketch (the `sketches-ddsketch` crate), whose
+//! proven bound is on each order statistic's value: within
+//! [`DESCRIBE_RELATIVE_ACCURACY`] of it, relatively (values closer to 0 than 1e-9 count
+//! as 0). Sketches merge by adding bucket counts, so the error does not grow
+//! with merges and the result is the same however the input is partitioned.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, BinaryArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use brisk_core::{ArrayChunk, Error as CoreError, Key, Op, OpKind, Scalar, Value};
 use brisk_graph::{
     Collection, DEFAULT_SPLIT_EVERY, GraphBuilder, Layer, Task, combine_tree, token,
 };
 use serde::{Deserialize, Serialize};
+use sketches_ddsketch::{Config, DDSketch};
 
 use crate::batches::{arrow_err, first_batch};
 use crate::frame::Frame;
 use crate::table::Table;
 use crate::{Error, Result};
 
-/// Values kept per column per state for the quartiles.
-const SKETCH: usize = 1024;
+/// Values of a column kept exactly (8 bytes each) before its quartiles come from
+/// a sketch.
+pub const DESCRIBE_EXACT_VALUES: usize = 65_536;
+
+/// The sketch's relative accuracy: each order statistic it gives is within this
+/// fraction of the true one's value.
+pub const DESCRIBE_RELATIVE_ACCURACY: f64 = 0.005;
+
+fn new_sketch() -> DDSketch {
+    // 4096 buckets per sign cover values from 1e-9 up to 1e9 times larger at
+    // 0.5%; past that the smallest buckets are merged.
+    DDSketch::new(Config::new(DESCRIBE_RELATIVE_ACCURACY, 4096, 1e-9))
+}
 
 /// The summary of one column so far.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Default)]
 struct Summary {
     n: u64,
     mean: f64,
     m2: f64,
     min: f64,
     max: f64,
-    /// Sorted (value, weight) pairs, each standing for `weight` values.
-    sketch: Vec<(f64, u64)>,
+    /// Every value, sorted, while there are at most `DESCRIBE_EXACT_VALUES`.
+    exact: Vec<f64>,
+    /// All values, once there are more.
+    sketch: Option<DDSketch>,
 }
 
 impl Summary {
@@ -43,19 +62,30 @@ impl Summary {
         let n = v.len() as u64;
         let mean = v.iter().sum::<f64>() / n as f64;
         let m2 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
-        let sketch = v.iter().map(|&x| (x, 1)).collect();
-        let mut s = Summary { n, mean, m2, min: v[0], max: v[v.len() - 1], sketch };
-        s.compress();
+        let mut s = Summary { n, mean, m2, min: v[0], max: v[v.len() - 1], exact: v, sketch: None };
+        s.spill_to_sketch();
         s
     }
 
-    fn merge(&mut self, o: &Summary) {
-        if o.n == 0 {
+    /// Past `DESCRIBE_EXACT_VALUES` values, moves the exact values into the sketch.
+    fn spill_to_sketch(&mut self) {
+        if self.exact.len() <= DESCRIBE_EXACT_VALUES && self.sketch.is_none() {
             return;
+        }
+        let sketch = self.sketch.get_or_insert_with(new_sketch);
+        for &x in &self.exact {
+            sketch.add(x);
+        }
+        self.exact = Vec::new();
+    }
+
+    fn merge(&mut self, o: &Summary) -> brisk_core::Result<()> {
+        if o.n == 0 {
+            return Ok(());
         }
         if self.n == 0 {
             *self = o.clone();
-            return;
+            return Ok(());
         }
         let n = self.n + o.n;
         let delta = o.mean - self.mean;
@@ -64,47 +94,55 @@ impl Summary {
         self.n = n;
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
-        self.sketch.extend_from_slice(&o.sketch);
-        self.sketch.sort_by(|a, b| a.0.total_cmp(&b.0));
-        self.compress();
-    }
-
-    /// Keeps at most `SKETCH` entries: neighbours merged, weights summed.
-    fn compress(&mut self) {
-        if self.sketch.len() <= SKETCH {
-            return;
-        }
-        let total: u64 = self.sketch.iter().map(|e| e.1).sum();
-        let step = total.div_ceil(SKETCH as u64);
-        let mut out = Vec::with_capacity(SKETCH);
-        let (mut acc, mut first) = (0u64, None);
-        for &(v, w) in &self.sketch {
-            first.get_or_insert(v);
-            acc += w;
-            if acc >= step {
-                out.push((first.take().expect("set"), acc));
-                acc = 0;
+        // Exact values merge in order; the sketch takes them past the limit.
+        let mut merged = Vec::with_capacity(self.exact.len() + o.exact.len());
+        let (mut a, mut b) = (self.exact.iter().peekable(), o.exact.iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            if x.total_cmp(y).is_le() {
+                merged.push(*a.next().expect("peeked"));
+            } else {
+                merged.push(*b.next().expect("peeked"));
             }
         }
-        if let Some(v) = first {
-            out.push((v, acc));
+        merged.extend(a.chain(b));
+        self.exact = merged;
+        if let Some(other) = &o.sketch {
+            let sketch = self.sketch.get_or_insert_with(new_sketch);
+            sketch.merge(other).map_err(|e| CoreError::Internal(format!("describe: {e:?}")))?;
         }
-        self.sketch = out;
+        self.spill_to_sketch();
+        Ok(())
     }
 
+    /// The value of order statistic `rank` (0-based).
+    fn at_rank(&self, rank: u64) -> f64 {
+        if rank == 0 {
+            return self.min;
+        }
+        if rank + 1 >= self.n {
+            return self.max;
+        }
+        match &self.sketch {
+            None => self.exact[rank as usize],
+            // The crate reads the rank as floor(q (n - 1)): half a rank up lands
+            // on `rank` whatever the rounding.
+            Some(s) => {
+                let q = ((rank as f64 + 0.5) / (self.n - 1) as f64).min(1.0);
+                s.quantile(q).ok().flatten().unwrap_or(f64::NAN).clamp(self.min, self.max)
+            }
+        }
+    }
+
+    /// pandas' (numpy's `linear`) quantile: between the order statistics around
+    /// rank `(n - 1) q`, in proportion.
     fn quantile(&self, q: f64) -> Option<f64> {
         if self.n == 0 {
             return None;
         }
-        let target = q * (self.n - 1) as f64;
-        let mut seen = 0u64;
-        for &(v, w) in &self.sketch {
-            if (seen + w) as f64 > target {
-                return Some(v);
-            }
-            seen += w;
-        }
-        Some(self.max)
+        let h = q * (self.n - 1) as f64;
+        let lo = h.floor() as u64;
+        let (below, above) = (self.at_rank(lo), self.at_rank(h.ceil() as u64));
+        Some(below + (above - below) * (h - lo as f64))
     }
 }
 
@@ -119,22 +157,30 @@ fn numeric_columns(schema: &Schema) -> Vec<String> {
 }
 
 /// Summaries as a value with a codec (so states can spill or travel): per column a
-/// list of n, mean, M2, min, max and the sketch's values and weights.
-fn to_value(s: Vec<Summary>) -> Value {
-    let one = |s: Summary| {
-        let (values, weights): (Vec<f64>, Vec<i64>) =
-            s.sketch.iter().map(|&(v, w)| (v, w as i64)).unzip();
-        Value::from(vec![
+/// list of n, mean, M2, min, max, the exact values, and the sketch (serialized,
+/// in a one-row binary batch; no rows without one).
+fn to_value(s: Vec<Summary>) -> brisk_core::Result<Value> {
+    let one = |s: Summary| -> brisk_core::Result<Value> {
+        let sketch = s
+            .sketch
+            .as_ref()
+            .map(rmp_serde::to_vec)
+            .transpose()
+            .map_err(|e| CoreError::Internal(format!("describe: {e}")))?;
+        let bytes = BinaryArray::from_iter(sketch.as_deref().map(Some));
+        let batch = RecordBatch::try_from_iter([("sketch", Arc::new(bytes) as Arc<dyn Array>)])
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(Value::from(vec![
             Value::from(s.n as i64),
             Value::from(s.mean),
             Value::from(s.m2),
             Value::from(s.min),
             Value::from(s.max),
-            Value::from(ArrayChunk::F64(ndarray::Array1::from(values).into_dyn())),
-            Value::from(ArrayChunk::I64(ndarray::Array1::from(weights).into_dyn())),
-        ])
+            Value::from(ArrayChunk::F64(ndarray::Array1::from(s.exact).into_dyn())),
+            Value::from(batch),
+        ]))
     };
-    Value::from(s.into_iter().map(one).collect::<Vec<_>>())
+    Ok(Value::from(s.into_iter().map(one).collect::<brisk_core::Result<Vec<_>>>()?))
 }
 
 fn summaries(v: &Value) -> brisk_core::Result<Vec<Summary>> {
@@ -143,8 +189,7 @@ fn summaries(v: &Value) -> brisk_core::Result<Vec<Summary>> {
     cols.iter()
         .map(|c| {
             let Value::List(p) = c else { return Err(bad()) };
-            let [n, mean, m2, min, max, Value::Array(values), Value::Array(weights)] = &p[..]
-            else {
+            let [n, mean, m2, min, max, Value::Array(exact), Value::Batch(sketch)] = &p[..] else {
                 return Err(bad());
             };
             let f = |x: &Value| match x.as_scalar() {
@@ -155,13 +200,23 @@ fn summaries(v: &Value) -> brisk_core::Result<Vec<Summary>> {
                 Some(Scalar::I64(n)) => n as u64,
                 _ => return Err(bad()),
             };
-            let (ArrayChunk::F64(values), ArrayChunk::I64(weights)) =
-                (values.as_ref(), weights.as_ref())
-            else {
-                return Err(bad());
+            let ArrayChunk::F64(exact) = exact.as_ref() else { return Err(bad()) };
+            let sketch = match sketch.column(0).as_binary_opt::<i32>() {
+                Some(b) if !b.is_empty() => Some(
+                    rmp_serde::from_slice::<DDSketch>(b.value(0))
+                        .map_err(|e| CoreError::Internal(format!("describe: {e}")))?,
+                ),
+                _ => None,
             };
-            let sketch = values.iter().zip(weights.iter()).map(|(&v, &w)| (v, w as u64)).collect();
-            Ok(Summary { n, mean: f(mean)?, m2: f(m2)?, min: f(min)?, max: f(max)?, sketch })
+            Ok(Summary {
+                n,
+                mean: f(mean)?,
+                m2: f(m2)?,
+                min: f(min)?,
+                max: f(max)?,
+                exact: exact.iter().copied().collect(),
+                sketch,
+            })
         })
         .collect()
 }
@@ -189,7 +244,7 @@ impl OpKind for DescribeChunk {
                 Ok(Summary::of(f.as_primitive::<Float64Type>()))
             })
             .collect::<brisk_core::Result<Vec<_>>>()?;
-        Ok(to_value(out))
+        to_value(out)
     }
 }
 
@@ -206,10 +261,14 @@ impl OpKind for DescribeCombine {
             let s = summaries(v)?;
             match &mut acc {
                 None => acc = Some(s),
-                Some(a) => a.iter_mut().zip(&s).for_each(|(a, b)| a.merge(b)),
+                Some(a) => {
+                    for (a, b) in a.iter_mut().zip(&s) {
+                        a.merge(b)?;
+                    }
+                }
             }
         }
-        Ok(to_value(acc.unwrap_or_default()))
+        to_value(acc.unwrap_or_default())
     }
 }
 
@@ -223,8 +282,10 @@ pub struct Describe {
 
 impl Frame {
     /// count, mean, std (ddof 1), min, 25%, 50%, 75% and max of every numeric
-    /// column, one row per statistic (pandas' layout). Quartiles are approximate
-    /// (within 1/1024 of the rank); the rest are exact.
+    /// column, one row per statistic (pandas' layout). Quartiles interpolate as
+    /// pandas does; exact up to [`DESCRIBE_EXACT_VALUES`] values per column, beyond that
+    /// each order statistic within [`DESCRIBE_RELATIVE_ACCURACY`] of its value; the rest
+    /// are exact.
     pub fn describe(&self) -> Result<Describe> {
         let columns = numeric_columns(self.schema());
         if columns.is_empty() {

@@ -74,7 +74,7 @@ pub use arrow;
 /// as `brisk_graph`'s, for every collection).
 pub use brisk_graph::DEFAULT_SPLIT_EVERY;
 pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, read_csv};
-pub use describe::Describe;
+pub use describe::{DESCRIBE_EXACT_VALUES, DESCRIBE_RELATIVE_ACCURACY, Describe};
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit, parse_expr};
 pub use frame::{Frame, RowCount};

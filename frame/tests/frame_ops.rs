@@ -105,11 +105,73 @@ fn describe_matches_eager_statistics() {
     assert_eq!((v[3], v[7]), (0.0, 49.0));
     let mut sorted = xs.clone();
     sorted.sort_by(f64::total_cmp);
-    assert_eq!(
-        v[5],
-        sorted[(0.5 * (n - 1.0)) as usize],
-        "exact while the sketch holds every value"
-    );
+    for (row, q) in [(4, 0.25), (5, 0.5), (6, 0.75)] {
+        assert_eq!(v[row], linear_quantile(&sorted, q), "q {q}: exact under the limit");
+    }
+}
+
+/// numpy's default (`linear`) quantile of sorted values, which pandas uses.
+fn linear_quantile(sorted: &[f64], q: f64) -> f64 {
+    let h = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (h - lo as f64)
+}
+
+/// One float column in partitions of `per` rows.
+fn floats(xs: &[f64], per: usize) -> Frame {
+    let batches = xs
+        .chunks(per)
+        .map(|c| {
+            RecordBatch::try_from_iter([(
+                "x",
+                Arc::new(Float64Array::from(c.to_vec())) as ArrayRef,
+            )])
+            .unwrap()
+        })
+        .collect();
+    Frame::from_batches(batches).unwrap()
+}
+
+fn quartiles(df: &Frame) -> Vec<f64> {
+    let t = df.describe().unwrap().compute().unwrap();
+    let x = t.column("x").unwrap();
+    x.as_primitive::<Float64Type>().values()[4..7].to_vec()
+}
+
+/// Quartiles interpolate as pandas does (the median of 1..4 is 2.5, not 2),
+/// exactly up to the exact limit; past it (300,000 values, negatives, a wide
+/// range) every quartile is within the sketch's proven bound of numpy's, and
+/// the same bits however the values are partitioned (merges add counts).
+#[test]
+fn describe_quartiles_interpolate_as_pandas_within_the_stated_bound() {
+    assert_eq!(quartiles(&floats(&[4.0, 1.0, 3.0, 2.0], 1)), vec![1.75, 2.5, 3.25]);
+    assert_eq!(quartiles(&floats(&[10.0, 20.0], 2)), vec![12.5, 15.0, 17.5]);
+    let n = 300_000;
+    assert!(n > brisk_frame::DESCRIBE_EXACT_VALUES);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let xs: Vec<f64> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            // Skewed, both signs, six orders of magnitude.
+            (u * 14.0 - 4.0).exp() * if state.is_multiple_of(5) { -1.0 } else { 1.0 }
+        })
+        .collect();
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let first = quartiles(&floats(&xs, 40_000));
+    for (i, q) in [0.25, 0.5, 0.75].into_iter().enumerate() {
+        let want = linear_quantile(&sorted, q);
+        let h = q * (n - 1) as f64;
+        let scale = sorted[h.floor() as usize].abs().max(sorted[h.ceil() as usize].abs());
+        let bound = brisk_frame::DESCRIBE_RELATIVE_ACCURACY * scale;
+        assert!((first[i] - want).abs() <= bound, "q {q}: {} vs {want} (bound {bound})", first[i]);
+    }
+    for per in [7_919, 100_000, n] {
+        assert_eq!(quartiles(&floats(&xs, per)), first, "partitions of {per}");
+    }
 }
 
 /// A frame of (key, value) rows in partitions of `per` rows.
