@@ -2,7 +2,8 @@
 //! fast path), partial aggregation and the combine tree. `cargo bench --bench frame`.
 //! Writes a 1,000,000-row file of the db-benchmark schema (about 50 MB) to the
 //! temporary directory once; throughput is in bytes of CSV. Each case checks its
-//! answer (group count) before it is timed. The side-by-side comparison with Polars
+//! answer (group count) before it is timed. `csv_block_parse` times one block
+//! parsed by the quote-free fast path and by Arrow's decoder. The side-by-side comparison with Polars
 //! and Dask on the 10-million-row file uses `examples/csv_groupby_bench.rs`.
 
 use std::io::Write;
@@ -63,5 +64,29 @@ fn groupby(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, groupby);
+/// One 4 MiB block of the same file parsed by the quote-free fast path and by
+/// Arrow's CSV decoder, columns typed as `read_csv` infers them: the fast path
+/// stays only while it is faster. Both answers are checked equal first.
+fn block_parse(c: &mut Criterion) {
+    let path = write_data(1_000_000);
+    let schema = read_csv(path.as_path(), CsvOptions::default()).unwrap().schema().clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body = &text[text.find('\n').unwrap() + 1..];
+    let block = &body[..body[..4 << 20].rfind('\n').unwrap() + 1];
+    let fast =
+        brisk::frame::bench_parse_block(block, &schema, true).expect("the fast path applies");
+    let arrow = brisk::frame::bench_parse_block(block, &schema, false).expect("Arrow parses it");
+    assert_eq!(fast, arrow);
+    let mut g = c.benchmark_group("csv_block_parse");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(block.len() as u64));
+    for (name, fast_path) in [("fast_path", true), ("arrow_csv", false)] {
+        g.bench_function(name, |b| {
+            b.iter(|| brisk::frame::bench_parse_block(block, &schema, fast_path).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, groupby, block_parse);
 criterion_main!(benches);
