@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::batches::first_batch;
 use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
-use crate::sources::{Sources, modified};
+use crate::sources::{FileStamp, Sources, modified};
 use crate::write::{Writes, check_target, pending, persist};
 use crate::{Error, Result};
 
@@ -30,6 +30,9 @@ pub(crate) struct ReadRowGroup {
     path: String,
     row_group: usize,
     columns: Vec<usize>,
+    /// The file as it was when the graph was built: a row group of a file
+    /// rewritten since (its footer elsewhere) is an error, not other data.
+    stamp: FileStamp,
 }
 
 impl OpKind for ReadRowGroup {
@@ -38,6 +41,19 @@ impl OpKind for ReadRowGroup {
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let fail = |e: &dyn std::fmt::Display| CoreError::user(format!("{}: {e}", self.path));
         let f = File::open(&self.path).map_err(|e| fail(&e))?;
+        self.stamp.check(&self.path, Some(&f))?;
+        let batch = self.read(f);
+        // Checked again after reading: a file changed meanwhile fails whole (a
+        // read error it caused is reported as that change).
+        self.stamp.check(&self.path, None)?;
+        batch
+    }
+}
+
+impl ReadRowGroup {
+    /// The row group (its columns kept) as one batch.
+    fn read(&self, f: File) -> brisk_core::Result<Value> {
+        let fail = |e: &dyn std::fmt::Display| CoreError::user(format!("{}: {e}", self.path));
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fail(&e))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.columns.iter().copied());
         // The row group's bytes on disk, of the columns read, for progress.
@@ -83,6 +99,10 @@ fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
     let mut indices = Vec::new();
     for (fi, path) in files.iter().enumerate() {
         let f = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        let stamp = f
+            .metadata()
+            .map(|m| FileStamp::of(&m))
+            .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| file_error(path, format!("not a readable Parquet file: {e}")))?;
         let file_schema = builder.schema().clone();
@@ -118,6 +138,7 @@ fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
                 path: path.to_string_lossy().into_owned(),
                 row_group: rg,
                 columns: indices.clone(),
+                stamp,
             };
             tasks.push(Task::root(base.with_index([fi as u32, rg as u32]), Op::data(op)));
         }

@@ -362,6 +362,14 @@ fn parquet_round_trips_one_file_and_parts_with_projection() {
     assert!(err.contains("unknown column 'kk'"), "{err}");
     let err = read_parquet(src.to_str().unwrap(), None).unwrap_err().to_string();
     assert!(err.contains("src.csv") && err.contains("Parquet"), "{err}");
+    // A file rewritten between building the frame and computing it: an error
+    // naming it, not rows of the new file read by the old file's footer.
+    let frame = read_parquet(one.to_str().unwrap(), None).unwrap();
+    let other = d.join("other.parquet");
+    df.filter(col("v").gt(lit(1))).unwrap().to_parquet_on(&other, &s).unwrap();
+    std::fs::rename(&other, &one).unwrap();
+    let err = frame.compute().unwrap_err().to_string();
+    assert!(err.contains("all.parquet changed while it was being read"), "{err}");
 }
 
 #[cfg(not(feature = "compression"))]
