@@ -33,9 +33,10 @@ pub const DESCRIBE_EXACT_VALUES: usize = 65_536;
 pub const DESCRIBE_RELATIVE_ACCURACY: f64 = 0.005;
 
 fn new_sketch() -> DDSketch {
-    // 4096 buckets per sign cover values from 1e-9 up to 1e9 times larger at
-    // 0.5%; past that the smallest buckets are merged.
-    DDSketch::new(Config::new(DESCRIBE_RELATIVE_ACCURACY, 4096, 1e-9))
+    // 8192 buckets per sign cover magnitudes across a ratio of 1e35 at 0.5%
+    // (only the range in use is allocated); past that the smallest buckets are
+    // merged.
+    DDSketch::new(Config::new(DESCRIBE_RELATIVE_ACCURACY, 8192, 1e-9))
 }
 
 /// The summary of one column so far.
@@ -48,8 +49,11 @@ struct Summary {
     max: f64,
     /// Every value, sorted, while there are at most `DESCRIBE_EXACT_VALUES`.
     exact: Vec<f64>,
-    /// All values, once there are more.
+    /// All finite values, once there are more.
     sketch: Option<DDSketch>,
+    /// The infinities among them (a sketch has no bucket for them).
+    neg_inf: u64,
+    pos_inf: u64,
 }
 
 impl Summary {
@@ -62,7 +66,8 @@ impl Summary {
         let n = v.len() as u64;
         let mean = v.iter().sum::<f64>() / n as f64;
         let m2 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
-        let mut s = Summary { n, mean, m2, min: v[0], max: v[v.len() - 1], exact: v, sketch: None };
+        let mut s =
+            Summary { n, mean, m2, min: v[0], max: v[v.len() - 1], exact: v, ..Summary::default() };
         s.spill_to_sketch();
         s
     }
@@ -74,7 +79,13 @@ impl Summary {
         }
         let sketch = self.sketch.get_or_insert_with(new_sketch);
         for &x in &self.exact {
-            sketch.add(x);
+            if x == f64::NEG_INFINITY {
+                self.neg_inf += 1;
+            } else if x == f64::INFINITY {
+                self.pos_inf += 1;
+            } else {
+                sketch.add(x);
+            }
         }
         self.exact = Vec::new();
     }
@@ -106,6 +117,8 @@ impl Summary {
         }
         merged.extend(a.chain(b));
         self.exact = merged;
+        self.neg_inf += o.neg_inf;
+        self.pos_inf += o.pos_inf;
         if let Some(other) = &o.sketch {
             let sketch = self.sketch.get_or_insert_with(new_sketch);
             sketch.merge(other).map_err(|e| CoreError::Internal(format!("describe: {e:?}")))?;
@@ -127,7 +140,19 @@ impl Summary {
             // The crate reads the rank as floor(q (n - 1)): half a rank up lands
             // on `rank` whatever the rounding.
             Some(s) => {
-                let q = ((rank as f64 + 0.5) / (self.n - 1) as f64).min(1.0);
+                let finite = self.n - self.neg_inf - self.pos_inf;
+                if rank < self.neg_inf {
+                    return f64::NEG_INFINITY;
+                }
+                if rank >= self.neg_inf + finite {
+                    return f64::INFINITY;
+                }
+                let r = rank - self.neg_inf;
+                let q = if finite > 1 {
+                    ((r as f64 + 0.5) / (finite - 1) as f64).min(1.0)
+                } else {
+                    0.0
+                };
                 s.quantile(q).ok().flatten().unwrap_or(f64::NAN).clamp(self.min, self.max)
             }
         }
@@ -157,8 +182,8 @@ fn numeric_columns(schema: &Schema) -> Vec<String> {
 }
 
 /// Summaries as a value with a codec (so states can spill or travel): per column a
-/// list of n, mean, M2, min, max, the exact values, and the sketch (serialized,
-/// in a one-row binary batch; no rows without one).
+/// list of n, mean, M2, min, max, the exact values, the sketch (serialized, in a
+/// one-row binary batch; no rows without one) and the infinities it left out.
 fn to_value(s: Vec<Summary>) -> brisk_core::Result<Value> {
     let one = |s: Summary| -> brisk_core::Result<Value> {
         let sketch = s
@@ -178,6 +203,8 @@ fn to_value(s: Vec<Summary>) -> brisk_core::Result<Value> {
             Value::from(s.max),
             Value::from(ArrayChunk::F64(ndarray::Array1::from(s.exact).into_dyn())),
             Value::from(batch),
+            Value::from(s.neg_inf as i64),
+            Value::from(s.pos_inf as i64),
         ]))
     };
     Ok(Value::from(s.into_iter().map(one).collect::<brisk_core::Result<Vec<_>>>()?))
@@ -189,16 +216,18 @@ fn summaries(v: &Value) -> brisk_core::Result<Vec<Summary>> {
     cols.iter()
         .map(|c| {
             let Value::List(p) = c else { return Err(bad()) };
-            let [n, mean, m2, min, max, Value::Array(exact), Value::Batch(sketch)] = &p[..] else {
+            let [n, mean, m2, min, max, Value::Array(exact), Value::Batch(sketch), neg, pos] =
+                &p[..]
+            else {
                 return Err(bad());
             };
             let f = |x: &Value| match x.as_scalar() {
                 Some(Scalar::F64(v)) => Ok(v),
                 _ => Err(bad()),
             };
-            let n = match n.as_scalar() {
-                Some(Scalar::I64(n)) => n as u64,
-                _ => return Err(bad()),
+            let count = |x: &Value| match x.as_scalar() {
+                Some(Scalar::I64(n)) => Ok(n as u64),
+                _ => Err(bad()),
             };
             let ArrayChunk::F64(exact) = exact.as_ref() else { return Err(bad()) };
             let sketch = match sketch.column(0).as_binary_opt::<i32>() {
@@ -209,7 +238,9 @@ fn summaries(v: &Value) -> brisk_core::Result<Vec<Summary>> {
                 _ => None,
             };
             Ok(Summary {
-                n,
+                n: count(n)?,
+                neg_inf: count(neg)?,
+                pos_inf: count(pos)?,
                 mean: f(mean)?,
                 m2: f(m2)?,
                 min: f(min)?,

@@ -757,3 +757,44 @@ fn long_or_chains_and_in_lists_keep_the_same_rows() {
     let kept = values.iter().filter(|v| v.is_some_and(|v| ![1, 2, 3, 4999].contains(&v))).count();
     assert_eq!(not_in.num_rows(), kept);
 }
+
+/// `in` on UInt64 values past Int64's range compares them as they are (a
+/// cast would make them null, so `not in` would drop them), and a list whose
+/// values cannot be compared as one type with the column is refused when the
+/// filter is built.
+#[test]
+fn membership_keeps_large_unsigned_values_and_types_the_whole_list() {
+    use arrow::array::UInt64Array;
+    let batch = RecordBatch::try_from_iter([(
+        "u",
+        Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(1), None])) as ArrayRef,
+    )])
+    .unwrap();
+    let df = Frame::from_batches(vec![batch]).unwrap();
+    let kept = df.query("u not in (1, 2)").unwrap().compute().unwrap().to_batch();
+    let u = kept.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
+    assert_eq!(u.iter().collect::<Vec<_>>(), vec![Some(u64::MAX)]);
+    let hit = df.filter(col("u").is_in([-1i64, 1])).unwrap().compute().unwrap();
+    assert_eq!(hit.num_rows(), 1);
+    let err = df.query("u in (1, 'a')").unwrap_err().to_string();
+    assert!(err.contains("'in' cannot compare"), "{err}");
+}
+
+/// Infinities among more values than are kept exactly: the sketch has no bucket
+/// for them, so they are counted beside it and the quartiles stay right.
+#[test]
+fn describe_quartiles_with_infinities_past_the_exact_limit() {
+    let n = 100_000;
+    let mut xs: Vec<f64> = (0..n).map(|i| (i % 1000) as f64 + 0.5).collect();
+    xs[10] = f64::INFINITY;
+    xs[20] = f64::NEG_INFINITY;
+    xs[30] = f64::INFINITY;
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let got = quartiles(&floats(&xs, 30_000));
+    for (i, q) in [0.25, 0.5, 0.75].into_iter().enumerate() {
+        let want = linear_quantile(&sorted, q);
+        let bound = brisk_frame::DESCRIBE_RELATIVE_ACCURACY * want.abs() * 1.01;
+        assert!((got[i] - want).abs() <= bound, "q {q}: {} vs {want}", got[i]);
+    }
+}

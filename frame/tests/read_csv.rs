@@ -181,6 +181,23 @@ proptest! {
     }
 }
 
+/// A first record longer than the inference sample (a very wide file) is read
+/// whole for the types: its columns keep their values (they were typed Null,
+/// which reads every value as null).
+#[test]
+fn a_first_record_longer_than_the_sample_is_typed_from_itself() {
+    let d = dir("long-first");
+    let path = d.join("wide.csv");
+    let header: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    let row: Vec<String> = (0..100).map(|i| format!("{i}.5")).collect();
+    std::fs::write(&path, format!("{}\n{}\n{}\n", header.join(","), row.join(","), row.join(",")))
+        .unwrap();
+    let df = read_csv(path.as_path(), CsvOptions::default().sample_bytes(64)).unwrap();
+    assert_eq!(df.schema().field(99).data_type(), &arrow::datatypes::DataType::Float64);
+    let t = df.compute().unwrap();
+    assert_eq!(rows(&t)[1][99], "99.5");
+}
+
 #[test]
 fn empty_and_header_only_files_add_no_rows() {
     let d = dir("empty");

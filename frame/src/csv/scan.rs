@@ -141,6 +141,7 @@ impl Syntax {
         let more = |cur: Cursor| if eof { End::Eof } else { End::More(cur) };
         loop {
             match cur.state {
+                _ if cur.at > bytes.len() => return more(Cursor { at: bytes.len(), ..cur }),
                 Quoting::Escaped | Quoting::In if cur.at >= bytes.len() => return more(cur),
                 Quoting::Escaped => {
                     cur = Cursor { at: cur.at + 1, state: Quoting::In, prev: Some(q) };

@@ -185,9 +185,9 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
 
 /// The schema of the file's first records (a sample cut at a record boundary).
 pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema> {
-    let (f, _) = FileBytes::open(&info.path, opts.sample_bytes + (1 << 20))
+    let (f, len) = FileBytes::open(&info.path, opts.sample_bytes + (1 << 20))
         .map_err(|e| file_error(&info.path, e))?;
-    let sample =
+    let mut sample =
         f.read_at(info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
     let complete = info.data_start + sample.len() as u64 >= info.len;
     // Cut after the last record terminator outside quotes.
@@ -197,6 +197,12 @@ pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Res
         cut = 0;
         while let End::At(end) = syntax.record_end(&sample, Cursor::start(cut), false) {
             cut = end;
+        }
+        if cut == 0 {
+            // The first record is longer than the sample (a very wide file): it
+            // is the sample, read whole.
+            sample = first_record_of(&info.path, &f, len, info.data_start, opts)?.bytes;
+            cut = sample.len();
         }
     }
     let format = Format::default()
@@ -228,7 +234,7 @@ pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Res
     let inferred = verify_temporal(&sample[..cut], inferred, opts);
     // With no record at all (a header-only file) every column is Null, which
     // every aggregation accepts; a column empty in a sample of records is text.
-    let empty = sample[..cut].iter().all(|b| matches!(b, b'\r' | b'\n'));
+    let empty = complete && sample[..cut].iter().all(|b| matches!(b, b'\r' | b'\n'));
     let fields = names
         .iter()
         .enumerate()

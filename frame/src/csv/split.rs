@@ -190,6 +190,13 @@ pub(super) fn records(
     let pad = 64 << 10;
     let mut window = Window::new(f, base);
     window.fill((range.end - base) as usize + pad)?;
+    if block > 0 && window.bytes.is_empty() {
+        // The file is shorter than the block's start: it changed under us.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file ended before the block's range",
+        ));
+    }
     let first = if block == 0 {
         0
     } else {

@@ -9,7 +9,7 @@ use arrow::array::{
     StringArray, new_null_array,
 };
 use arrow::compute::kernels::{boolean, cmp, numeric};
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow::error::ArrowError;
 
 use super::{BinOp, Expr, Lit, StrOp, common, in_type, lit_type};
@@ -117,6 +117,18 @@ impl Expr {
 /// Whether each value of `a` is one of `values`: one hash lookup per row.
 fn is_in(a: &ArrayRef, values: &[Lit]) -> std::result::Result<BooleanArray, ArrowError> {
     let mismatch = || ArrowError::InvalidArgumentError("'in': type mismatch".into());
+    // UInt64 values past Int64's range stay themselves: compared as u64 when
+    // every value of the list is a (non-negative, else unmatched) integer.
+    if a.data_type() == &DataType::UInt64
+        && values.iter().all(|v| matches!(v, Lit::Int(_) | Lit::Null))
+    {
+        let set: HashSet<u64> = values
+            .iter()
+            .filter_map(|v| if let Lit::Int(i) = v { u64::try_from(*i).ok() } else { None })
+            .collect();
+        let a = a.as_primitive::<UInt64Type>();
+        return Ok(a.iter().map(|x| x.map(|x| set.contains(&x))).collect());
+    }
     let mut t = a.data_type().clone();
     for v in values {
         t = common(&t, &lit_type(v)).ok_or_else(mismatch)?;

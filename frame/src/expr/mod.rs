@@ -339,14 +339,18 @@ impl Expr {
                 to
             }
             Expr::In(e, values) => {
+                // The column and every value compared as one type, as evaluated.
                 let t = e.data_type(schema)?;
-                if let Some(v) = values.iter().find(|v| common(&t, &lit_type(v)).is_none()) {
-                    return Err(mismatch(format!(
-                        "'in' cannot compare {t} with {}",
-                        short_value(&Expr::Lit(v.clone()).to_string(), 40)
-                    )));
+                let mut joint = t.clone();
+                for v in values {
+                    joint = common(&joint, &lit_type(v)).ok_or_else(|| {
+                        mismatch(format!(
+                            "'in' cannot compare {t} with {}",
+                            short_value(&Expr::Lit(v.clone()).to_string(), 40)
+                        ))
+                    })?;
                 }
-                in_type(&t).ok_or_else(|| mismatch(format!("'in' does not support {t}")))?;
+                in_type(&joint).ok_or_else(|| mismatch(format!("'in' does not support {t}")))?;
                 DataType::Boolean
             }
             Expr::Str(_, e, _) => {
