@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config, DDSketch};
 
 use crate::batches::{arrow_err, first_batch};
+use crate::expr::is_numeric;
 use crate::frame::Frame;
 use crate::table::Table;
 use crate::{Error, Result};
@@ -172,13 +173,7 @@ impl Summary {
 }
 
 fn numeric_columns(schema: &Schema) -> Vec<String> {
-    schema
-        .fields()
-        .iter()
-        // A Null column (a header-only file) is an empty numeric one.
-        .filter(|f| f.data_type().is_numeric() || f.data_type() == &DataType::Null)
-        .map(|f| f.name().clone())
-        .collect()
+    schema.fields().iter().filter(|f| is_numeric(f.data_type())).map(|f| f.name().clone()).collect()
 }
 
 /// Summaries as a value with a codec (so states can spill or travel): per column a

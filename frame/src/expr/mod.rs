@@ -418,7 +418,10 @@ fn in_type(t: &DataType) -> Option<DataType> {
     })
 }
 
-fn is_numeric(t: &DataType) -> bool {
+/// Whether a column of type `t` takes numeric operations and aggregations: a
+/// Null column (no values, as a header-only file's) counts as an empty numeric
+/// one.
+pub(crate) fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || *t == DataType::Null
 }
 

@@ -24,6 +24,7 @@ use brisk_core::{Key, Op};
 use brisk_graph::{DEFAULT_SPLIT_EVERY, Layer, Task, combine_tree, token};
 use serde::{Deserialize, Serialize};
 
+use crate::expr::is_numeric;
 use crate::frame::Frame;
 use crate::{Error, Result};
 pub(crate) use ops::{Combine, Finish, Partial};
@@ -304,7 +305,7 @@ impl GroupBy {
     fn spec_of(column: &str, input: DataType, agg: Agg, out: String) -> Result<Spec> {
         // A Null column (no values: a header-only file) is accepted by every
         // aggregation, as an empty numeric column.
-        let numeric = input.is_numeric() || matches!(input, DataType::Boolean | DataType::Null);
+        let numeric = is_numeric(&input) || input == DataType::Boolean;
         if agg.numeric_only() && !numeric {
             return Err(Error::Type {
                 column: column.to_string(),
@@ -329,10 +330,7 @@ impl GroupBy {
             .schema()
             .fields()
             .iter()
-            .filter(|f| {
-                !self.keys.contains(f.name())
-                    && (f.data_type().is_numeric() || f.data_type() == &DataType::Null)
-            })
+            .filter(|f| !self.keys.contains(f.name()) && is_numeric(f.data_type()))
             .map(|f| Self::spec_of(f.name(), f.data_type().clone(), agg, f.name().clone()))
             .collect::<Result<Vec<_>>>()?;
         if specs.is_empty() {
