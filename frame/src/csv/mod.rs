@@ -34,9 +34,10 @@ use brisk_graph::{Layer, Task, token};
 use block::BlockSpec;
 pub(crate) use block::ReadBlock;
 use bytes::Compression;
-use schema::{file_schema, inspect};
+use schema::{FileInfo, file_schema, inspect};
 pub(crate) use split::{BlockStates, QuoteStates};
 
+use crate::batches::ByName;
 use crate::error::unknown_column;
 use crate::frame::{Frame, Reproject};
 use crate::sources::{Sources, modified};
@@ -246,15 +247,10 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let existing: Vec<&str> = names.iter().map(String::as_str).collect();
     let projection: Vec<usize> = match &opts.usecols {
         Some(cols) => {
-            let mut position = std::collections::HashMap::with_capacity(names.len());
-            for (i, n) in names.iter().enumerate() {
-                position.entry(n.as_str()).or_insert(i);
-            }
+            let by_name = ByName::of(&schema);
             let mut idx = cols
                 .iter()
-                .map(|c| {
-                    position.get(c.as_str()).copied().ok_or_else(|| unknown_column(c, &existing))
-                })
+                .map(|c| by_name.get(c).ok_or_else(|| unknown_column(c, &existing)))
                 .collect::<Result<Vec<_>>>()?;
             idx.sort_unstable();
             idx.dedup();
@@ -284,6 +280,17 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let count_base = Key::named(format!("{name}-quotes"));
     let prefix_base = Key::named(format!("{name}-states"));
     let base = Key::named(name.as_str());
+    let read_block =
+        |info: &FileInfo, range: std::ops::Range<u64>, block, file_len, compression| ReadBlock {
+            path: info.path.to_string_lossy().into_owned(),
+            start: range.start,
+            end: range.end,
+            block,
+            file_len,
+            stamp: info.stamp,
+            compression,
+            spec: spec.clone(),
+        };
     let mut tasks = Vec::new();
     let mut counts = Vec::new();
     for (fi, info) in infos.iter().enumerate() {
@@ -295,16 +302,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         let compression = Compression::of(&info.path);
         if compression != Compression::None {
             // A compressed file cannot be entered in the middle: one partition.
-            let op = ReadBlock {
-                path,
-                start: info.data_start,
-                end: u64::MAX,
-                block: 0,
-                file_len: u64::MAX,
-                stamp: info.stamp,
-                compression,
-                spec: spec.clone(),
-            };
+            let op = read_block(info, info.data_start..u64::MAX, 0, u64::MAX, compression);
             tasks.push(Task::root(base.with_index([fi as u32, 0]), Op::data(op)));
             continue;
         }
@@ -316,16 +314,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         for b in 0..blocks {
             let start = info.data_start + b * opts.blocksize;
             let end = (start + opts.blocksize).min(info.len);
-            let op = ReadBlock {
-                path: path.clone(),
-                start,
-                end,
-                block: b as usize,
-                file_len: info.len,
-                stamp: info.stamp,
-                compression,
-                spec: spec.clone(),
-            };
+            let op = read_block(info, start..end, b as usize, info.len, compression);
             let deps = if b == 0 { vec![] } else { vec![prefix.clone()] };
             tasks.push(Task::new(base.with_index([fi as u32, b as u32]), Op::data(op), deps));
             if b + 1 < blocks {
@@ -350,16 +339,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         // No file has a record: one partition with no rows (the frame keeps its
         // columns, and every operation on it has a partition to work on).
         let info = &infos[0];
-        let op = ReadBlock {
-            path: info.path.to_string_lossy().into_owned(),
-            start: info.len,
-            end: info.len,
-            block: 0,
-            file_len: info.len,
-            stamp: info.stamp,
-            compression: Compression::None,
-            spec: spec.clone(),
-        };
+        let op = read_block(info, info.len..info.len, 0, info.len, Compression::None);
         tasks.push(Task::root(base.with_index([0, 0]), Op::data(op)));
     }
     let counts = Layer::new(format!("{}-quotes", count_base.name()), counts, vec![]);
