@@ -112,10 +112,13 @@ impl Input {
         })
     }
 
-    /// The files read, for the progress bar's byte total.
-    pub(crate) fn files(&self) -> Vec<PathBuf> {
+    /// The files read, and their total size on disk (the progress bar's total,
+    /// `--explain`'s input line).
+    pub(crate) fn files(&self) -> (Vec<PathBuf>, u64) {
         let endings = if self.is_parquet() { PARQUET_ENDINGS } else { CSV_ENDINGS };
-        self.sources().files(endings).unwrap_or_default()
+        let files = self.sources().files(endings).unwrap_or_default();
+        let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        (files, bytes)
     }
 
     /// The lazy frame over the input.

@@ -65,10 +65,7 @@ impl Run {
     /// progress bar for `input`, when one is drawn.
     fn computing(&self, input: &Input) -> Result<Scheduler, Failure> {
         let scheduler = self.scheduler()?;
-        let total_bytes = || {
-            input.files().iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
-        };
-        Ok(match self.progress.bar(total_bytes)? {
+        Ok(match self.progress.bar(|| input.files().1)? {
             Some(bar) => scheduler.callback_arc(bar),
             None => scheduler,
         })
@@ -92,8 +89,7 @@ impl Run {
             return Ok(false);
         }
         // What is read: files, their size on disk, the partitions they make.
-        let files = input.files();
-        let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let (files, bytes) = input.files();
         let partitions = input.open()?.npartitions();
         let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         crate::output::print_line(&format!(
