@@ -48,7 +48,6 @@ fn remove(tmp: &Path) {
 pub struct PendingOutput {
     tmp: PathBuf,
     target: PathBuf,
-    dir: bool,
 }
 
 impl PendingOutput {
@@ -68,17 +67,17 @@ impl PendingOutput {
         let (parent, prefix) = Self::beside(target);
         let tmp = builder(&prefix, 0o666).tempfile_in(parent)?;
         let (file, tmp) = tmp.keep().map_err(|e| e.error)?;
-        Ok((Self::listed(tmp, target, false)?, file))
+        Ok((Self::listed(tmp, target)?, file))
     }
 
     /// A new empty directory beside `target`.
     pub fn dir(target: &Path) -> std::io::Result<PendingOutput> {
         let (parent, prefix) = Self::beside(target);
         let tmp = builder(&prefix, 0o777).tempdir_in(parent)?;
-        Self::listed(tmp.keep(), target, true)
+        Self::listed(tmp.keep(), target)
     }
 
-    fn listed(tmp: PathBuf, target: &Path, dir: bool) -> std::io::Result<PendingOutput> {
+    fn listed(tmp: PathBuf, target: &Path) -> std::io::Result<PendingOutput> {
         let mut list = pending();
         if list.1 {
             // Made after the signal handler removed the others: not kept either.
@@ -90,7 +89,7 @@ impl PendingOutput {
             ));
         }
         list.0.push(tmp.clone());
-        Ok(PendingOutput { tmp, target: target.to_path_buf(), dir })
+        Ok(PendingOutput { tmp, target: target.to_path_buf() })
     }
 
     /// Where the output is being written.
@@ -113,11 +112,7 @@ impl Drop for PendingOutput {
         if let Some(i) = list.0.iter().position(|p| p == &self.tmp) {
             list.0.swap_remove(i);
             drop(list);
-            let _ = if self.dir {
-                std::fs::remove_dir_all(&self.tmp)
-            } else {
-                std::fs::remove_file(&self.tmp)
-            };
+            remove(&self.tmp);
         }
     }
 }

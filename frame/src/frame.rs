@@ -53,6 +53,15 @@ impl std::fmt::Debug for Reproject {
     }
 }
 
+/// The position of the column `e` is, when it is a plain column: found by hash
+/// (a wide frame projects thousands), not by scanning the schema.
+fn plain_column(e: &Expr, by_name: &ByName) -> Option<usize> {
+    match e {
+        Expr::Col(c) => by_name.get(c),
+        _ => None,
+    }
+}
+
 impl Frame {
     pub(crate) fn from_layer(schema: SchemaRef, layer: Arc<Layer>) -> Frame {
         Frame { schema, layer, sort_keys: None, source: None }
@@ -208,12 +217,7 @@ impl Frame {
             if !names.insert(name.as_str()) {
                 return Err(Error::Invalid(format!("column '{name}' is given twice")));
             }
-            // A plain column is looked up by hash (a wide frame has thousands).
-            let direct = match e {
-                Expr::Col(c) => by_name.get(c),
-                _ => None,
-            };
-            let dtype = match direct {
+            let dtype = match plain_column(e, &by_name) {
                 Some(i) => self.schema.field(i).data_type().clone(),
                 None => e.data_type(&self.schema)?,
             };
@@ -355,15 +359,9 @@ impl OpKind for MapBatch {
                 let by_name = ByName::of(&schema);
                 let columns = exprs
                     .iter()
-                    .map(|(_, e)| {
-                        let direct = match e {
-                            Expr::Col(c) => by_name.get(c),
-                            _ => None,
-                        };
-                        match direct {
-                            Some(i) => Ok(batch.column(i).clone()),
-                            None => e.evaluate(&batch),
-                        }
+                    .map(|(_, e)| match plain_column(e, &by_name) {
+                        Some(i) => Ok(batch.column(i).clone()),
+                        None => e.evaluate(&batch),
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(&err)?;
