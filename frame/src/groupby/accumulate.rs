@@ -22,11 +22,12 @@ enum Acc {
     Moments(Vec<i64>, Vec<f64>, Vec<f64>),
 }
 
-/// Whether the input is raw values (a partition) or state columns (a combine).
+/// Whether the input is raw values (a partition) or state columns: of a combine,
+/// or of a finish, which needs of a distinct set only its size.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Input {
     Values,
-    States,
+    States { sizes_only: bool },
 }
 
 pub(super) fn f64s(a: &ArrayRef) -> std::result::Result<Float64Array, arrow::error::ArrowError> {
@@ -88,7 +89,7 @@ pub(super) fn aggregate(
         plan.keys.iter().map(|k| column(k, "key column")).collect::<std::result::Result<_, _>>()?;
     let (dropna, parts) = match input {
         Input::Values => (plan.dropna, plan.parts),
-        Input::States => (false, 1),
+        Input::States { .. } => (false, 1),
     };
     let mut g = group(&key_cols, dropna, parts)?;
     let ng = g.first_rows.len();
@@ -109,7 +110,7 @@ pub(super) fn aggregate(
         let inputs: Vec<ArrayRef> = match input {
             Input::Values if spec.agg == Agg::Size => vec![],
             Input::Values => vec![column(&spec.column, "column")?],
-            Input::States => state_fields
+            Input::States { .. } => state_fields
                 .iter()
                 .map(|f| column(f.name(), "state"))
                 .collect::<std::result::Result<_, _>>()?,
@@ -156,7 +157,7 @@ pub(super) fn aggregate(
                 }
                 Acc::Mean(s, n)
             }
-            (Agg::Mean, Input::States) => {
+            (Agg::Mean, Input::States { .. }) => {
                 let (vs, vn) = (f64s(&inputs[0])?, i64s(&inputs[1])?);
                 let (mut s, mut n) = (vec![0f64; ng], vec![0i64; ng]);
                 for (r, &id) in ids.iter().enumerate() {
@@ -165,7 +166,7 @@ pub(super) fn aggregate(
                 }
                 Acc::Mean(s, n)
             }
-            (Agg::Count | Agg::Size, Input::States) => {
+            (Agg::Count | Agg::Size, Input::States { .. }) => {
                 let v = i64s(&inputs[0])?;
                 let mut n = vec![0i64; ng];
                 for (r, &id) in ids.iter().enumerate() {
@@ -204,7 +205,7 @@ pub(super) fn aggregate(
                 }
                 Acc::Moments(n, mean, m2)
             }
-            (Agg::Var | Agg::Std, Input::States) => {
+            (Agg::Var | Agg::Std, Input::States { .. }) => {
                 // Chan et al.'s parallel update, states merged in row order.
                 let (vn, vm, vq) = (i64s(&inputs[0])?, f64s(&inputs[1])?, f64s(&inputs[2])?);
                 let (mut n, mut mean, mut m2) = (vec![0i64; ng], vec![0f64; ng], vec![0f64; ng]);
@@ -233,17 +234,23 @@ pub(super) fn aggregate(
                             .map(|(r, &g)| (r, g));
                         distinct_lists(ng, &inputs[0], pairs)?
                     }
-                    Input::States => {
+                    Input::States { sizes_only } => {
                         let lists = inputs[0].as_list::<i32>();
                         let offsets = lists.value_offsets();
                         let pairs = ids.iter().enumerate().flat_map(|(r, &g)| {
                             (offsets[r] as usize..offsets[r + 1] as usize).map(move |j| (j, g))
                         });
-                        distinct_lists(ng, lists.values(), pairs)?
+                        if sizes_only {
+                            distinct_counts(ng, lists.values(), pairs)?
+                        } else {
+                            distinct_lists(ng, lists.values(), pairs)?
+                        }
                     }
                 };
+                // A set's field, or its size's where only sizes were kept.
+                let t = set.data_type().clone();
+                fields.extend(state_fields.into_iter().map(|f| f.with_data_type(t.clone())));
                 columns.push(set);
-                fields.extend(state_fields);
                 continue;
             }
             (Agg::Min | Agg::Max | Agg::First | Agg::Last, _) => {
@@ -311,6 +318,78 @@ pub(super) fn aggregate(
     Ok((batch, g.part_ends))
 }
 
+/// What tells a column's values apart, read without a copy where the type allows:
+/// a string's or binary's own bytes, an integer's, date's or timestamp's bits; for
+/// every other type (floats among them: 0.0 and -0.0 are one value), arrow's row
+/// encoding, a copy of the column.
+enum ValueBytes<'a> {
+    Utf8(&'a arrow::array::StringArray),
+    Binary(&'a arrow::array::BinaryArray),
+    Fixed { bits: arrow::buffer::Buffer, width: usize },
+    Rows(arrow::row::Rows),
+}
+
+impl<'a> ValueBytes<'a> {
+    fn of(values: &'a ArrayRef) -> std::result::Result<Self, arrow::error::ArrowError> {
+        if let Some(s) = values.as_string_opt::<i32>() {
+            return Ok(ValueBytes::Utf8(s));
+        }
+        if let Some(b) = values.as_binary_opt::<i32>() {
+            return Ok(ValueBytes::Binary(b));
+        }
+        let t = values.data_type();
+        let by_bits = t.is_integer()
+            || matches!(t, DataType::Date32 | DataType::Date64)
+            || matches!(t, DataType::Timestamp(..));
+        if by_bits && let Some(width) = t.primitive_width() {
+            let data = values.to_data();
+            let bits = data.buffers()[0].slice(data.offset() * width);
+            return Ok(ValueBytes::Fixed { bits, width });
+        }
+        let converter = RowConverter::new(vec![SortField::new(t.clone())])?;
+        Ok(ValueBytes::Rows(converter.convert_columns(std::slice::from_ref(values))?))
+    }
+
+    /// The bytes of value `j`.
+    #[inline]
+    fn get(&self, j: usize) -> &[u8] {
+        match self {
+            ValueBytes::Utf8(s) => s.value(j).as_bytes(),
+            ValueBytes::Binary(b) => b.value(j),
+            ValueBytes::Fixed { bits, width } => &bits[j * width..(j + 1) * width],
+            ValueBytes::Rows(rows) => rows.row(j).data(),
+        }
+    }
+}
+
+/// Calls `first(g, j)` for each pair of `pairs` (index into `values`, group id)
+/// whose non-null value is new in its group, in order.
+fn distinct(
+    values: &ArrayRef,
+    pairs: impl Iterator<Item = (usize, u32)>,
+    mut first: impl FnMut(u32, usize),
+) -> std::result::Result<(), arrow::error::ArrowError> {
+    let bytes = ValueBytes::of(values)?;
+    let hash = |g: u32, j: usize| {
+        fixed_hash(bytes.get(j)) ^ u64::from(g).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
+    // Room for every value up front: growing would hold the old table and the new.
+    let mut seen: HashTable<(u32, u32)> =
+        HashTable::with_capacity(values.len() - values.null_count());
+    for (j, g) in pairs {
+        if values.is_null(j) {
+            continue;
+        }
+        let h = hash(g, j);
+        let same = |&(g2, j2): &(u32, u32)| g2 == g && bytes.get(j2 as usize) == bytes.get(j);
+        if seen.find(h, same).is_none() {
+            seen.insert_unique(h, (g, j as u32), |&(g2, j2)| hash(g2, j2 as usize));
+            first(g, j);
+        }
+    }
+    Ok(())
+}
+
 /// Per group, the distinct non-null values among `pairs` (index into `values`,
 /// group id), in order of first appearance: a list array of `groups` rows.
 fn distinct_lists(
@@ -318,28 +397,24 @@ fn distinct_lists(
     values: &ArrayRef,
     pairs: impl Iterator<Item = (usize, u32)>,
 ) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
-    let converter = RowConverter::new(vec![SortField::new(values.data_type().clone())])?;
-    let rows = converter.convert_columns(std::slice::from_ref(values))?;
-    let hash = |g: u32, j: usize| {
-        fixed_hash(rows.row(j).as_ref()) ^ u64::from(g).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    };
-    let mut seen: HashTable<(u32, u32)> = HashTable::new();
     let mut per_group: Vec<Vec<u32>> = vec![Vec::new(); groups];
-    for (j, g) in pairs {
-        if values.is_null(j) {
-            continue;
-        }
-        let h = hash(g, j);
-        let same = |&(g2, j2): &(u32, u32)| g2 == g && rows.row(j2 as usize) == rows.row(j);
-        if seen.find(h, same).is_none() {
-            seen.insert_unique(h, (g, j as u32), |&(g2, j2)| hash(g2, j2 as usize));
-            per_group[g as usize].push(j as u32);
-        }
-    }
+    distinct(values, pairs, |g, j| per_group[g as usize].push(j as u32))?;
     let lengths = per_group.iter().map(Vec::len);
     let offsets = arrow::buffer::OffsetBuffer::from_lengths(lengths);
     let idx = UInt32Array::from(per_group.concat());
+    drop(per_group);
     let items = arrow::compute::take(values, &idx, None)?;
     let field = Arc::new(Field::new("item", values.data_type().clone(), true));
     Ok(Arc::new(arrow::array::ListArray::try_new(field, offsets, items, None)?))
+}
+
+/// Per group, the number of distinct non-null values among `pairs`.
+fn distinct_counts(
+    groups: usize,
+    values: &ArrayRef,
+    pairs: impl Iterator<Item = (usize, u32)>,
+) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let mut counts = vec![0i64; groups];
+    distinct(values, pairs, |g, _| counts[g as usize] += 1)?;
+    Ok(Arc::new(Int64Array::from(counts)))
 }

@@ -61,19 +61,23 @@ fn states(op: &str, inputs: &[Value], part: Option<u32>) -> brisk_core::Result<V
         .collect()
 }
 
+/// The states among `inputs` merged. The inputs are let go once concatenated, so
+/// they and their copy are not held together through the merge.
 fn combine(
     plan: &AggPlan,
     op: &str,
-    inputs: &[Value],
+    inputs: Vec<Value>,
     part: Option<u32>,
+    merge: Input,
 ) -> brisk_core::Result<RecordBatch> {
-    let batches = states(op, inputs, part)?;
+    let batches = states(op, &inputs, part)?;
+    drop(inputs);
     let single = batches.len() == 1;
     let all = concat_all(op, batches)?;
     if single {
         return Ok(all);
     }
-    Ok(aggregate(plan, &all, Input::States).map_err(arrow_err(op))?.0)
+    Ok(aggregate(plan, &all, merge).map_err(arrow_err(op))?.0)
 }
 
 /// A partition's partial state, split into the plan's parts.
@@ -105,7 +109,13 @@ impl OpKind for Combine {
     const NAME: &'static str = "frame.groupby-combine";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        Ok(Value::from(combine(&self.plan, Self::NAME, &inputs, self.part)?))
+        Ok(Value::from(combine(
+            &self.plan,
+            Self::NAME,
+            inputs,
+            self.part,
+            Input::States { sizes_only: false },
+        )?))
     }
 }
 
@@ -123,7 +133,17 @@ fn one_empty_group(
     for (i, spec) in plan.specs.iter().enumerate() {
         columns.extend(spec.empty_state(i)?);
     }
-    RecordBatch::try_new(state.schema(), columns)
+    // A finish keeps of a distinct set only its size: none, 0.
+    let schema = state.schema();
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match c.data_type() == f.data_type() {
+            true => Ok(c),
+            false => arrow::compute::cast(&Int64Array::from(vec![0]), f.data_type()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
 }
 
 /// The result columns of one part, sorted by key.
@@ -138,7 +158,8 @@ impl OpKind for Finish {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let err = arrow_err(Self::NAME);
-        let mut state = combine(&self.plan, Self::NAME, &inputs, self.part)?;
+        let mut state =
+            combine(&self.plan, Self::NAME, inputs, self.part, Input::States { sizes_only: true })?;
         if self.plan.whole() && self.plan.parts == 1 && state.num_rows() == 0 {
             state = one_empty_group(&self.plan, &state).map_err(&err)?;
         }
@@ -160,11 +181,14 @@ impl OpKind for Finish {
                 Agg::Count | Agg::Size => col(format!("__{i}_n"))?,
                 Agg::Min | Agg::Max | Agg::First | Agg::Last => col(format!("__{i}_v"))?,
                 Agg::Nunique => {
+                    // The sizes, where the finish merged its states; else the sets.
                     let set = col(format!("__{i}_set"))?;
-                    let lists = set.as_list::<i32>();
-                    Arc::new(Int64Array::from_iter_values(
-                        lists.value_offsets().windows(2).map(|w| i64::from(w[1] - w[0])),
-                    ))
+                    match set.as_list_opt::<i32>() {
+                        Some(lists) => Arc::new(Int64Array::from_iter_values(
+                            lists.value_offsets().windows(2).map(|w| i64::from(w[1] - w[0])),
+                        )),
+                        None => set,
+                    }
                 }
                 Agg::Mean => {
                     let s = f64s(&col(format!("__{i}_sum"))?).map_err(&err)?;
