@@ -79,14 +79,25 @@ impl<'a> Execution<'a> {
             for cb in self.callbacks {
                 cb.task_started(key, worker);
             }
+            // Inputs this task now owns stay counted while it runs: their memory is
+            // in use until the task lets them go, so other results spill for them.
+            let mut in_use = Vec::new();
             let inputs = self
                 .plan
                 .deps(i)
                 .iter()
-                .map(|&d| self.input(d as usize))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|&d| {
+                    let (value, reservation) = self.input(d as usize)?;
+                    in_use.extend(reservation);
+                    Ok(value)
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            if self.budget.over() {
+                self.spill_over()?;
+            }
             brisk_core::take_read();
             let value = self.plan.op(i).run(inputs)?;
+            drop(in_use);
             let read = brisk_core::take_read();
             if read > 0 {
                 self.input_bytes.fetch_add(read, Ordering::Relaxed);
@@ -171,37 +182,44 @@ impl<'a> Execution<'a> {
 
     /// The result of task `d` for one of its dependents: moved out on its last use
     /// (releasing it), shared otherwise. Outputs are kept to the end.
-    fn input(&self, d: usize) -> Result<Value, Error> {
+    /// Dependency `d`'s result for a task starting now, and the reservation of
+    /// memory that task now owns: a result it takes from memory brings its own,
+    /// one read from disk is counted anew; a result that stays held for other
+    /// dependents is counted where it is held.
+    fn input(&self, d: usize) -> Result<(Value, Option<Reservation<'a>>), Error> {
         let mut slot = lock(&self.slots[d]);
         slot.uses_left -= 1;
         if slot.uses_left == 0 && !self.plan.is_output(d) {
             let held = slot.value.take().ok_or_else(|| missing(self.plan, d))?;
             drop(slot);
             match held {
-                // The reservation drops here: the value now belongs to the dependent.
-                Held::Memory(value, _) => Ok(value),
+                Held::Memory(value, reservation) => Ok((value, Some(reservation))),
                 // Spilled results gave their bytes back when written; their space
                 // in the spill file is free once read.
-                Held::Disk(at, _) => self.spill.take(at),
+                Held::Disk(at, nbytes) => {
+                    let value = self.spill.take(at)?;
+                    Ok((value, Some(self.budget.hold(nbytes))))
+                }
             }
         } else {
             let held = slot.value.as_ref().ok_or_else(|| missing(self.plan, d))?;
             let (at, nbytes) = match held {
-                Held::Memory(value, _) => return Ok(value.clone()),
+                Held::Memory(value, _) => return Ok((value.clone(), None)),
                 Held::Disk(at, nbytes) => (*at, *nbytes),
             };
             // A spilled result with uses left comes back into memory when the budget
             // has room for it: its other dependents are likely near, and reading it
             // once per use multiplies the disk traffic. Without room it is read
-            // again for each use.
+            // again for each use, a copy this task owns.
             let room = self.budget.has_room_for(nbytes);
             let value = self.spill.read(&at)?;
             if room {
                 let reservation = self.budget.hold(nbytes);
                 slot.value = Some(Held::Memory(value.clone(), reservation));
                 self.spill.free(at);
+                return Ok((value, None));
             }
-            Ok(value)
+            Ok((value, Some(self.budget.hold(nbytes))))
         }
     }
 
