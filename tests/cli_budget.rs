@@ -41,3 +41,48 @@ fn convert_to_one_parquet_file_streams_within_the_budget() {
     let sum = brisk_in(&d, &["agg", "out.parquet", "--agg", "a:sum,d:max", "--format", "csv"]);
     assert_eq!(sum.stdout, "a_sum,d_max\n22500000,9\n");
 }
+
+/// A distinct count whose sets are as large as the input: 4M rows, 50 keys, a
+/// million values of 20 characters; per key 80,000 distinct ones (100 MB of text).
+fn wide_sets(dir: &std::path::Path) -> (&'static str, Vec<usize>) {
+    let mut text = String::from("k,v\n");
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..4_000_000u64 {
+        let (k, v) = (i % 50, i * 2_654_435_761 % 4_294_967_291 % 1_000_000);
+        text.push_str(&format!("k{k:02},value-{v:014}\n"));
+        seen.insert((k, v));
+    }
+    std::fs::write(dir.join("sets.csv"), text).expect("write");
+    let mut per_key = vec![0; 50];
+    for (k, _) in seen {
+        per_key[k as usize] += 1;
+    }
+    ("sets.csv", per_key)
+}
+
+#[test]
+fn nunique_sets_spill_within_the_budget() {
+    let d = scratch("budget-nunique");
+    let (input, per_key) = wide_sets(&d);
+    let args = [
+        "groupby",
+        input,
+        "--by",
+        "k",
+        "--agg",
+        "v:nunique",
+        "--memory-limit",
+        "32MiB",
+        "--threads",
+        "2",
+        "-o",
+        "out.csv",
+    ];
+    let (status, peak) = brisk_peak_memory(&d, &args);
+    assert_eq!(status, 0);
+    assert!(peak <= BUDGET + SLACK, "peak {} MiB", peak >> 20);
+    let expected: String = std::iter::once("k,v_nunique\n".to_string())
+        .chain(per_key.iter().enumerate().map(|(k, n)| format!("k{k:02},{n}\n")))
+        .collect();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).expect("output"), expected);
+}

@@ -34,6 +34,7 @@ mod spill;
 mod sync;
 mod threads;
 
+pub use allocator::settle_allocator;
 pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};

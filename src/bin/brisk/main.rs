@@ -277,6 +277,8 @@ fn on_interrupt() {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts (the interrupt handler's is the first).
+    brisk::scheduler::settle_allocator();
     failure::quiet_panics();
     // Without a handler the process would still stop; only the cleanup would be lost.
     let _ = ctrlc::set_handler(on_interrupt);
