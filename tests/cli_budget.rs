@@ -86,3 +86,26 @@ fn nunique_sets_spill_within_the_budget() {
         .collect();
     assert_eq!(std::fs::read_to_string(d.join("out.csv")).expect("output"), expected);
 }
+
+#[test]
+fn a_gzip_file_is_read_in_blocks_within_the_budget() {
+    use std::io::Write;
+    let d = scratch("budget-gzip");
+    let plain = small_ints(&d);
+    let text = std::fs::read(d.join(plain)).expect("read");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&text).expect("compress");
+    std::fs::write(d.join("ints.csv.gz"), gz.finish().expect("compress")).expect("write");
+    let run = ["--memory-limit", "32MiB", "--threads", "2", "--blocksize", "1MB"];
+    for command in [&["count", "ints.csv.gz"][..], &["agg", "ints.csv.gz", "--agg", "a:sum,d:max"]]
+    {
+        let args: Vec<&str> = command.iter().copied().chain(run).collect();
+        let (status, peak) = brisk_peak_memory(&d, &args);
+        assert_eq!(status, 0, "{command:?}");
+        assert!(peak <= BUDGET + SLACK, "{command:?}: peak {} MiB", peak >> 20);
+    }
+    // The same answers as the plain file.
+    let args = ["agg", "ints.csv.gz", "--agg", "a:sum,d:max", "--format", "csv"];
+    assert_eq!(brisk_in(&d, &args).stdout, "a_sum,d_max\n22500000,9\n");
+    assert_eq!(brisk_in(&d, &["count", "ints.csv.gz"]).stdout.trim(), "5000000");
+}

@@ -93,6 +93,7 @@ pub fn register_ops(registry: &mut brisk_core::OpRegistry) {
     registry.register::<parquet::ReadRowGroup>().register::<parquet::WriteParquetPart>();
     registry
         .register::<csv::QuoteStates>()
+        .register::<csv::Decode>()
         .register::<csv::BlockStates>()
         .register::<csv::ReadBlock>()
         .register::<frame::MapBatch>()

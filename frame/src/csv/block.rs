@@ -16,6 +16,7 @@ use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{Compression, FileBytes};
+use super::decode::Decoded;
 use super::scan::{Cursor, Quoting, Syntax, count_lines};
 use super::split::records;
 use super::{CsvOptions, null_regex};
@@ -60,7 +61,7 @@ pub(crate) struct ReadBlock {
     pub(super) file_len: u64,
     /// The file as it was when the graph was built.
     pub(super) stamp: FileStamp,
-    /// A compressed file is read whole, as one block.
+    /// A compressed file's blocks are read from its decoded copy, the input.
     pub(super) compression: Compression,
     pub(super) spec: BlockSpec,
 }
@@ -160,6 +161,19 @@ impl ReadBlock {
         Ok(batch)
     }
 
+    /// The block's records, `bytes` from offset `start` of a file of `file_len`
+    /// bytes, parsed. The block whose records reach the end of the file (its last
+    /// record may have run on from an earlier range) checks that no quote is left
+    /// open.
+    fn parse_records(&self, start: u64, bytes: &[u8], file_len: u64) -> brisk_core::Result<Value> {
+        if start + bytes.len() as u64 >= file_len
+            && let Some(e) = self.unclosed_quote(bytes, start)
+        {
+            return Err(e);
+        }
+        Ok(Value::from(self.parse(bytes, start)?))
+    }
+
     /// The line number in the file of `offset` into the block's `bytes`.
     fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
         let before = FileBytes::open(Path::new(&self.path), start as usize)
@@ -254,12 +268,25 @@ impl OpKind for ReadBlock {
     const NAME: &'static str = "frame.read-csv";
 
     /// The block's bytes and the columns parsed from them: about twice the block
-    /// (a compressed file is read whole: unknown before it is).
+    /// (a compressed file's blocks as planned from its expected size).
     fn projected_bytes(&self) -> Option<u64> {
-        (self.compression == Compression::None).then(|| 2 * (self.end - self.start))
+        Some(2 * self.end.saturating_sub(self.start))
     }
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        if self.compression != Compression::None {
+            // The block's records from the file's decoded copy.
+            let decoded = Decoded::of(Self::NAME, &inputs)?;
+            let b = self.block;
+            let (Some(&state), Some(range)) = (decoded.states.get(b), decoded.starts.get(b..b + 2))
+            else {
+                return Err(CoreError::Internal(format!("{}: no block {b}", Self::NAME)));
+            };
+            let syntax = self.spec.syntax();
+            let read = records(&decoded.file, range[0]..range[1], b, decoded.len, syntax, state);
+            let (start, window, range) = read.map_err(|e| self.io(e))?;
+            return self.parse_records(start, &window.bytes[range], decoded.len);
+        }
         let state = match inputs.first() {
             None => Quoting::Out,
             Some(Value::List(items)) => match items.get(self.block).and_then(Value::as_scalar) {
@@ -281,19 +308,6 @@ impl OpKind for ReadBlock {
                 });
             }
         };
-        if self.compression != Compression::None {
-            self.stamp.check(&self.path, None)?;
-            let all = self.compression.decode(Path::new(&self.path), None);
-            self.stamp.check(&self.path, None)?;
-            let all = all.map_err(|e| self.io(e))?;
-            // The whole file was read: its size on disk, for progress.
-            brisk_core::note_read(self.stamp.len());
-            let start = (self.start as usize).min(all.len());
-            if let Some(e) = self.unclosed_quote(&all[start..], self.start) {
-                return Err(e);
-            }
-            return Ok(Value::from(self.parse(&all[start..], self.start)?));
-        }
         let f = File::open(&self.path).map_err(|e| self.io(e))?;
         self.stamp.check(&self.path, Some(&f))?;
         let read =
@@ -304,13 +318,6 @@ impl OpKind for ReadBlock {
         let (start, window, range) = read.map_err(|e| self.io(e))?;
         let bytes = &window.bytes[range];
         brisk_core::note_read(bytes.len() as u64);
-        // The block whose records reach the end of the file (its last record may
-        // have run on from an earlier range) checks that no quote is left open.
-        if start + bytes.len() as u64 >= self.file_len
-            && let Some(e) = self.unclosed_quote(bytes, start)
-        {
-            return Err(e);
-        }
-        Ok(Value::from(self.parse(bytes, start)?))
+        self.parse_records(start, bytes, self.file_len)
     }
 }

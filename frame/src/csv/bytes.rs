@@ -35,10 +35,10 @@ impl Compression {
         }
     }
 
-    /// Up to `limit` decompressed bytes of the file (all of them without a limit).
-    pub(super) fn decode(self, path: &Path, limit: Option<usize>) -> std::io::Result<Vec<u8>> {
+    /// The file's decompressed bytes, as a stream.
+    pub(super) fn reader(self, path: &Path) -> std::io::Result<Box<dyn Read>> {
         let f = File::open(path)?;
-        let mut reader: Box<dyn Read> = match self {
+        Ok(match self {
             #[cfg(feature = "compression")]
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
             #[cfg(feature = "compression")]
@@ -53,13 +53,47 @@ impl Compression {
                 ));
             }
             Compression::None => Box::new(f),
-        };
+        })
+    }
+
+    /// Up to `limit` decompressed bytes of the file.
+    pub(super) fn decode(self, path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        match limit {
-            Some(n) => reader.take(n as u64).read_to_end(&mut out)?,
-            None => reader.read_to_end(&mut out)?,
-        };
+        self.reader(path)?.take(limit as u64).read_to_end(&mut out)?;
         Ok(out)
+    }
+
+    /// About how many bytes the file decompresses to, to plan its blocks: what its
+    /// own header or trailer says where that can be trusted (a gzip file's last
+    /// four bytes, the decoded size mod 2^32, from files under 256 MiB; a zstd
+    /// frame's content size), else counted by decoding it once. Only the block
+    /// sizes depend on it: the blocks split what the file really holds.
+    pub(super) fn decoded_len(self, path: &Path) -> std::io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = File::open(path)?;
+        let on_disk = f.metadata()?.len();
+        // A file decodes to more than its size: a smaller figure is a wrapped or
+        // partial one (a gzip file of several members gives its last one's).
+        let plausible = |n: u64| (n >= on_disk).then_some(n);
+        let told = match self {
+            Compression::Gzip if (18..256 << 20).contains(&on_disk) => {
+                let mut isize = [0u8; 4];
+                f.seek(SeekFrom::End(-4))?;
+                f.read_exact(&mut isize)?;
+                plausible(u64::from(u32::from_le_bytes(isize)))
+            }
+            #[cfg(feature = "compression")]
+            Compression::Zstd => {
+                let mut head = Vec::with_capacity(18);
+                (&mut f).take(18).read_to_end(&mut head)?;
+                zstd::zstd_safe::get_frame_content_size(&head).ok().flatten().and_then(plausible)
+            }
+            _ => None,
+        };
+        match told {
+            Some(n) => Ok(n),
+            None => std::io::copy(&mut self.reader(path)?, &mut std::io::sink()),
+        }
     }
 }
 
@@ -80,7 +114,7 @@ impl FileBytes {
                 Ok((FileBytes::File(f), len))
             }
             c => {
-                let bytes = c.decode(path, Some(limit + 1))?;
+                let bytes = c.decode(path, limit + 1)?;
                 let len = if bytes.len() > limit { u64::MAX } else { bytes.len() as u64 };
                 Ok((FileBytes::Decoded(bytes), len))
             }

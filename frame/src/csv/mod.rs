@@ -16,10 +16,12 @@
 //! - `scan`: which bytes end a record (the quoting state machine);
 //! - `split`: the state before each block, the block's window;
 //! - `block`: the block-read op; `fast`: its quote-free fast path;
-//! - `bytes`: a file's bytes by offset, plain or decompressed.
+//! - `bytes`: a file's bytes by offset, plain or decompressed;
+//! - `decode`: a gzip or zstd file decoded once into a temporary copy read in blocks.
 
 mod block;
 mod bytes;
+mod decode;
 mod fast;
 mod scan;
 mod schema;
@@ -34,11 +36,12 @@ use brisk_graph::{Layer, Task, token};
 use block::BlockSpec;
 pub(crate) use block::ReadBlock;
 use bytes::Compression;
+pub(crate) use decode::Decode;
 use schema::{FileInfo, file_schema, inspect};
 pub(crate) use split::{BlockStates, QuoteStates};
 
 use crate::batches::ByName;
-use crate::error::unknown_column;
+use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
 use crate::sources::{Sources, modified};
 use crate::{Error, Result};
@@ -279,6 +282,7 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
     let name = token("read-csv", &(&files, opts.blocksize, format!("{spec:?}"), modified(&files)));
     let count_base = Key::named(format!("{name}-quotes"));
     let prefix_base = Key::named(format!("{name}-states"));
+    let decode_base = Key::named(format!("{name}-decode"));
     let base = Key::named(name.as_str());
     let read_block =
         |info: &FileInfo, range: std::ops::Range<u64>, block, file_len, compression| ReadBlock {
@@ -301,9 +305,34 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         let path = info.path.to_string_lossy().into_owned();
         let compression = Compression::of(&info.path);
         if compression != Compression::None {
-            // A compressed file cannot be entered in the middle: one partition.
-            let op = read_block(info, info.data_start..u64::MAX, 0, u64::MAX, compression);
-            tasks.push(Task::root(base.with_index([fi as u32, 0]), Op::data(op)));
+            // A compressed file cannot be entered in the middle: decoded once, its
+            // copy read in blocks (decode.rs).
+            let len = match info.len {
+                u64::MAX => compression
+                    .decoded_len(&info.path)
+                    .map_err(|e| file_error(&info.path, format!("cannot decompress: {e}")))?,
+                len => len,
+            }
+            .max(info.data_start);
+            let blocks = (len - info.data_start).div_ceil(opts.blocksize).max(1);
+            let decode = decode_base.with_index([fi as u32]);
+            let op = Decode {
+                path: path.clone(),
+                stamp: info.stamp,
+                compression,
+                data_start: info.data_start,
+                blocks: blocks as usize,
+                quote: opts.quote,
+                delimiter: opts.delimiter,
+            };
+            counts.push(Task::root(decode.clone(), Op::data(op)));
+            for b in 0..blocks {
+                let start = info.data_start + b * opts.blocksize;
+                let end = (start + opts.blocksize).min(len);
+                let op = read_block(info, start..end, b as usize, len, compression);
+                let key = base.with_index([fi as u32, b as u32]);
+                tasks.push(Task::new(key, Op::data(op), [decode.clone()]));
+            }
             continue;
         }
         let blocks = data_len.div_ceil(opts.blocksize);

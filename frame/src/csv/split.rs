@@ -43,13 +43,12 @@ impl<'a> Window<'a> {
         Window { file, base, bytes: BLOCK_BUFFER.take(), eof: false }
     }
 
-    /// Reads up to `n` more bytes (fewer at the end of the file).
+    /// Reads up to `n` more bytes (fewer at the end of the file), by position: the
+    /// blocks of a decompressed copy share its one handle.
     fn fill(&mut self, n: usize) -> std::io::Result<()> {
-        use std::io::Seek;
-        let mut f = self.file;
-        f.seek(std::io::SeekFrom::Start(self.base + self.bytes.len() as u64))?;
+        let at = self.base + self.bytes.len() as u64;
         self.bytes.reserve_exact(n);
-        let got = f.take(n as u64).read_to_end(&mut self.bytes)?;
+        let got = Positioned { file: self.file, at }.take(n as u64).read_to_end(&mut self.bytes)?;
         self.eof = got < n;
         Ok(())
     }
@@ -70,6 +69,90 @@ impl<'a> Window<'a> {
     }
 }
 
+/// A file read from a position on without moving its handle's own (`pread`), so
+/// tasks can share one handle.
+pub(super) struct Positioned<'a> {
+    pub(super) file: &'a File,
+    pub(super) at: u64,
+}
+
+impl Read for Positioned<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// How the bytes `start..end` of a file carry each quoting state at `start` to
+/// one at `end`: item `i` is the end state for start state `Quoting::ALL[i]`.
+/// `data_start` says `start` is the first data byte (a record start).
+pub(super) fn state_map(
+    f: &File,
+    start: u64,
+    end: u64,
+    data_start: bool,
+    syntax: Syntax,
+) -> std::io::Result<[Quoting; 3]> {
+    // Read from the byte before the range (it says whether a field starts at
+    // `start`), one chunk at a time through a buffer that stays in cache; each
+    // chunk reads one byte past its part, the next byte a quote looks at.
+    let mut pos = if data_start { start } else { start - 1 };
+    let mut reader = Positioned { file: f, at: pos };
+    const CHUNK: usize = 64 << 10;
+    let mut buf = vec![0u8; CHUNK + 1];
+    let mut held = 0;
+    let mut cursors = Quoting::ALL.map(|state| Cursor { at: 0, state, prev: None });
+    let mut skip = usize::from(!data_start);
+    while pos < end {
+        while held < buf.len() {
+            let n = match reader.read(&mut buf[held..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => read?,
+            };
+            if n == 0 {
+                break;
+            }
+            held += n;
+        }
+        if held <= skip {
+            // The file is shorter than when it was listed: its read says so.
+            break;
+        }
+        if skip == 1 {
+            // The byte before the range: only the field start it implies.
+            for c in &mut cursors {
+                c.prev = Some(buf[0]);
+            }
+        }
+        // `buf[i]` is the byte at `pos + i`.
+        let to = held.min(CHUNK).min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+        for c in &mut cursors {
+            *c = syntax.advance(&buf[..held], Cursor { at: skip, ..*c }, to);
+        }
+        pos += to as u64;
+        buf.copy_within(to..held, 0);
+        held -= to;
+        skip = 0;
+    }
+    Ok(cursors.map(|c| c.state))
+}
+
+/// The quoting state where each block begins, from the blocks' state maps in
+/// order (the first block begins outside quotes).
+pub(super) fn block_starts(maps: impl IntoIterator<Item = [Quoting; 3]>) -> Vec<Quoting> {
+    let mut state = Quoting::Out;
+    let mut out = vec![state];
+    for map in maps {
+        state = map[state.index()];
+        out.push(state);
+    }
+    out
+}
+
 /// How a block's bytes carry each quoting state at its start to one at its end:
 /// item `i` of the result is the end state for start state `Quoting::ALL[i]`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,54 +170,11 @@ impl OpKind for QuoteStates {
     const NAME: &'static str = "frame.csv-quote-states";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        use std::io::Seek;
         let fail = |e: std::io::Error| CoreError::user(format!("{}: cannot read: {e}", self.path));
         let syntax = Syntax { quote: self.quote, delimiter: self.delimiter };
-        let mut f = File::open(&self.path).map_err(fail)?;
-        // Read from the byte before the range (it says whether a field starts at
-        // `start`), one chunk at a time through a buffer that stays in cache; each
-        // chunk reads one byte past its part, the next byte a quote looks at.
-        let mut pos = if self.data_start { self.start } else { self.start - 1 };
-        f.seek(std::io::SeekFrom::Start(pos)).map_err(fail)?;
-        const CHUNK: usize = 64 << 10;
-        let mut buf = vec![0u8; CHUNK + 1];
-        let mut held = 0;
-        let mut cursors = Quoting::ALL.map(|state| Cursor { at: 0, state, prev: None });
-        let mut skip = usize::from(!self.data_start);
-        while pos < self.end {
-            while held < buf.len() {
-                let n = match f.read(&mut buf[held..]) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    read => read.map_err(fail)?,
-                };
-                if n == 0 {
-                    break;
-                }
-                held += n;
-            }
-            if held <= skip {
-                // The file is shorter than when it was listed: its read says so.
-                break;
-            }
-            if skip == 1 {
-                // The byte before the range: only the field start it implies.
-                for c in &mut cursors {
-                    c.prev = Some(buf[0]);
-                }
-            }
-            // `buf[i]` is the byte at `pos + i`.
-            let to = held.min(CHUNK).min(usize::try_from(self.end - pos).unwrap_or(usize::MAX));
-            for c in &mut cursors {
-                *c = syntax.advance(&buf[..held], Cursor { at: skip, ..*c }, to);
-            }
-            pos += to as u64;
-            buf.copy_within(to..held, 0);
-            held -= to;
-            skip = 0;
-        }
-        Ok(Value::from(
-            cursors.iter().map(|c| Value::from(c.state.index() as i64)).collect::<Vec<_>>(),
-        ))
+        let f = File::open(&self.path).map_err(fail)?;
+        let map = state_map(&f, self.start, self.end, self.data_start, syntax).map_err(fail)?;
+        Ok(Value::from(map.iter().map(|q| Value::from(q.index() as i64)).collect::<Vec<_>>()))
     }
 }
 
@@ -147,27 +187,25 @@ impl OpKind for BlockStates {
     const NAME: &'static str = "frame.csv-block-states";
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let mut state = Quoting::Out;
-        let mut out = vec![Value::from(state.index() as i64)];
-        for v in &inputs {
-            let next = match v {
-                Value::List(items) => items.get(state.index()).and_then(Value::as_scalar),
+        let map = |v: &Value| -> brisk_core::Result<[Quoting; 3]> {
+            let state = |i: usize| match v {
+                Value::List(items) => match items.get(i).and_then(Value::as_scalar) {
+                    Some(Scalar::I64(i)) => Quoting::from_index(i),
+                    _ => None,
+                },
                 _ => None,
             };
-            state = match next {
-                Some(Scalar::I64(i)) => Quoting::from_index(i).ok_or_else(|| {
-                    CoreError::Internal(format!("{}: no quoting state {i}", Self::NAME))
-                })?,
-                _ => {
-                    return Err(CoreError::Internal(format!(
-                        "{} expects each block's quoting states",
-                        Self::NAME
-                    )));
-                }
-            };
-            out.push(Value::from(state.index() as i64));
-        }
-        Ok(Value::from(out))
+            match (state(0), state(1), state(2)) {
+                (Some(a), Some(b), Some(c)) => Ok([a, b, c]),
+                _ => Err(CoreError::Internal(format!(
+                    "{} expects each block's quoting states",
+                    Self::NAME
+                ))),
+            }
+        };
+        let maps = inputs.iter().map(map).collect::<brisk_core::Result<Vec<_>>>()?;
+        let starts = block_starts(maps);
+        Ok(Value::from(starts.iter().map(|q| Value::from(q.index() as i64)).collect::<Vec<_>>()))
     }
 }
 

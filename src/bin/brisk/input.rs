@@ -19,7 +19,8 @@ pub(crate) struct Input {
     /// read as Parquet.
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<String>,
-    /// Bytes per partition of an uncompressed CSV file: `4MB`, `64MiB` (default 4 MiB).
+    /// Bytes per partition of a CSV file (of its decompressed bytes for a `.gz` or `.zst`
+    /// file): `4MB`, `64MiB` (default 4 MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     blocksize: Option<u64>,
     /// The CSV field delimiter (one ASCII character; `\t` for tabs).
