@@ -204,3 +204,43 @@ fn wide_files_aggregate_every_column() {
         }
     }
 }
+
+/// A gzip file whose decompressed copy does not fit the temporary directory: exit
+/// 2 naming the file, the directory and what to do, nothing left there. Needs root
+/// to mount a small tmpfs; skipped, saying so, without.
+#[test]
+fn a_compressed_file_with_no_room_for_its_copy_is_a_clear_error() {
+    let d = scratch("gz-no-room");
+    let text: String = (0..200_000).map(|i| format!("{},{}\n", i % 7, i)).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, format!("k,v\n{text}").as_bytes()).unwrap();
+    write(&d, "big.csv.gz", &gz.finish().unwrap());
+    let tmp = d.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"))
+        .args(["count", "big.csv.gz"])
+        .current_dir(&d)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    let _ = std::process::Command::new("umount").arg(&tmp).status();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("big.csv.gz")
+            && stderr.contains("No space left")
+            && stderr.contains("set TMPDIR"),
+        "{stderr}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
