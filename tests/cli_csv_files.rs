@@ -226,6 +226,14 @@ fn a_compressed_file_with_no_room_for_its_copy_is_a_clear_error() {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     }
+    /// Unmounts the tmpfs however the test ends.
+    struct Mounted<'a>(&'a std::path::Path);
+    impl Drop for Mounted<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let mounted = Mounted(&tmp);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"))
         .args(["count", "big.csv.gz"])
         .current_dir(&d)
@@ -233,7 +241,7 @@ fn a_compressed_file_with_no_room_for_its_copy_is_a_clear_error() {
         .output()
         .unwrap();
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
-    let _ = std::process::Command::new("umount").arg(&tmp).status();
+    drop(mounted);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

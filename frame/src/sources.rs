@@ -118,7 +118,7 @@ pub(crate) fn modified(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> 
 /// What a file was when the graph was built: its size, modification time and
 /// inode. Each read checks it, so a file truncated, appended to or replaced while
 /// a compute runs is an error, never a count over a mix of old and new bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FileStamp {
     len: u64,
     modified_secs: i64,

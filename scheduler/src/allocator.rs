@@ -1,4 +1,4 @@
-//! Two settings of the system allocator, made before the first compute.
+//! Settings of the system allocator, made before the first compute.
 //!
 //! glibc's malloc serves every request above its mmap threshold (128 KiB at start)
 //! with a fresh mapping, which the kernel faults in and zeroes page by page and
@@ -19,15 +19,24 @@
 
 use std::sync::Once;
 
-/// Settles the system allocator for Brisk's work, once per process: buffers up to
-/// 4 MiB reused from the heap, larger ones given back when freed, and on glibc one
-/// heap shared by every thread (see the module's source for the measurements).
-/// Every compute calls it; a program calls it first thing in `main` so that the
-/// threads it starts before its first compute share that heap too (glibc fixes
-/// the number of heaps when a second thread first allocates).
+/// Fixes glibc's thresholds, once per process; every compute calls it.
+pub(crate) fn settle() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(glibc::thresholds);
+}
+
+/// Settles the system allocator for a program whose work is Brisk's, as the
+/// `brisk` command's is: the thresholds every compute sets (buffers up to 4 MiB
+/// reused from the heap, larger ones given back when freed), and on glibc one
+/// heap shared by every thread, which a library does not impose on its host
+/// program. Call it first thing in `main`: glibc fixes the number of heaps when
+/// a second thread first allocates.
 pub fn settle_allocator() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(glibc::settle);
+    ONCE.call_once(|| {
+        settle();
+        glibc::one_heap();
+    });
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -37,16 +46,20 @@ mod glibc {
     const MMAP_THRESHOLD: libc::c_int = 4 << 20;
     /// A heap gives back free memory at its top beyond this.
     const TRIM_THRESHOLD: libc::c_int = 8 << 20;
-    /// One heap for every thread.
-    const ARENAS: libc::c_int = 1;
 
-    pub(super) fn settle() {
-        // SAFETY: mallopt only changes two of malloc's tuning parameters; it takes
+    pub(super) fn thresholds() {
+        // SAFETY: mallopt only changes malloc's tuning parameters; it takes
         // malloc's own lock and is safe to call at any time, from any thread.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
-            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+        }
+    }
+
+    pub(super) fn one_heap() {
+        // SAFETY: as above.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
@@ -54,5 +67,6 @@ mod glibc {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod glibc {
     /// Other allocators keep their own settings.
-    pub(super) fn settle() {}
+    pub(super) fn thresholds() {}
+    pub(super) fn one_heap() {}
 }

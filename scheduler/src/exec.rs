@@ -80,7 +80,8 @@ impl<'a> Execution<'a> {
                 cb.task_started(key, worker);
             }
             // Inputs this task now owns stay counted while it runs: their memory is
-            // in use until the task lets them go, so other results spill for them.
+            // in use until the task lets them go, so other results spill for them
+            // and sources wait.
             let mut in_use = Vec::new();
             let inputs = self
                 .plan
@@ -181,11 +182,11 @@ impl<'a> Execution<'a> {
     }
 
     /// The result of task `d` for one of its dependents: moved out on its last use
-    /// (releasing it), shared otherwise. Outputs are kept to the end.
-    /// Dependency `d`'s result for a task starting now, and the reservation of
-    /// memory that task now owns: a result it takes from memory brings its own,
-    /// one read from disk is counted anew; a result that stays held for other
-    /// dependents is counted where it is held.
+    /// (outputs are kept to the end), shared otherwise; and the reservation of the
+    /// memory the dependent now owns. A result it takes from memory brings its
+    /// own, one read from disk is counted anew. A result that stays held for
+    /// other dependents is counted where it is held (if it is spilled meanwhile,
+    /// this task's copy goes uncounted until the task ends).
     fn input(&self, d: usize) -> Result<(Value, Option<Reservation<'a>>), Error> {
         let mut slot = lock(&self.slots[d]);
         slot.uses_left -= 1;

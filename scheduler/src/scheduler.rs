@@ -218,7 +218,7 @@ impl Scheduler {
         outputs: &[Key],
     ) -> Result<(Vec<Value>, ComputeStats)> {
         let started = Instant::now();
-        crate::allocator::settle_allocator();
+        crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
         let budget = self.memory_budget();
         crate::budget::refuse_oversized(&plan, budget)?;

@@ -282,6 +282,10 @@ impl OpKind for ReadBlock {
             else {
                 return Err(CoreError::Internal(format!("{}: no block {b}", Self::NAME)));
             };
+            if range[0] >= range[1] {
+                // No record starts in an empty block.
+                return self.parse_records(range[0], &[], decoded.len);
+            }
             let syntax = self.spec.syntax();
             let read = records(&decoded.file, range[0]..range[1], b, decoded.len, syntax, state);
             let (start, window, range) = read.map_err(|e| self.io(e))?;

@@ -41,8 +41,9 @@ impl Decoded {
 }
 
 /// Decodes a compressed CSV file into a temporary copy split into `blocks` blocks
-/// of equal size (the count planned from its expected size; the sizes from the
-/// size it has).
+/// of equal size (the count planned from its decoded size when the graph was
+/// built; the sizes from the size it has, the same unless the file changed, which
+/// its stamp catches).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Decode {
     pub(super) path: String,
@@ -111,8 +112,12 @@ impl OpKind for Decode {
         let starts: Vec<u64> =
             (0..=blocks as u64).map(|b| (self.data_start + b * size).min(len)).collect();
         let syntax = Syntax { quote: self.quote, delimiter: self.delimiter };
+        // An empty block (a file shorter than planned) keeps the state it begins in.
         let maps = (0..blocks - 1)
-            .map(|b| state_map(&file, starts[b], starts[b + 1], b == 0, syntax))
+            .map(|b| match starts[b] < starts[b + 1] {
+                true => state_map(&file, starts[b], starts[b + 1], b == 0, syntax),
+                false => Ok(Quoting::ALL),
+            })
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| {
                 CoreError::user(format!("{}: cannot read its decompressed copy: {e}", self.path))

@@ -27,6 +27,8 @@ mod scan;
 mod schema;
 mod split;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -43,7 +45,7 @@ pub(crate) use split::{BlockStates, QuoteStates};
 use crate::batches::ByName;
 use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
-use crate::sources::{Sources, modified};
+use crate::sources::{FileStamp, Sources, modified};
 use crate::{Error, Result};
 
 /// Blocks of this many bytes unless told otherwise. Small blocks keep every buffer
@@ -220,7 +222,9 @@ fn null_regex(opts: &CsvOptions) -> Result<Option<regex::Regex>> {
 /// ```
 pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> {
     let sources: Sources = sources.into();
-    let frame = read(&sources, &opts)?;
+    // A compressed file's decoded size is counted once, not again per reprojection.
+    let decoded = DecodedSizes::default();
+    let frame = read(&sources, &opts, &decoded)?;
     // Frames built right on this read may ask for fewer columns.
     let reproject = move |columns: Vec<String>| {
         let keep = match &opts.usecols {
@@ -229,12 +233,32 @@ pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> 
         };
         let keep: Vec<String> =
             keep.into_iter().filter(|c| Some(c) != opts.path_column.as_ref()).collect();
-        read(&sources, &opts.clone().usecols(keep))
+        read(&sources, &opts.clone().usecols(keep), &decoded)
     };
     Ok(frame.with_source(Reproject(Arc::new(reproject))))
 }
 
-fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
+/// The decoded sizes of the compressed files a `read_csv` counted, by file as it
+/// was then.
+#[derive(Clone, Default)]
+struct DecodedSizes(Arc<std::sync::Mutex<HashMap<(PathBuf, FileStamp), u64>>>);
+
+impl DecodedSizes {
+    fn of(&self, info: &FileInfo, compression: Compression) -> Result<u64> {
+        let key = (info.path.clone(), info.stamp);
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
+        if let Some(n) = known {
+            return Ok(n);
+        }
+        let n = compression
+            .decoded_len(&info.path)
+            .map_err(|e| file_error(&info.path, format!("cannot decompress: {e}")))?;
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key, n);
+        Ok(n)
+    }
+}
+
+fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<Frame> {
     let opts = opts.clone();
     let files = sources.files(&[".csv", ".csv.gz", ".csv.zst"])?;
     // Listed even without the feature: a file left out silently would be worse.
@@ -306,11 +330,10 @@ fn read(sources: &Sources, opts: &CsvOptions) -> Result<Frame> {
         let compression = Compression::of(&info.path);
         if compression != Compression::None {
             // A compressed file cannot be entered in the middle: decoded once, its
-            // copy read in blocks (decode.rs).
+            // copy read in blocks (decode.rs). Its decoded size plans the blocks:
+            // counted here unless the inspection read all of it.
             let len = match info.len {
-                u64::MAX => compression
-                    .decoded_len(&info.path)
-                    .map_err(|e| file_error(&info.path, format!("cannot decompress: {e}")))?,
+                u64::MAX => decoded.of(info, compression)?,
                 len => len,
             }
             .max(info.data_start);

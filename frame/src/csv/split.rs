@@ -71,9 +71,9 @@ impl<'a> Window<'a> {
 
 /// A file read from a position on without moving its handle's own (`pread`), so
 /// tasks can share one handle.
-pub(super) struct Positioned<'a> {
-    pub(super) file: &'a File,
-    pub(super) at: u64,
+struct Positioned<'a> {
+    file: &'a File,
+    at: u64,
 }
 
 impl Read for Positioned<'_> {
@@ -82,6 +82,14 @@ impl Read for Positioned<'_> {
         let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
         #[cfg(windows)]
         let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.at)?;
+        // Elsewhere, seek and read: right while one task reads a handle at a time.
+        #[cfg(not(any(unix, windows)))]
+        let n = {
+            use std::io::Seek;
+            let mut f = self.file;
+            f.seek(std::io::SeekFrom::Start(self.at))?;
+            f.read(buf)?
+        };
         self.at += n as u64;
         Ok(n)
     }

@@ -320,8 +320,9 @@ pub(super) fn aggregate(
 
 /// What tells a column's values apart, read without a copy where the type allows:
 /// a string's or binary's own bytes, an integer's, date's or timestamp's bits; for
-/// every other type (floats among them: 0.0 and -0.0 are one value), arrow's row
-/// encoding, a copy of the column.
+/// every other type, arrow's row encoding, a copy of the column. (Floats keep the
+/// row encoding, which tells 0.0 from -0.0 and NaNs apart by their bits, as
+/// before; pandas counts 0.0 and -0.0 as one value.)
 enum ValueBytes<'a> {
     Utf8(&'a arrow::array::StringArray),
     Binary(&'a arrow::array::BinaryArray),

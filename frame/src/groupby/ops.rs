@@ -8,7 +8,7 @@ use arrow::array::{
     ArrayData, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, MutableArrayData,
     RecordBatch, make_array,
 };
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use brisk_core::{Error as CoreError, OpKind, Value};
 use serde::{Deserialize, Serialize};
 
@@ -130,19 +130,17 @@ fn one_empty_group(
         &BooleanArray::from(vec![true]),
         state.schema().field(0).data_type(),
     )?];
-    for (i, spec) in plan.specs.iter().enumerate() {
-        columns.extend(spec.empty_state(i)?);
-    }
-    // A finish keeps of a distinct set only its size: none, 0.
     let schema = state.schema();
-    let columns = columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| match c.data_type() == f.data_type() {
-            true => Ok(c),
-            false => arrow::compute::cast(&Int64Array::from(vec![0]), f.data_type()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    for (i, spec) in plan.specs.iter().enumerate() {
+        let size_only = spec.agg == Agg::Nunique
+            && schema.field_with_name(&format!("__{i}_set"))?.data_type() == &DataType::Int64;
+        if size_only {
+            // A finish keeps of a distinct set only its size: no values, 0.
+            columns.push(Arc::new(Int64Array::from(vec![0])));
+        } else {
+            columns.extend(spec.empty_state(i)?);
+        }
+    }
     RecordBatch::try_new(schema, columns)
 }
 
