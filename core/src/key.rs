@@ -116,9 +116,36 @@ impl<const N: usize> From<(&str, [u32; N])> for Key {
     }
 }
 
+/// A key crosses to another process as the pair `(name, index)`, as Dask's tuple
+/// keys do.
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.name, &*self.index).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (name, index) = <(String, Vec<u32>)>::deserialize(d)?;
+        Ok(Key::new(name, index))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_cross_processes_as_name_and_index() {
+        for key in [Key::named("sum"), Key::new("rand-9f3a", [0, 3]), Key::new("", [u32::MAX])] {
+            let bytes = rmp_serde::to_vec(&key).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Key>(&bytes).unwrap(), key);
+            // The same bytes as the pair: any reader of the format can read one.
+            let pair: (String, Vec<u32>) = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!((pair.0.as_str(), pair.1.as_slice()), (key.name(), key.index()));
+        }
+        assert!(rmp_serde::from_slice::<Key>(&rmp_serde::to_vec(&("x", "y")).unwrap()).is_err());
+    }
 
     #[test]
     fn keys_with_same_name_and_index_are_equal_and_others_are_not() {

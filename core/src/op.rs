@@ -302,6 +302,14 @@ impl OpRegistry {
         self
     }
 
+    /// The names of the ops it can decode, sorted: what two processes compare
+    /// before they exchange ops (a name one lacks is an op it cannot run).
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.decoders.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Rebuilds an op from the bytes of [`Op::encode`].
     pub fn decode(&self, bytes: &[u8]) -> Result<Op> {
         let wire: Wire = rmp_serde::from_slice(bytes)

@@ -585,3 +585,46 @@ fn read_tasks_report_the_bytes_they_read() {
         assert_eq!(stats.input_bytes, data, "blocksize {blocksize}");
     }
 }
+
+/// Every op of a read, filter and group-by graph (a gzip file's decode among
+/// them) is registered: encoded, decoded by name and run again, it gives the
+/// same bytes, as a worker process would have to.
+#[cfg(feature = "compression")]
+#[test]
+fn frame_ops_survive_encoding_and_run_the_same_after() {
+    use std::io::Write;
+
+    use brisk_core::OpRegistry;
+    use brisk_frame::Agg;
+    use brisk_graph::Collection;
+    let d = dir("shipped");
+    let text: String =
+        (0..3000).map(|i| format!("k{},{},\"t{}\"\n", i % 7, i % 101, i % 13)).collect();
+    std::fs::write(d.join("a.csv"), format!("k,v,s\n{text}")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("k,v,s\n{text}").as_bytes()).unwrap();
+    std::fs::write(d.join("b.csv.gz"), gz.finish().unwrap()).unwrap();
+    let df = read_csv(d.to_str().unwrap(), CsvOptions::default().blocksize(4096)).unwrap();
+    let out = df
+        .filter(col("v").gt(lit(3)))
+        .unwrap()
+        .groupby(["k"])
+        .unwrap()
+        .agg([("v", Agg::Mean), ("s", Agg::Nunique), ("v", Agg::Max)])
+        .unwrap();
+    let (graph, keys) = out.graph().unwrap();
+    let mut registry = OpRegistry::new();
+    brisk_frame::register_ops(&mut registry);
+    assert!(registry.names().contains(&"frame.csv-decode"), "{:?}", registry.names());
+    let shipped = brisk_graph::Graph::from_tasks(graph.tasks().map(|mut t| {
+        t.op = registry.decode(&t.op.encode().unwrap()).unwrap();
+        t
+    }))
+    .unwrap();
+    let a = Scheduler::threads(2).run(graph, &keys).unwrap();
+    let b = Scheduler::threads(2).run(shipped, &keys).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.encode().unwrap(), b.encode().unwrap());
+    }
+}
