@@ -5,7 +5,9 @@
 //! - [`Value`]: what flows between tasks — an ndarray [`ArrayChunk`], an Arrow
 //!   `RecordBatch`, a [`Scalar`], a list, or an [`Opaque`] local value. Every value
 //!   knows its size ([`Value::nbytes`]) and, except opaque ones, has a byte codec
-//!   ([`Value::encode`], [`Value::decode`]) used for spilling.
+//!   ([`Value::encode`], [`Value::decode`]) used for spilling, and a record-batch
+//!   form any Arrow reader can read ([`ipc`]: [`Value::to_batch`],
+//!   [`Value::from_batch`]).
 //! - [`Op`]: what a task does — plain-data ops ([`OpKind`], found again by name in an
 //!   [`OpRegistry`]), closures (local only) and fused chains.
 //! - [`Element`]: the element types of chunks (`f64`, `f32`, `i64`, `i32`, `bool`)
@@ -24,6 +26,7 @@ mod codec;
 mod element;
 mod error;
 mod input;
+pub mod ipc;
 mod key;
 mod op;
 mod pending;
