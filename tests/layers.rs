@@ -1,4 +1,5 @@
-//! The dependency ladder: core <- graph <- scheduler <- {array, frame} <- brisk.
+//! The dependency ladder: core <- graph <- scheduler <- {array, frame, distributed}
+//! <- brisk.
 //! Fails on any edge between Brisk crates that points up or sideways.
 
 use std::process::Command;
@@ -8,7 +9,7 @@ fn rank(name: &str) -> Option<u32> {
         "brisk-core" => 0,
         "brisk-graph" => 1,
         "brisk-scheduler" => 2,
-        "brisk-array" | "brisk-frame" => 3,
+        "brisk-array" | "brisk-frame" | "brisk-distributed" => 3,
         "brisk" => 4,
         _ => return None,
     })

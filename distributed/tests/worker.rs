@@ -1,0 +1,143 @@
+//! Workers on loopback addresses: tasks run where they are sent, inputs come from
+//! the peers that hold them, results are served by key to any Flight client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::{FlightClient, Ticket};
+use brisk_core::{ArrayChunk, Key, Op, OpKind, OpRegistry, Value};
+use brisk_distributed::{Input, RunTask, Worker, fetch, run};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+/// Sums its inputs' scalars; panics on a negative one.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sum;
+
+impl OpKind for Sum {
+    const NAME: &'static str = "test.sum";
+    fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
+        let mut total = 0;
+        for v in inputs {
+            match v.as_scalar() {
+                Some(brisk_core::Scalar::I64(x)) if x >= 0 => total += x,
+                Some(brisk_core::Scalar::I64(x)) => panic!("negative input {x}"),
+                _ => return Err(brisk_core::Error::user(format!("not an integer: {}", v.kind()))),
+            }
+        }
+        Ok(Value::from(total))
+    }
+}
+
+fn registry() -> OpRegistry {
+    let mut r = OpRegistry::new();
+    r.register::<Sum>();
+    r
+}
+
+fn worker(ip: &str) -> Worker {
+    Worker::start(format!("{ip}:0").parse().unwrap(), registry()).unwrap()
+}
+
+fn constant(key: &str, value: Value) -> RunTask {
+    RunTask { key: Key::named(key), op: Op::Const(value).encode().unwrap(), inputs: vec![] }
+}
+
+fn input(key: &str, at: SocketAddr) -> Input {
+    Input { key: Key::named(key), at }
+}
+
+/// The workers' threads alive in this process (a thread's name is cut to 15 bytes).
+fn worker_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|n| n.starts_with("brisk-worker"))
+        })
+        .count()
+}
+
+/// The tests run one at a time: each counts the workers' threads it leaves.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Nothing of `workers` is left once they are dropped: no thread, no listener.
+fn gone(workers: Vec<Worker>) {
+    let addrs: Vec<SocketAddr> = workers.iter().map(Worker::addr).collect();
+    drop(workers);
+    assert_eq!(worker_threads(), 0);
+    for addr in addrs {
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still listens");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_where_sent_with_inputs_from_their_peers() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (a, b) = (worker("127.0.0.1"), worker("127.0.0.2"));
+    assert_ne!(a.addr().ip(), b.addr().ip());
+    assert_eq!(run(a.addr(), &constant("x", Value::from(40_i64))).await.unwrap(), 8);
+    run(b.addr(), &constant("y", Value::from(2_i64))).await.unwrap();
+    // On b: x comes from a, y is b's own.
+    let sum = RunTask {
+        key: Key::new("sum", [0]),
+        op: Op::data(Sum).encode().unwrap(),
+        inputs: vec![input("x", a.addr()), input("y", b.addr()), input("x", a.addr())],
+    };
+    run(b.addr(), &sum).await.unwrap();
+    let got = fetch(b.addr(), &Key::new("sum", [0])).await.unwrap();
+    assert_eq!(got.as_scalar(), Some(brisk_core::Scalar::I64(82)));
+    // Errors name the task and the cause; a panicking op leaves the worker serving.
+    run(a.addr(), &constant("neg", Value::from(-1_i64))).await.unwrap();
+    let bad = RunTask {
+        key: Key::named("boom"),
+        op: sum.op.clone(),
+        inputs: vec![input("neg", a.addr())],
+    };
+    let err = run(a.addr(), &bad).await.unwrap_err();
+    assert!(err.message().contains("task 'boom' panicked: negative input -1"), "{err}");
+    let missing =
+        RunTask { key: Key::named("m"), op: sum.op.clone(), inputs: vec![input("nope", b.addr())] };
+    let err = run(a.addr(), &missing).await.unwrap_err();
+    assert!(err.message().contains("no result 'nope'"), "{err}");
+    let err = fetch(a.addr(), &Key::named("boom")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    let closure = Op::local("my-closure", |v| Ok(v[0].clone()));
+    assert!(closure.encode().unwrap_err().to_string().contains("my-closure"));
+    gone(vec![a, b]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_flight_client_reads_a_result_by_key() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let w = worker("127.0.0.1");
+    let shape = [3usize, 400, 500];
+    let data: Vec<f64> = (0..shape.iter().product::<usize>()).map(|i| i as f64 * 0.5).collect();
+    let chunk = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data).unwrap();
+    let value = Value::Array(Arc::new(ArrayChunk::F64(chunk)));
+    run(w.addr(), &constant("big", value.clone())).await.unwrap();
+    // A plain Flight client: the ticket is the key, the answer Arrow record batches.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", w.addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let ticket = rmp_serde::to_vec(&Key::named("big")).unwrap();
+    let batches: Vec<arrow_array::RecordBatch> = FlightClient::new(channel)
+        .do_get(Ticket { ticket: ticket.into() })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    // 4.8 MB of floats: more than one Flight message.
+    assert!(batches.len() > 1, "{} batches", batches.len());
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 600_000);
+    assert_eq!(batches[0].schema().metadata()["brisk.shape"], "3,400,500");
+    // Brisk's own fetch puts it back together, bit for bit.
+    let back = fetch(w.addr(), &Key::named("big")).await.unwrap();
+    assert_eq!(back.encode().unwrap(), value.encode().unwrap());
+    gone(vec![w]);
+}
