@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::types::{ArrowPrimitiveType, Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch,
@@ -51,6 +51,20 @@ fn one_column(name: &str, column: ArrayRef, meta: HashMap<String, String>) -> Re
 
 fn kind(k: &str) -> HashMap<String, String> {
     HashMap::from([(VALUE_KIND.to_string(), k.to_string())])
+}
+
+/// A primitive column's values.
+fn primitive<T: ArrowPrimitiveType>(c: &ArrayRef) -> Vec<T::Native> {
+    c.as_primitive::<T>().values().to_vec()
+}
+
+/// `values` in C order as an array of `shape`, if they are as many as it holds.
+fn shaped<T>(shape: &[usize], values: Vec<T>) -> Result<ArrayD<T>> {
+    let want: usize = shape.iter().product();
+    if want != values.len() {
+        return Err(bad(format!("shape {shape:?} holds {want} values, not {}", values.len())));
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| bad(e.to_string()))
 }
 
 impl Value {
@@ -151,34 +165,21 @@ impl Value {
                     None => return Err(bad("an array needs its shape")),
                 };
                 let dtype = meta.get(ARRAY_DTYPE).map(String::as_str).unwrap_or("");
-                let shaped = |n: usize| -> Result<IxDyn> {
-                    let want: usize = shape.iter().product();
-                    if want != n {
-                        return Err(bad(format!("shape {shape:?} holds {want} values, not {n}")));
-                    }
-                    Ok(IxDyn(&shape))
-                };
-                let to = |e: ndarray::ShapeError| bad(e.to_string());
                 let chunk = match (dtype, c.data_type()) {
                     ("f64", DataType::Float64) => {
-                        let v = c.as_primitive::<Float64Type>().values().to_vec();
-                        ArrayChunk::F64(ArrayD::from_shape_vec(shaped(v.len())?, v).map_err(to)?)
+                        ArrayChunk::F64(shaped(&shape, primitive::<Float64Type>(&c))?)
                     }
                     ("f32", DataType::Float32) => {
-                        let v = c.as_primitive::<Float32Type>().values().to_vec();
-                        ArrayChunk::F32(ArrayD::from_shape_vec(shaped(v.len())?, v).map_err(to)?)
+                        ArrayChunk::F32(shaped(&shape, primitive::<Float32Type>(&c))?)
                     }
                     ("i64", DataType::Int64) => {
-                        let v = c.as_primitive::<Int64Type>().values().to_vec();
-                        ArrayChunk::I64(ArrayD::from_shape_vec(shaped(v.len())?, v).map_err(to)?)
+                        ArrayChunk::I64(shaped(&shape, primitive::<Int64Type>(&c))?)
                     }
                     ("i32", DataType::Int32) => {
-                        let v = c.as_primitive::<Int32Type>().values().to_vec();
-                        ArrayChunk::I32(ArrayD::from_shape_vec(shaped(v.len())?, v).map_err(to)?)
+                        ArrayChunk::I32(shaped(&shape, primitive::<Int32Type>(&c))?)
                     }
                     ("bool", DataType::Boolean) => {
-                        let v: Vec<bool> = c.as_boolean().values().iter().collect();
-                        ArrayChunk::Bool(ArrayD::from_shape_vec(shaped(v.len())?, v).map_err(to)?)
+                        ArrayChunk::Bool(shaped(&shape, c.as_boolean().values().iter().collect())?)
                     }
                     (d, t) => return Err(bad(format!("no array of dtype '{d}' in a {t} column"))),
                 };
