@@ -37,6 +37,10 @@ pub(crate) struct Input {
     /// field is always null.
     #[arg(long = "null", value_name = "VALUE")]
     nulls: Vec<String>,
+    /// The frame once opened: `--explain` asks for its partitions again, and a
+    /// compressed file's size is counted by decoding it.
+    #[arg(skip)]
+    opened: std::cell::OnceCell<Frame>,
 }
 
 /// `4MB`, `64MiB`, `1.5GB`, `4096` (bytes); decimal and binary units.
@@ -122,8 +126,16 @@ impl Input {
         (files, bytes)
     }
 
-    /// The lazy frame over the input.
+    /// The lazy frame over the input (built once).
     pub(crate) fn open(&self) -> Result<Frame, Failure> {
+        if let Some(frame) = self.opened.get() {
+            return Ok(frame.clone());
+        }
+        let frame = self.read()?;
+        Ok(self.opened.get_or_init(|| frame).clone())
+    }
+
+    fn read(&self) -> Result<Frame, Failure> {
         if self.paths.iter().any(|p| p == "-") && !std::path::Path::new("-").exists() {
             // Blocks are read in parallel by offset, which a pipe cannot give.
             return Err(Failure::User(
