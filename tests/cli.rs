@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{FIXTURES, Run, brisk, brisk_in, scratch};
+use common::{FIXTURES, Run, Tmpfs, brisk, brisk_in, scratch};
 
 /// Rows of a CSV text as fields.
 fn rows(csv: &str) -> Vec<Vec<String>> {
@@ -160,17 +160,11 @@ fn a_full_disk_is_exit_2_with_the_path() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("No space left"), "{stderr}");
     }
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(tmpfs) = Tmpfs::mount(dir.join("mnt"), "16k") else {
         eprintln!("skipped the tmpfs half: cannot mount one here (needs root)");
         return;
-    }
+    };
+    let mnt = tmpfs.path().to_path_buf();
     let runs: Vec<Run> = ["out.csv", "out.json", "out.txt"]
         .iter()
         .map(|o| {
@@ -184,7 +178,7 @@ fn a_full_disk_is_exit_2_with_the_path() {
         .collect();
     let leftovers: Vec<_> =
         std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
-    let _ = Command::new("umount").arg(&mnt).status();
+    drop(tmpfs);
     for r in runs {
         assert_eq!(r.status, 2, "{}", r.stderr);
         assert!(

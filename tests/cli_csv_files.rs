@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{brisk_in, scratch};
+use common::{Tmpfs, brisk_in, scratch};
 
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("write the file");
@@ -215,33 +215,19 @@ fn a_compressed_file_with_no_room_for_its_copy_is_a_clear_error() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, format!("k,v\n{text}").as_bytes()).unwrap();
     write(&d, "big.csv.gz", &gz.finish().unwrap());
-    let tmp = d.join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&tmp)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(tmpfs) = Tmpfs::mount(d.join("tmp"), "64k") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
-    }
-    /// Unmounts the tmpfs however the test ends.
-    struct Mounted<'a>(&'a std::path::Path);
-    impl Drop for Mounted<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let mounted = Mounted(&tmp);
+    };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"))
         .args(["count", "big.csv.gz"])
         .current_dir(&d)
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", tmpfs.path())
         .output()
         .unwrap();
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
-    drop(mounted);
+    let left: Vec<_> =
+        std::fs::read_dir(tmpfs.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    drop(tmpfs);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

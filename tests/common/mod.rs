@@ -64,3 +64,29 @@ pub(crate) fn brisk_peak_memory(dir: &Path, args: &[&str]) -> (i32, u64) {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// A small tmpfs mounted at a directory of its own, unmounted when dropped however
+/// the test ends: a full disk on demand. `None` where mounting needs root.
+pub(crate) struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub(crate) fn mount(at: PathBuf, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Tmpfs(at))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
