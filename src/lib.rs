@@ -35,6 +35,8 @@
 pub use brisk_array as array;
 /// Keys, values, ops, errors and memory accounting (`brisk-core`).
 pub use brisk_core as core;
+/// Worker processes and clusters (`brisk-distributed`).
+pub use brisk_distributed as distributed;
 /// Partitioned dataframes (`brisk-frame`).
 pub use brisk_frame as frame;
 /// The task graph and its planning (`brisk-graph`).
@@ -85,4 +87,72 @@ pub mod prelude {
     pub use brisk_graph::delayed;
     pub use brisk_graph::delayed::Delayed;
     pub use brisk_scheduler::{Compute, Scheduler};
+
+    pub use crate::Processes;
+}
+
+/// The program's own ops, added to Brisk's by [`worker_if_asked_with`].
+static PROGRAM_OPS: std::sync::OnceLock<fn(&mut core::OpRegistry)> = std::sync::OnceLock::new();
+
+/// Every op a worker process of this program can run: Brisk's arrays' and
+/// frames', and the program's own (given to [`worker_if_asked_with`]).
+pub fn ops() -> core::OpRegistry {
+    let mut registry = core::OpRegistry::new();
+    brisk_array::register_ops(&mut registry);
+    brisk_frame::register_ops(&mut registry);
+    if let Some(program_ops) = PROGRAM_OPS.get() {
+        program_ops(&mut registry);
+    }
+    registry
+}
+
+/// Call first thing in `main` of a program that uses worker processes
+/// ([`Processes::processes`]): in a worker process this program started, it runs
+/// the worker and never returns; otherwise it returns at once. Python's
+/// `multiprocessing` spawn pattern: the workers are this program, re-executed.
+///
+/// ```no_run
+/// use brisk::prelude::*;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     brisk::worker_if_asked();
+///     let cluster = Scheduler::processes(2)?;
+///     let m: f64 = cluster.compute(&random(&[1000, 1000], &[250, 250], 7)?.mean(Axes::all()))?;
+///     println!("{m}");
+///     Ok(())
+/// }
+/// ```
+pub fn worker_if_asked() {
+    brisk_distributed::worker_if_asked(ops);
+}
+
+/// [`worker_if_asked`] for a program with ops of its own: `register` adds them
+/// (`registry.register::<MyOp>()`), here and in every worker.
+pub fn worker_if_asked_with(register: fn(&mut core::OpRegistry)) {
+    let _ = PROGRAM_OPS.set(register);
+    worker_if_asked();
+}
+
+/// Schedulers on worker processes: `Scheduler::processes(n)`.
+pub trait Processes: Sized {
+    /// A local cluster of `n` worker processes sharing this machine's cores
+    /// (Dask's `LocalCluster`); they end when the scheduler's last clone is
+    /// dropped. The program must call [`worker_if_asked`] first thing in `main`.
+    fn processes(n: usize) -> scheduler::Result<Self>;
+
+    /// Like [`processes`](Self::processes), started as `spawn` says (threads
+    /// per worker, listen addresses, heartbeats).
+    fn processes_with(spawn: &distributed::Spawn) -> scheduler::Result<Self>;
+}
+
+impl Processes for Scheduler {
+    fn processes(n: usize) -> scheduler::Result<Self> {
+        Self::processes_with(&distributed::Spawn::new(n))
+    }
+
+    fn processes_with(spawn: &distributed::Spawn) -> scheduler::Result<Self> {
+        let cluster =
+            distributed::LocalCluster::start(spawn, &ops()).map_err(scheduler::Error::Backend)?;
+        Ok(Scheduler::backend(std::sync::Arc::new(cluster)))
+    }
 }

@@ -1,10 +1,24 @@
-//! `brisk-distributed`: Brisk's graphs on worker processes (in progress).
+//! `brisk-distributed`: Brisk's graphs on worker processes.
 //!
-//! Built so far: the [`Worker`], a Flight server that runs the tasks it is sent
-//! (ops found by name in an `OpRegistry`), fetches their inputs from the peers
-//! that hold them, and serves its results by key to peers and to any Flight
-//! client. The scheduler process, heartbeats and lineage recomputation come next.
+//! - [`Worker`]: a Flight server that runs the tasks it is sent (ops found by
+//!   name in an `OpRegistry`) on its own thread pool, fetches their inputs from
+//!   the peers that hold them, and serves its results by key to peers and to any
+//!   Flight client.
+//! - [`Cluster`]: the scheduler's side, a `brisk_scheduler::Backend`: it places
+//!   tasks where their inputs are, queues them until workers have room, frees
+//!   results once used, and recomputes from lineage what dies with a worker.
+//! - [`LocalCluster`]: n worker processes started from this program (it
+//!   re-executes itself; [`worker_if_asked`] at the top of `main` turns the copy
+//!   into a worker), ended when the cluster is dropped.
 
+mod client;
+mod cluster;
+mod driver;
+mod local;
 mod worker;
 
-pub use worker::{Input, RunTask, Worker, fetch, run};
+pub use client::Connections;
+pub use cluster::Cluster;
+pub use driver::Timing;
+pub use local::{LocalCluster, Spawn, worker_if_asked};
+pub use worker::{Hello, Input, ResultId, RunTask, Worker, registry_fingerprint};

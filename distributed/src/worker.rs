@@ -1,37 +1,52 @@
 //! A worker: a Flight server that runs tasks it is sent and holds their results by
-//! key, serving them to its peers and to any Flight client (`DoGet` with the key
-//! as the ticket, the value as Arrow IPC in `brisk_core::ipc`'s form).
+//! key, serving them to its peers and to any Flight client (`DoGet` with a
+//! [`ResultId`] as the ticket, the value as Arrow IPC in `brisk_core::ipc`'s form).
 //!
-//! Actions (`DoAction`):
-//! - `run`: a [`RunTask`] (MessagePack); the worker gathers the task's inputs,
-//!   from itself or from the peers that hold them, runs the op and keeps the
-//!   result. The reply is the result's size in bytes (MessagePack `u64`).
-//! - `free`: a list of keys whose results are no longer needed.
+//! Actions (`DoAction`, bodies and replies in MessagePack):
+//! - `hello`: the worker's [`Hello`] (version, ops, threads, epoch);
+//! - `run`: a [`RunTask`]; the worker gathers the task's inputs, from itself or
+//!   from the peers that hold them, runs the op on its own thread pool and keeps
+//!   the result. The reply is the result's size in bytes. A failure says why in
+//!   the status's `brisk-failure` metadata: `error`, `panic`, or
+//!   `missing <addr>` when an input could not be had from its holder;
+//! - `free`: results no longer needed; `free-compute`: all of a compute's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow_array::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor, FlightInfo,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use brisk_core::{Key, OpRegistry, Value};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::client::{Connections, MESSAGE_LIMIT, decode_body};
+
+/// A result on a worker: the compute it belongs to and its key. Computes are
+/// kept apart, so two computes of the same graph never free each other's
+/// results.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResultId {
+    /// The compute (a number the scheduler gives each).
+    pub compute: u64,
+    /// The task's key.
+    pub key: Key,
+}
 
 /// One input of a task: a result and the worker that holds it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Input {
-    /// The result's key.
+    /// The result's key (of the same compute as the task).
     pub key: Key,
     /// The address of a worker holding it.
     pub at: SocketAddr,
@@ -41,6 +56,8 @@ pub struct Input {
 /// inputs in the order the op takes them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunTask {
+    /// The compute it belongs to.
+    pub compute: u64,
     /// Where the result is kept.
     pub key: Key,
     /// The op, encoded.
@@ -49,30 +66,71 @@ pub struct RunTask {
     pub inputs: Vec<Input>,
 }
 
-type Held = Arc<Mutex<HashMap<Key, Value>>>;
+/// What a worker says of itself when greeted: what the scheduler checks before
+/// sending it work.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Brisk's version.
+    pub version: String,
+    /// The fingerprint of the ops it knows ([`registry_fingerprint`]).
+    pub ops: u64,
+    /// Threads running tasks.
+    pub threads: usize,
+    /// A number drawn when the worker started: a worker that answers with
+    /// another is a different process.
+    pub epoch: u64,
+}
 
-/// The largest gRPC message either side accepts: a task carries its constants
-/// (gRPC's default of 4 MiB would refuse a modest array), while results travel
-/// split into messages of about 2 MB.
-const MESSAGE_LIMIT: usize = 1 << 30;
+/// A fingerprint of the op names a registry knows (FNV-1a over the sorted
+/// names): two programs with the same one decode each other's ops alike.
+pub fn registry_fingerprint(registry: &OpRegistry) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in registry.names() {
+        for byte in name.bytes().chain([b'\n']) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
 
-fn lock(held: &Held) -> std::sync::MutexGuard<'_, HashMap<Key, Value>> {
+/// Brisk's version, as workers and schedulers compare it.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The results a worker holds, and the computes that ended (whose late results
+/// are dropped, not kept).
+#[derive(Default)]
+struct Results {
+    values: HashMap<ResultId, Value>,
+    closed: std::collections::HashSet<u64>,
+}
+
+type Held = Mutex<Results>;
+
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, Results> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A status saying why a task failed, with the kind in its metadata.
+fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
+    let mut status = Status::new(code, message);
+    if let Ok(value) = MetadataValue::try_from(kind) {
+        status.metadata_mut().insert("brisk-failure", value);
+    }
+    status
 }
 
 /// The Flight service of one worker.
 struct Service {
     addr: SocketAddr,
+    hello: Hello,
     held: Held,
-    registry: Arc<OpRegistry>,
-}
-
-fn decode_body<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, Status> {
-    rmp_serde::from_slice(bytes).map_err(|e| Status::invalid_argument(format!("bad {what}: {e}")))
+    registry: OpRegistry,
+    pool: rayon::ThreadPool,
+    peers: Connections,
 }
 
 impl Service {
-    /// Runs `task`: its inputs gathered, its op run off the server's threads, its
+    /// Runs `task`: its inputs gathered, its op run on the worker's pool, its
     /// result kept. The result's size in bytes.
     async fn run(&self, task: RunTask) -> Result<u64, Status> {
         let op = self
@@ -81,33 +139,49 @@ impl Service {
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for input in &task.inputs {
+            let id = ResultId { compute: task.compute, key: input.key.clone() };
             let value = match input.at == self.addr {
-                true => lock(&self.held).get(&input.key).cloned().ok_or_else(|| {
+                true => lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
                     Status::not_found(format!("task {}: no input {} here", task.key, input.key))
-                })?,
-                false => fetch(input.at, &input.key).await?,
+                }),
+                false => self.peers.fetch(input.at, &id).await.inspect_err(|_| {
+                    self.peers.forget(input.at);
+                }),
             };
+            let value = value.map_err(|e| {
+                let message = format!(
+                    "task {}: input {} from {}: {}",
+                    task.key,
+                    input.key,
+                    input.at,
+                    e.message()
+                );
+                failure(e.code(), &format!("missing {}", input.at), message)
+            })?;
             inputs.push(value);
         }
-        let key = task.key.clone();
-        let ran =
-            tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| op.run(inputs))))
-                .await
-                .map_err(|e| Status::internal(format!("task {key}: {e}")))?;
+        let (done, ran) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let _ = done.send(catch_unwind(AssertUnwindSafe(|| op.run(inputs))));
+        });
+        let ran = ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?;
         let value = match ran {
             Ok(Ok(value)) => value,
-            Ok(Err(e)) => return Err(Status::aborted(format!("task {} failed: {e}", task.key))),
+            Ok(Err(e)) => return Err(failure(tonic::Code::Aborted, "error", e.to_string())),
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a panic without a message".into());
-                return Err(Status::aborted(format!("task {} panicked: {message}", task.key)));
+                return Err(failure(tonic::Code::Aborted, "panic", message));
             }
         };
         let nbytes = value.nbytes();
-        lock(&self.held).insert(task.key, value);
+        let mut held = lock(&self.held);
+        if !held.closed.contains(&task.compute) {
+            held.values.insert(ResultId { compute: task.compute, key: task.key }, value);
+        }
         Ok(nbytes)
     }
 }
@@ -165,11 +239,10 @@ impl FlightService for Service {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let key: Key = decode_body("ticket (a key)", &request.get_ref().ticket)?;
-        let value = lock(&self.held)
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no result {key} on worker {}", self.addr)))?;
+        let id: ResultId = decode_body("ticket (a result id)", &request.get_ref().ticket)?;
+        let value = lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
+            Status::not_found(format!("no result {} on worker {}", id.key, self.addr))
+        })?;
         let batch = value.to_batch().map_err(|e| Status::failed_precondition(e.to_string()))?;
         let data =
             FlightDataEncoderBuilder::new().build(stream::iter([Ok(batch)])).map_err(Status::from);
@@ -196,19 +269,27 @@ impl FlightService for Service {
     ) -> Result<Response<Self::DoActionStream>, Status> {
         let action = request.into_inner();
         let reply = match action.r#type.as_str() {
+            "hello" => rmp_serde::to_vec(&self.hello),
             "run" => {
                 let task: RunTask = decode_body("task", &action.body)?;
-                let nbytes = self.run(task).await?;
-                rmp_serde::to_vec(&nbytes).map_err(|e| Status::internal(e.to_string()))?
+                rmp_serde::to_vec(&self.run(task).await?)
             }
             "free" => {
-                let keys: Vec<Key> = decode_body("key list", &action.body)?;
+                let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
                 let mut held = lock(&self.held);
-                keys.iter().for_each(|k| drop(held.remove(k)));
-                Vec::new()
+                ids.iter().for_each(|id| drop(held.values.remove(id)));
+                rmp_serde::to_vec(&())
+            }
+            "free-compute" => {
+                let compute: u64 = decode_body("compute", &action.body)?;
+                let mut held = lock(&self.held);
+                held.values.retain(|id, _| id.compute != compute);
+                held.closed.insert(compute);
+                rmp_serde::to_vec(&())
             }
             other => return Err(Status::invalid_argument(format!("no action '{other}'"))),
         };
+        let reply = reply.map_err(|e| Status::internal(e.to_string()))?;
         let result = arrow_flight::Result { body: reply.into() };
         Ok(Response::new(stream::iter([Ok(result)]).boxed()))
     }
@@ -217,68 +298,15 @@ impl FlightService for Service {
         &self,
         _: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        let actions = [("run", "run a task and keep its result"), ("free", "drop results")]
-            .map(|(t, d)| Ok(ActionType { r#type: t.into(), description: d.into() }));
+        let actions = [
+            ("hello", "the worker's version, ops, threads and epoch"),
+            ("run", "run a task and keep its result"),
+            ("free", "drop results"),
+            ("free-compute", "drop a compute's results"),
+        ]
+        .map(|(t, d)| Ok(ActionType { r#type: t.into(), description: d.into() }));
         Ok(Response::new(stream::iter(actions).boxed()))
     }
-}
-
-/// A connection to the worker at `addr`.
-async fn client(addr: SocketAddr) -> Result<FlightClient, Status> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| Status::invalid_argument(e.to_string()))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| Status::unavailable(format!("worker {addr}: {e}")))?;
-    let inner = FlightServiceClient::new(channel)
-        .max_decoding_message_size(MESSAGE_LIMIT)
-        .max_encoding_message_size(MESSAGE_LIMIT);
-    Ok(FlightClient::new_from_inner(inner))
-}
-
-fn flight_status(addr: SocketAddr) -> impl Fn(arrow_flight::error::FlightError) -> Status {
-    move |e| match e {
-        arrow_flight::error::FlightError::Tonic(status) => *status,
-        other => Status::internal(format!("worker {addr}: {other}")),
-    }
-}
-
-/// The result `key` held by the worker at `addr`.
-pub async fn fetch(addr: SocketAddr, key: &Key) -> Result<Value, Status> {
-    let fail = flight_status(addr);
-    let ticket = rmp_serde::to_vec(key).map_err(|e| Status::internal(e.to_string()))?;
-    let mut data =
-        client(addr).await?.do_get(Ticket { ticket: ticket.into() }).await.map_err(&fail)?;
-    let mut batches = Vec::new();
-    while let Some(batch) = data.next().await {
-        batches.push(batch.map_err(&fail)?);
-    }
-    let schema = data
-        .schema()
-        .cloned()
-        .ok_or_else(|| Status::data_loss(format!("worker {addr} sent no schema for {key}")))?;
-    // The encoder splits a large batch into several messages: one batch again.
-    let batch = match batches.len() {
-        0 => RecordBatch::new_empty(schema),
-        1 => batches.remove(0),
-        _ => arrow_select::concat::concat_batches(&schema, &batches)
-            .map_err(|e| Status::data_loss(e.to_string()))?,
-    };
-    Value::from_batch(batch).map_err(|e| Status::data_loss(format!("{key} from {addr}: {e}")))
-}
-
-/// Sends `task` to the worker at `addr` to run: the size of its result.
-pub async fn run(addr: SocketAddr, task: &RunTask) -> Result<u64, Status> {
-    let body = rmp_serde::to_vec(task).map_err(|e| Status::internal(e.to_string()))?;
-    let action = Action { r#type: "run".into(), body: body.into() };
-    let mut replies = client(addr).await?.do_action(action).await.map_err(flight_status(addr))?;
-    let reply = replies
-        .try_next()
-        .await
-        .map_err(flight_status(addr))?
-        .ok_or_else(|| Status::data_loss(format!("worker {addr} did not answer")))?;
-    decode_body("reply", &reply)
 }
 
 /// A worker serving on an address of its own until it is dropped; dropping it
@@ -287,12 +315,33 @@ pub struct Worker {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The pool's threads still running, and a signal when one ends.
+    pool_threads: Arc<(Mutex<usize>, std::sync::Condvar)>,
 }
 
 impl Worker {
     /// Starts a worker listening on `listen` (port 0 picks a free port) that runs
-    /// the ops `registry` knows.
-    pub fn start(listen: SocketAddr, registry: OpRegistry) -> std::io::Result<Worker> {
+    /// the ops `registry` knows on `threads` threads.
+    pub fn start(
+        listen: SocketAddr,
+        registry: OpRegistry,
+        threads: usize,
+    ) -> std::io::Result<Worker> {
+        let threads = threads.max(1);
+        // Rayon ends a dropped pool's threads in the background: count them out,
+        // so a dropped worker has no thread left.
+        let pool_threads = Arc::new((Mutex::new(threads), std::sync::Condvar::new()));
+        let exits = pool_threads.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("brisk-worker-{i}"))
+            .exit_handler(move |_| {
+                let (left, changed) = &*exits;
+                *left.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+                changed.notify_all();
+            })
+            .build()
+            .map_err(std::io::Error::other)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("brisk-worker-io")
@@ -303,7 +352,20 @@ impl Worker {
             TcpIncoming::bind(listen)?.with_nodelay(Some(true))
         };
         let addr = incoming.local_addr()?;
-        let service = Service { addr, held: Held::default(), registry: Arc::new(registry) };
+        let hello = Hello {
+            version: VERSION.into(),
+            ops: registry_fingerprint(&registry),
+            threads,
+            epoch: epoch(),
+        };
+        let service = Service {
+            addr,
+            hello,
+            held: Held::default(),
+            registry,
+            pool,
+            peers: Connections::default(),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread =
             std::thread::Builder::new().name(format!("brisk-worker-{addr}")).spawn(move || {
@@ -322,7 +384,7 @@ impl Worker {
                 });
                 runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             })?;
-        Ok(Worker { addr, stop: Some(stop), thread: Some(thread) })
+        Ok(Worker { addr, stop: Some(stop), thread: Some(thread), pool_threads })
     }
 
     /// The address it listens on.
@@ -339,5 +401,17 @@ impl Drop for Worker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // The pool went with the server; its threads end once their task does.
+        let (left, changed) = &*self.pool_threads;
+        let left = left.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = changed.wait_timeout_while(left, std::time::Duration::from_secs(10), |n| *n > 0);
     }
+}
+
+/// A number unlikely to repeat across starts: the time and the process id, mixed.
+fn epoch() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }

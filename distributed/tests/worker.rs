@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_flight::{FlightClient, Ticket};
 use brisk_core::{ArrayChunk, Key, Op, OpKind, OpRegistry, Value};
-use brisk_distributed::{Input, RunTask, Worker, fetch, run};
+use brisk_distributed::{Connections, Input, ResultId, RunTask, Worker};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -36,11 +36,20 @@ fn registry() -> OpRegistry {
 }
 
 fn worker(ip: &str) -> Worker {
-    Worker::start(format!("{ip}:0").parse().unwrap(), registry()).unwrap()
+    Worker::start(format!("{ip}:0").parse().unwrap(), registry(), 2).unwrap()
 }
 
 fn constant(key: &str, value: Value) -> RunTask {
-    RunTask { key: Key::named(key), op: Op::Const(value).encode().unwrap(), inputs: vec![] }
+    RunTask {
+        compute: 1,
+        key: Key::named(key),
+        op: Op::Const(value).encode().unwrap(),
+        inputs: vec![],
+    }
+}
+
+fn id(key: Key) -> ResultId {
+    ResultId { compute: 1, key }
 }
 
 fn input(key: &str, at: SocketAddr) -> Input {
@@ -76,35 +85,55 @@ fn gone(workers: Vec<Worker>) {
 async fn tasks_run_where_sent_with_inputs_from_their_peers() {
     let _one = ONE_AT_A_TIME.lock().await;
     let (a, b) = (worker("127.0.0.1"), worker("127.0.0.2"));
+    let c = Connections::default();
     assert_ne!(a.addr().ip(), b.addr().ip());
-    assert_eq!(run(a.addr(), &constant("x", Value::from(40_i64))).await.unwrap(), 8);
-    run(b.addr(), &constant("y", Value::from(2_i64))).await.unwrap();
+    assert_eq!(c.run(a.addr(), &constant("x", Value::from(40_i64))).await.unwrap(), 8);
+    c.run(b.addr(), &constant("y", Value::from(2_i64))).await.unwrap();
     // On b: x comes from a, y is b's own.
     let sum = RunTask {
+        compute: 1,
         key: Key::new("sum", [0]),
         op: Op::data(Sum).encode().unwrap(),
         inputs: vec![input("x", a.addr()), input("y", b.addr()), input("x", a.addr())],
     };
-    run(b.addr(), &sum).await.unwrap();
-    let got = fetch(b.addr(), &Key::new("sum", [0])).await.unwrap();
+    c.run(b.addr(), &sum).await.unwrap();
+    let got = c.fetch(b.addr(), &id(Key::new("sum", [0]))).await.unwrap();
     assert_eq!(got.as_scalar(), Some(brisk_core::Scalar::I64(82)));
     // Errors name the task and the cause; a panicking op leaves the worker serving.
-    run(a.addr(), &constant("neg", Value::from(-1_i64))).await.unwrap();
+    c.run(a.addr(), &constant("neg", Value::from(-1_i64))).await.unwrap();
     let bad = RunTask {
+        compute: 1,
         key: Key::named("boom"),
         op: sum.op.clone(),
         inputs: vec![input("neg", a.addr())],
     };
-    let err = run(a.addr(), &bad).await.unwrap_err();
-    assert!(err.message().contains("task 'boom' panicked: negative input -1"), "{err}");
-    let missing =
-        RunTask { key: Key::named("m"), op: sum.op.clone(), inputs: vec![input("nope", b.addr())] };
-    let err = run(a.addr(), &missing).await.unwrap_err();
+    let err = c.run(a.addr(), &bad).await.unwrap_err();
+    assert_eq!(err.message(), "negative input -1");
+    assert_eq!(err.metadata().get("brisk-failure").unwrap(), "panic");
+    let missing = RunTask {
+        compute: 1,
+        key: Key::named("m"),
+        op: sum.op.clone(),
+        inputs: vec![input("nope", b.addr())],
+    };
+    let err = c.run(a.addr(), &missing).await.unwrap_err();
     assert!(err.message().contains("no result 'nope'"), "{err}");
-    let err = fetch(a.addr(), &Key::named("boom")).await.unwrap_err();
+    let holder = format!("missing {}", b.addr());
+    assert_eq!(err.metadata().get("brisk-failure").unwrap().to_str().unwrap(), holder);
+    let err = c.fetch(a.addr(), &id(Key::named("boom"))).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    // A compute freed whole keeps nothing, even what finishes after.
+    c.free_compute(b.addr(), 1).await.unwrap();
+    let err = c.fetch(b.addr(), &id(Key::named("y"))).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    c.run(b.addr(), &constant("late", Value::from(1_i64))).await.unwrap();
+    assert!(c.fetch(b.addr(), &id(Key::named("late"))).await.is_err());
+    let hello = c.hello(a.addr()).await.unwrap();
+    assert_eq!((hello.threads, hello.version.as_str()), (2, env!("CARGO_PKG_VERSION")));
+    assert_ne!(hello.epoch, c.hello(b.addr()).await.unwrap().epoch);
     let closure = Op::local("my-closure", |v| Ok(v[0].clone()));
     assert!(closure.encode().unwrap_err().to_string().contains("my-closure"));
+    drop(c);
     gone(vec![a, b]);
 }
 
@@ -116,14 +145,16 @@ async fn any_flight_client_reads_a_result_by_key() {
     let data: Vec<f64> = (0..shape.iter().product::<usize>()).map(|i| i as f64 * 0.5).collect();
     let chunk = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data).unwrap();
     let value = Value::Array(Arc::new(ArrayChunk::F64(chunk)));
-    run(w.addr(), &constant("big", value.clone())).await.unwrap();
-    // A plain Flight client: the ticket is the key, the answer Arrow record batches.
+    let c = Connections::default();
+    c.run(w.addr(), &constant("big", value.clone())).await.unwrap();
+    // A plain Flight client: the ticket names the result (compute, key), the answer
+    // is Arrow record batches.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", w.addr()))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let ticket = rmp_serde::to_vec(&Key::named("big")).unwrap();
+    let ticket = rmp_serde::to_vec(&id(Key::named("big"))).unwrap();
     let batches: Vec<arrow_array::RecordBatch> = FlightClient::new(channel)
         .do_get(Ticket { ticket: ticket.into() })
         .await
@@ -137,7 +168,8 @@ async fn any_flight_client_reads_a_result_by_key() {
     assert_eq!(rows, 600_000);
     assert_eq!(batches[0].schema().metadata()["brisk.shape"], "3,400,500");
     // Brisk's own fetch puts it back together, bit for bit.
-    let back = fetch(w.addr(), &Key::named("big")).await.unwrap();
+    let back = c.fetch(w.addr(), &id(Key::named("big"))).await.unwrap();
     assert_eq!(back.encode().unwrap(), value.encode().unwrap());
+    drop(c);
     gone(vec![w]);
 }

@@ -39,6 +39,18 @@ pub enum Error {
         /// The budget.
         budget: u64,
     },
+    /// The plan holds a task whose op is a closure, which cannot be sent to
+    /// another process; refused before anything ran.
+    #[error(
+        "task {key} is a closure, which cannot run in a worker process: make it a registered op (OpRegistry::register) and register it in the workers, or compute on threads"
+    )]
+    LocalOp {
+        /// The task.
+        key: Key,
+    },
+    /// The backend running the plan (worker processes) failed.
+    #[error(transparent)]
+    Backend(crate::BackendError),
     /// Turning the computed values into the collection's output failed.
     #[error(transparent)]
     Output(brisk_core::Error),
@@ -48,7 +60,8 @@ impl Error {
     /// The key of the task that failed, if a task failed.
     pub fn task_key(&self) -> Option<&Key> {
         match self {
-            Error::Task(e) => e.task_key(),
+            Error::Task(e) | Error::Backend(crate::BackendError::Task(e)) => e.task_key(),
+            Error::Backend(crate::BackendError::KilledWorker { key, .. }) => Some(key),
             _ => None,
         }
     }

@@ -6,6 +6,8 @@
 //!   its last dependent starts. An error or panic in a task stops the compute, tasks
 //!   not yet started never run, and the error names the task's key.
 //! - [`Scheduler::sync`]: one thread, tasks in priority order, for debugging.
+//! - [`Scheduler::backend`]: plans handed to a [`Backend`] that runs them elsewhere
+//!   (worker processes, from `brisk-distributed`).
 //! - A memory budget per compute ([`Scheduler::memory_limit`], default
 //!   [`default_memory_budget`]): held results are counted, sources (reads,
 //!   generators) start only while there is room, and a task that alone cannot fit
@@ -24,6 +26,7 @@
 //! `brisk-core`.
 
 mod allocator;
+mod backend;
 mod budget;
 mod callback;
 mod error;
@@ -35,6 +38,7 @@ mod sync;
 mod threads;
 
 pub use allocator::settle_allocator;
+pub use backend::{Backend, BackendError};
 pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};

@@ -9,12 +9,13 @@ use brisk_graph::{Collection, Graph, PlanOptions};
 
 use crate::budget::default_memory_budget;
 use crate::exec::Execution;
-use crate::{Callback, ComputeStats, Error, Result};
+use crate::{Backend, Callback, ComputeStats, Error, Result};
 
 #[derive(Clone, Debug)]
 enum Kind {
     Sync,
     Threads(usize),
+    Backend(Arc<dyn Backend>),
 }
 
 /// Runs task graphs: on a pool of worker threads with work stealing (the default), or
@@ -82,6 +83,13 @@ impl Scheduler {
         Self::with_kind(Kind::Sync)
     }
 
+    /// A scheduler that hands its plans to `backend` (worker processes: see
+    /// `brisk-distributed`). Plans holding a closure are refused
+    /// ([`Error::LocalOp`]); the memory budget is the workers' own.
+    pub fn backend(backend: Arc<dyn Backend>) -> Self {
+        Self::with_kind(Kind::Backend(backend))
+    }
+
     fn with_kind(kind: Kind) -> Self {
         Self {
             kind,
@@ -139,6 +147,7 @@ impl Scheduler {
         match self.kind {
             Kind::Sync => 1,
             Kind::Threads(n) => n,
+            Kind::Backend(ref backend) => backend.threads(),
         }
     }
 
@@ -180,6 +189,9 @@ impl Scheduler {
             Some(_) => "set",
             None => "default: half the available memory",
         };
+        if let Kind::Backend(backend) = &self.kind {
+            return Ok(format!("{}runs on: {}", plan.explain(), backend.describe()));
+        }
         Ok(format!(
             "{}threads: {}\nmemory budget: {:.1} MiB ({origin})",
             plan.explain(),
@@ -220,6 +232,9 @@ impl Scheduler {
         let started = Instant::now();
         crate::allocator::settle();
         let plan = graph.plan(outputs, self.plan_options)?;
+        if let Kind::Backend(backend) = &self.kind {
+            return self.run_elsewhere(backend.as_ref(), &plan, started);
+        }
         let budget = self.memory_budget();
         crate::budget::refuse_oversized(&plan, budget)?;
         let budget = crate::budget::Budget::new(&plan, budget);
@@ -262,6 +277,41 @@ impl Scheduler {
             stats.leaked_bytes = leaked;
             values
         });
+        for cb in &self.callbacks {
+            cb.finish(&stats, result.as_ref().err());
+        }
+        result.map(|values| (values, stats))
+    }
+
+    /// Runs `plan` on `backend`, after refusing what cannot leave the process.
+    fn run_elsewhere(
+        &self,
+        backend: &dyn Backend,
+        plan: &brisk_graph::Plan,
+        started: Instant,
+    ) -> Result<(Vec<Value>, ComputeStats)> {
+        if let Some(key) = plan.first_local_task() {
+            return Err(Error::LocalOp { key: key.clone() });
+        }
+        for cb in &self.callbacks {
+            cb.start(plan.len());
+        }
+        let result = backend.run(plan, &self.callbacks).map_err(Error::Backend);
+        let stats = ComputeStats {
+            tasks: plan.len(),
+            tasks_run: if result.is_ok() { plan.len() } else { 0 },
+            fused: plan.fused(),
+            threads: backend.threads(),
+            peak_bytes: 0,
+            memory_budget: 0,
+            roots_deferred: 0,
+            spilled_bytes: 0,
+            spill_read_bytes: 0,
+            spill_file_bytes: 0,
+            input_bytes: 0,
+            leaked_bytes: 0,
+            elapsed: started.elapsed(),
+        };
         for cb in &self.callbacks {
             cb.finish(&stats, result.as_ref().err());
         }

@@ -1,0 +1,157 @@
+//! Talking to workers: one HTTP/2 connection per worker, kept and shared by every
+//! call ([`Connections`]), and the calls themselves — run a task, fetch a result,
+//! free results, say hello.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{Action, FlightClient, Ticket};
+use brisk_core::Value;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::worker::{Hello, ResultId, RunTask};
+
+/// The largest gRPC message either side accepts: a task carries its constants
+/// (gRPC's default of 4 MiB would refuse a modest array), while results travel
+/// split into messages of about 2 MB.
+pub(crate) const MESSAGE_LIMIT: usize = 1 << 30;
+
+/// How long a connection attempt may take before the worker counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a connection may go without an answer to its pings before calls on
+/// it fail.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Open connections to workers, by address. A connection belongs to the tokio
+/// runtime it was opened on: keep one `Connections` per runtime.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: Mutex<HashMap<SocketAddr, FlightServiceClient<Channel>>>,
+}
+
+impl Connections {
+    /// A client of the worker at `addr`, on the kept connection or a new one.
+    pub async fn client(&self, addr: SocketAddr) -> Result<FlightClient, Status> {
+        if let Some(inner) = self.lock().get(&addr) {
+            return Ok(FlightClient::new_from_inner(inner.clone()));
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A worker stopped (SIGSTOP, a cut link) fails the calls waiting on it
+            // instead of leaving them hanging.
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("worker {addr}: {e}")))?;
+        let inner = FlightServiceClient::new(channel)
+            .max_decoding_message_size(MESSAGE_LIMIT)
+            .max_encoding_message_size(MESSAGE_LIMIT);
+        self.lock().insert(addr, inner.clone());
+        Ok(FlightClient::new_from_inner(inner))
+    }
+
+    /// Drops the connection to `addr` (after it failed): the next call reconnects.
+    pub fn forget(&self, addr: SocketAddr) {
+        self.lock().remove(&addr);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, FlightServiceClient<Channel>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The result `id` held by the worker at `addr`.
+    pub async fn fetch(&self, addr: SocketAddr, id: &ResultId) -> Result<Value, Status> {
+        let fail = flight_status(addr);
+        let ticket = rmp_serde::to_vec(id).map_err(|e| Status::internal(e.to_string()))?;
+        let mut data = self
+            .client(addr)
+            .await?
+            .do_get(Ticket { ticket: ticket.into() })
+            .await
+            .map_err(&fail)?;
+        let mut batches = Vec::new();
+        while let Some(batch) = data.next().await {
+            batches.push(batch.map_err(&fail)?);
+        }
+        let schema = data.schema().cloned().ok_or_else(|| {
+            Status::data_loss(format!("worker {addr} sent no schema for {}", id.key))
+        })?;
+        // The encoder splits a large batch into several messages: one batch again.
+        let batch = match batches.len() {
+            0 => RecordBatch::new_empty(schema),
+            1 => batches.remove(0),
+            _ => arrow_select::concat::concat_batches(&schema, &batches)
+                .map_err(|e| Status::data_loss(e.to_string()))?,
+        };
+        Value::from_batch(batch)
+            .map_err(|e| Status::data_loss(format!("{} from {addr}: {e}", id.key)))
+    }
+
+    /// Has the worker at `addr` run `task`: the size of its result in bytes.
+    pub async fn run(&self, addr: SocketAddr, task: &RunTask) -> Result<u64, Status> {
+        self.action(addr, "run", task).await
+    }
+
+    /// Has the worker at `addr` drop results.
+    pub async fn free(&self, addr: SocketAddr, ids: &[ResultId]) -> Result<(), Status> {
+        self.action(addr, "free", &ids).await
+    }
+
+    /// Has the worker at `addr` drop every result of a compute.
+    pub async fn free_compute(&self, addr: SocketAddr, compute: u64) -> Result<(), Status> {
+        self.action(addr, "free-compute", &compute).await
+    }
+
+    /// What the worker at `addr` is: its version, ops, threads and epoch.
+    pub async fn hello(&self, addr: SocketAddr) -> Result<Hello, Status> {
+        self.action(addr, "hello", &()).await
+    }
+
+    async fn action<B: Serialize + ?Sized, R: for<'de> Deserialize<'de>>(
+        &self,
+        addr: SocketAddr,
+        kind: &str,
+        body: &B,
+    ) -> Result<R, Status> {
+        let body = rmp_serde::to_vec(body).map_err(|e| Status::internal(e.to_string()))?;
+        let action = Action { r#type: kind.into(), body: body.into() };
+        let mut replies =
+            self.client(addr).await?.do_action(action).await.map_err(flight_status(addr))?;
+        let reply = replies
+            .try_next()
+            .await
+            .map_err(flight_status(addr))?
+            .ok_or_else(|| Status::data_loss(format!("worker {addr} did not answer")))?;
+        decode_body("reply", &reply)
+    }
+}
+
+/// A Flight error as the gRPC status it carries (or an internal one naming `addr`).
+fn flight_status(addr: SocketAddr) -> impl Fn(arrow_flight::error::FlightError) -> Status {
+    move |e| match e {
+        arrow_flight::error::FlightError::Tonic(status) => *status,
+        other => Status::internal(format!("worker {addr}: {other}")),
+    }
+}
+
+/// A MessagePack body, or a status naming `what` could not be read.
+pub(crate) fn decode_body<T: for<'de> Deserialize<'de>>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, Status> {
+    rmp_serde::from_slice(bytes).map_err(|e| Status::invalid_argument(format!("bad {what}: {e}")))
+}

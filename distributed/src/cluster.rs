@@ -1,0 +1,161 @@
+//! A cluster as a [`Backend`] of Brisk's `Scheduler`: the workers it knows, one
+//! connection to each, and the driver that runs each compute on them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use brisk_core::{OpRegistry, Value};
+use brisk_graph::Plan;
+use brisk_scheduler::{Backend, BackendError, Callback};
+
+use crate::client::Connections;
+use crate::driver::{Job, Member, Timing, drive};
+use crate::worker::{VERSION, registry_fingerprint};
+
+/// Workers reached by address, running the computes of a `Scheduler` made with
+/// [`Scheduler::backend`](brisk_scheduler::Scheduler::backend).
+pub struct Cluster {
+    runtime: Option<tokio::runtime::Runtime>,
+    conns: Arc<Connections>,
+    members: Mutex<Vec<Member>>,
+    timing: Timing,
+    next_compute: AtomicU64,
+    /// Called with each worker found dead (a local cluster ends its process).
+    on_death: Box<dyn Fn(SocketAddr) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("workers", &self.addrs()).finish()
+    }
+}
+
+impl Cluster {
+    /// Connects to the workers at `addrs` and checks each runs this version of
+    /// Brisk with the ops of `registry` (the handshake): a mismatch is an error
+    /// naming the worker.
+    pub fn connect(
+        addrs: &[SocketAddr],
+        registry: &OpRegistry,
+        timing: Timing,
+    ) -> Result<Cluster, BackendError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("brisk-client-io")
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError::Cluster(format!("cannot start the client's I/O: {e}")))?;
+        let conns = Arc::new(Connections::default());
+        let ops = registry_fingerprint(registry);
+        let greetings = runtime.block_on(futures::future::join_all(addrs.iter().map(|&addr| {
+            let conns = conns.clone();
+            async move {
+                match tokio::time::timeout(timing.death_timeout, conns.hello(addr)).await {
+                    Ok(result) => result.map_err(|e| e.message().to_string()),
+                    Err(_) => Err(format!("no answer in {:?}", timing.death_timeout)),
+                }
+            }
+        })));
+        let mut members = Vec::with_capacity(addrs.len());
+        for (&addr, hello) in addrs.iter().zip(greetings) {
+            let hello = hello
+                .map_err(|e| BackendError::Cluster(format!("cannot reach worker {addr}: {e}")))?;
+            if hello.version != VERSION {
+                return Err(BackendError::Cluster(format!(
+                    "worker {addr} runs Brisk {}, this program {VERSION}: run the same version everywhere",
+                    hello.version
+                )));
+            }
+            if hello.ops != ops {
+                return Err(BackendError::Cluster(format!(
+                    "worker {addr} knows other ops than this program (fingerprint {:016x}, here {ops:016x}): start workers from the same program, with the same ops registered",
+                    hello.ops
+                )));
+            }
+            members.push(Member { addr, threads: hello.threads, epoch: hello.epoch });
+        }
+        Ok(Cluster {
+            runtime: Some(runtime),
+            conns,
+            members: Mutex::new(members),
+            timing,
+            next_compute: AtomicU64::new(1),
+            on_death: Box::new(|_| {}),
+        })
+    }
+
+    /// Calls `f` with each worker found dead, once.
+    pub(crate) fn on_death(mut self, f: impl Fn(SocketAddr) + Send + Sync + 'static) -> Self {
+        self.on_death = Box::new(f);
+        self
+    }
+
+    /// The addresses of the workers still alive.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.lock().iter().map(|m| m.addr).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Member>> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until drop")
+    }
+}
+
+impl Backend for Cluster {
+    fn run(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+    ) -> Result<Vec<Value>, BackendError> {
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let job = Job::new(plan, compute)?;
+        let members = self.lock().clone();
+        if members.is_empty() {
+            return Err(BackendError::Cluster("the cluster has no worker left".into()));
+        }
+        let (done, outcome) = std::sync::mpsc::sync_channel(1);
+        self.runtime().spawn(drive(
+            job,
+            members,
+            self.timing,
+            self.conns.clone(),
+            callbacks.to_vec(),
+            done,
+        ));
+        let outcome = outcome.recv().map_err(|_| {
+            BackendError::Cluster("the compute's driver ended without an answer".into())
+        })?;
+        if !outcome.dead.is_empty() {
+            self.lock().retain(|m| !outcome.dead.contains(&m.addr));
+            outcome.dead.iter().for_each(|&addr| (self.on_death)(addr));
+        }
+        outcome.values
+    }
+
+    fn threads(&self) -> usize {
+        self.lock().iter().map(|m| m.threads).sum()
+    }
+
+    fn describe(&self) -> String {
+        let members = self.lock();
+        let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
+        format!(
+            "{} worker processes, {} threads ({})",
+            members.len(),
+            members.iter().map(|m| m.threads).sum::<usize>(),
+            addrs.join(", ")
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}

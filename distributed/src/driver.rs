@@ -1,0 +1,590 @@
+//! The scheduler's side of one compute on workers: which task runs where, who
+//! holds which result, and what to recompute when a worker dies.
+//!
+//! - Ready tasks wait here, in the plan's priority order, and go out only while
+//!   a worker has a free slot (its threads plus one, so a worker never waits for
+//!   the next task's round trip). Roots included: inputs are never read faster
+//!   than workers consume them. An idle worker takes the next ready task,
+//!   wherever its inputs are: that is the stealing, done before a task is sent.
+//! - A task goes to the worker with a free slot that holds the most bytes of its
+//!   inputs; ties go to the least busy.
+//! - A result is freed on its worker once its last dependent has finished;
+//!   outputs are fetched as soon as they are computed.
+//! - Heartbeats: every worker is greeted each `heartbeat`; one that does not
+//!   answer within `death_timeout`, answers with another epoch, or drops a
+//!   task's connection and then fails its greeting is dead. Its running tasks
+//!   go back to the queue (a task that was running on `allowed_failures` dead
+//!   workers fails the compute: Dask's `KilledWorker`), and the results it held
+//!   that are still needed are recomputed from their lineage — those and, where
+//!   their own inputs were freed, those inputs: nothing else. Nothing from a dead
+//!   worker is accepted again.
+//!
+//! Results do not depend on placement: each task's inputs come in the order its
+//! op takes them, so the values are the thread scheduler's, bit for bit.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brisk_core::{Key, Value};
+use brisk_graph::Plan;
+use brisk_scheduler::{BackendError, Callback};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::client::Connections;
+use crate::worker::{Hello, Input, ResultId, RunTask};
+
+/// How fast worker deaths are noticed and how often a task may kill its worker.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How often each worker is greeted (default 0.5 s).
+    pub heartbeat: Duration,
+    /// How long a greeting may go unanswered before the worker is declared dead
+    /// (default 3 s).
+    pub death_timeout: Duration,
+    /// Workers a task may see die while it runs before the compute fails (default 3).
+    pub allowed_failures: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            death_timeout: Duration::from_secs(3),
+            allowed_failures: 3,
+        }
+    }
+}
+
+/// A worker as a compute sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub addr: SocketAddr,
+    pub threads: usize,
+    pub epoch: u64,
+}
+
+/// A plan in the form that leaves the process: every op encoded (refused here,
+/// naming the task, if one cannot be), inputs and dependents as flat rows.
+pub(crate) struct Job {
+    compute: u64,
+    keys: Vec<Key>,
+    ops: Vec<Arc<Vec<u8>>>,
+    dep_start: Vec<u32>,
+    deps: Vec<u32>,
+    dependent_start: Vec<u32>,
+    dependents: Vec<u32>,
+    outputs: Vec<u32>,
+    is_output: Vec<bool>,
+}
+
+impl Job {
+    pub(crate) fn new(plan: &Plan, compute: u64) -> Result<Job, BackendError> {
+        let n = plan.len();
+        let mut job = Job {
+            compute,
+            keys: Vec::with_capacity(n),
+            ops: Vec::with_capacity(n),
+            dep_start: vec![0],
+            deps: Vec::new(),
+            dependent_start: vec![0],
+            dependents: Vec::new(),
+            outputs: plan.outputs().to_vec(),
+            is_output: (0..n).map(|i| plan.is_output(i)).collect(),
+        };
+        for i in 0..n {
+            let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
+            job.keys.push(plan.key(i).clone());
+            job.ops.push(Arc::new(op));
+            job.deps.extend_from_slice(plan.deps(i));
+            job.dep_start.push(job.deps.len() as u32);
+            job.dependents.extend_from_slice(plan.dependents(i));
+            job.dependent_start.push(job.dependents.len() as u32);
+        }
+        Ok(job)
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn deps(&self, t: usize) -> &[u32] {
+        &self.deps[self.dep_start[t] as usize..self.dep_start[t + 1] as usize]
+    }
+
+    fn dependents(&self, t: usize) -> &[u32] {
+        &self.dependents[self.dependent_start[t] as usize..self.dependent_start[t + 1] as usize]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Some input is not held yet.
+    Waiting,
+    /// In the ready queue.
+    Ready,
+    /// Sent to a worker; `attempt` tells its answer from a stale one.
+    Running { worker: usize, attempt: u32 },
+    /// Computed, held by a worker.
+    Held { worker: usize },
+    /// Not held anywhere: freed once no longer needed, or lost with its worker.
+    Gone,
+}
+
+enum Event {
+    Ran { task: usize, attempt: u32, worker: usize, result: Result<u64, Status> },
+    Fetched { task: usize, attempt: u32, result: Result<Value, Status> },
+    Greeted { worker: usize, result: Result<Hello, Status> },
+}
+
+struct Slot {
+    member: Member,
+    alive: bool,
+    running: usize,
+    greeting: bool,
+    /// Tasks whose connection failed: dead with the worker, or sent again if it
+    /// answers its greeting.
+    suspects: Vec<usize>,
+}
+
+/// What a compute left behind: the values of the outputs, and the workers found
+/// dead on the way.
+pub(crate) struct Outcome {
+    pub values: Result<Vec<Value>, BackendError>,
+    pub dead: Vec<SocketAddr>,
+}
+
+struct Drive {
+    job: Job,
+    timing: Timing,
+    conns: Arc<Connections>,
+    callbacks: Vec<Arc<dyn Callback>>,
+    tx: mpsc::UnboundedSender<Event>,
+    workers: Vec<Slot>,
+    state: Vec<State>,
+    /// Inputs (edges) not yet held, per task.
+    waiting: Vec<u32>,
+    /// Dependents (edges) not yet finished, per task: freed at zero.
+    left: Vec<u32>,
+    nbytes: Vec<u64>,
+    attempts: Vec<u32>,
+    deaths: Vec<Vec<SocketAddr>>,
+    /// Times a task was sent back because an input could not be fetched.
+    misses: Vec<u32>,
+    ready: BTreeSet<usize>,
+    got: HashMap<usize, Value>,
+    to_free: HashMap<usize, Vec<ResultId>>,
+}
+
+/// Runs `job` on `members` and sends what came of it to `done`.
+pub(crate) async fn drive(
+    job: Job,
+    members: Vec<Member>,
+    timing: Timing,
+    conns: Arc<Connections>,
+    callbacks: Vec<Arc<dyn Callback>>,
+    done: std::sync::mpsc::SyncSender<Outcome>,
+) {
+    let n = job.len();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let workers = members
+        .into_iter()
+        .map(|member| Slot { member, alive: true, running: 0, greeting: false, suspects: vec![] })
+        .collect();
+    let mut d = Drive {
+        timing,
+        conns,
+        callbacks,
+        tx,
+        workers,
+        state: vec![State::Waiting; n],
+        waiting: (0..n).map(|t| job.deps(t).len() as u32).collect(),
+        left: (0..n).map(|t| job.dependents(t).len() as u32).collect(),
+        nbytes: vec![0; n],
+        attempts: vec![0; n],
+        deaths: vec![Vec::new(); n],
+        misses: vec![0; n],
+        ready: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
+        got: HashMap::new(),
+        to_free: HashMap::new(),
+        job,
+    };
+    for &t in &d.ready {
+        d.state[t] = State::Ready;
+    }
+    let values = d.run(&mut rx).await;
+    d.wind_down().await;
+    let dead = d.workers.iter().filter(|w| !w.alive).map(|w| w.member.addr).collect();
+    let _ = done.send(Outcome { values, dead });
+}
+
+impl Drive {
+    async fn run(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Result<Vec<Value>, BackendError> {
+        let mut beat = tokio::time::interval(self.timing.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.dispatch();
+            self.flush_frees();
+            if self.job.outputs.iter().all(|t| self.got.contains_key(&(*t as usize))) {
+                return Ok(self
+                    .job
+                    .outputs
+                    .iter()
+                    .map(|t| self.got[&(*t as usize)].clone())
+                    .collect());
+            }
+            if !self.workers.iter().any(|w| w.alive) {
+                return Err(BackendError::Cluster(
+                    "every worker died: the compute cannot go on (see the workers' logs)".into(),
+                ));
+            }
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => self.handle(event)?,
+                    None => unreachable!("the driver holds a sender"),
+                },
+                _ = beat.tick() => self.greet_all(),
+            }
+        }
+    }
+
+    /// Frees every result of the compute on every live worker; a task still
+    /// running for it keeps nothing (the workers close the compute).
+    async fn wind_down(&mut self) {
+        let frees = self.workers.iter().filter(|w| w.alive).map(|w| {
+            let (conns, addr, compute) = (self.conns.clone(), w.member.addr, self.job.compute);
+            async move { conns.free_compute(addr, compute).await }
+        });
+        let frees = futures::future::join_all(frees);
+        let _ = tokio::time::timeout(self.timing.death_timeout, frees).await;
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), BackendError> {
+        match event {
+            Event::Ran { task, attempt, worker, result } => {
+                if self.state[task] != (State::Running { worker, attempt }) {
+                    return Ok(()); // stale: sent again since, or its worker is dead
+                }
+                match result {
+                    Ok(nbytes) => self.finished(task, worker, nbytes),
+                    Err(status) => self.failed(task, worker, status)?,
+                }
+            }
+            Event::Fetched { task, attempt, result } => {
+                if self.attempts[task] != attempt || self.got.contains_key(&task) {
+                    return Ok(());
+                }
+                match result {
+                    Ok(value) => {
+                        self.got.insert(task, value);
+                        self.free_if_done(task);
+                    }
+                    // Lost with its worker: the greeting settles it and the
+                    // output is computed again.
+                    Err(_) => {
+                        if let State::Held { worker } = self.state[task] {
+                            self.greet(worker);
+                        }
+                    }
+                }
+            }
+            Event::Greeted { worker, result } => {
+                let w = &mut self.workers[worker];
+                w.greeting = false;
+                if !w.alive {
+                    return Ok(());
+                }
+                match result {
+                    Ok(hello) if hello.epoch == w.member.epoch => {
+                        let suspects = std::mem::take(&mut w.suspects);
+                        for task in suspects {
+                            self.requeue(task, worker);
+                        }
+                        self.reconcile();
+                    }
+                    _ => self.remove_worker(worker)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finished(&mut self, task: usize, worker: usize, nbytes: u64) {
+        self.workers[worker].running -= 1;
+        self.state[task] = State::Held { worker };
+        self.nbytes[task] = nbytes;
+        for cb in &self.callbacks {
+            cb.task_finished(&self.job.keys[task], worker);
+        }
+        for i in self.job.dep_start[task]..self.job.dep_start[task + 1] {
+            let dep = self.job.deps[i as usize] as usize;
+            self.left[dep] -= 1;
+            self.free_if_done(dep);
+        }
+        for i in self.job.dependent_start[task]..self.job.dependent_start[task + 1] {
+            let next = self.job.dependents[i as usize] as usize;
+            self.waiting[next] -= 1;
+            if self.waiting[next] == 0 && self.state[next] == State::Waiting {
+                self.state[next] = State::Ready;
+                self.ready.insert(next);
+            }
+        }
+        if self.job.is_output[task] {
+            self.fetch(task, worker);
+        }
+    }
+
+    fn failed(&mut self, task: usize, worker: usize, status: Status) -> Result<(), BackendError> {
+        let kind = status
+            .metadata()
+            .get("brisk-failure")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let key = self.job.keys[task].clone();
+        match kind.as_str() {
+            "error" => Err(BackendError::Task(
+                brisk_core::Error::user(status.message().to_string()).in_task(&key),
+            )),
+            "panic" => Err(BackendError::Task(brisk_core::Error::Panic {
+                key,
+                message: status.message().to_string(),
+            })),
+            missing if missing.starts_with("missing ") => {
+                self.misses[task] += 1;
+                if self.misses[task] > 2 * self.timing.allowed_failures + 2 {
+                    return Err(BackendError::Cluster(format!(
+                        "task {key}: its inputs could not be had from their workers: {}",
+                        status.message()
+                    )));
+                }
+                self.requeue(task, worker);
+                let peer = missing["missing ".len()..].parse::<SocketAddr>().ok();
+                if let Some(p) = self.workers.iter().position(|w| Some(w.member.addr) == peer) {
+                    self.greet(p);
+                }
+                self.reconcile();
+                Ok(())
+            }
+            // The connection broke: the worker died, or the network hiccupped.
+            // Its greeting decides; until then the task counts as running there.
+            _ => {
+                self.conns.forget(self.workers[worker].member.addr);
+                self.workers[worker].suspects.push(task);
+                self.greet(worker);
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts a task that was running on `worker` back to be sent again.
+    fn requeue(&mut self, task: usize, worker: usize) {
+        if let State::Running { worker: w, .. } = self.state[task]
+            && w == worker
+        {
+            self.workers[worker].running -= 1;
+            self.state[task] = State::Waiting;
+        }
+    }
+
+    /// Declares `worker` dead: what ran there is sent again, what it held and is
+    /// still needed is computed again.
+    fn remove_worker(&mut self, worker: usize) -> Result<(), BackendError> {
+        let addr = self.workers[worker].member.addr;
+        self.workers[worker].alive = false;
+        self.workers[worker].suspects.clear();
+        self.conns.forget(addr);
+        let lost: Vec<bool> = self.state.iter().map(|s| *s == State::Held { worker }).collect();
+        for task in 0..self.job.len() {
+            match self.state[task] {
+                State::Running { worker: w, .. } if w == worker => {
+                    self.deaths[task].push(addr);
+                    if self.deaths[task].len() as u32 >= self.timing.allowed_failures {
+                        let workers = self.deaths[task]
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(BackendError::KilledWorker {
+                            key: self.job.keys[task].clone(),
+                            deaths: self.deaths[task].len() as u32,
+                            workers,
+                        });
+                    }
+                    self.state[task] = State::Waiting;
+                }
+                // Its inputs may be fetched from the dead worker right now:
+                // send it again rather than wait for that to fail.
+                State::Running { worker: w, .. }
+                    if self.job.deps(task).iter().any(|&d| lost[d as usize]) =>
+                {
+                    self.workers[w].running -= 1;
+                    self.state[task] = State::Waiting;
+                }
+                State::Held { worker: w } if w == worker => self.state[task] = State::Gone,
+                _ => {}
+            }
+        }
+        self.workers[worker].running = 0;
+        self.to_free.remove(&worker);
+        self.reconcile();
+        Ok(())
+    }
+
+    /// Rebuilds what must run after a loss: every task not held or running that
+    /// an unfetched output needs, through tasks that must run themselves.
+    fn reconcile(&mut self) {
+        let n = self.job.len();
+        let mut must = vec![false; n];
+        for t in (0..n).rev() {
+            must[t] = match self.state[t] {
+                State::Held { .. } | State::Running { .. } => false,
+                State::Waiting | State::Ready => true,
+                State::Gone => {
+                    (self.job.is_output[t] && !self.got.contains_key(&t))
+                        || self.job.dependents(t).iter().any(|&d| must[d as usize])
+                }
+            };
+        }
+        self.ready.clear();
+        for t in 0..n {
+            let pending = |d: &u32| {
+                must[*d as usize] || matches!(self.state[*d as usize], State::Running { .. })
+            };
+            self.left[t] = self.job.dependents(t).iter().filter(|d| pending(d)).count() as u32;
+            if must[t] {
+                self.waiting[t] = self
+                    .job
+                    .deps(t)
+                    .iter()
+                    .filter(|&&d| !matches!(self.state[d as usize], State::Held { .. }))
+                    .count() as u32;
+                self.state[t] = if self.waiting[t] == 0 { State::Ready } else { State::Waiting };
+                if self.waiting[t] == 0 {
+                    self.ready.insert(t);
+                }
+            }
+        }
+    }
+
+    /// Frees `task`'s result once nothing needs it any more.
+    fn free_if_done(&mut self, task: usize) {
+        let State::Held { worker } = self.state[task] else { return };
+        if self.left[task] > 0 || (self.job.is_output[task] && !self.got.contains_key(&task)) {
+            return;
+        }
+        self.state[task] = State::Gone;
+        let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
+        self.to_free.entry(worker).or_default().push(id);
+    }
+
+    fn flush_frees(&mut self) {
+        for (worker, ids) in self.to_free.drain() {
+            let (conns, addr) = (self.conns.clone(), self.workers[worker].member.addr);
+            tokio::spawn(async move {
+                // A worker that is gone has freed them already.
+                let _ = conns.free(addr, &ids).await;
+            });
+        }
+    }
+
+    /// Sends ready tasks, lowest priority number first, while workers have room.
+    fn dispatch(&mut self) {
+        while let Some(&task) = self.ready.first() {
+            let Some(worker) = self.place(task) else { return };
+            self.ready.pop_first();
+            self.attempts[task] += 1;
+            let attempt = self.attempts[task];
+            self.state[task] = State::Running { worker, attempt };
+            self.workers[worker].running += 1;
+            for cb in &self.callbacks {
+                cb.task_started(&self.job.keys[task], worker);
+            }
+            let inputs = self
+                .job
+                .deps(task)
+                .iter()
+                .map(|&d| {
+                    let State::Held { worker: at } = self.state[d as usize] else {
+                        unreachable!("a ready task's inputs are held")
+                    };
+                    Input {
+                        key: self.job.keys[d as usize].clone(),
+                        at: self.workers[at].member.addr,
+                    }
+                })
+                .collect();
+            let run = RunTask {
+                compute: self.job.compute,
+                key: self.job.keys[task].clone(),
+                op: self.job.ops[task].to_vec(),
+                inputs,
+            };
+            let (conns, tx, addr) =
+                (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
+            tokio::spawn(async move {
+                let result = conns.run(addr, &run).await;
+                let _ = tx.send(Event::Ran { task, attempt, worker, result });
+            });
+        }
+    }
+
+    /// The worker for `task`: of those with a free slot, the one holding the
+    /// most bytes of its inputs, then the least busy.
+    fn place(&self, task: usize) -> Option<usize> {
+        let mut local = vec![0u64; self.workers.len()];
+        for &d in self.job.deps(task) {
+            if let State::Held { worker } = self.state[d as usize] {
+                local[worker] += self.nbytes[d as usize];
+            }
+        }
+        (0..self.workers.len())
+            .filter(|&w| {
+                self.workers[w].alive
+                    && self.workers[w].running < self.workers[w].member.threads + 1
+            })
+            .max_by_key(|&w| {
+                (local[w], std::cmp::Reverse(self.workers[w].running), std::cmp::Reverse(w))
+            })
+    }
+
+    fn fetch(&mut self, task: usize, worker: usize) {
+        let (conns, tx, addr) =
+            (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
+        let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
+        let attempt = self.attempts[task];
+        tokio::spawn(async move {
+            let result = conns.fetch(addr, &id).await;
+            let _ = tx.send(Event::Fetched { task, attempt, result });
+        });
+    }
+
+    fn greet_all(&mut self) {
+        for w in 0..self.workers.len() {
+            self.greet(w);
+        }
+    }
+
+    /// Greets `worker` unless a greeting is already on its way.
+    fn greet(&mut self, worker: usize) {
+        let w = &mut self.workers[worker];
+        if !w.alive || w.greeting {
+            return;
+        }
+        w.greeting = true;
+        let (conns, tx, addr) = (self.conns.clone(), self.tx.clone(), w.member.addr);
+        let timeout = self.timing.death_timeout;
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, conns.hello(addr)).await {
+                Ok(result) => result,
+                Err(_) => Err(Status::deadline_exceeded(format!("worker {addr} did not answer"))),
+            };
+            let _ = tx.send(Event::Greeted { worker, result });
+        });
+    }
+}
