@@ -5,7 +5,8 @@
 //! user's program follows, so its worker processes are this very program,
 //! re-executed, turned into workers by `worker_if_asked_with` on its first line.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -13,6 +14,7 @@ use brisk::core::{Key, Op, OpKind, OpRegistry, Scalar, Value};
 use brisk::distributed::{LocalCluster, Spawn};
 use brisk::graph::{Graph, Task};
 use brisk::prelude::*;
+use brisk::scheduler::Callback;
 use serde::{Deserialize, Serialize};
 
 /// A test op: mixes its inputs (in order: a different order gives another
@@ -26,6 +28,10 @@ struct Mix {
 impl OpKind for Mix {
     const NAME: &'static str = "test.mix";
     fn run(&self, inputs: Vec<Value>) -> brisk::core::Result<Value> {
+        if self.salt == ABORT {
+            // What an out-of-memory kill or a crash in native code looks like.
+            std::process::abort();
+        }
         std::thread::sleep(Duration::from_millis(self.sleep_ms));
         let mut acc = self.salt as f64 * 0.001 + 1.0;
         for (i, v) in inputs.iter().enumerate() {
@@ -37,6 +43,9 @@ impl OpKind for Mix {
         Ok(Value::from(acc))
     }
 }
+
+/// The salt that makes a Mix task abort its process.
+const ABORT: u64 = u64::MAX;
 
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
@@ -67,6 +76,36 @@ fn random_dag(seed: u64, n: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
         });
     }
     let outputs = (n.saturating_sub(3)..n).map(|i| Key::new("mix", [i as u32])).collect();
+    (Graph::from_tasks(tasks).unwrap(), outputs)
+}
+
+/// A layered DAG from `seed`: `layers` of `width` Mix tasks, each taking one to
+/// three tasks of the layer before (repeats allowed); the last layer is the
+/// outputs. Wide enough to keep every worker busy.
+fn layered_dag(seed: u64, layers: usize, width: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    let key = |layer: usize, i: usize| Key::new("layer", [layer as u32, i as u32]);
+    let mut tasks = Vec::new();
+    for layer in 0..layers {
+        for i in 0..width {
+            let op = Op::data(Mix { salt: (layer * width + i) as u64, sleep_ms });
+            tasks.push(match layer {
+                0 => Task::root(key(0, i), op),
+                _ => Task::new(
+                    key(layer, i),
+                    op,
+                    (0..1 + next(3)).map(|_| key(layer - 1, next(width))),
+                ),
+            });
+        }
+    }
+    let outputs = (0..width).map(|i| key(layers - 1, i)).collect();
     (Graph::from_tasks(tasks).unwrap(), outputs)
 }
 
@@ -129,13 +168,184 @@ fn spawn(workers: usize, threads: usize) -> Spawn {
     spawn
 }
 
-/// A cluster of `workers` processes, and their addresses.
-fn local(workers: usize, threads: usize) -> (Scheduler, Vec<std::net::SocketAddr>) {
+/// A cluster of `workers` processes; its workers' process ids and addresses.
+fn local_with(spawn: &Spawn) -> (Scheduler, Vec<(u32, std::net::SocketAddr)>) {
     let started = Instant::now();
-    let cluster = LocalCluster::start(&spawn(workers, threads), &brisk::ops()).unwrap();
-    eprintln!("  {workers} workers started in {:?}", started.elapsed());
-    let addrs = cluster.processes().into_iter().map(|(_, addr)| addr).collect();
-    (Scheduler::backend(Arc::new(cluster)), addrs)
+    let cluster = LocalCluster::start(spawn, &brisk::ops()).unwrap();
+    eprintln!("  {} workers started in {:?}", spawn.workers, started.elapsed());
+    let processes = cluster.processes();
+    (Scheduler::backend(Arc::new(cluster)), processes)
+}
+
+fn local(workers: usize, threads: usize) -> (Scheduler, Vec<std::net::SocketAddr>) {
+    let (scheduler, processes) = local_with(&spawn(workers, threads));
+    (scheduler, processes.into_iter().map(|(_, addr)| addr).collect())
+}
+
+/// Which task started and finished on which worker, in order.
+#[derive(Default)]
+struct Record {
+    events: Mutex<Vec<(Key, usize, bool)>>,
+}
+
+impl Callback for Record {
+    fn task_started(&self, key: &Key, worker: usize) {
+        self.events.lock().unwrap().push((key.clone(), worker, false));
+    }
+    fn task_finished(&self, key: &Key, worker: usize) {
+        self.events.lock().unwrap().push((key.clone(), worker, true));
+    }
+}
+
+impl Record {
+    fn finished_on(&self, worker: usize) -> usize {
+        self.events.lock().unwrap().iter().filter(|(_, w, done)| *done && *w == worker).count()
+    }
+    /// How many times each key was sent to a worker.
+    fn starts(&self) -> HashMap<Key, usize> {
+        let mut starts = HashMap::new();
+        for (key, _, done) in self.events.lock().unwrap().iter() {
+            if !done {
+                *starts.entry(key.clone()).or_insert(0) += 1;
+            }
+        }
+        starts
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill").args([signal, &pid.to_string()]).status();
+    assert!(status.unwrap().success(), "kill {signal} {pid}");
+}
+
+/// Runs `graph` on `cluster` while `act` waits for `ready` and then acts on the
+/// workers: the answer must still be the thread scheduler's.
+fn compute_through(
+    cluster: Scheduler,
+    record: &Arc<Record>,
+    seed: u64,
+    n: usize,
+    act: impl FnOnce() + Send,
+) {
+    let (graph, outputs) = layered_dag(seed, n / 8, 8, 0);
+    let want = Scheduler::threads(2).run(graph, &outputs).unwrap();
+    let (graph, outputs) = layered_dag(seed, n / 8, 8, 15);
+    // Unfused, so the keys sent are the graph's own.
+    let cluster = cluster.callback_arc(record.clone()).fuse(false);
+    let got = std::thread::scope(|s| {
+        s.spawn(act);
+        cluster.run(graph, &outputs)
+    });
+    assert_eq!(bits(&got.unwrap()), bits(&want));
+}
+
+fn a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed() {
+    let (cluster, processes) = local_with(&spawn(2, 2));
+    let record = Arc::new(Record::default());
+    let (victim, _) = processes[1];
+    let n = 96;
+    compute_through(cluster, &record, 7, n, || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while record.finished_on(1) < 12 {
+            assert!(Instant::now() < deadline, "worker 1 finished {} tasks", record.finished_on(1));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        signal(victim, "-KILL");
+    });
+    // Keys sent more than once: each had run (or was running) on the killed
+    // worker, or was an input or a dependent of one that had.
+    let (graph, _) = layered_dag(7, n / 8, 8, 0);
+    let events = record.events.lock().unwrap().clone();
+    let on_victim: HashSet<Key> =
+        events.iter().filter(|(_, w, _)| *w == 1).map(|(k, _, _)| k.clone()).collect();
+    let starts = record.starts();
+    let again: Vec<&Key> = starts.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+    eprintln!("  {} of {} keys sent again after the kill", again.len(), starts.len());
+    assert!(!again.is_empty(), "the killed worker's keys were not recomputed");
+    assert!(again.len() < n / 2, "too much recomputed: {}", again.len());
+    // Lineage: the killed worker's keys, what needed them when it died, and the
+    // inputs (to any depth) of those keys, which may have been freed since.
+    let deps: HashMap<Key, Vec<Key>> =
+        graph.tasks().map(|t| (t.key.clone(), t.deps.clone())).collect();
+    let mut lineage: HashSet<Key> = on_victim.clone();
+    let mut stack: Vec<Key> = on_victim.iter().cloned().collect();
+    while let Some(k) = stack.pop() {
+        for d in &deps[&k] {
+            if lineage.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    for key in again {
+        let near = lineage.contains(key) || deps[key].iter().any(|d| on_victim.contains(d));
+        assert!(near, "{key} was recomputed but had nothing to do with the killed worker");
+    }
+    let addrs: Vec<_> = processes.iter().map(|(_, a)| *a).collect();
+    nothing_left(&addrs);
+}
+/// Quick heartbeats, so deaths are noticed within a test's patience.
+fn quick(workers: usize, threads: usize) -> Spawn {
+    let mut spawn = spawn(workers, threads);
+    spawn.timing.heartbeat = Duration::from_millis(100);
+    spawn.timing.death_timeout = Duration::from_millis(800);
+    spawn
+}
+
+fn a_stopped_worker_is_declared_dead_and_its_results_are_not_used() {
+    let (cluster, processes) = local_with(&quick(2, 2));
+    let record = Arc::new(Record::default());
+    let (victim, _) = processes[1];
+    let started = Instant::now();
+    compute_through(cluster.clone(), &record, 11, 96, || {
+        while record.finished_on(1) < 12 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        signal(victim, "-STOP");
+    });
+    // The answer waited for the heartbeat timeout, not for the stopped worker.
+    assert!(started.elapsed() > Duration::from_millis(800));
+    // The stopped worker was ended for good; resuming it changes nothing.
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &victim.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(!std::path::Path::new(&format!("/proc/{victim}")).exists(), "{victim} still runs");
+    let text = cluster.explain(&Delayed::<i64>::value(1)).unwrap();
+    assert!(text.contains("1 worker processes, 2 threads"), "{text}");
+    // The cluster goes on with the worker it has left.
+    let (graph, outputs) = layered_dag(12, 4, 8, 0);
+    let want = Scheduler::threads(2).run(graph, &outputs).unwrap();
+    let (graph, outputs) = layered_dag(12, 4, 8, 0);
+    assert_eq!(bits(&cluster.run(graph, &outputs).unwrap()), bits(&want));
+    drop(cluster);
+    let addrs: Vec<_> = processes.iter().map(|(_, a)| *a).collect();
+    nothing_left(&addrs);
+}
+
+fn a_task_that_kills_its_worker_fails_after_three() {
+    let (cluster, processes) = local_with(&quick(3, 1));
+    let (mut graph, _) = layered_dag(3, 3, 4, 0);
+    let deps = [Key::new("layer", [2u32, 0]), Key::new("layer", [2u32, 1])];
+    graph.add_task(Task::new("crash", Op::data(Mix { salt: ABORT, sleep_ms: 0 }), deps)).unwrap();
+    let started = Instant::now();
+    let err = cluster.run(graph, &[Key::named("crash")]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            brisk::scheduler::Error::Backend(brisk::scheduler::BackendError::KilledWorker {
+                deaths: 3,
+                ..
+            })
+        ),
+        "{message}"
+    );
+    assert_eq!(err.task_key(), Some(&Key::named("crash")));
+    assert!(message.contains("'crash'") && message.contains("3 workers"), "{message}");
+    eprintln!("  failed in {:?}: {message}", started.elapsed());
+    drop(cluster);
+    let addrs: Vec<_> = processes.iter().map(|(_, a)| *a).collect();
+    nothing_left(&addrs);
 }
 
 fn random_dags_match_the_thread_scheduler() {
@@ -166,7 +376,7 @@ fn arrays_and_frames_match_the_thread_scheduler() {
     assert_eq!(a, b);
 
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/frame/tests/data/g_nulls.csv");
-    let frame = read_csv(fixtures, CsvOptions::default().blocksize(3000)).unwrap();
+    let frame = read_csv(fixtures, CsvOptions::default().blocksize(12_000)).unwrap();
     assert!(frame.npartitions() > 3);
     let grouped = frame.groupby(["id1", "id2"]).unwrap().mean().unwrap();
     let (a, b) = (cluster.compute(&grouped).unwrap(), threads.compute(&grouped).unwrap());
@@ -202,6 +412,18 @@ fn main() {
             arrays_and_frames_match_the_thread_scheduler,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
+        (
+            "a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed",
+            a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed,
+        ),
+        (
+            "a_stopped_worker_is_declared_dead_and_its_results_are_not_used",
+            a_stopped_worker_is_declared_dead_and_its_results_are_not_used,
+        ),
+        (
+            "a_task_that_kills_its_worker_fails_after_three",
+            a_task_that_kills_its_worker_fails_after_three,
+        ),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, case) in cases {

@@ -146,7 +146,7 @@ struct Slot {
     greeting: bool,
     /// Tasks whose connection failed: dead with the worker, or sent again if it
     /// answers its greeting.
-    suspects: Vec<usize>,
+    suspects: Vec<(usize, u32)>,
 }
 
 /// What a compute left behind: the values of the outputs, and the workers found
@@ -272,7 +272,7 @@ impl Drive {
                 }
                 match result {
                     Ok(nbytes) => self.finished(task, worker, nbytes),
-                    Err(status) => self.failed(task, worker, status)?,
+                    Err(status) => self.failed(task, worker, attempt, status)?,
                 }
             }
             Event::Fetched { task, attempt, result } => {
@@ -302,8 +302,8 @@ impl Drive {
                 match result {
                     Ok(hello) if hello.epoch == w.member.epoch => {
                         let suspects = std::mem::take(&mut w.suspects);
-                        for task in suspects {
-                            self.requeue(task, worker);
+                        for (task, attempt) in suspects {
+                            self.requeue(task, worker, attempt);
                         }
                         self.reconcile();
                     }
@@ -328,8 +328,13 @@ impl Drive {
         }
         for i in self.job.dependent_start[task]..self.job.dependent_start[task + 1] {
             let next = self.job.dependents[i as usize] as usize;
+            // Only a waiting task counts its inputs: one computed again after a
+            // loss may have dependents that ran long ago.
+            if self.state[next] != State::Waiting {
+                continue;
+            }
             self.waiting[next] -= 1;
-            if self.waiting[next] == 0 && self.state[next] == State::Waiting {
+            if self.waiting[next] == 0 {
                 self.state[next] = State::Ready;
                 self.ready.insert(next);
             }
@@ -339,7 +344,13 @@ impl Drive {
         }
     }
 
-    fn failed(&mut self, task: usize, worker: usize, status: Status) -> Result<(), BackendError> {
+    fn failed(
+        &mut self,
+        task: usize,
+        worker: usize,
+        attempt: u32,
+        status: Status,
+    ) -> Result<(), BackendError> {
         let kind = status
             .metadata()
             .get("brisk-failure")
@@ -363,7 +374,7 @@ impl Drive {
                         status.message()
                     )));
                 }
-                self.requeue(task, worker);
+                self.requeue(task, worker, attempt);
                 let peer = missing["missing ".len()..].parse::<SocketAddr>().ok();
                 if let Some(p) = self.workers.iter().position(|w| Some(w.member.addr) == peer) {
                     self.greet(p);
@@ -375,7 +386,7 @@ impl Drive {
             // Its greeting decides; until then the task counts as running there.
             _ => {
                 self.conns.forget(self.workers[worker].member.addr);
-                self.workers[worker].suspects.push(task);
+                self.workers[worker].suspects.push((task, attempt));
                 self.greet(worker);
                 Ok(())
             }
@@ -383,10 +394,8 @@ impl Drive {
     }
 
     /// Puts a task that was running on `worker` back to be sent again.
-    fn requeue(&mut self, task: usize, worker: usize) {
-        if let State::Running { worker: w, .. } = self.state[task]
-            && w == worker
-        {
+    fn requeue(&mut self, task: usize, worker: usize, attempt: u32) {
+        if self.state[task] == (State::Running { worker, attempt }) {
             self.workers[worker].running -= 1;
             self.state[task] = State::Waiting;
         }

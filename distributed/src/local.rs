@@ -35,10 +35,9 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// `registry` gives) and never returns; anywhere else it returns at once.
 ///
 /// ```no_run
-/// fn main() {
-///     brisk_distributed::worker_if_asked(brisk_core::OpRegistry::new);
-///     // ... the program, which may start a LocalCluster ...
-/// }
+/// // First thing in `main`, before the program does anything else:
+/// brisk_distributed::worker_if_asked(brisk_core::OpRegistry::new);
+/// // ... the program, which may start a LocalCluster ...
 /// ```
 pub fn worker_if_asked(registry: impl FnOnce() -> OpRegistry) {
     READY.store(true, Ordering::Relaxed);
