@@ -59,6 +59,16 @@ fn primitive<T: ArrowPrimitiveType>(c: &ArrayRef) -> Vec<T::Native> {
 }
 
 /// `values` in C order as an array of `shape`, if they are as many as it holds.
+/// An array's values in logical (row-major) order: one copy of the memory when
+/// it is laid out that way already, as it nearly always is (an element-wise walk
+/// over a dynamic-rank array costs several times more).
+fn flat<T: Copy>(a: &ArrayD<T>) -> Vec<T> {
+    match a.as_slice() {
+        Some(values) => values.to_vec(),
+        None => a.iter().copied().collect(),
+    }
+}
+
 fn shaped<T>(shape: &[usize], values: Vec<T>) -> Result<ArrayD<T>> {
     let want: usize = shape.iter().product();
     if want != values.len() {
@@ -80,14 +90,10 @@ impl Value {
             }
             Value::Array(chunk) => {
                 let column: ArrayRef = match chunk.as_ref() {
-                    ArrayChunk::F64(a) => {
-                        Arc::new(Float64Array::from_iter_values(a.iter().copied()))
-                    }
-                    ArrayChunk::F32(a) => {
-                        Arc::new(Float32Array::from_iter_values(a.iter().copied()))
-                    }
-                    ArrayChunk::I64(a) => Arc::new(Int64Array::from_iter_values(a.iter().copied())),
-                    ArrayChunk::I32(a) => Arc::new(Int32Array::from_iter_values(a.iter().copied())),
+                    ArrayChunk::F64(a) => Arc::new(Float64Array::from(flat(a))),
+                    ArrayChunk::F32(a) => Arc::new(Float32Array::from(flat(a))),
+                    ArrayChunk::I64(a) => Arc::new(Int64Array::from(flat(a))),
+                    ArrayChunk::I32(a) => Arc::new(Int32Array::from(flat(a))),
                     ArrayChunk::Bool(a) => {
                         Arc::new(a.iter().map(|&b| Some(b)).collect::<BooleanArray>())
                     }

@@ -239,39 +239,13 @@ impl fmt::Debug for Op {
 /// An op as it travels between processes.
 #[derive(Serialize, Deserialize)]
 enum Wire {
-    Const(#[serde(with = "serde_bytes_vec")] Vec<u8>),
+    Const(#[serde(with = "serde_bytes")] Vec<u8>),
     Data {
         name: String,
-        #[serde(with = "serde_bytes_vec")]
+        #[serde(with = "serde_bytes")]
         params: Vec<u8>,
     },
     Chain(Vec<(String, Vec<u32>, Wire)>),
-}
-
-/// Byte vectors as MessagePack binaries rather than arrays of integers.
-mod serde_bytes_vec {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(Bytes)
-    }
 }
 
 type Decoder = fn(&[u8]) -> Result<Arc<dyn DataOp>>;

@@ -23,6 +23,17 @@ use crate::worker::{Hello, ResultId, RunTask};
 /// split into messages of about 2 MB.
 pub(crate) const MESSAGE_LIMIT: usize = 1 << 30;
 
+/// HTTP/2 flow-control windows: how much may be in flight on one call, and on
+/// one connection, before the sender waits for the receiver.
+pub(crate) const STREAM_WINDOW: u32 = 8 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 32 << 20;
+/// The largest HTTP/2 frame either side accepts (the default, 16 KiB, cuts a
+/// result into hundreds of frames per megabyte).
+pub(crate) const FRAME_SIZE: u32 = 1 << 20;
+/// Flight messages a result is cut into: large, since each costs a copy to put
+/// back together.
+pub(crate) const FLIGHT_MESSAGE: usize = 64 << 20;
+
 /// How long a connection attempt may take before the worker counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -52,8 +63,8 @@ impl Connections {
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20))
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .connect()
             .await
             .map_err(|e| Status::unavailable(format!("worker {addr}: {e}")))?;

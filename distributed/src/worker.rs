@@ -30,7 +30,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::client::{Connections, MESSAGE_LIMIT, decode_body};
+use crate::client::{
+    CONNECTION_WINDOW, Connections, FLIGHT_MESSAGE, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW,
+    decode_body,
+};
 
 /// A result on a worker: the compute it belongs to and its key. Computes are
 /// kept apart, so two computes of the same graph never free each other's
@@ -60,7 +63,8 @@ pub struct RunTask {
     pub compute: u64,
     /// Where the result is kept.
     pub key: Key,
-    /// The op, encoded.
+    /// The op, encoded (a MessagePack binary, not an array of numbers).
+    #[serde(with = "serde_bytes")]
     pub op: Vec<u8>,
     /// The inputs, in order.
     pub inputs: Vec<Input>,
@@ -244,8 +248,10 @@ impl FlightService for Service {
             Status::not_found(format!("no result {} on worker {}", id.key, self.addr))
         })?;
         let batch = value.to_batch().map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let data =
-            FlightDataEncoderBuilder::new().build(stream::iter([Ok(batch)])).map_err(Status::from);
+        let data = FlightDataEncoderBuilder::new()
+            .with_max_flight_data_size(FLIGHT_MESSAGE)
+            .build(stream::iter([Ok(batch)]))
+            .map_err(Status::from);
         Ok(Response::new(data.boxed()))
     }
 
@@ -371,6 +377,11 @@ impl Worker {
             std::thread::Builder::new().name(format!("brisk-worker-{addr}")).spawn(move || {
                 runtime.block_on(async move {
                     let server = Server::builder()
+                        // Results are megabytes: windows of gRPC's 64 KiB default
+                        // would cost a round trip every 64 KiB.
+                        .initial_stream_window_size(Some(STREAM_WINDOW))
+                        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+                        .max_frame_size(Some(FRAME_SIZE))
                         .add_service(
                             FlightServiceServer::new(service)
                                 .max_decoding_message_size(MESSAGE_LIMIT)
