@@ -11,12 +11,13 @@ use arrow_array::RecordBatch;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, FlightClient, Ticket};
 use brisk_core::Value;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::worker::{Hello, ResultId, RunTask};
+use crate::worker::{Done, Hello, ResultId, RunTask};
 
 /// The largest gRPC message either side accepts: a task carries its constants
 /// (gRPC's default of 4 MiB would refuse a modest array), while results travel
@@ -30,9 +31,6 @@ pub(crate) const CONNECTION_WINDOW: u32 = 32 << 20;
 /// The largest HTTP/2 frame either side accepts (the default, 16 KiB, cuts a
 /// result into hundreds of frames per megabyte).
 pub(crate) const FRAME_SIZE: u32 = 1 << 20;
-/// Flight messages a result is cut into: large, since each costs a copy to put
-/// back together.
-pub(crate) const FLIGHT_MESSAGE: usize = 64 << 20;
 
 /// How long a connection attempt may take before the worker counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -112,9 +110,62 @@ impl Connections {
             .map_err(|e| Status::data_loss(format!("{} from {addr}: {e}", id.key)))
     }
 
+    /// The results `ids` held by the worker at `addr`, in one call (Brisk's value
+    /// codec rather than Flight's IPC stream: between workers, for many small
+    /// results at once).
+    pub async fn fetch_many(
+        &self,
+        addr: SocketAddr,
+        ids: &[ResultId],
+    ) -> Result<Vec<Value>, Status> {
+        let body = rmp_serde::to_vec(ids).map_err(|e| Status::internal(e.to_string()))?;
+        let action = Action { r#type: "get-many".into(), body: body.into() };
+        let mut replies =
+            self.client(addr).await?.do_action(action).await.map_err(flight_status(addr))?;
+        let mut values = Vec::with_capacity(ids.len());
+        while let Some(reply) = replies.next().await {
+            let bytes = reply.map_err(flight_status(addr))?;
+            values.push(
+                Value::decode(&bytes)
+                    .map_err(|e| Status::data_loss(format!("from {addr}: {e}")))?,
+            );
+        }
+        if values.len() != ids.len() {
+            return Err(Status::data_loss(format!(
+                "worker {addr} sent {} of {} results",
+                values.len(),
+                ids.len()
+            )));
+        }
+        Ok(values)
+    }
+
     /// Has the worker at `addr` run `task`: the size of its result in bytes.
     pub async fn run(&self, addr: SocketAddr, task: &RunTask) -> Result<u64, Status> {
         self.action(addr, "run", task).await
+    }
+
+    /// Has the worker at `addr` run `tasks` at once: each answer as it comes, with
+    /// the task's place in `tasks` (the size of its result, or why it failed).
+    pub async fn run_batch(
+        &self,
+        addr: SocketAddr,
+        tasks: &[RunTask],
+    ) -> Result<BoxStream<'static, Result<(usize, Result<u64, Status>), Status>>, Status> {
+        let body = rmp_serde::to_vec(tasks).map_err(|e| Status::internal(e.to_string()))?;
+        let action = Action { r#type: "run-batch".into(), body: body.into() };
+        let replies =
+            self.client(addr).await?.do_action(action).await.map_err(flight_status(addr))?;
+        Ok(replies
+            .map(move |reply| {
+                let done: Done = decode_body("reply", &reply.map_err(flight_status(addr))?)?;
+                let outcome = match done.failure {
+                    None => Ok(done.nbytes),
+                    Some(failure) => Err(Status::from(failure)),
+                };
+                Ok((done.index as usize, outcome))
+            })
+            .boxed())
     }
 
     /// Has the worker at `addr` drop results.

@@ -73,7 +73,12 @@ impl Cluster {
                     hello.ops
                 )));
             }
-            members.push(Member { addr, threads: hello.threads, epoch: hello.epoch });
+            members.push(Member {
+                addr,
+                threads: hello.threads,
+                memory_limit: hello.memory_limit,
+                epoch: hello.epoch,
+            });
         }
         Ok(Cluster {
             runtime: Some(runtime),

@@ -30,6 +30,7 @@ use std::time::Duration;
 use brisk_core::{Key, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{BackendError, Callback};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -63,7 +64,45 @@ impl Default for Timing {
 pub(crate) struct Member {
     pub addr: SocketAddr,
     pub threads: usize,
+    pub memory_limit: u64,
     pub epoch: u64,
+}
+
+/// Tasks a worker may have queued per thread (see `Drive::has_room`).
+const QUEUED: usize = 64;
+
+/// Sends `batch` to `worker` and passes each answer on; tasks left unanswered
+/// when the batch's call breaks get the error it broke with.
+async fn run_batch(
+    conns: Arc<Connections>,
+    tx: mpsc::UnboundedSender<Event>,
+    addr: SocketAddr,
+    worker: usize,
+    batch: Vec<(usize, u32, RunTask)>,
+) {
+    let runs: Vec<RunTask> = batch.iter().map(|(_, _, run)| run.clone()).collect();
+    let mut answered = vec![false; batch.len()];
+    let broke = match conns.run_batch(addr, &runs).await {
+        Ok(mut replies) => loop {
+            match replies.next().await {
+                Some(Ok((i, result))) if i < batch.len() && !answered[i] => {
+                    answered[i] = true;
+                    let (task, attempt, _) = batch[i];
+                    let _ = tx.send(Event::Ran { task, attempt, worker, result });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(status)) => break status,
+                None => break Status::unavailable(format!("worker {addr} closed a batch")),
+            }
+        },
+        Err(status) => status,
+    };
+    for (i, (task, attempt, _)) in batch.into_iter().enumerate() {
+        if !answered[i] {
+            let result = Err(broke.clone());
+            let _ = tx.send(Event::Ran { task, attempt, worker, result });
+        }
+    }
 }
 
 /// A plan in the form that leaves the process: every op encoded (refused here,
@@ -142,7 +181,11 @@ enum Event {
 struct Slot {
     member: Member,
     alive: bool,
+    /// Tasks sent and not answered, and how many of them are roots.
     running: usize,
+    roots: usize,
+    /// Bytes of the results it holds.
+    held: u64,
     greeting: bool,
     /// Tasks whose connection failed: dead with the worker, or sent again if it
     /// answers its greeting.
@@ -173,7 +216,11 @@ struct Drive {
     deaths: Vec<Vec<SocketAddr>>,
     /// Times a task was sent back because an input could not be fetched.
     misses: Vec<u32>,
+    /// Ready tasks with inputs, and ready roots, by priority.
     ready: BTreeSet<usize>,
+    ready_roots: BTreeSet<usize>,
+    /// Bytes and count of finished roots, by key name: the size of the next.
+    sizes: HashMap<String, (u64, u64)>,
     got: HashMap<usize, Value>,
     to_free: HashMap<usize, Vec<ResultId>>,
 }
@@ -191,7 +238,15 @@ pub(crate) async fn drive(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let workers = members
         .into_iter()
-        .map(|member| Slot { member, alive: true, running: 0, greeting: false, suspects: vec![] })
+        .map(|member| Slot {
+            member,
+            alive: true,
+            running: 0,
+            roots: 0,
+            held: 0,
+            greeting: false,
+            suspects: vec![],
+        })
         .collect();
     let mut d = Drive {
         timing,
@@ -206,12 +261,14 @@ pub(crate) async fn drive(
         attempts: vec![0; n],
         deaths: vec![Vec::new(); n],
         misses: vec![0; n],
-        ready: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
+        ready: BTreeSet::new(),
+        ready_roots: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
+        sizes: HashMap::new(),
         got: HashMap::new(),
         to_free: HashMap::new(),
         job,
     };
-    for &t in &d.ready {
+    for &t in &d.ready_roots {
         d.state[t] = State::Ready;
     }
     let values = d.run(&mut rx).await;
@@ -245,7 +302,13 @@ impl Drive {
             }
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => self.handle(event)?,
+                    Some(event) => {
+                        self.handle(event)?;
+                        // Everything already answered, before sending more: fuller batches.
+                        while let Ok(event) = rx.try_recv() {
+                            self.handle(event)?;
+                        }
+                    }
                     None => unreachable!("the driver holds a sender"),
                 },
                 _ = beat.tick() => self.greet_all(),
@@ -315,9 +378,14 @@ impl Drive {
     }
 
     fn finished(&mut self, task: usize, worker: usize, nbytes: u64) {
-        self.workers[worker].running -= 1;
+        self.unslot(task, worker);
         self.state[task] = State::Held { worker };
         self.nbytes[task] = nbytes;
+        self.workers[worker].held += nbytes;
+        if self.job.deps(task).is_empty() {
+            let size = self.sizes.entry(self.job.keys[task].name().to_string()).or_default();
+            *size = (size.0 + nbytes, size.1 + 1);
+        }
         for cb in &self.callbacks {
             cb.task_finished(&self.job.keys[task], worker);
         }
@@ -335,8 +403,7 @@ impl Drive {
             }
             self.waiting[next] -= 1;
             if self.waiting[next] == 0 {
-                self.state[next] = State::Ready;
-                self.ready.insert(next);
+                self.make_ready(next);
             }
         }
         if self.job.is_output[task] {
@@ -393,10 +460,27 @@ impl Drive {
         }
     }
 
+    /// Frees the slot `task` took on `worker`.
+    fn unslot(&mut self, task: usize, worker: usize) {
+        self.workers[worker].running -= 1;
+        if self.job.deps(task).is_empty() {
+            self.workers[worker].roots -= 1;
+        }
+    }
+
+    /// Queues a task whose inputs are all held.
+    fn make_ready(&mut self, task: usize) {
+        self.state[task] = State::Ready;
+        match self.job.deps(task).is_empty() {
+            true => self.ready_roots.insert(task),
+            false => self.ready.insert(task),
+        };
+    }
+
     /// Puts a task that was running on `worker` back to be sent again.
     fn requeue(&mut self, task: usize, worker: usize, attempt: u32) {
         if self.state[task] == (State::Running { worker, attempt }) {
-            self.workers[worker].running -= 1;
+            self.unslot(task, worker);
             self.state[task] = State::Waiting;
         }
     }
@@ -432,14 +516,14 @@ impl Drive {
                 State::Running { worker: w, .. }
                     if self.job.deps(task).iter().any(|&d| lost[d as usize]) =>
                 {
-                    self.workers[w].running -= 1;
+                    self.unslot(task, w);
                     self.state[task] = State::Waiting;
                 }
                 State::Held { worker: w } if w == worker => self.state[task] = State::Gone,
                 _ => {}
             }
         }
-        self.workers[worker].running = 0;
+        (self.workers[worker].running, self.workers[worker].roots) = (0, 0);
         self.to_free.remove(&worker);
         self.reconcile();
         Ok(())
@@ -461,6 +545,7 @@ impl Drive {
             };
         }
         self.ready.clear();
+        self.ready_roots.clear();
         for t in 0..n {
             let pending = |d: &u32| {
                 must[*d as usize] || matches!(self.state[*d as usize], State::Running { .. })
@@ -473,9 +558,9 @@ impl Drive {
                     .iter()
                     .filter(|&&d| !matches!(self.state[d as usize], State::Held { .. }))
                     .count() as u32;
-                self.state[t] = if self.waiting[t] == 0 { State::Ready } else { State::Waiting };
-                if self.waiting[t] == 0 {
-                    self.ready.insert(t);
+                match self.waiting[t] {
+                    0 => self.make_ready(t),
+                    _ => self.state[t] = State::Waiting,
                 }
             }
         }
@@ -488,6 +573,7 @@ impl Drive {
             return;
         }
         self.state[task] = State::Gone;
+        self.workers[worker].held -= self.nbytes[task];
         let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
         self.to_free.entry(worker).or_default().push(id);
     }
@@ -502,49 +588,89 @@ impl Drive {
         }
     }
 
-    /// Sends ready tasks, lowest priority number first, while workers have room.
+    /// Sends ready tasks while workers have room, lowest priority number first,
+    /// tasks with inputs before roots (they consume results; roots make more):
+    /// one batch per worker.
     fn dispatch(&mut self) {
-        while let Some(&task) = self.ready.first() {
-            let Some(worker) = self.place(task) else { return };
-            self.ready.pop_first();
-            self.attempts[task] += 1;
-            let attempt = self.attempts[task];
-            self.state[task] = State::Running { worker, attempt };
-            self.workers[worker].running += 1;
-            for cb in &self.callbacks {
-                cb.task_started(&self.job.keys[task], worker);
+        let mut batches: HashMap<usize, Vec<(usize, u32, RunTask)>> = HashMap::new();
+        for roots in [false, true] {
+            loop {
+                let queue = if roots { &self.ready_roots } else { &self.ready };
+                let Some(&task) = queue.first() else { break };
+                let Some(worker) = self.place(task) else { break };
+                if roots {
+                    self.ready_roots.pop_first();
+                    self.workers[worker].roots += 1;
+                } else {
+                    self.ready.pop_first();
+                }
+                let run = self.send(task, worker);
+                batches.entry(worker).or_default().push(run);
             }
-            let inputs = self
-                .job
-                .deps(task)
-                .iter()
-                .map(|&d| {
-                    let State::Held { worker: at } = self.state[d as usize] else {
-                        unreachable!("a ready task's inputs are held")
-                    };
-                    Input {
-                        key: self.job.keys[d as usize].clone(),
-                        at: self.workers[at].member.addr,
-                    }
-                })
-                .collect();
-            let run = RunTask {
-                compute: self.job.compute,
-                key: self.job.keys[task].clone(),
-                op: self.job.ops[task].to_vec(),
-                inputs,
-            };
+        }
+        for (worker, batch) in batches {
             let (conns, tx, addr) =
                 (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
-            tokio::spawn(async move {
-                let result = conns.run(addr, &run).await;
-                let _ = tx.send(Event::Ran { task, attempt, worker, result });
-            });
+            tokio::spawn(run_batch(conns, tx, addr, worker, batch));
         }
     }
 
-    /// The worker for `task`: of those with a free slot, the one holding the
-    /// most bytes of its inputs, then the least busy.
+    /// Marks `task` as running on `worker`: the task to send.
+    fn send(&mut self, task: usize, worker: usize) -> (usize, u32, RunTask) {
+        self.attempts[task] += 1;
+        let attempt = self.attempts[task];
+        self.state[task] = State::Running { worker, attempt };
+        self.workers[worker].running += 1;
+        for cb in &self.callbacks {
+            cb.task_started(&self.job.keys[task], worker);
+        }
+        let inputs = self
+            .job
+            .deps(task)
+            .iter()
+            .map(|&d| {
+                let State::Held { worker: at } = self.state[d as usize] else {
+                    unreachable!("a ready task's inputs are held")
+                };
+                Input { key: self.job.keys[d as usize].clone(), at: self.workers[at].member.addr }
+            })
+            .collect();
+        let run = RunTask {
+            compute: self.job.compute,
+            key: self.job.keys[task].clone(),
+            op: self.job.ops[task].to_vec(),
+            inputs,
+        };
+        (task, attempt, run)
+    }
+
+    /// Whether `worker` may take one more task like `task`. Tasks with inputs:
+    /// up to [`QUEUED`] per thread. Roots: one per thread (and one more) until a
+    /// root of the same kind has finished; after that, as many as the worker's
+    /// memory holds — its results plus the roots sent, at that kind's size —
+    /// up to [`QUEUED`] per thread. Inputs are never read faster than memory
+    /// allows, and tiny tasks still go out by the hundred.
+    fn has_room(&self, worker: usize, task: usize) -> bool {
+        let w = &self.workers[worker];
+        let threads = w.member.threads;
+        if !w.alive {
+            return false;
+        }
+        if !self.job.deps(task).is_empty() {
+            return w.running - w.roots < QUEUED * threads;
+        }
+        match self.sizes.get(self.job.keys[task].name()) {
+            Some(&(bytes, count)) => {
+                let each = bytes / count.max(1);
+                w.roots < QUEUED * threads
+                    && w.held + each * (w.roots as u64 + 1) <= w.member.memory_limit
+            }
+            None => w.roots < threads + 1,
+        }
+    }
+
+    /// The worker for `task`: of those with room, the one holding the most bytes
+    /// of its inputs, then the least busy.
     fn place(&self, task: usize) -> Option<usize> {
         let mut local = vec![0u64; self.workers.len()];
         for &d in self.job.deps(task) {
@@ -552,14 +678,10 @@ impl Drive {
                 local[worker] += self.nbytes[d as usize];
             }
         }
-        (0..self.workers.len())
-            .filter(|&w| {
-                self.workers[w].alive
-                    && self.workers[w].running < self.workers[w].member.threads + 1
-            })
-            .max_by_key(|&w| {
-                (local[w], std::cmp::Reverse(self.workers[w].running), std::cmp::Reverse(w))
-            })
+        (0..self.workers.len()).filter(|&w| self.has_room(w, task)).max_by_key(|&w| {
+            let busy = self.workers[w].running * 1024 / self.workers[w].member.threads;
+            (local[w], std::cmp::Reverse(busy), std::cmp::Reverse(w))
+        })
     }
 
     fn fetch(&mut self, task: usize, worker: usize) {

@@ -19,7 +19,7 @@ use brisk_scheduler::{Backend, BackendError, Callback};
 
 use crate::{Cluster, Timing, Worker};
 
-/// Set in a worker process's environment: `LISTEN_ADDR THREADS`.
+/// Set in a worker process's environment: `LISTEN_ADDR THREADS MEMORY_LIMIT`.
 const WORKER_ENV: &str = "BRISK_WORKER_PROCESS";
 /// The line a worker prints once it listens, then its address.
 const LISTENING: &str = "brisk worker listening on";
@@ -54,11 +54,14 @@ pub fn worker_if_asked(registry: impl FnOnce() -> OpRegistry) {
 
 /// Runs a worker as `spec` says until standard input closes.
 fn serve(spec: &str, registry: OpRegistry) -> Result<(), String> {
-    let bad = || format!("{WORKER_ENV}={spec:?}: expected 'ADDRESS THREADS'");
-    let (listen, threads) = spec.split_once(' ').ok_or_else(bad)?;
+    let bad = || format!("{WORKER_ENV}={spec:?}: expected 'ADDRESS THREADS MEMORY_LIMIT'");
+    let [listen, threads, memory] = spec.split(' ').collect::<Vec<_>>()[..] else {
+        return Err(bad());
+    };
     let listen: SocketAddr = listen.parse().map_err(|_| bad())?;
     let threads: usize = threads.parse().map_err(|_| bad())?;
-    let worker = Worker::start(listen, registry, threads)
+    let memory: u64 = memory.parse().map_err(|_| bad())?;
+    let worker = Worker::start(listen, registry, threads, memory)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{LISTENING} {}", worker.addr())
@@ -82,6 +85,9 @@ pub struct Spawn {
     /// The loopback addresses workers listen on, given out in turn (default
     /// 127.0.0.1); each picks a free port.
     pub hosts: Vec<IpAddr>,
+    /// The bytes of results each worker may hold (default: this machine's
+    /// default memory budget shared among the workers).
+    pub memory_limit: u64,
     /// Heartbeats and failure limits.
     pub timing: Timing,
     /// The program to start (default: this one).
@@ -97,6 +103,7 @@ impl Spawn {
             workers,
             threads: (cores / workers).max(1),
             hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            memory_limit: brisk_scheduler::default_memory_budget() / workers as u64,
             timing: Timing::default(),
             program: None,
         }
@@ -166,7 +173,10 @@ impl LocalCluster {
             let host = spawn.hosts.get(i % spawn.hosts.len().max(1)).copied();
             let listen = SocketAddr::new(host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), 0);
             let mut child = Command::new(&program)
-                .env(WORKER_ENV, format!("{listen} {}", spawn.threads.max(1)))
+                .env(
+                    WORKER_ENV,
+                    format!("{listen} {} {}", spawn.threads.max(1), spawn.memory_limit),
+                )
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

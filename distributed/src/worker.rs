@@ -9,6 +9,9 @@
 //!   the result. The reply is the result's size in bytes. A failure says why in
 //!   the status's `brisk-failure` metadata: `error`, `panic`, or
 //!   `missing <addr>` when an input could not be had from its holder;
+//! - `run-batch`: several `RunTask`s at once; one reply per task as it finishes;
+//! - `get-many`: results by id, one reply each in Brisk's value codec — how
+//!   workers gather a task's inputs from one peer in one call;
 //! - `free`: results no longer needed; `free-compute`: all of a compute's.
 
 use std::collections::HashMap;
@@ -31,8 +34,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::client::{
-    CONNECTION_WINDOW, Connections, FLIGHT_MESSAGE, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW,
-    decode_body,
+    CONNECTION_WINDOW, Connections, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW, decode_body,
 };
 
 /// A result on a worker: the compute it belongs to and its key. Computes are
@@ -70,6 +72,42 @@ pub struct RunTask {
     pub inputs: Vec<Input>,
 }
 
+/// The answer to one task of a batch (`run-batch`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Done {
+    /// The task's place in the batch.
+    pub index: u32,
+    /// Its result's size in bytes, if it ran.
+    pub nbytes: u64,
+    /// Why it did not.
+    pub failure: Option<Failure>,
+}
+
+/// A failed task's status, as it crosses in a batch's reply.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Failure {
+    code: i32,
+    kind: String,
+    message: String,
+}
+
+impl From<&Status> for Failure {
+    fn from(status: &Status) -> Failure {
+        let kind = status.metadata().get("brisk-failure").and_then(|v| v.to_str().ok());
+        Failure {
+            code: status.code() as i32,
+            kind: kind.unwrap_or("").to_string(),
+            message: status.message().to_string(),
+        }
+    }
+}
+
+impl From<Failure> for Status {
+    fn from(f: Failure) -> Status {
+        failure(tonic::Code::from_i32(f.code), &f.kind, f.message)
+    }
+}
+
 /// What a worker says of itself when greeted: what the scheduler checks before
 /// sending it work.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +118,8 @@ pub struct Hello {
     pub ops: u64,
     /// Threads running tasks.
     pub threads: usize,
+    /// The bytes of results it may hold (the scheduler sends roots within it).
+    pub memory_limit: u64,
     /// A number drawn when the worker started: a worker that answers with
     /// another is a different process.
     pub epoch: u64,
@@ -117,6 +157,9 @@ fn lock(held: &Held) -> std::sync::MutexGuard<'_, Results> {
 /// A status saying why a task failed, with the kind in its metadata.
 fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
     let mut status = Status::new(code, message);
+    if kind.is_empty() {
+        return status;
+    }
     if let Ok(value) = MetadataValue::try_from(kind) {
         status.metadata_mut().insert("brisk-failure", value);
     }
@@ -124,7 +167,10 @@ fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
 }
 
 /// The Flight service of one worker.
-struct Service {
+struct Service(Arc<Inner>);
+
+/// What the service shares with the batches it runs.
+struct Inner {
     addr: SocketAddr,
     hello: Hello,
     held: Held,
@@ -133,7 +179,7 @@ struct Service {
     peers: Connections,
 }
 
-impl Service {
+impl Inner {
     /// Runs `task`: its inputs gathered, its op run on the worker's pool, its
     /// result kept. The result's size in bytes.
     async fn run(&self, task: RunTask) -> Result<u64, Status> {
@@ -141,29 +187,7 @@ impl Service {
             .registry
             .decode(&task.op)
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
-        let mut inputs = Vec::with_capacity(task.inputs.len());
-        for input in &task.inputs {
-            let id = ResultId { compute: task.compute, key: input.key.clone() };
-            let value = match input.at == self.addr {
-                true => lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
-                    Status::not_found(format!("task {}: no input {} here", task.key, input.key))
-                }),
-                false => self.peers.fetch(input.at, &id).await.inspect_err(|_| {
-                    self.peers.forget(input.at);
-                }),
-            };
-            let value = value.map_err(|e| {
-                let message = format!(
-                    "task {}: input {} from {}: {}",
-                    task.key,
-                    input.key,
-                    input.at,
-                    e.message()
-                );
-                failure(e.code(), &format!("missing {}", input.at), message)
-            })?;
-            inputs.push(value);
-        }
+        let inputs = self.gather(&task).await?;
         let (done, ran) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
             let _ = done.send(catch_unwind(AssertUnwindSafe(|| op.run(inputs))));
@@ -187,6 +211,68 @@ impl Service {
             held.values.insert(ResultId { compute: task.compute, key: task.key }, value);
         }
         Ok(nbytes)
+    }
+
+    /// `task`'s inputs in order: its own from memory, the rest from their
+    /// holders, one call per holder for all it holds, all holders at once.
+    async fn gather(&self, task: &RunTask) -> Result<Vec<Value>, Status> {
+        let id = |key: &Key| ResultId { compute: task.compute, key: key.clone() };
+        let mut inputs: Vec<Option<Value>> = vec![None; task.inputs.len()];
+        let mut remote: HashMap<SocketAddr, (Vec<usize>, Vec<ResultId>)> = HashMap::new();
+        {
+            let held = lock(&self.held);
+            for (i, input) in task.inputs.iter().enumerate() {
+                if input.at == self.addr {
+                    let value = held.values.get(&id(&input.key)).cloned().ok_or_else(|| {
+                        let message = format!("task {}: no input {} here", task.key, input.key);
+                        failure(tonic::Code::NotFound, &format!("missing {}", self.addr), message)
+                    })?;
+                    inputs[i] = Some(value);
+                } else {
+                    let (places, ids) = remote.entry(input.at).or_default();
+                    places.push(i);
+                    ids.push(id(&input.key));
+                }
+            }
+        }
+        let fetches = remote.into_iter().map(|(at, (places, ids))| async move {
+            let values = self.peers.fetch_many(at, &ids).await.map_err(|e| {
+                self.peers.forget(at);
+                let message = format!("task {}: inputs from {at}: {}", task.key, e.message());
+                failure(e.code(), &format!("missing {at}"), message)
+            })?;
+            Ok::<_, Status>(places.into_iter().zip(values))
+        });
+        for fetched in futures::future::try_join_all(fetches).await? {
+            for (i, value) in fetched {
+                inputs[i] = Some(value);
+            }
+        }
+        Ok(inputs.into_iter().map(|v| v.expect("every input gathered")).collect())
+    }
+
+    /// Runs a batch of tasks at once: one reply per task as it finishes, in the
+    /// order they finish ([`Done`]).
+    fn run_batch(
+        self: Arc<Self>,
+        tasks: Vec<RunTask>,
+    ) -> BoxStream<'static, Result<arrow_flight::Result, Status>> {
+        let n = tasks.len().max(1);
+        stream::iter(tasks.into_iter().enumerate())
+            .map(move |(index, task)| {
+                let inner = self.clone();
+                async move { (index as u32, inner.run(task).await) }
+            })
+            .buffer_unordered(n)
+            .map(|(index, outcome)| {
+                let done = match outcome {
+                    Ok(nbytes) => Done { index, nbytes, failure: None },
+                    Err(status) => Done { index, nbytes: 0, failure: Some(Failure::from(&status)) },
+                };
+                let body = rmp_serde::to_vec(&done).map_err(|e| Status::internal(e.to_string()))?;
+                Ok(arrow_flight::Result { body: body.into() })
+            })
+            .boxed()
     }
 }
 
@@ -244,14 +330,14 @@ impl FlightService for Service {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let id: ResultId = decode_body("ticket (a result id)", &request.get_ref().ticket)?;
-        let value = lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
-            Status::not_found(format!("no result {} on worker {}", id.key, self.addr))
+        let value = lock(&self.0.held).values.get(&id).cloned().ok_or_else(|| {
+            Status::not_found(format!("no result {} on worker {}", id.key, self.0.addr))
         })?;
         let batch = value.to_batch().map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let data = FlightDataEncoderBuilder::new()
-            .with_max_flight_data_size(FLIGHT_MESSAGE)
-            .build(stream::iter([Ok(batch)]))
-            .map_err(Status::from);
+        // Flight's default message size (about 2 MB): under the 4 MiB a gRPC
+        // client accepts by default, so any Flight client reads it as it is.
+        let data =
+            FlightDataEncoderBuilder::new().build(stream::iter([Ok(batch)])).map_err(Status::from);
         Ok(Response::new(data.boxed()))
     }
 
@@ -275,20 +361,38 @@ impl FlightService for Service {
     ) -> Result<Response<Self::DoActionStream>, Status> {
         let action = request.into_inner();
         let reply = match action.r#type.as_str() {
-            "hello" => rmp_serde::to_vec(&self.hello),
+            "hello" => rmp_serde::to_vec(&self.0.hello),
+            "get-many" => {
+                let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
+                let held = lock(&self.0.held);
+                let mut replies = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let value = held.values.get(id).ok_or_else(|| {
+                        Status::not_found(format!("no result {} on worker {}", id.key, self.0.addr))
+                    })?;
+                    let body =
+                        value.encode().map_err(|e| Status::failed_precondition(e.to_string()))?;
+                    replies.push(Ok(arrow_flight::Result { body: body.into() }));
+                }
+                return Ok(Response::new(stream::iter(replies).boxed()));
+            }
+            "run-batch" => {
+                let tasks: Vec<RunTask> = decode_body("task batch", &action.body)?;
+                return Ok(Response::new(self.0.clone().run_batch(tasks)));
+            }
             "run" => {
                 let task: RunTask = decode_body("task", &action.body)?;
-                rmp_serde::to_vec(&self.run(task).await?)
+                rmp_serde::to_vec(&self.0.run(task).await?)
             }
             "free" => {
                 let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
-                let mut held = lock(&self.held);
+                let mut held = lock(&self.0.held);
                 ids.iter().for_each(|id| drop(held.values.remove(id)));
                 rmp_serde::to_vec(&())
             }
             "free-compute" => {
                 let compute: u64 = decode_body("compute", &action.body)?;
-                let mut held = lock(&self.held);
+                let mut held = lock(&self.0.held);
                 held.values.retain(|id, _| id.compute != compute);
                 held.closed.insert(compute);
                 rmp_serde::to_vec(&())
@@ -307,6 +411,8 @@ impl FlightService for Service {
         let actions = [
             ("hello", "the worker's version, ops, threads and epoch"),
             ("run", "run a task and keep its result"),
+            ("run-batch", "run tasks, one reply per task as it finishes"),
+            ("get-many", "results in Brisk's value codec, one reply each (between workers)"),
             ("free", "drop results"),
             ("free-compute", "drop a compute's results"),
         ]
@@ -327,11 +433,13 @@ pub struct Worker {
 
 impl Worker {
     /// Starts a worker listening on `listen` (port 0 picks a free port) that runs
-    /// the ops `registry` knows on `threads` threads.
+    /// the ops `registry` knows on `threads` threads, holding results of up to
+    /// `memory_limit` bytes.
     pub fn start(
         listen: SocketAddr,
         registry: OpRegistry,
         threads: usize,
+        memory_limit: u64,
     ) -> std::io::Result<Worker> {
         let threads = threads.max(1);
         // Rayon ends a dropped pool's threads in the background: count them out,
@@ -362,16 +470,17 @@ impl Worker {
             version: VERSION.into(),
             ops: registry_fingerprint(&registry),
             threads,
+            memory_limit,
             epoch: epoch(),
         };
-        let service = Service {
+        let service = Service(Arc::new(Inner {
             addr,
             hello,
             held: Held::default(),
             registry,
             pool,
             peers: Connections::default(),
-        };
+        }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread =
             std::thread::Builder::new().name(format!("brisk-worker-{addr}")).spawn(move || {

@@ -36,7 +36,7 @@ fn registry() -> OpRegistry {
 }
 
 fn worker(ip: &str) -> Worker {
-    Worker::start(format!("{ip}:0").parse().unwrap(), registry(), 2).unwrap()
+    Worker::start(format!("{ip}:0").parse().unwrap(), registry(), 2, 1 << 30).unwrap()
 }
 
 fn constant(key: &str, value: Value) -> RunTask {
