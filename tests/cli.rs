@@ -532,3 +532,35 @@ fn left(dir: &Path) -> Vec<PathBuf> {
     paths.sort();
     paths
 }
+
+/// Worker processes started by the command itself: the same table as threads,
+/// byte for byte, and the workers gone when it exits.
+#[test]
+fn processes_give_the_threads_answer() {
+    let args = ["groupby", "g_nulls.csv", "--by", "id1,id2", "--agg", "v1:sum,v3:mean,id3:nunique"];
+    let small = ["--blocksize", "4KB", "--progress", "never"];
+    let threads = brisk(&[&args[..], &small, &["--threads", "2"]].concat());
+    assert_eq!(threads.status, 0, "{}", threads.stderr);
+    let processes = brisk(&[&args[..], &small, &["--processes", "2", "--threads", "1"]].concat());
+    assert_eq!(processes.status, 0, "{}", processes.stderr);
+    assert_eq!(processes.stdout, threads.stdout);
+    assert!(threads.stdout.lines().count() > 10);
+    // What it runs on, said by --explain.
+    let explain = brisk(&[&args[..], &small, &["--processes", "2", "--explain"]].concat());
+    assert!(explain.stdout.contains("runs on: local 2 worker processes"), "{}", explain.stdout);
+    let bad = brisk(&[&args[..], &["--processes", "0"]].concat());
+    assert_eq!(bad.status, 2);
+    assert!(bad.stderr.contains("--processes 0: give between 1 and"), "{}", bad.stderr);
+    // No worker outlived its command (a worker has the variable in its environment).
+    let workers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read(p.path().join("environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0).any(|v| v.starts_with(b"BRISK_WORKER_PROCESS="))
+            })
+        })
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(workers.is_empty(), "worker processes left running: {workers:?}");
+}

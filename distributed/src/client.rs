@@ -35,6 +35,9 @@ pub(crate) const FRAME_SIZE: u32 = 1 << 20;
 /// How long a connection attempt may take before the worker counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// One answer of [`Connections::run_batch`].
+pub(crate) type BatchReply = Result<(usize, Result<(u64, u64), Status>), Status>;
+
 /// How long a connection may go without an answer to its pings before calls on
 /// it fail.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,12 +149,13 @@ impl Connections {
     }
 
     /// Has the worker at `addr` run `tasks` at once: each answer as it comes, with
-    /// the task's place in `tasks` (the size of its result, or why it failed).
+    /// the task's place in `tasks` (the size of its result and how many µs its op
+    /// ran, or why it failed).
     pub async fn run_batch(
         &self,
         addr: SocketAddr,
         tasks: &[RunTask],
-    ) -> Result<BoxStream<'static, Result<(usize, Result<u64, Status>), Status>>, Status> {
+    ) -> Result<BoxStream<'static, BatchReply>, Status> {
         let body = rmp_serde::to_vec(tasks).map_err(|e| Status::internal(e.to_string()))?;
         let action = Action { r#type: "run-batch".into(), body: body.into() };
         let replies =
@@ -160,7 +164,7 @@ impl Connections {
             .map(move |reply| {
                 let done: Done = decode_body("reply", &reply.map_err(flight_status(addr))?)?;
                 let outcome = match done.failure {
-                    None => Ok(done.nbytes),
+                    None => Ok((done.nbytes, done.micros)),
                     Some(failure) => Err(Status::from(failure)),
                 };
                 Ok((done.index as usize, outcome))

@@ -71,6 +71,17 @@ pub(crate) struct Member {
 /// Tasks a worker may have queued per thread (see `Drive::has_room`).
 const QUEUED: usize = 64;
 
+/// Work a worker may have queued per thread, by the tasks' expected times, in µs
+/// (see `Drive::has_room`).
+const QUEUE_MICROS: f64 = 4_000.0;
+
+/// Bytes moved between workers per µs, for placement (`Drive::place`): what
+/// this machine's loopback moved, worker to worker, when measured (0.3 GB/s).
+const BYTES_PER_MICRO: f64 = 300.0;
+
+/// The expected time of a task of a kind none of which has finished yet, in µs.
+const UNKNOWN_MICROS: f64 = 1000.0;
+
 /// Sends `batch` to `worker` and passes each answer on; tasks left unanswered
 /// when the batch's call breaks get the error it broke with.
 async fn run_batch(
@@ -173,7 +184,7 @@ enum State {
 }
 
 enum Event {
-    Ran { task: usize, attempt: u32, worker: usize, result: Result<u64, Status> },
+    Ran { task: usize, attempt: u32, worker: usize, result: Result<(u64, u64), Status> },
     Fetched { task: usize, attempt: u32, result: Result<Value, Status> },
     Greeted { worker: usize, result: Result<Hello, Status> },
 }
@@ -186,6 +197,8 @@ struct Slot {
     roots: usize,
     /// Bytes of the results it holds.
     held: u64,
+    /// The µs of work sent and not answered, by the tasks' expected times.
+    occupancy: f64,
     greeting: bool,
     /// Tasks whose connection failed: dead with the worker, or sent again if it
     /// answers its greeting.
@@ -221,6 +234,10 @@ struct Drive {
     ready_roots: BTreeSet<usize>,
     /// Bytes and count of finished roots, by key name: the size of the next.
     sizes: HashMap<String, (u64, u64)>,
+    /// µs and count of finished tasks, by key name: the time of the next.
+    durations: HashMap<String, (f64, u64)>,
+    /// The time each running task was expected to take when sent.
+    expected: Vec<f64>,
     got: HashMap<usize, Value>,
     to_free: HashMap<usize, Vec<ResultId>>,
 }
@@ -244,6 +261,7 @@ pub(crate) async fn drive(
             running: 0,
             roots: 0,
             held: 0,
+            occupancy: 0.0,
             greeting: false,
             suspects: vec![],
         })
@@ -264,6 +282,8 @@ pub(crate) async fn drive(
         ready: BTreeSet::new(),
         ready_roots: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
         sizes: HashMap::new(),
+        durations: HashMap::new(),
+        expected: vec![0.0; n],
         got: HashMap::new(),
         to_free: HashMap::new(),
         job,
@@ -334,7 +354,7 @@ impl Drive {
                     return Ok(()); // stale: sent again since, or its worker is dead
                 }
                 match result {
-                    Ok(nbytes) => self.finished(task, worker, nbytes),
+                    Ok((nbytes, micros)) => self.finished(task, worker, nbytes, micros),
                     Err(status) => self.failed(task, worker, attempt, status)?,
                 }
             }
@@ -377,8 +397,10 @@ impl Drive {
         Ok(())
     }
 
-    fn finished(&mut self, task: usize, worker: usize, nbytes: u64) {
+    fn finished(&mut self, task: usize, worker: usize, nbytes: u64, micros: u64) {
         self.unslot(task, worker);
+        let time = self.durations.entry(self.job.keys[task].name().to_string()).or_default();
+        *time = (time.0 + micros as f64, time.1 + 1);
         self.state[task] = State::Held { worker };
         self.nbytes[task] = nbytes;
         self.workers[worker].held += nbytes;
@@ -463,6 +485,7 @@ impl Drive {
     /// Frees the slot `task` took on `worker`.
     fn unslot(&mut self, task: usize, worker: usize) {
         self.workers[worker].running -= 1;
+        self.workers[worker].occupancy -= self.expected[task];
         if self.job.deps(task).is_empty() {
             self.workers[worker].roots -= 1;
         }
@@ -524,6 +547,7 @@ impl Drive {
             }
         }
         (self.workers[worker].running, self.workers[worker].roots) = (0, 0);
+        self.workers[worker].occupancy = 0.0;
         self.to_free.remove(&worker);
         self.reconcile();
         Ok(())
@@ -621,6 +645,8 @@ impl Drive {
         let attempt = self.attempts[task];
         self.state[task] = State::Running { worker, attempt };
         self.workers[worker].running += 1;
+        self.expected[task] = self.expected_micros(task);
+        self.workers[worker].occupancy += self.expected[task];
         for cb in &self.callbacks {
             cb.task_started(&self.job.keys[task], worker);
         }
@@ -644,44 +670,75 @@ impl Drive {
         (task, attempt, run)
     }
 
-    /// Whether `worker` may take one more task like `task`. Tasks with inputs:
-    /// up to [`QUEUED`] per thread. Roots: one per thread (and one more) until a
-    /// root of the same kind has finished; after that, as many as the worker's
-    /// memory holds — its results plus the roots sent, at that kind's size —
-    /// up to [`QUEUED`] per thread. Inputs are never read faster than memory
-    /// allows, and tiny tasks still go out by the hundred.
+    /// Whether `worker` may take one more task like `task`.
+    ///
+    /// - Every worker may have one task per thread and one more.
+    /// - Beyond that, a task goes out only once tasks of its kind have finished
+    ///   (so its time is known), and only while the work queued there stays
+    ///   under [`QUEUE_MICROS`] per thread, up to [`QUEUED`] tasks per thread:
+    ///   tiny tasks go out by the hundred, long ones one at a time, and no
+    ///   worker sits on a backlog while another is idle at the end.
+    /// - A root (it reads or makes data) also needs room in the worker's memory
+    ///   for its result, at the size of the roots of its kind so far: inputs are
+    ///   never read faster than memory allows.
     fn has_room(&self, worker: usize, task: usize) -> bool {
         let w = &self.workers[worker];
         let threads = w.member.threads;
         if !w.alive {
             return false;
         }
-        if !self.job.deps(task).is_empty() {
-            return w.running - w.roots < QUEUED * threads;
+        let root = self.job.deps(task).is_empty();
+        if w.running < threads + 1 {
+            return !root || w.roots < threads + 1 || self.root_fits(w, task);
         }
-        match self.sizes.get(self.job.keys[task].name()) {
-            Some(&(bytes, count)) => {
-                let each = bytes / count.max(1);
-                w.roots < QUEUED * threads
-                    && w.held + each * (w.roots as u64 + 1) <= w.member.memory_limit
-            }
-            None => w.roots < threads + 1,
+        let name = self.job.keys[task].name();
+        let known = self.durations.contains_key(name) && (!root || self.sizes.contains_key(name));
+        known
+            && w.running < QUEUED * threads
+            && (w.occupancy + self.expected_micros(task)) / threads as f64 <= QUEUE_MICROS
+            && (!root || self.root_fits(w, task))
+    }
+
+    /// Whether one more root like `task` fits `w`'s memory, with its results and
+    /// the roots already sent, at the size of the finished roots of its kind.
+    fn root_fits(&self, w: &Slot, task: usize) -> bool {
+        let Some(&(bytes, count)) = self.sizes.get(self.job.keys[task].name()) else {
+            return false;
+        };
+        let each = bytes / count.max(1);
+        w.held + each * (w.roots as u64 + 1) <= w.member.memory_limit
+    }
+
+    /// How long `task` should take: the mean of the finished tasks of its kind
+    /// (its key's name), or [`UNKNOWN_MICROS`].
+    fn expected_micros(&self, task: usize) -> f64 {
+        match self.durations.get(self.job.keys[task].name()) {
+            Some(&(micros, n)) if n > 0 => micros / n as f64,
+            _ => UNKNOWN_MICROS,
         }
     }
 
-    /// The worker for `task`: of those with room, the one holding the most bytes
-    /// of its inputs, then the least busy.
+    /// The worker for `task`: of those with room, the one where it would finish
+    /// soonest — the work already sent there per thread (by the tasks' expected
+    /// times) plus the time to fetch the inputs it does not hold (Dask's
+    /// occupancy plus transfer cost). Ties go to the lowest number.
     fn place(&self, task: usize) -> Option<usize> {
+        let mut total = 0u64;
         let mut local = vec![0u64; self.workers.len()];
         for &d in self.job.deps(task) {
             if let State::Held { worker } = self.state[d as usize] {
                 local[worker] += self.nbytes[d as usize];
+                total += self.nbytes[d as usize];
             }
         }
-        (0..self.workers.len()).filter(|&w| self.has_room(w, task)).max_by_key(|&w| {
-            let busy = self.workers[w].running * 1024 / self.workers[w].member.threads;
-            (local[w], std::cmp::Reverse(busy), std::cmp::Reverse(w))
-        })
+        let cost = |w: usize| {
+            let slot = &self.workers[w];
+            slot.occupancy / slot.member.threads as f64
+                + (total - local[w]) as f64 / BYTES_PER_MICRO
+        };
+        (0..self.workers.len())
+            .filter(|&w| self.has_room(w, task))
+            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
     }
 
     fn fetch(&mut self, task: usize, worker: usize) {

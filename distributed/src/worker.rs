@@ -79,6 +79,8 @@ pub(crate) struct Done {
     pub index: u32,
     /// Its result's size in bytes, if it ran.
     pub nbytes: u64,
+    /// How long its op ran, in microseconds (its inputs' gathering aside).
+    pub micros: u64,
     /// Why it did not.
     pub failure: Option<Failure>,
 }
@@ -181,8 +183,8 @@ struct Inner {
 
 impl Inner {
     /// Runs `task`: its inputs gathered, its op run on the worker's pool, its
-    /// result kept. The result's size in bytes.
-    async fn run(&self, task: RunTask) -> Result<u64, Status> {
+    /// result kept. The result's size in bytes, and the op's time in µs.
+    async fn run(&self, task: RunTask) -> Result<(u64, u64), Status> {
         let op = self
             .registry
             .decode(&task.op)
@@ -190,9 +192,12 @@ impl Inner {
         let inputs = self.gather(&task).await?;
         let (done, ran) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
-            let _ = done.send(catch_unwind(AssertUnwindSafe(|| op.run(inputs))));
+            let started = std::time::Instant::now();
+            let ran = catch_unwind(AssertUnwindSafe(|| op.run(inputs)));
+            let _ = done.send((ran, started.elapsed().as_micros() as u64));
         });
-        let ran = ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?;
+        let (ran, micros) =
+            ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?;
         let value = match ran {
             Ok(Ok(value)) => value,
             Ok(Err(e)) => return Err(failure(tonic::Code::Aborted, "error", e.to_string())),
@@ -210,7 +215,7 @@ impl Inner {
         if !held.closed.contains(&task.compute) {
             held.values.insert(ResultId { compute: task.compute, key: task.key }, value);
         }
-        Ok(nbytes)
+        Ok((nbytes, micros))
     }
 
     /// `task`'s inputs in order: its own from memory, the rest from their
@@ -266,8 +271,10 @@ impl Inner {
             .buffer_unordered(n)
             .map(|(index, outcome)| {
                 let done = match outcome {
-                    Ok(nbytes) => Done { index, nbytes, failure: None },
-                    Err(status) => Done { index, nbytes: 0, failure: Some(Failure::from(&status)) },
+                    Ok((nbytes, micros)) => Done { index, nbytes, micros, failure: None },
+                    Err(status) => {
+                        Done { index, nbytes: 0, micros: 0, failure: Some(Failure::from(&status)) }
+                    }
                 };
                 let body = rmp_serde::to_vec(&done).map_err(|e| Status::internal(e.to_string()))?;
                 Ok(arrow_flight::Result { body: body.into() })
@@ -382,7 +389,7 @@ impl FlightService for Service {
             }
             "run" => {
                 let task: RunTask = decode_body("task", &action.body)?;
-                rmp_serde::to_vec(&self.0.run(task).await?)
+                rmp_serde::to_vec(&self.0.run(task).await?.0)
             }
             "free" => {
                 let ids: Vec<ResultId> = decode_body("result list", &action.body)?;

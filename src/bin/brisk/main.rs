@@ -279,6 +279,8 @@ fn on_interrupt() {
 fn main() -> ExitCode {
     // Before any thread starts (the interrupt handler's is the first).
     brisk::scheduler::settle_allocator();
+    // A worker process of `--processes` runs the worker here and never returns.
+    brisk::worker_if_asked();
     failure::quiet_panics();
     // Without a handler the process would still stop; only the cleanup would be lost.
     let _ = ctrlc::set_handler(on_interrupt);

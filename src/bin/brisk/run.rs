@@ -17,9 +17,15 @@ use crate::progress::Progress;
 /// How to run.
 #[derive(Args)]
 pub(crate) struct Run {
-    /// Worker threads (default: one per core; at most 8 per core, or 64).
+    /// Worker threads (default: one per core; at most 8 per core, or 64). With
+    /// --processes: threads per worker process (default: the cores shared).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Run on N worker processes on this machine (a local cluster, as Dask's
+    /// LocalCluster) instead of threads in this one; they end with the command.
+    /// --memory-limit is then each worker's.
+    #[arg(long, value_name = "N")]
+    processes: Option<usize>,
     /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
     /// Reading waits while results fill it, so reducers catch up.
     #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
@@ -41,6 +47,9 @@ pub(crate) struct Run {
 impl Run {
     /// The scheduler these options ask for (threads, memory budget).
     fn scheduler(&self) -> Result<Scheduler, Failure> {
+        if let Some(n) = self.processes {
+            return self.processes(n);
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // More threads than this only slow a compute down (each is started and
         // scheduled), and thousands took minutes to start.
@@ -59,6 +68,26 @@ impl Run {
             scheduler = scheduler.memory_limit(bytes);
         }
         Ok(scheduler)
+    }
+
+    /// A local cluster of `n` worker processes, threads and memory as asked.
+    fn processes(&self, n: usize) -> Result<Scheduler, Failure> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if n == 0 || n > 4 * cores {
+            return Err(Failure::User(format!(
+                "--processes {n}: give between 1 and {} ({cores} cores here)",
+                4 * cores
+            )));
+        }
+        let mut spawn = brisk::distributed::Spawn::new(n);
+        if let Some(threads) = self.threads {
+            spawn.threads = threads.clamp(1, 8 * cores);
+        }
+        if let Some(bytes) = self.memory_limit {
+            spawn.memory_limit = bytes;
+        }
+        use brisk::Processes;
+        Ok(Scheduler::processes_with(&spawn)?)
     }
 
     /// The scheduler to compute on: [`scheduler`](Self::scheduler) with the
