@@ -548,6 +548,18 @@ fn processes_give_the_threads_answer() {
     // What it runs on, said by --explain.
     let explain = brisk(&[&args[..], &small, &["--processes", "2", "--explain"]].concat());
     assert!(explain.stdout.contains("runs on: local 2 worker processes"), "{}", explain.stdout);
+    // A compressed file is decoded once, on one worker, and its blocks are read
+    // there: the decoded copy is an open file of that process.
+    let dir = scratch("processes-gz");
+    let text = std::fs::read(Path::new(FIXTURES).join("g_nulls.csv")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &text).unwrap();
+    std::fs::write(dir.join("g.csv.gz"), gz.finish().unwrap()).unwrap();
+    let gz_args = ["groupby", "g.csv.gz", "--by", "id1", "--agg", "v1:sum", "--blocksize", "4KB"];
+    let threads = brisk_in(&dir, &gz_args);
+    let processes = brisk_in(&dir, &[&gz_args[..], &["--processes", "2"]].concat());
+    assert_eq!(processes.status, 0, "{}", processes.stderr);
+    assert_eq!(processes.stdout, threads.stdout);
     let bad = brisk(&[&args[..], &["--processes", "0"]].concat());
     assert_eq!(bad.status, 2);
     assert!(bad.stderr.contains("--processes 0: give between 1 and"), "{}", bad.stderr);

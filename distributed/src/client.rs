@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::worker::{Done, Hello, ResultId, RunTask};
+use crate::worker::{Done, Hello, Ran, ResultId, RunTask};
 
 /// The largest gRPC message either side accepts: a task carries its constants
 /// (gRPC's default of 4 MiB would refuse a modest array), while results travel
@@ -36,7 +36,7 @@ pub(crate) const FRAME_SIZE: u32 = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One answer of [`Connections::run_batch`].
-pub(crate) type BatchReply = Result<(usize, Result<(u64, u64), Status>), Status>;
+pub(crate) type BatchReply = Result<(usize, Result<Ran, Status>), Status>;
 
 /// How long a connection may go without an answer to its pings before calls on
 /// it fail.
@@ -149,8 +149,7 @@ impl Connections {
     }
 
     /// Has the worker at `addr` run `tasks` at once: each answer as it comes, with
-    /// the task's place in `tasks` (the size of its result and how many µs its op
-    /// ran, or why it failed).
+    /// the task's place in `tasks` (what came of it, or why it failed).
     pub async fn run_batch(
         &self,
         addr: SocketAddr,
@@ -164,7 +163,9 @@ impl Connections {
             .map(move |reply| {
                 let done: Done = decode_body("reply", &reply.map_err(flight_status(addr))?)?;
                 let outcome = match done.failure {
-                    None => Ok((done.nbytes, done.micros)),
+                    None => {
+                        Ok(Ran { nbytes: done.nbytes, micros: done.micros, pinned: done.pinned })
+                    }
                     Some(failure) => Err(Status::from(failure)),
                 };
                 Ok((done.index as usize, outcome))

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::client::Connections;
-use crate::worker::{Hello, Input, ResultId, RunTask};
+use crate::worker::{Hello, Input, Ran, ResultId, RunTask};
 
 /// How fast worker deaths are noticed and how often a task may kill its worker.
 #[derive(Clone, Copy, Debug)]
@@ -184,7 +184,7 @@ enum State {
 }
 
 enum Event {
-    Ran { task: usize, attempt: u32, worker: usize, result: Result<(u64, u64), Status> },
+    Ran { task: usize, attempt: u32, worker: usize, result: Result<Ran, Status> },
     Fetched { task: usize, attempt: u32, result: Result<Value, Status> },
     Greeted { worker: usize, result: Result<Hello, Status> },
 }
@@ -238,6 +238,8 @@ struct Drive {
     durations: HashMap<String, (f64, u64)>,
     /// The time each running task was expected to take when sent.
     expected: Vec<f64>,
+    /// Results that cannot leave their worker: their dependents run there.
+    pinned: Vec<bool>,
     got: HashMap<usize, Value>,
     to_free: HashMap<usize, Vec<ResultId>>,
 }
@@ -284,6 +286,7 @@ pub(crate) async fn drive(
         sizes: HashMap::new(),
         durations: HashMap::new(),
         expected: vec![0.0; n],
+        pinned: vec![false; n],
         got: HashMap::new(),
         to_free: HashMap::new(),
         job,
@@ -354,7 +357,7 @@ impl Drive {
                     return Ok(()); // stale: sent again since, or its worker is dead
                 }
                 match result {
-                    Ok((nbytes, micros)) => self.finished(task, worker, nbytes, micros),
+                    Ok(ran) => self.finished(task, worker, ran),
                     Err(status) => self.failed(task, worker, attempt, status)?,
                 }
             }
@@ -397,7 +400,9 @@ impl Drive {
         Ok(())
     }
 
-    fn finished(&mut self, task: usize, worker: usize, nbytes: u64, micros: u64) {
+    fn finished(&mut self, task: usize, worker: usize, ran: Ran) {
+        let Ran { nbytes, micros, pinned } = ran;
+        self.pinned[task] = pinned;
         self.unslot(task, worker);
         let time = self.durations.entry(self.job.keys[task].name().to_string()).or_default();
         *time = (time.0 + micros as f64, time.1 + 1);
@@ -725,11 +730,18 @@ impl Drive {
     fn place(&self, task: usize) -> Option<usize> {
         let mut total = 0u64;
         let mut local = vec![0u64; self.workers.len()];
+        let mut pinned_to = None;
         for &d in self.job.deps(task) {
             if let State::Held { worker } = self.state[d as usize] {
                 local[worker] += self.nbytes[d as usize];
                 total += self.nbytes[d as usize];
+                if self.pinned[d as usize] {
+                    pinned_to = Some(worker);
+                }
             }
+        }
+        if let Some(worker) = pinned_to {
+            return self.has_room(worker, task).then_some(worker);
         }
         let cost = |w: usize| {
             let slot = &self.workers[w];

@@ -21,4 +21,4 @@ pub use client::Connections;
 pub use cluster::Cluster;
 pub use driver::Timing;
 pub use local::{LocalCluster, Spawn, worker_if_asked};
-pub use worker::{Hello, Input, ResultId, RunTask, Worker, registry_fingerprint};
+pub use worker::{Hello, Input, Ran, ResultId, RunTask, Worker, registry_fingerprint};

@@ -81,8 +81,22 @@ pub(crate) struct Done {
     pub nbytes: u64,
     /// How long its op ran, in microseconds (its inputs' gathering aside).
     pub micros: u64,
+    /// Whether the result can only be used here (a value of this process, such
+    /// as an open file): its dependents must run on this worker.
+    pub pinned: bool,
     /// Why it did not.
     pub failure: Option<Failure>,
+}
+
+/// What came of a task that ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ran {
+    /// The result's size in bytes.
+    pub nbytes: u64,
+    /// How long its op ran, in microseconds.
+    pub micros: u64,
+    /// Whether the result can only be used on its worker.
+    pub pinned: bool,
 }
 
 /// A failed task's status, as it crosses in a batch's reply.
@@ -183,8 +197,8 @@ struct Inner {
 
 impl Inner {
     /// Runs `task`: its inputs gathered, its op run on the worker's pool, its
-    /// result kept. The result's size in bytes, and the op's time in µs.
-    async fn run(&self, task: RunTask) -> Result<(u64, u64), Status> {
+    /// result kept. What came of it.
+    async fn run(&self, task: RunTask) -> Result<Ran, Status> {
         let op = self
             .registry
             .decode(&task.op)
@@ -210,12 +224,12 @@ impl Inner {
                 return Err(failure(tonic::Code::Aborted, "panic", message));
             }
         };
-        let nbytes = value.nbytes();
+        let ran = Ran { nbytes: value.nbytes(), micros, pinned: matches!(value, Value::Opaque(_)) };
         let mut held = lock(&self.held);
         if !held.closed.contains(&task.compute) {
             held.values.insert(ResultId { compute: task.compute, key: task.key }, value);
         }
-        Ok((nbytes, micros))
+        Ok(ran)
     }
 
     /// `task`'s inputs in order: its own from memory, the rest from their
@@ -271,10 +285,20 @@ impl Inner {
             .buffer_unordered(n)
             .map(|(index, outcome)| {
                 let done = match outcome {
-                    Ok((nbytes, micros)) => Done { index, nbytes, micros, failure: None },
-                    Err(status) => {
-                        Done { index, nbytes: 0, micros: 0, failure: Some(Failure::from(&status)) }
-                    }
+                    Ok(ran) => Done {
+                        index,
+                        nbytes: ran.nbytes,
+                        micros: ran.micros,
+                        pinned: ran.pinned,
+                        failure: None,
+                    },
+                    Err(status) => Done {
+                        index,
+                        nbytes: 0,
+                        micros: 0,
+                        pinned: false,
+                        failure: Some(Failure::from(&status)),
+                    },
                 };
                 let body = rmp_serde::to_vec(&done).map_err(|e| Status::internal(e.to_string()))?;
                 Ok(arrow_flight::Result { body: body.into() })
@@ -389,7 +413,7 @@ impl FlightService for Service {
             }
             "run" => {
                 let task: RunTask = decode_body("task", &action.body)?;
-                rmp_serde::to_vec(&self.0.run(task).await?.0)
+                rmp_serde::to_vec(&self.0.run(task).await?.nbytes)
             }
             "free" => {
                 let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
