@@ -16,7 +16,8 @@
 //!            core                  Key, Value (+ byte codec), Op, errors, memory
 //! ```
 //!
-//! Dependencies point down only; `array` and `frame` never see each other.
+//! Dependencies point down only; `array`, `frame` and `distributed` never see each
+//! other.
 //!
 //! ```
 //! use brisk::prelude::*;
