@@ -6,10 +6,10 @@
 //!
 //! ```text
 //!             brisk  (this crate: re-exports, the CLI, examples, benches)
-//!            /     \
-//!    frame           array         Arrow record-batch partitions | ndarray chunks
-//!            \     /
-//!          scheduler               threads (work stealing), sync, callbacks
+//!           /    |     \
+//!    frame    array    distributed  record batches | ndarray chunks | worker processes
+//!           \    |     /
+//!          scheduler               threads (work stealing), sync, callbacks, backends
 //!              |
 //!            graph                 the DAG (petgraph), planning, delayed
 //!              |
