@@ -85,7 +85,8 @@ impl Cluster {
             conns,
             members: Mutex::new(members),
             timing,
-            next_compute: AtomicU64::new(1),
+            // Apart from any other client's computes on the same workers.
+            next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             on_death: Box::new(|_| {}),
         })
     }

@@ -45,7 +45,8 @@ pub struct Timing {
     /// How long a greeting may go unanswered before the worker is declared dead
     /// (default 3 s).
     pub death_timeout: Duration,
-    /// Workers a task may see die while it runs before the compute fails (default 3).
+    /// How many workers may die while running the same task: at that many the
+    /// compute fails (default 3).
     pub allowed_failures: u32,
 }
 
@@ -67,6 +68,13 @@ pub(crate) struct Member {
     pub memory_limit: u64,
     pub epoch: u64,
 }
+
+/// Calls for one task (to run it, or fetch it) that may fail with the worker
+/// alive before the compute gives up.
+const MAX_RETRIES: u32 = 8;
+
+/// Ready tasks the dispatch may pass over when they cannot go yet.
+const PASSED_OVER: usize = 64;
 
 /// Tasks a worker may have queued per thread (see `Drive::has_room`).
 const QUEUED: usize = 64;
@@ -203,6 +211,8 @@ struct Slot {
     /// Tasks whose connection failed: dead with the worker, or sent again if it
     /// answers its greeting.
     suspects: Vec<(usize, u32)>,
+    /// Outputs whose fetch failed: fetched again if it answers its greeting.
+    refetch: Vec<usize>,
 }
 
 /// What a compute left behind: the values of the outputs, and the workers found
@@ -227,7 +237,8 @@ struct Drive {
     nbytes: Vec<u64>,
     attempts: Vec<u32>,
     deaths: Vec<Vec<SocketAddr>>,
-    /// Times a task was sent back because an input could not be fetched.
+    /// Times a task was sent back, or an output fetched again, after a call
+    /// failed with its worker alive.
     misses: Vec<u32>,
     /// Ready tasks with inputs, and ready roots, by priority.
     ready: BTreeSet<usize>,
@@ -241,7 +252,8 @@ struct Drive {
     /// Results that cannot leave their worker: their dependents run there.
     pinned: Vec<bool>,
     got: HashMap<usize, Value>,
-    to_free: HashMap<usize, Vec<ResultId>>,
+    /// Results to free, by worker: tasks' numbers.
+    to_free: HashMap<usize, Vec<usize>>,
 }
 
 /// Runs `job` on `members` and sends what came of it to `done`.
@@ -266,6 +278,7 @@ pub(crate) async fn drive(
             occupancy: 0.0,
             greeting: false,
             suspects: vec![],
+            refetch: vec![],
         })
         .collect();
     let mut d = Drive {
@@ -354,7 +367,16 @@ impl Drive {
         match event {
             Event::Ran { task, attempt, worker, result } => {
                 if self.state[task] != (State::Running { worker, attempt }) {
-                    return Ok(()); // stale: sent again since, or its worker is dead
+                    // Stale: sent again since, or its worker is dead. A result it
+                    // left on a live worker that holds no newer one is freed.
+                    let newer = matches!(
+                        self.state[task],
+                        State::Held { worker: w } | State::Running { worker: w, .. } if w == worker
+                    );
+                    if result.is_ok() && self.workers[worker].alive && !newer {
+                        self.to_free.entry(worker).or_default().push(task);
+                    }
+                    return Ok(());
                 }
                 match result {
                     Ok(ran) => self.finished(task, worker, ran),
@@ -368,12 +390,35 @@ impl Drive {
                 match result {
                     Ok(value) => {
                         self.got.insert(task, value);
-                        self.free_if_done(task);
+                        match self.state[task] {
+                            State::Held { .. } => self.free_if_done(task),
+                            // Lost and queued again meanwhile: no longer needed.
+                            State::Waiting | State::Ready => {
+                                self.state[task] = State::Gone;
+                                self.reconcile();
+                            }
+                            _ => {}
+                        }
                     }
-                    // Lost with its worker: the greeting settles it and the
-                    // output is computed again.
-                    Err(_) => {
+                    Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                        return Err(BackendError::Task(
+                            brisk_core::Error::user(status.message().to_string())
+                                .in_task(&self.job.keys[task]),
+                        ));
+                    }
+                    // Lost with its worker (the greeting settles it, and the output
+                    // is computed again), or a failed call: fetched again.
+                    Err(status) => {
+                        self.misses[task] += 1;
+                        if self.misses[task] > MAX_RETRIES {
+                            return Err(BackendError::Cluster(format!(
+                                "output {} could not be fetched: {}",
+                                self.job.keys[task],
+                                status.message()
+                            )));
+                        }
                         if let State::Held { worker } = self.state[task] {
+                            self.workers[worker].refetch.push(task);
                             self.greet(worker);
                         }
                     }
@@ -388,10 +433,18 @@ impl Drive {
                 match result {
                     Ok(hello) if hello.epoch == w.member.epoch => {
                         let suspects = std::mem::take(&mut w.suspects);
-                        for (task, attempt) in suspects {
-                            self.requeue(task, worker, attempt);
+                        let refetch = std::mem::take(&mut w.refetch);
+                        for task in refetch {
+                            if self.state[task] == (State::Held { worker }) {
+                                self.fetch(task, worker);
+                            }
                         }
-                        self.reconcile();
+                        if !suspects.is_empty() {
+                            for (task, attempt) in suspects {
+                                self.requeue(task, worker, attempt);
+                            }
+                            self.reconcile();
+                        }
                     }
                     _ => self.remove_worker(worker)?,
                 }
@@ -434,7 +487,10 @@ impl Drive {
             }
         }
         if self.job.is_output[task] {
-            self.fetch(task, worker);
+            match self.got.contains_key(&task) {
+                true => self.free_if_done(task),
+                false => self.fetch(task, worker),
+            }
         }
     }
 
@@ -462,7 +518,7 @@ impl Drive {
             })),
             missing if missing.starts_with("missing ") => {
                 self.misses[task] += 1;
-                if self.misses[task] > 2 * self.timing.allowed_failures + 2 {
+                if self.misses[task] > MAX_RETRIES {
                     return Err(BackendError::Cluster(format!(
                         "task {key}: its inputs could not be had from their workers: {}",
                         status.message()
@@ -476,9 +532,32 @@ impl Drive {
                 self.reconcile();
                 Ok(())
             }
+            // Not the network: the same call would fail the same way again.
+            _ if matches!(
+                status.code(),
+                tonic::Code::InvalidArgument
+                    | tonic::Code::Internal
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::OutOfRange
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::Unimplemented
+            ) =>
+            {
+                Err(BackendError::Task(
+                    brisk_core::Error::user(status.message().to_string()).in_task(&key),
+                ))
+            }
             // The connection broke: the worker died, or the network hiccupped.
             // Its greeting decides; until then the task counts as running there.
             _ => {
+                self.misses[task] += 1;
+                if self.misses[task] > MAX_RETRIES {
+                    return Err(BackendError::Cluster(format!(
+                        "task {key}: its worker {} kept failing it: {}",
+                        self.workers[worker].member.addr,
+                        status.message()
+                    )));
+                }
                 self.conns.forget(self.workers[worker].member.addr);
                 self.workers[worker].suspects.push((task, attempt));
                 self.greet(worker);
@@ -519,6 +598,7 @@ impl Drive {
         let addr = self.workers[worker].member.addr;
         self.workers[worker].alive = false;
         self.workers[worker].suspects.clear();
+        self.workers[worker].refetch.clear();
         self.conns.forget(addr);
         let lost: Vec<bool> = self.state.iter().map(|s| *s == State::Held { worker }).collect();
         for task in 0..self.job.len() {
@@ -573,6 +653,10 @@ impl Drive {
                 }
             };
         }
+        // A free not yet sent of a result needed again would delete it.
+        for tasks in self.to_free.values_mut() {
+            tasks.retain(|&t| !must[t]);
+        }
         self.ready.clear();
         self.ready_roots.clear();
         for t in 0..n {
@@ -603,12 +687,15 @@ impl Drive {
         }
         self.state[task] = State::Gone;
         self.workers[worker].held -= self.nbytes[task];
-        let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
-        self.to_free.entry(worker).or_default().push(id);
+        self.to_free.entry(worker).or_default().push(task);
     }
 
     fn flush_frees(&mut self) {
-        for (worker, ids) in self.to_free.drain() {
+        for (worker, tasks) in std::mem::take(&mut self.to_free) {
+            let ids: Vec<ResultId> = tasks
+                .into_iter()
+                .map(|t| ResultId { compute: self.job.compute, key: self.job.keys[t].clone() })
+                .collect();
             let (conns, addr) = (self.conns.clone(), self.workers[worker].member.addr);
             tokio::spawn(async move {
                 // A worker that is gone has freed them already.
@@ -623,15 +710,29 @@ impl Drive {
     fn dispatch(&mut self) {
         let mut batches: HashMap<usize, Vec<(usize, u32, RunTask)>> = HashMap::new();
         for roots in [false, true] {
+            // A task that cannot go now (its pinned input's worker is full) is
+            // passed over, a few at most, rather than holding back the rest.
+            let (mut after, mut passed) = (None, 0);
             loop {
                 let queue = if roots { &self.ready_roots } else { &self.ready };
-                let Some(&task) = queue.first() else { break };
-                let Some(worker) = self.place(task) else { break };
+                let next = match after {
+                    None => queue.first(),
+                    Some(a) => queue.range(a + 1..).next(),
+                };
+                let Some(&task) = next else { break };
+                let Some(worker) = self.place(task) else {
+                    passed += 1;
+                    if roots || passed > PASSED_OVER {
+                        break;
+                    }
+                    after = Some(task);
+                    continue;
+                };
                 if roots {
-                    self.ready_roots.pop_first();
+                    self.ready_roots.remove(&task);
                     self.workers[worker].roots += 1;
                 } else {
-                    self.ready.pop_first();
+                    self.ready.remove(&task);
                 }
                 let run = self.send(task, worker);
                 batches.entry(worker).or_default().push(run);

@@ -276,7 +276,9 @@ impl Inner {
         self: Arc<Self>,
         tasks: Vec<RunTask>,
     ) -> BoxStream<'static, Result<arrow_flight::Result, Status>> {
-        let n = tasks.len().max(1);
+        // Tasks gathering their inputs at once: enough to keep the pool busy,
+        // not the whole batch's inputs in memory.
+        let n = 16 * self.hello.threads + 16;
         stream::iter(tasks.into_iter().enumerate())
             .map(move |(index, task)| {
                 let inner = self.clone();
@@ -395,16 +397,28 @@ impl FlightService for Service {
             "hello" => rmp_serde::to_vec(&self.0.hello),
             "get-many" => {
                 let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
-                let held = lock(&self.0.held);
-                let mut replies = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    let value = held.values.get(id).ok_or_else(|| {
-                        Status::not_found(format!("no result {} on worker {}", id.key, self.0.addr))
-                    })?;
-                    let body =
-                        value.encode().map_err(|e| Status::failed_precondition(e.to_string()))?;
-                    replies.push(Ok(arrow_flight::Result { body: body.into() }));
-                }
+                let values = {
+                    let held = lock(&self.0.held);
+                    let value = |id: &ResultId| {
+                        held.values.get(id).cloned().ok_or_else(|| {
+                            let addr = self.0.addr;
+                            Status::not_found(format!("no result {} on worker {addr}", id.key))
+                        })
+                    };
+                    ids.iter().map(value).collect::<Result<Vec<Value>, Status>>()?
+                };
+                // Encoding copies megabytes: not under the lock, nor on the
+                // threads that answer calls (a greeting must not wait for it).
+                let encoded = tokio::task::spawn_blocking(move || {
+                    values.iter().map(Value::encode).collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                let replies: Vec<_> = encoded
+                    .into_iter()
+                    .map(|body| Ok(arrow_flight::Result { body: body.into() }))
+                    .collect();
                 return Ok(Response::new(stream::iter(replies).boxed()));
             }
             "run-batch" => {
@@ -560,7 +574,7 @@ impl Drop for Worker {
 }
 
 /// A number unlikely to repeat across starts: the time and the process id, mixed.
-fn epoch() -> u64 {
+pub(crate) fn epoch() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

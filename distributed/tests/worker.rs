@@ -176,3 +176,34 @@ async fn any_flight_client_reads_a_result_by_key() {
     drop(c);
     gone(vec![w]);
 }
+
+/// Two client programs on the same workers, one after the other: each compute
+/// has its own results (a second client's were once dropped as a closed compute's).
+#[test]
+fn two_clients_share_workers_without_mixing_results() {
+    use brisk_distributed::{Cluster, Timing};
+    use brisk_graph::{Graph, Task};
+    use brisk_scheduler::{Backend, Scheduler};
+    let _one = ONE_AT_A_TIME.blocking_lock();
+    let (a, b) = (worker("127.0.0.1"), worker("127.0.0.2"));
+    let graph = || {
+        let mut tasks = vec![];
+        for i in 0..20u32 {
+            tasks.push(Task::root(Key::new("x", [i]), Op::Const(Value::from(i as i64))));
+        }
+        let xs: Vec<Key> = (0..20u32).map(|i| Key::new("x", [i])).collect();
+        tasks.push(Task::new("total", Op::data(Sum), xs));
+        Graph::from_tasks(tasks).unwrap()
+    };
+    for _client in 0..2 {
+        let cluster =
+            Cluster::connect(&[a.addr(), b.addr()], &registry(), Timing::default()).unwrap();
+        assert_eq!(cluster.threads(), 4);
+        let scheduler = Scheduler::backend(Arc::new(cluster));
+        for _ in 0..2 {
+            let out = scheduler.run(graph(), &[Key::named("total")]).unwrap();
+            assert_eq!(out[0].as_scalar(), Some(brisk_core::Scalar::I64(190)));
+        }
+    }
+    gone(vec![a, b]);
+}
