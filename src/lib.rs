@@ -144,6 +144,11 @@ pub trait Processes: Sized {
     /// Like [`processes`](Self::processes), started as `spawn` says (threads
     /// per worker, listen addresses, heartbeats).
     fn processes_with(spawn: &distributed::Spawn) -> scheduler::Result<Self>;
+
+    /// The cluster of the scheduler process at `addr` (`brisk scheduler`, with
+    /// workers from `brisk worker` or a program calling [`worker_if_asked`]):
+    /// checked for Brisk's version and this program's ops.
+    fn connect(addr: std::net::SocketAddr) -> scheduler::Result<Self>;
 }
 
 impl Processes for Scheduler {
@@ -155,5 +160,11 @@ impl Processes for Scheduler {
         let cluster =
             distributed::LocalCluster::start(spawn, &ops()).map_err(scheduler::Error::Backend)?;
         Ok(Scheduler::backend(std::sync::Arc::new(cluster)))
+    }
+
+    fn connect(addr: std::net::SocketAddr) -> scheduler::Result<Self> {
+        let remote =
+            distributed::Remote::connect(addr, &ops()).map_err(scheduler::Error::Backend)?;
+        Ok(Scheduler::backend(std::sync::Arc::new(remote)))
     }
 }

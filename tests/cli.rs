@@ -576,3 +576,77 @@ fn processes_give_the_threads_answer() {
         .collect();
     assert!(workers.is_empty(), "worker processes left running: {workers:?}");
 }
+
+/// A server process of the CLI, ended (and reaped) when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    /// Starts `brisk ARGS` and reads the address from its first line.
+    fn start(args: &[&str]) -> (Server, String) {
+        // In the fixtures' directory: workers read the inputs' paths as given.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(args)
+            .current_dir(FIXTURES)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr =
+            line.split_whitespace().find(|w| w.contains(':')).unwrap_or("").trim_end_matches(',');
+        let addr = addr.to_string();
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            let mut why = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut why);
+            panic!("brisk {args:?} did not start: {line}{why}");
+        }
+        (Server(child), addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `brisk scheduler`, two `brisk worker`s on their own loopback addresses, and a
+/// command with `--scheduler`: the threads' output, and nothing listening after.
+#[test]
+fn a_scheduler_and_its_workers_give_the_threads_answer() {
+    let (scheduler, addr) = Server::start(&["scheduler", "--listen", "127.0.0.1:0"]);
+    let w1 = Server::start(&["worker", &addr, "--listen", "127.0.0.2:0", "--threads", "1"]);
+    let w2 = Server::start(&["worker", &addr, "--listen", "127.0.0.3:0", "--threads", "1"]);
+    let args = [
+        "groupby",
+        "g_nulls.csv",
+        "--by",
+        "id1,id2",
+        "--agg",
+        "v1:sum,v3:mean",
+        "--blocksize",
+        "4KB",
+    ];
+    let threads = brisk(&args);
+    let remote = brisk(&[&args[..], &["--scheduler", &addr]].concat());
+    assert_eq!(remote.status, 0, "{}", remote.stderr);
+    assert_eq!(remote.stdout, threads.stdout);
+    let explain = brisk(&[&args[..], &["--scheduler", &addr, "--explain"]].concat());
+    assert!(
+        explain.stdout.contains(&format!("runs on: the scheduler at {addr}: 2 workers, 2 threads")),
+        "{}",
+        explain.stdout
+    );
+    // A scheduler that is not there: a clear error, at once.
+    drop(scheduler);
+    let gone = brisk(&[&args[..], &["--scheduler", &addr]].concat());
+    assert_eq!(gone.status, 2, "{}", gone.stderr);
+    assert!(gone.stderr.contains(&addr), "{}", gone.stderr);
+    let addrs = [addr, w1.1.clone(), w2.1.clone()];
+    drop((w1, w2));
+    for a in addrs {
+        assert!(std::net::TcpStream::connect(&a).is_err(), "{a} still listens");
+    }
+}

@@ -40,55 +40,89 @@ impl Cluster {
         registry: &OpRegistry,
         timing: Timing,
     ) -> Result<Cluster, BackendError> {
+        let cluster = Cluster::new(timing)?;
+        let ops = registry_fingerprint(registry);
+        for &addr in addrs {
+            cluster.add(addr, Some(ops))?;
+        }
+        Ok(cluster)
+    }
+
+    /// A cluster with no worker yet ([`add`](Self::add) them).
+    pub(crate) fn new(timing: Timing) -> Result<Cluster, BackendError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("brisk-client-io")
             .enable_all()
             .build()
             .map_err(|e| BackendError::Cluster(format!("cannot start the client's I/O: {e}")))?;
-        let conns = Arc::new(Connections::default());
-        let ops = registry_fingerprint(registry);
-        let greetings = runtime.block_on(futures::future::join_all(addrs.iter().map(|&addr| {
-            let conns = conns.clone();
-            async move {
-                match tokio::time::timeout(timing.death_timeout, conns.hello(addr)).await {
-                    Ok(result) => result.map_err(|e| e.message().to_string()),
-                    Err(_) => Err(format!("no answer in {:?}", timing.death_timeout)),
-                }
-            }
-        })));
-        let mut members = Vec::with_capacity(addrs.len());
-        for (&addr, hello) in addrs.iter().zip(greetings) {
-            let hello = hello
-                .map_err(|e| BackendError::Cluster(format!("cannot reach worker {addr}: {e}")))?;
-            if hello.version != VERSION {
-                return Err(BackendError::Cluster(format!(
-                    "worker {addr} runs Brisk {}, this program {VERSION}: run the same version everywhere",
-                    hello.version
-                )));
-            }
-            if hello.ops != ops {
-                return Err(BackendError::Cluster(format!(
-                    "worker {addr} knows other ops than this program (fingerprint {:016x}, here {ops:016x}): start workers from the same program, with the same ops registered",
-                    hello.ops
-                )));
-            }
-            members.push(Member {
-                addr,
-                threads: hello.threads,
-                memory_limit: hello.memory_limit,
-                epoch: hello.epoch,
-            });
-        }
         Ok(Cluster {
             runtime: Some(runtime),
-            conns,
-            members: Mutex::new(members),
+            conns: Arc::new(Connections::default()),
+            members: Mutex::new(Vec::new()),
             timing,
             // Apart from any other client's computes on the same workers.
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             on_death: Box::new(|_| {}),
         })
+    }
+
+    /// Greets the worker at `addr` and adds it (in place of an older start at
+    /// the same address): its version must be this one's, and its ops `ops`
+    /// when given.
+    pub(crate) fn add(&self, addr: SocketAddr, ops: Option<u64>) -> Result<(), BackendError> {
+        let (conns, timeout) = (self.conns.clone(), self.timing.death_timeout);
+        let hello = self.wait(async move {
+            match tokio::time::timeout(timeout, conns.hello(addr)).await {
+                Ok(result) => result.map_err(|e| e.message().to_string()),
+                Err(_) => Err(format!("no answer in {timeout:?}")),
+            }
+        })?;
+        let hello =
+            hello.map_err(|e| BackendError::Cluster(format!("cannot reach worker {addr}: {e}")))?;
+        if hello.version != VERSION {
+            return Err(BackendError::Cluster(format!(
+                "worker {addr} runs Brisk {}, this program {VERSION}: run the same version everywhere",
+                hello.version
+            )));
+        }
+        if let Some(ops) = ops.filter(|&ops| ops != hello.ops) {
+            return Err(BackendError::Cluster(format!(
+                "worker {addr} knows other ops than this program (fingerprint {:016x}, here {ops:016x}): start workers from the same program, with the same ops registered",
+                hello.ops
+            )));
+        }
+        let member = Member {
+            addr,
+            threads: hello.threads,
+            memory_limit: hello.memory_limit,
+            epoch: hello.epoch,
+            ops: hello.ops,
+        };
+        let mut members = self.lock();
+        match members.iter_mut().find(|m| m.addr == addr) {
+            Some(known) => *known = member,
+            None => members.push(member),
+        }
+        Ok(())
+    }
+
+    /// The workers and what they said when they joined.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        self.lock().clone()
+    }
+
+    /// Runs `future` on the cluster's runtime and waits for it, from any thread
+    /// that is not one of that runtime's.
+    fn wait<T: Send + 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        self.runtime().spawn(async move {
+            let _ = done.send(future.await);
+        });
+        answer.recv().map_err(|_| BackendError::Cluster("the client's I/O stopped".into()))
     }
 
     /// Calls `f` with each worker found dead, once.
@@ -118,7 +152,32 @@ impl Backend for Cluster {
         callbacks: &[Arc<dyn Callback>],
     ) -> Result<Vec<Value>, BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let job = Job::new(plan, compute)?;
+        self.run_job(Job::new(plan, compute)?, callbacks)
+    }
+
+    fn threads(&self) -> usize {
+        self.lock().iter().map(|m| m.threads).sum()
+    }
+
+    fn describe(&self) -> String {
+        let members = self.lock();
+        let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
+        format!(
+            "{} worker processes, {} threads ({})",
+            members.len(),
+            members.iter().map(|m| m.threads).sum::<usize>(),
+            addrs.join(", ")
+        )
+    }
+}
+
+impl Cluster {
+    /// Runs `job` on the workers: the outputs' values.
+    pub(crate) fn run_job(
+        &self,
+        job: Job,
+        callbacks: &[Arc<dyn Callback>],
+    ) -> Result<Vec<Value>, BackendError> {
         let members = self.lock().clone();
         if members.is_empty() {
             return Err(BackendError::Cluster("the cluster has no worker left".into()));
@@ -140,21 +199,6 @@ impl Backend for Cluster {
             outcome.dead.iter().for_each(|&addr| (self.on_death)(addr));
         }
         outcome.values
-    }
-
-    fn threads(&self) -> usize {
-        self.lock().iter().map(|m| m.threads).sum()
-    }
-
-    fn describe(&self) -> String {
-        let members = self.lock();
-        let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
-        format!(
-            "{} worker processes, {} threads ({})",
-            members.len(),
-            members.iter().map(|m| m.threads).sum::<usize>(),
-            addrs.join(", ")
-        )
     }
 }
 

@@ -31,6 +31,7 @@ use brisk_core::{Key, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{BackendError, Callback};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -67,6 +68,8 @@ pub(crate) struct Member {
     pub threads: usize,
     pub memory_limit: u64,
     pub epoch: u64,
+    /// The fingerprint of its ops.
+    pub ops: u64,
 }
 
 /// Calls for one task (to run it, or fetch it) that may fail with the worker
@@ -126,10 +129,11 @@ async fn run_batch(
 
 /// A plan in the form that leaves the process: every op encoded (refused here,
 /// naming the task, if one cannot be), inputs and dependents as flat rows.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Job {
     compute: u64,
     keys: Vec<Key>,
-    ops: Vec<Arc<Vec<u8>>>,
+    ops: Vec<serde_bytes::ByteBuf>,
     dep_start: Vec<u32>,
     deps: Vec<u32>,
     dependent_start: Vec<u32>,
@@ -155,7 +159,7 @@ impl Job {
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
             job.keys.push(plan.key(i).clone());
-            job.ops.push(Arc::new(op));
+            job.ops.push(serde_bytes::ByteBuf::from(op));
             job.deps.extend_from_slice(plan.deps(i));
             job.dep_start.push(job.deps.len() as u32);
             job.dependents.extend_from_slice(plan.dependents(i));

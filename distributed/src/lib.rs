@@ -7,6 +7,8 @@
 //! - [`Cluster`]: the scheduler's side, a `brisk_scheduler::Backend`: it places
 //!   tasks where their inputs are, queues them until workers have room, frees
 //!   results once used, and recomputes from lineage what dies with a worker.
+//! - [`SchedulerServer`]: a scheduler process of its own that workers register
+//!   with ([`serve_worker`]) and clients send plans to ([`Remote`]).
 //! - [`LocalCluster`]: n worker processes started from this program (it
 //!   re-executes itself; [`worker_if_asked`] at the top of `main` turns the copy
 //!   into a worker), ended when the cluster is dropped.
@@ -14,11 +16,14 @@
 mod client;
 mod cluster;
 mod driver;
+mod flight;
 mod local;
+mod scheduler;
 mod worker;
 
 pub use client::Connections;
 pub use cluster::Cluster;
 pub use driver::Timing;
 pub use local::{LocalCluster, Spawn, worker_if_asked};
+pub use scheduler::{Remote, SchedulerHello, SchedulerServer, serve_worker};
 pub use worker::{Hello, Input, Ran, ResultId, RunTask, Worker, registry_fingerprint};

@@ -19,23 +19,18 @@ use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arrow_flight::Action;
 use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
-};
 use brisk_core::{Key, OpRegistry, Value};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use tonic::Status;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status, Streaming};
 
-use crate::client::{
-    CONNECTION_WINDOW, Connections, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW, decode_body,
-};
+use crate::client::{Connections, decode_body};
+use crate::flight::{Data, Node, Replies, Serving};
 
 /// A result on a worker: the compute it belongs to and its key. Computes are
 /// kept apart, so two computes of the same graph never free each other's
@@ -182,10 +177,7 @@ fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
     status
 }
 
-/// The Flight service of one worker.
-struct Service(Arc<Inner>);
-
-/// What the service shares with the batches it runs.
+/// A worker's state, shared by the calls it answers and the batches it runs.
 struct Inner {
     addr: SocketAddr,
     hello: Hello,
@@ -309,169 +301,95 @@ impl Inner {
     }
 }
 
-fn unimplemented<T>(what: &str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!("a Brisk worker has no {what}")))
-}
+impl Node for Inner {
+    const KIND: &'static str = "worker";
+    const ACTIONS: &'static [(&'static str, &'static str)] = &[
+        ("hello", "the worker's version, ops, threads, memory limit and epoch"),
+        ("run", "run a task and keep its result"),
+        ("run-batch", "run tasks, one reply per task as it finishes"),
+        ("get-many", "results in Brisk's value codec, one reply each (between workers)"),
+        ("free", "drop results"),
+        ("free-compute", "drop a compute's results"),
+    ];
 
-#[tonic::async_trait]
-impl FlightService for Service {
-    type HandshakeStream = BoxStream<'static, Result<HandshakeResponse, Status>>;
-    type ListFlightsStream = BoxStream<'static, Result<FlightInfo, Status>>;
-    type DoGetStream = BoxStream<'static, Result<FlightData, Status>>;
-    type DoPutStream = BoxStream<'static, Result<PutResult, Status>>;
-    type DoExchangeStream = BoxStream<'static, Result<FlightData, Status>>;
-    type DoActionStream = BoxStream<'static, Result<arrow_flight::Result, Status>>;
-    type ListActionsStream = BoxStream<'static, Result<ActionType, Status>>;
-
-    async fn handshake(
-        &self,
-        _: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Self::HandshakeStream>, Status> {
-        unimplemented("handshake")
+    fn action(self: Arc<Self>, action: Action) -> BoxFuture<'static, Result<Replies, Status>> {
+        async move {
+            let reply = match action.r#type.as_str() {
+                "hello" => rmp_serde::to_vec(&self.hello),
+                "get-many" => {
+                    let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
+                    let values = {
+                        let held = lock(&self.held);
+                        let value = |id: &ResultId| {
+                            held.values.get(id).cloned().ok_or_else(|| {
+                                let addr = self.addr;
+                                Status::not_found(format!("no result {} on worker {addr}", id.key))
+                            })
+                        };
+                        ids.iter().map(value).collect::<Result<Vec<Value>, Status>>()?
+                    };
+                    // Encoding copies megabytes: not under the lock, nor on the
+                    // threads that answer calls (a greeting must not wait for it).
+                    let encoded = tokio::task::spawn_blocking(move || {
+                        values.iter().map(Value::encode).collect::<Result<Vec<_>, _>>()
+                    })
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                    let replies: Vec<_> = encoded
+                        .into_iter()
+                        .map(|body| Ok(arrow_flight::Result { body: body.into() }))
+                        .collect();
+                    return Ok(stream::iter(replies).boxed());
+                }
+                "run-batch" => {
+                    let tasks: Vec<RunTask> = decode_body("task batch", &action.body)?;
+                    return Ok(self.clone().run_batch(tasks));
+                }
+                "run" => {
+                    let task: RunTask = decode_body("task", &action.body)?;
+                    rmp_serde::to_vec(&self.run(task).await?.nbytes)
+                }
+                "free" => {
+                    let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
+                    let mut held = lock(&self.held);
+                    ids.iter().for_each(|id| drop(held.values.remove(id)));
+                    rmp_serde::to_vec(&())
+                }
+                "free-compute" => {
+                    let compute: u64 = decode_body("compute", &action.body)?;
+                    let mut held = lock(&self.held);
+                    held.values.retain(|id, _| id.compute != compute);
+                    held.closed.insert(compute);
+                    rmp_serde::to_vec(&())
+                }
+                other => return Err(Status::invalid_argument(format!("no action '{other}'"))),
+            };
+            let reply = reply.map_err(|e| Status::internal(e.to_string()))?;
+            let result = arrow_flight::Result { body: reply.into() };
+            Ok(stream::iter([Ok(result)]).boxed())
+        }
+        .boxed()
     }
 
-    async fn list_flights(
-        &self,
-        _: Request<Criteria>,
-    ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        unimplemented("flight list")
-    }
-
-    async fn get_flight_info(
-        &self,
-        _: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        unimplemented("flight info")
-    }
-
-    async fn poll_flight_info(
-        &self,
-        _: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
-        unimplemented("flight info")
-    }
-
-    async fn get_schema(
-        &self,
-        _: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
-        unimplemented("schema by descriptor")
-    }
-
-    async fn do_get(
-        &self,
-        request: Request<Ticket>,
-    ) -> Result<Response<Self::DoGetStream>, Status> {
-        let id: ResultId = decode_body("ticket (a result id)", &request.get_ref().ticket)?;
-        let value = lock(&self.0.held).values.get(&id).cloned().ok_or_else(|| {
-            Status::not_found(format!("no result {} on worker {}", id.key, self.0.addr))
+    fn get(&self, ticket: &[u8]) -> Result<Data, Status> {
+        let id: ResultId = decode_body("ticket (a result id)", ticket)?;
+        let value = lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
+            Status::not_found(format!("no result {} on worker {}", id.key, self.addr))
         })?;
         let batch = value.to_batch().map_err(|e| Status::failed_precondition(e.to_string()))?;
         // Flight's default message size (about 2 MB): under the 4 MiB a gRPC
         // client accepts by default, so any Flight client reads it as it is.
         let data =
             FlightDataEncoderBuilder::new().build(stream::iter([Ok(batch)])).map_err(Status::from);
-        Ok(Response::new(data.boxed()))
-    }
-
-    async fn do_put(
-        &self,
-        _: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoPutStream>, Status> {
-        unimplemented("put")
-    }
-
-    async fn do_exchange(
-        &self,
-        _: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        unimplemented("exchange")
-    }
-
-    async fn do_action(
-        &self,
-        request: Request<Action>,
-    ) -> Result<Response<Self::DoActionStream>, Status> {
-        let action = request.into_inner();
-        let reply = match action.r#type.as_str() {
-            "hello" => rmp_serde::to_vec(&self.0.hello),
-            "get-many" => {
-                let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
-                let values = {
-                    let held = lock(&self.0.held);
-                    let value = |id: &ResultId| {
-                        held.values.get(id).cloned().ok_or_else(|| {
-                            let addr = self.0.addr;
-                            Status::not_found(format!("no result {} on worker {addr}", id.key))
-                        })
-                    };
-                    ids.iter().map(value).collect::<Result<Vec<Value>, Status>>()?
-                };
-                // Encoding copies megabytes: not under the lock, nor on the
-                // threads that answer calls (a greeting must not wait for it).
-                let encoded = tokio::task::spawn_blocking(move || {
-                    values.iter().map(Value::encode).collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
-                let replies: Vec<_> = encoded
-                    .into_iter()
-                    .map(|body| Ok(arrow_flight::Result { body: body.into() }))
-                    .collect();
-                return Ok(Response::new(stream::iter(replies).boxed()));
-            }
-            "run-batch" => {
-                let tasks: Vec<RunTask> = decode_body("task batch", &action.body)?;
-                return Ok(Response::new(self.0.clone().run_batch(tasks)));
-            }
-            "run" => {
-                let task: RunTask = decode_body("task", &action.body)?;
-                rmp_serde::to_vec(&self.0.run(task).await?.nbytes)
-            }
-            "free" => {
-                let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
-                let mut held = lock(&self.0.held);
-                ids.iter().for_each(|id| drop(held.values.remove(id)));
-                rmp_serde::to_vec(&())
-            }
-            "free-compute" => {
-                let compute: u64 = decode_body("compute", &action.body)?;
-                let mut held = lock(&self.0.held);
-                held.values.retain(|id, _| id.compute != compute);
-                held.closed.insert(compute);
-                rmp_serde::to_vec(&())
-            }
-            other => return Err(Status::invalid_argument(format!("no action '{other}'"))),
-        };
-        let reply = reply.map_err(|e| Status::internal(e.to_string()))?;
-        let result = arrow_flight::Result { body: reply.into() };
-        Ok(Response::new(stream::iter([Ok(result)]).boxed()))
-    }
-
-    async fn list_actions(
-        &self,
-        _: Request<Empty>,
-    ) -> Result<Response<Self::ListActionsStream>, Status> {
-        let actions = [
-            ("hello", "the worker's version, ops, threads and epoch"),
-            ("run", "run a task and keep its result"),
-            ("run-batch", "run tasks, one reply per task as it finishes"),
-            ("get-many", "results in Brisk's value codec, one reply each (between workers)"),
-            ("free", "drop results"),
-            ("free-compute", "drop a compute's results"),
-        ]
-        .map(|(t, d)| Ok(ActionType { r#type: t.into(), description: d.into() }));
-        Ok(Response::new(stream::iter(actions).boxed()))
+        Ok(data.boxed())
     }
 }
 
 /// A worker serving on an address of its own until it is dropped; dropping it
 /// stops the server and joins its threads.
 pub struct Worker {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    serving: Option<Serving>,
     /// The pool's threads still running, and a signal when one ends.
     pool_threads: Arc<(Mutex<usize>, std::sync::Condvar)>,
 }
@@ -501,16 +419,6 @@ impl Worker {
             })
             .build()
             .map_err(std::io::Error::other)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("brisk-worker-io")
-            .enable_all()
-            .build()?;
-        let incoming = {
-            let _inside = runtime.enter();
-            TcpIncoming::bind(listen)?.with_nodelay(Some(true))
-        };
-        let addr = incoming.local_addr()?;
         let hello = Hello {
             version: VERSION.into(),
             ops: registry_fingerprint(&registry),
@@ -518,54 +426,26 @@ impl Worker {
             memory_limit,
             epoch: epoch(),
         };
-        let service = Service(Arc::new(Inner {
+        let serving = Serving::start(listen, |addr| Inner {
             addr,
             hello,
             held: Held::default(),
             registry,
             pool,
             peers: Connections::default(),
-        }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread =
-            std::thread::Builder::new().name(format!("brisk-worker-{addr}")).spawn(move || {
-                runtime.block_on(async move {
-                    let server = Server::builder()
-                        // Results are megabytes: windows of gRPC's 64 KiB default
-                        // would cost a round trip every 64 KiB.
-                        .initial_stream_window_size(Some(STREAM_WINDOW))
-                        .initial_connection_window_size(Some(CONNECTION_WINDOW))
-                        .max_frame_size(Some(FRAME_SIZE))
-                        .add_service(
-                            FlightServiceServer::new(service)
-                                .max_decoding_message_size(MESSAGE_LIMIT)
-                                .max_encoding_message_size(MESSAGE_LIMIT),
-                        )
-                        .serve_with_incoming_shutdown(incoming, async {
-                            let _ = stopped.await;
-                        });
-                    // An error here ends the worker; its clients see it unavailable.
-                    let _ = server.await;
-                });
-                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-            })?;
-        Ok(Worker { addr, stop: Some(stop), thread: Some(thread), pool_threads })
+        })?;
+        Ok(Worker { serving: Some(serving), pool_threads })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.as_ref().map_or_else(|| unreachable!("serving until dropped"), Serving::addr)
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        drop(self.serving.take());
         // The pool went with the server; its threads end once their task does.
         let (left, changed) = &*self.pool_threads;
         let left = left.lock().unwrap_or_else(PoisonError::into_inner);

@@ -55,9 +55,13 @@ impl From<SchedulerError> for Failure {
     fn from(e: SchedulerError) -> Failure {
         match &e {
             SchedulerError::Task(core) | SchedulerError::Output(core) => from_core(core),
-            SchedulerError::ThreadPool { .. } | SchedulerError::OverBudget { .. } => {
-                Failure::User(e.to_string())
-            }
+            SchedulerError::Backend(brisk::scheduler::BackendError::Task(core)) => from_core(core),
+            // A worker or scheduler unreachable or dying, a task killing its
+            // workers: about the cluster the user runs, not a bug.
+            SchedulerError::ThreadPool { .. }
+            | SchedulerError::OverBudget { .. }
+            | SchedulerError::LocalOp { .. }
+            | SchedulerError::Backend(_) => Failure::User(e.to_string()),
             _ => Failure::Internal(e.to_string()),
         }
     }

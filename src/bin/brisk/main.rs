@@ -2,6 +2,7 @@
 //! over `brisk-frame`. Exit status 0 on success (and on a closed pipe), 2 for bad
 //! input or usage, 1 for an internal error; every failure is one message on stderr.
 
+mod cluster;
 mod demo;
 mod failure;
 mod input;
@@ -139,6 +140,19 @@ Examples:
         #[command(flatten)]
         run: Run,
     },
+    /// Run a scheduler that workers register with and commands compute on
+    /// (`--scheduler ADDR`); its first line of output is its address.
+    #[command(after_help = "\
+Example:
+  brisk scheduler --listen 127.0.0.1:8786
+  brisk worker 127.0.0.1:8786 --threads 2      # on each machine, as many as wanted
+  brisk groupby data.csv --by id1 --scheduler 127.0.0.1:8786")]
+    Scheduler(cluster::SchedulerArgs),
+    /// Run a worker registered with a scheduler, until interrupted.
+    #[command(
+        after_help = "Example:\n  brisk worker 127.0.0.1:8786 --listen 127.0.0.1:0 --threads 2 --memory-limit 4GB"
+    )]
+    Worker(cluster::WorkerArgs),
     /// Write a small dataset and run Brisk's two sentences on it:
     /// `groupby(id1).mean()` and `random((10000, 10000)).mean()`.
     Demo,
@@ -258,6 +272,8 @@ fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Scheduler(args) => cluster::scheduler(args),
+        Command::Worker(args) => cluster::worker(args),
         Command::Demo => demo::run(),
     }
 }

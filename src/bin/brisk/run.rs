@@ -24,8 +24,14 @@ pub(crate) struct Run {
     /// Run on N worker processes on this machine (a local cluster, as Dask's
     /// LocalCluster) instead of threads in this one; they end with the command.
     /// --memory-limit is then each worker's.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "scheduler")]
     processes: Option<usize>,
+    /// Compute on the cluster of the scheduler at ADDR (`brisk scheduler`,
+    /// `brisk worker`) instead of on this machine's threads. The workers read
+    /// the input: give paths valid where they run (absolute, or relative to the
+    /// directory they were started in).
+    #[arg(long, value_name = "ADDR")]
+    scheduler: Option<std::net::SocketAddr>,
     /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
     /// Reading waits while results fill it, so reducers catch up.
     #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
@@ -49,6 +55,10 @@ impl Run {
     fn scheduler(&self) -> Result<Scheduler, Failure> {
         if let Some(n) = self.processes {
             return self.processes(n);
+        }
+        if let Some(addr) = self.scheduler {
+            use brisk::Processes;
+            return Ok(Scheduler::connect(addr)?);
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // More threads than this only slow a compute down (each is started and

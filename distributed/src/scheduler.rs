@@ -1,0 +1,373 @@
+//! A scheduler process of its own (`brisk scheduler`): workers started anywhere
+//! register with it (`brisk worker SCHEDULER`), clients send it their plans
+//! ([`Remote`], `Scheduler::connect`) and get the outputs back. It runs each
+//! compute with the same driver as a local cluster, on the workers registered.
+//!
+//! Actions:
+//! - `hello`: the scheduler's version and its workers ([`SchedulerHello`]);
+//! - `register`: a worker's address; the scheduler greets it and adds it (a
+//!   worker registers again every second, so a restarted scheduler finds its
+//!   workers again);
+//! - `compute`: a plan ([`Job`]) and the client's op fingerprint; one reply per
+//!   output, in order, in Brisk's value codec.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrow_flight::Action;
+use brisk_core::{OpRegistry, Value};
+use brisk_graph::Plan;
+use brisk_scheduler::{Backend, BackendError, Callback};
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use futures::{FutureExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use tonic::metadata::MetadataValue;
+
+use crate::client::{Connections, decode_body};
+use crate::cluster::Cluster;
+use crate::driver::{Job, Timing};
+use crate::flight::{Node, Replies, Serving, one_reply};
+use crate::worker::{VERSION, registry_fingerprint};
+use crate::{Hello, Worker};
+
+/// What a scheduler says of itself: its version and its workers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SchedulerHello {
+    /// Brisk's version.
+    pub version: String,
+    /// Each worker's address and greeting.
+    pub workers: Vec<(SocketAddr, Hello)>,
+}
+
+/// A plan sent to the scheduler.
+#[derive(Serialize, Deserialize)]
+struct ComputeRequest {
+    /// The fingerprint of the client's ops: the workers' must be the same.
+    ops: u64,
+    job: Job,
+}
+
+/// The scheduler's state: the workers registered, as a cluster.
+struct Hub {
+    cluster: Arc<Cluster>,
+}
+
+impl Node for Hub {
+    const KIND: &'static str = "scheduler";
+    const ACTIONS: &'static [(&'static str, &'static str)] = &[
+        ("hello", "the scheduler's version and its workers"),
+        ("register", "a worker joins (again): its address"),
+        ("compute", "run a plan; one reply per output"),
+    ];
+
+    fn action(self: Arc<Self>, action: Action) -> BoxFuture<'static, Result<Replies, Status>> {
+        async move {
+            let cluster = self.cluster.clone();
+            match action.r#type.as_str() {
+                "hello" => one_reply(&SchedulerHello {
+                    version: VERSION.into(),
+                    workers: cluster
+                        .members()
+                        .into_iter()
+                        .map(|m| {
+                            let hello = Hello {
+                                version: VERSION.into(),
+                                ops: m.ops,
+                                threads: m.threads,
+                                memory_limit: m.memory_limit,
+                                epoch: m.epoch,
+                            };
+                            (m.addr, hello)
+                        })
+                        .collect(),
+                }),
+                "register" => {
+                    let addr: SocketAddr = decode_body("worker address", &action.body)?;
+                    let known = cluster.members().iter().any(|m| m.addr == addr);
+                    if !known {
+                        blocking(move || cluster.add(addr, None)).await?;
+                        // Not eprintln!, which panics when stderr is closed.
+                        let line = format!("brisk scheduler: worker {addr} joined\n");
+                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                    }
+                    one_reply(&())
+                }
+                "compute" => {
+                    let request: ComputeRequest = decode_body("plan", &action.body)?;
+                    let values = blocking(move || {
+                        if let Some(m) = cluster.members().iter().find(|m| m.ops != request.ops) {
+                            return Err(BackendError::Cluster(format!(
+                                "worker {} knows other ops than the client (fingerprint {:016x}, the client's {:016x}): start workers from the same program as the client",
+                                m.addr, m.ops, request.ops
+                            )));
+                        }
+                        cluster.run_job(request.job, &[])
+                    })
+                    .await?;
+                    let encoded: Vec<_> = values
+                        .iter()
+                        .map(|v| {
+                            let body =
+                                v.encode().map_err(|e| Status::failed_precondition(e.to_string()))?;
+                            Ok(arrow_flight::Result { body: body.into() })
+                        })
+                        .collect();
+                    Ok(stream::iter(encoded).boxed())
+                }
+                other => Err(Status::invalid_argument(format!("no action '{other}'"))),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Runs `f` off the server's threads; a backend error as a status the client
+/// turns back into one (`brisk-failure`: `task` or `cluster`).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, Status> {
+    let result =
+        tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?;
+    result.map_err(|e| {
+        let kind = if matches!(e, BackendError::Task(_)) { "task" } else { "cluster" };
+        let mut status = Status::aborted(e.to_string());
+        if let Ok(value) = MetadataValue::try_from(kind) {
+            status.metadata_mut().insert("brisk-failure", value);
+        }
+        status
+    })
+}
+
+/// A scheduler serving on an address until dropped.
+pub struct SchedulerServer {
+    serving: Serving,
+    _cluster: Arc<Cluster>,
+}
+
+impl SchedulerServer {
+    /// Starts a scheduler listening on `listen` (port 0 picks a free port).
+    pub fn start(listen: SocketAddr, timing: Timing) -> Result<SchedulerServer, BackendError> {
+        let cluster = Arc::new(Cluster::new(timing)?);
+        let hub = Hub { cluster: cluster.clone() };
+        let serving = Serving::start(listen, |_| hub)
+            .map_err(|e| BackendError::Cluster(format!("cannot listen on {listen}: {e}")))?;
+        Ok(SchedulerServer { serving, _cluster: cluster })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.serving.addr()
+    }
+}
+
+/// How long a starting worker tries to reach its scheduler.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a worker registered with the scheduler at `scheduler` until `stop` is
+/// set: it registers at once (an error if the scheduler cannot be reached
+/// within [`REGISTER_TIMEOUT`]),
+/// then every second, so a restarted scheduler finds it again. `started` hears
+/// the worker's address.
+pub fn serve_worker(
+    scheduler: SocketAddr,
+    listen: SocketAddr,
+    registry: OpRegistry,
+    threads: usize,
+    memory_limit: u64,
+    stop: &AtomicBool,
+    started: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let worker = Worker::start(listen, registry, threads, memory_limit)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let conns = Connections::default();
+    let register = || -> Result<(), Status> {
+        runtime.block_on(async {
+            let action = Action { r#type: "register".into(), body: encode(&worker.addr())?.into() };
+            let mut client = conns.client(scheduler).await?;
+            let replies =
+                client.do_action(action).await.map_err(|e| Status::unavailable(e.to_string()));
+            let replies: Vec<_> =
+                replies?.try_collect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+            drop(replies);
+            Ok(())
+        })
+    };
+    // The scheduler may still be starting (a launcher starts both at once).
+    let deadline = std::time::Instant::now() + REGISTER_TIMEOUT;
+    while let Err(e) = register() {
+        conns.forget(scheduler);
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "cannot register with the scheduler at {scheduler} (tried for {REGISTER_TIMEOUT:?}): {}",
+                e.message()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    started(worker.addr());
+    let mut ticks = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        ticks += 1;
+        if ticks.is_multiple_of(5) && register().is_err() {
+            conns.forget(scheduler);
+        }
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
+    rmp_serde::to_vec(value).map_err(|e| Status::internal(e.to_string()))
+}
+
+/// A scheduler process reached by address, as the backend of a client's
+/// `Scheduler` (`Scheduler::connect`).
+pub struct Remote {
+    addr: SocketAddr,
+    ops: u64,
+    runtime: Option<tokio::runtime::Runtime>,
+    conns: Connections,
+    next_compute: AtomicU64,
+    workers: std::sync::Mutex<Vec<(SocketAddr, Hello)>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("scheduler", &self.addr).finish()
+    }
+}
+
+impl Remote {
+    /// Connects to the scheduler at `addr` and checks that it and its workers run
+    /// this version of Brisk with the ops of `registry`.
+    pub fn connect(addr: SocketAddr, registry: &OpRegistry) -> Result<Remote, BackendError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("brisk-client-io")
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError::Cluster(format!("cannot start the client's I/O: {e}")))?;
+        let remote = Remote {
+            addr,
+            ops: registry_fingerprint(registry),
+            runtime: Some(runtime),
+            conns: Connections::default(),
+            next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
+            workers: std::sync::Mutex::default(),
+        };
+        remote.hello()?;
+        Ok(remote)
+    }
+
+    /// Greets the scheduler: checks versions and ops, and notes its workers.
+    fn hello(&self) -> Result<(), BackendError> {
+        let hello: SchedulerHello =
+            self.call("hello", &())?.into_iter().next().ok_or_else(|| {
+                BackendError::Cluster(format!("the scheduler at {} did not answer", self.addr))
+            })?;
+        let unreachable = BackendError::Cluster;
+        if hello.version != VERSION {
+            return Err(unreachable(format!(
+                "the scheduler at {} runs Brisk {}, this program {VERSION}",
+                self.addr, hello.version
+            )));
+        }
+        if let Some((w, h)) = hello.workers.iter().find(|(_, h)| h.ops != self.ops) {
+            return Err(unreachable(format!(
+                "worker {w} knows other ops than this program (fingerprint {:016x}, here {:016x}): start workers from the same program",
+                h.ops, self.ops
+            )));
+        }
+        *self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = hello.workers;
+        Ok(())
+    }
+
+    /// Calls the scheduler: its replies, decoded.
+    fn call<B: Serialize, R: for<'de> Deserialize<'de> + Send + 'static>(
+        &self,
+        kind: &str,
+        body: &B,
+    ) -> Result<Vec<R>, BackendError> {
+        let bytes = self.request(kind, encode(body).map_err(cluster_error(self.addr))?)?;
+        bytes.iter().map(|b| decode_body("reply", b).map_err(cluster_error(self.addr))).collect()
+    }
+
+    /// Sends one action and waits for all its replies' bodies.
+    fn request(&self, kind: &str, body: Vec<u8>) -> Result<Vec<Vec<u8>>, BackendError> {
+        let (addr, action) = (self.addr, Action { r#type: kind.into(), body: body.into() });
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let conns = &self.conns;
+        let call = async move {
+            let mut client = conns.client(addr).await?;
+            let replies = client.do_action(action).await.map_err(flight_status)?;
+            replies.map_ok(|b| b.to_vec()).try_collect::<Vec<_>>().await.map_err(flight_status)
+        };
+        // Runs on this thread with the runtime's timers and I/O.
+        runtime.block_on(call).map_err(|status| {
+            self.conns.forget(addr);
+            let kind = status.metadata().get("brisk-failure").and_then(|v| v.to_str().ok());
+            match kind {
+                Some("task") => {
+                    BackendError::Task(brisk_core::Error::user(status.message().to_string()))
+                }
+                _ => cluster_error(addr)(status),
+            }
+        })
+    }
+}
+
+fn flight_status(e: arrow_flight::error::FlightError) -> Status {
+    match e {
+        arrow_flight::error::FlightError::Tonic(status) => *status,
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn cluster_error(addr: SocketAddr) -> impl Fn(Status) -> BackendError {
+    move |status| BackendError::Cluster(format!("scheduler {addr}: {}", status.message()))
+}
+
+impl Backend for Remote {
+    fn run(&self, plan: &Plan, _: &[Arc<dyn Callback>]) -> Result<Vec<Value>, BackendError> {
+        self.hello()?;
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let request = ComputeRequest { ops: self.ops, job: Job::new(plan, compute)? };
+        let replies =
+            self.request("compute", encode(&request).map_err(cluster_error(self.addr))?)?;
+        replies
+            .iter()
+            .map(|b| Value::decode(b).map_err(|e| BackendError::Cluster(e.to_string())))
+            .collect()
+    }
+
+    fn threads(&self) -> usize {
+        let workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        workers.iter().map(|(_, h)| h.threads).sum()
+    }
+
+    fn describe(&self) -> String {
+        let workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        format!(
+            "the scheduler at {}: {} workers, {} threads",
+            self.addr,
+            workers.len(),
+            workers.iter().map(|(_, h)| h.threads).sum::<usize>()
+        )
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
