@@ -51,16 +51,21 @@ fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
 }
 
-/// A random DAG of `n` Mix tasks from `seed`: each takes up to 3 earlier tasks
-/// as inputs (repeats allowed); the last few are the outputs.
-fn random_dag(seed: u64, n: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
+/// Numbers below a bound from `seed` (xorshift): the same graph every run.
+fn numbers(seed: u64) -> impl FnMut(usize) -> usize {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |below: usize| {
+    move |below| {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state % below as u64) as usize
-    };
+    }
+}
+
+/// A random DAG of `n` Mix tasks from `seed`: each takes up to 3 earlier tasks
+/// as inputs (repeats allowed); the last few are the outputs.
+fn random_dag(seed: u64, n: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
+    let mut next = numbers(seed);
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let key = Key::new("mix", [i as u32]);
@@ -83,13 +88,7 @@ fn random_dag(seed: u64, n: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
 /// three tasks of the layer before (repeats allowed); the last layer is the
 /// outputs. Wide enough to keep every worker busy.
 fn layered_dag(seed: u64, layers: usize, width: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |below: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % below as u64) as usize
-    };
+    let mut next = numbers(seed);
     let key = |layer: usize, i: usize| Key::new("layer", [layer as u32, i as u32]);
     let mut tasks = Vec::new();
     for layer in 0..layers {

@@ -188,7 +188,8 @@ impl Connections {
         self.action(addr, "hello", &()).await
     }
 
-    async fn action<B: Serialize + ?Sized, R: for<'de> Deserialize<'de>>(
+    /// One action with a MessagePack body and one MessagePack reply.
+    pub(crate) async fn action<B: Serialize + ?Sized, R: for<'de> Deserialize<'de>>(
         &self,
         addr: SocketAddr,
         kind: &str,
@@ -208,11 +209,27 @@ impl Connections {
 }
 
 /// A Flight error as the gRPC status it carries (or an internal one naming `addr`).
-fn flight_status(addr: SocketAddr) -> impl Fn(arrow_flight::error::FlightError) -> Status {
+pub(crate) fn flight_status(
+    addr: SocketAddr,
+) -> impl Fn(arrow_flight::error::FlightError) -> Status {
     move |e| match e {
         arrow_flight::error::FlightError::Tonic(status) => *status,
         other => Status::internal(format!("worker {addr}: {other}")),
     }
+}
+
+/// The runtime a client's calls run on: `threads` I/O threads.
+pub(crate) fn client_runtime(
+    threads: usize,
+) -> Result<tokio::runtime::Runtime, brisk_scheduler::BackendError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("brisk-client-io")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            brisk_scheduler::BackendError::Cluster(format!("cannot start the client's I/O: {e}"))
+        })
 }
 
 /// A MessagePack body, or a status naming `what` could not be read.

@@ -9,7 +9,7 @@ use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
 
-use crate::client::Connections;
+use crate::client::{Connections, client_runtime};
 use crate::driver::{Job, Member, Timing, drive};
 use crate::worker::{VERSION, registry_fingerprint};
 
@@ -50,14 +50,8 @@ impl Cluster {
 
     /// A cluster with no worker yet ([`add`](Self::add) them).
     pub(crate) fn new(timing: Timing) -> Result<Cluster, BackendError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("brisk-client-io")
-            .enable_all()
-            .build()
-            .map_err(|e| BackendError::Cluster(format!("cannot start the client's I/O: {e}")))?;
         Ok(Cluster {
-            runtime: Some(runtime),
+            runtime: Some(client_runtime(2)?),
             conns: Arc::new(Connections::default()),
             members: Mutex::new(Vec::new()),
             timing,

@@ -93,6 +93,10 @@ const BYTES_PER_MICRO: f64 = 300.0;
 /// The expected time of a task of a kind none of which has finished yet, in µs.
 const UNKNOWN_MICROS: f64 = 1000.0;
 
+/// The tasks sent to a worker at once: each one's number and attempt, and what
+/// goes over the wire, in the same order.
+type Batch = (Vec<(usize, u32)>, Vec<RunTask>);
+
 /// Sends `batch` to `worker` and passes each answer on; tasks left unanswered
 /// when the batch's call breaks get the error it broke with.
 async fn run_batch(
@@ -100,16 +104,15 @@ async fn run_batch(
     tx: mpsc::UnboundedSender<Event>,
     addr: SocketAddr,
     worker: usize,
-    batch: Vec<(usize, u32, RunTask)>,
+    (batch, runs): Batch,
 ) {
-    let runs: Vec<RunTask> = batch.iter().map(|(_, _, run)| run.clone()).collect();
     let mut answered = vec![false; batch.len()];
     let broke = match conns.run_batch(addr, &runs).await {
         Ok(mut replies) => loop {
             match replies.next().await {
                 Some(Ok((i, result))) if i < batch.len() && !answered[i] => {
                     answered[i] = true;
-                    let (task, attempt, _) = batch[i];
+                    let (task, attempt) = batch[i];
                     let _ = tx.send(Event::Ran { task, attempt, worker, result });
                 }
                 Some(Ok(_)) => {}
@@ -119,7 +122,7 @@ async fn run_batch(
         },
         Err(status) => status,
     };
-    for (i, (task, attempt, _)) in batch.into_iter().enumerate() {
+    for (i, (task, attempt)) in batch.into_iter().enumerate() {
         if !answered[i] {
             let result = Err(broke.clone());
             let _ = tx.send(Event::Ran { task, attempt, worker, result });
@@ -712,7 +715,7 @@ impl Drive {
     /// tasks with inputs before roots (they consume results; roots make more):
     /// one batch per worker.
     fn dispatch(&mut self) {
-        let mut batches: HashMap<usize, Vec<(usize, u32, RunTask)>> = HashMap::new();
+        let mut batches: HashMap<usize, Batch> = HashMap::new();
         for roots in [false, true] {
             // A task that cannot go now (its pinned input's worker is full) is
             // passed over, a few at most, rather than holding back the rest.
@@ -738,8 +741,10 @@ impl Drive {
                 } else {
                     self.ready.remove(&task);
                 }
-                let run = self.send(task, worker);
-                batches.entry(worker).or_default().push(run);
+                let (attempt, run) = self.send(task, worker);
+                let (ids, runs) = batches.entry(worker).or_default();
+                ids.push((task, attempt));
+                runs.push(run);
             }
         }
         for (worker, batch) in batches {
@@ -749,8 +754,8 @@ impl Drive {
         }
     }
 
-    /// Marks `task` as running on `worker`: the task to send.
-    fn send(&mut self, task: usize, worker: usize) -> (usize, u32, RunTask) {
+    /// Marks `task` as running on `worker`: its attempt, and the task to send.
+    fn send(&mut self, task: usize, worker: usize) -> (u32, RunTask) {
         self.attempts[task] += 1;
         let attempt = self.attempts[task];
         self.state[task] = State::Running { worker, attempt };
@@ -777,7 +782,7 @@ impl Drive {
             op: self.job.ops[task].to_vec(),
             inputs,
         };
-        (task, attempt, run)
+        (attempt, run)
     }
 
     /// Whether `worker` may take one more task like `task`.

@@ -25,13 +25,12 @@ use futures::stream::{self, StreamExt};
 use futures::{FutureExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
-use tonic::metadata::MetadataValue;
 
-use crate::client::{Connections, decode_body};
+use crate::client::{Connections, client_runtime, decode_body, flight_status};
 use crate::cluster::Cluster;
 use crate::driver::{Job, Timing};
 use crate::flight::{Node, Replies, Serving, one_reply};
-use crate::worker::{VERSION, registry_fingerprint};
+use crate::worker::{VERSION, failure, registry_fingerprint};
 use crate::{Hello, Worker};
 
 /// What a scheduler says of itself: its version and its workers.
@@ -134,11 +133,7 @@ async fn blocking<T: Send + 'static>(
         tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?;
     result.map_err(|e| {
         let kind = if matches!(e, BackendError::Task(_)) { "task" } else { "cluster" };
-        let mut status = Status::aborted(e.to_string());
-        if let Ok(value) = MetadataValue::try_from(kind) {
-            status.metadata_mut().insert("brisk-failure", value);
-        }
-        status
+        failure(tonic::Code::Aborted, kind, e.to_string())
     })
 }
 
@@ -189,16 +184,7 @@ pub fn serve_worker(
         .map_err(|e| e.to_string())?;
     let conns = Connections::default();
     let register = || -> Result<(), Status> {
-        runtime.block_on(async {
-            let action = Action { r#type: "register".into(), body: encode(&worker.addr())?.into() };
-            let mut client = conns.client(scheduler).await?;
-            let replies =
-                client.do_action(action).await.map_err(|e| Status::unavailable(e.to_string()));
-            let replies: Vec<_> =
-                replies?.try_collect().await.map_err(|e| Status::unavailable(e.to_string()))?;
-            drop(replies);
-            Ok(())
-        })
+        runtime.block_on(conns.action(scheduler, "register", &worker.addr()))
     };
     // The scheduler may still be starting (a launcher starts both at once).
     let deadline = std::time::Instant::now() + REGISTER_TIMEOUT;
@@ -249,16 +235,10 @@ impl Remote {
     /// Connects to the scheduler at `addr` and checks that it and its workers run
     /// this version of Brisk with the ops of `registry`.
     pub fn connect(addr: SocketAddr, registry: &OpRegistry) -> Result<Remote, BackendError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("brisk-client-io")
-            .enable_all()
-            .build()
-            .map_err(|e| BackendError::Cluster(format!("cannot start the client's I/O: {e}")))?;
         let remote = Remote {
             addr,
             ops: registry_fingerprint(registry),
-            runtime: Some(runtime),
+            runtime: Some(client_runtime(1)?),
             conns: Connections::default(),
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             workers: std::sync::Mutex::default(),
@@ -307,8 +287,12 @@ impl Remote {
         let conns = &self.conns;
         let call = async move {
             let mut client = conns.client(addr).await?;
-            let replies = client.do_action(action).await.map_err(flight_status)?;
-            replies.map_ok(|b| b.to_vec()).try_collect::<Vec<_>>().await.map_err(flight_status)
+            let replies = client.do_action(action).await.map_err(flight_status(addr))?;
+            replies
+                .map_ok(|b| b.to_vec())
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(flight_status(addr))
         };
         // Runs on this thread with the runtime's timers and I/O.
         runtime.block_on(call).map_err(|status| {
@@ -321,13 +305,6 @@ impl Remote {
                 _ => cluster_error(addr)(status),
             }
         })
-    }
-}
-
-fn flight_status(e: arrow_flight::error::FlightError) -> Status {
-    match e {
-        arrow_flight::error::FlightError::Tonic(status) => *status,
-        other => Status::internal(other.to_string()),
     }
 }
 

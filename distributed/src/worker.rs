@@ -166,7 +166,7 @@ fn lock(held: &Held) -> std::sync::MutexGuard<'_, Results> {
 }
 
 /// A status saying why a task failed, with the kind in its metadata.
-fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
+pub(crate) fn failure(code: tonic::Code, kind: &str, message: String) -> Status {
     let mut status = Status::new(code, message);
     if kind.is_empty() {
         return status;

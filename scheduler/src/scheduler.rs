@@ -302,15 +302,9 @@ impl Scheduler {
             tasks_run: if result.is_ok() { plan.len() } else { 0 },
             fused: plan.fused(),
             threads: backend.threads(),
-            peak_bytes: 0,
-            memory_budget: 0,
-            roots_deferred: 0,
-            spilled_bytes: 0,
-            spill_read_bytes: 0,
-            spill_file_bytes: 0,
-            input_bytes: 0,
-            leaked_bytes: 0,
             elapsed: started.elapsed(),
+            // The workers keep their own memory accounts.
+            ..ComputeStats::default()
         };
         for cb in &self.callbacks {
             cb.finish(&stats, result.as_ref().err());
