@@ -48,6 +48,8 @@ pub use brisk_scheduler as scheduler;
 /// Lazy values from plain functions and closures: Dask's `delayed`.
 pub use brisk_graph::delayed;
 pub use brisk_graph::delayed::Delayed;
+/// Registers a function so its `delayed!` calls run in worker processes.
+pub use brisk_graph::register_fn;
 pub use brisk_scheduler::{Compute, Scheduler};
 
 /// Computes one collection, or several at once (a tuple or a vector) sharing their
@@ -127,8 +129,30 @@ pub fn worker_if_asked() {
     brisk_distributed::worker_if_asked(ops);
 }
 
-/// [`worker_if_asked`] for a program with ops of its own: `register` adds them
-/// (`registry.register::<MyOp>()`), here and in every worker.
+/// [`worker_if_asked`] for a program with functions or ops of its own:
+/// `register` adds them (`brisk::register_fn!(registry, my_fn)` for the functions
+/// `delayed!(my_fn(..))` calls, `registry.register::<MyOp>()` for ops), here and in
+/// every worker.
+///
+/// ```no_run
+/// use brisk::prelude::*;
+///
+/// fn square(x: i64) -> i64 { x * x }
+/// fn total(xs: Vec<i64>) -> i64 { xs.iter().sum() }
+///
+/// fn my_functions(registry: &mut brisk::core::OpRegistry) {
+///     brisk::register_fn!(registry, square);
+///     brisk::register_fn!(registry, total);
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     brisk::worker_if_asked_with(my_functions);
+///     let squares: Vec<_> = (0..10).map(|i| delayed!(square(i))).collect();
+///     let sum = Scheduler::processes(2)?.compute(&delayed!(total(squares)))?;
+///     assert_eq!(sum, 285);
+///     Ok(())
+/// }
+/// ```
 pub fn worker_if_asked_with(register: fn(&mut core::OpRegistry)) {
     let _ = PROGRAM_OPS.set(register);
     worker_if_asked();

@@ -49,6 +49,52 @@ const ABORT: u64 = u64::MAX;
 
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
+    brisk::register_fn!(registry, readings);
+    brisk::register_fn!(registry, summarize);
+    brisk::register_fn!(registry, combine);
+    brisk::register_fn!(registry, try parse);
+    brisk::register_fn!(registry, whose);
+}
+
+/// A value of the program's own type, crossing processes through serde.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Summary {
+    n: u64,
+    total: f64,
+    sites: Vec<String>,
+    /// The processes that made it.
+    pids: Vec<u32>,
+}
+
+/// Part `part`'s readings: floats whose sum depends on the order they are added in.
+fn readings(part: u64, n: usize) -> Vec<f64> {
+    let mut next = numbers(part + 1);
+    (0..n).map(|_| next(1 << 20) as f64 * 1e-3 + 1e10 * (next(3) as f64 - 1.0)).collect()
+}
+
+fn summarize(site: String, xs: Vec<f64>) -> Summary {
+    let total = xs.iter().fold(0.0, |acc, x| acc * 0.999 + x);
+    Summary { n: xs.len() as u64, total, sites: vec![site], pids: vec![std::process::id()] }
+}
+
+/// Combines in the order given (each step weighs what came before).
+fn combine(prior: Summary, parts: Vec<Summary>) -> Summary {
+    parts.into_iter().fold(prior, |mut acc, p| {
+        acc.n += p.n;
+        acc.total = acc.total * 0.5 + p.total;
+        acc.sites.extend(p.sites);
+        acc.pids.extend(p.pids);
+        acc
+    })
+}
+
+fn parse(s: String) -> Result<i64, std::num::ParseIntError> {
+    s.trim().parse()
+}
+
+/// The process that ran it.
+fn whose(_: i64) -> u32 {
+    std::process::id()
 }
 
 /// Numbers below a bound from `seed` (xorshift): the same graph every run.
@@ -388,6 +434,38 @@ fn arrays_and_frames_match_the_thread_scheduler() {
     nothing_left(&addrs);
 }
 
+fn registered_functions_run_in_the_workers_and_match_the_threads() {
+    let (cluster, addrs) = local(2, 2);
+    let threads = Scheduler::threads(2);
+    let parts: Vec<Delayed<Summary>> = (0..12)
+        .map(|i| {
+            let xs = delayed!(readings(i, 5_000 + i as usize * 7));
+            delayed!(summarize(format!("site-{i}"), xs))
+        })
+        .collect();
+    let prior = Summary { n: 1, total: 0.25, sites: vec!["prior".into()], pids: vec![] };
+    let total = delayed!(combine(prior.clone(), parts));
+    let (a, b) = (cluster.compute(&total).unwrap(), threads.compute(&total).unwrap());
+    assert_eq!(a.total.to_bits(), b.total.to_bits(), "{} vs {}", a.total, b.total);
+    assert_eq!((a.n, &a.sites), (b.n, &b.sites));
+    assert_eq!(a.sites[0], "prior");
+    let workers: HashSet<u32> = a.pids.iter().copied().collect();
+    assert!(!workers.contains(&std::process::id()), "ran in the client: {workers:?}");
+    assert!(workers.iter().all(|pid| children().contains(pid)), "{workers:?}");
+    // A constant of the program's own type crosses too.
+    let again = delayed!(combine(Delayed::value(prior), Vec::<Delayed<Summary>>::new()));
+    assert_eq!(cluster.compute(&again).unwrap().sites, ["prior"]);
+
+    // A fallible function: its value, or its error naming the task.
+    let n = delayed!(try parse(" 42 ".to_string()));
+    assert_ne!(cluster.compute(&delayed!(whose(n))).unwrap(), std::process::id());
+    let bad = delayed!(try parse("4x2".to_string()));
+    let message = cluster.compute(&bad).unwrap_err().to_string();
+    assert!(message.contains("parse") && message.contains("invalid digit"), "{message}");
+    drop(cluster);
+    nothing_left(&addrs);
+}
+
 fn closures_are_refused_before_anything_runs() {
     let (cluster, addrs) = local(1, 1);
     fn inc(x: i64) -> i64 {
@@ -396,8 +474,13 @@ fn closures_are_refused_before_anything_runs() {
     let x = delayed!(inc(1));
     let err = cluster.compute(&x).unwrap_err();
     let message = err.to_string();
+    assert!(matches!(err, brisk::scheduler::Error::UnknownFunction { .. }), "{message}");
+    assert!(message.contains("'inc'") && message.contains("register_fn!"), "{message}");
+    let doubled = delayed!(try parse("2".to_string())).map(|x| x * 2);
+    let err = cluster.compute(&doubled).unwrap_err();
+    let message = err.to_string();
     assert!(matches!(err, brisk::scheduler::Error::LocalOp { .. }), "{message}");
-    assert!(message.contains("inc") && message.contains("register"), "{message}");
+    assert!(message.contains("map") && message.contains("register"), "{message}");
     drop(cluster);
     nothing_left(&addrs);
 }
@@ -409,6 +492,10 @@ fn main() {
         (
             "arrays_and_frames_match_the_thread_scheduler",
             arrays_and_frames_match_the_thread_scheduler,
+        ),
+        (
+            "registered_functions_run_in_the_workers_and_match_the_threads",
+            registered_functions_run_in_the_workers_and_match_the_threads,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
         (

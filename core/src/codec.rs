@@ -9,8 +9,11 @@
 //! tag 1  array:  dtype:u8 ndim:u32 shape:[u64; ndim] data (C order, raw LE elements)
 //! tag 2  batch:  len:u64 Arrow IPC stream of one batch
 //! tag 3  list:   count:u64 (len:u64 value)*
+//! tag 4  opaque: name_len:u64 type name (UTF-8) len:u64 MessagePack bytes
 //! ```
-//! Opaque values have no codec: encoding one is an error naming its type.
+//! Opaque values are encoded only when their type is registered
+//! ([`register_type`](crate::register_type)); encoding another is an error naming
+//! its type.
 
 use std::sync::Arc;
 
@@ -24,6 +27,7 @@ const TAG_SCALAR: u8 = 0;
 const TAG_ARRAY: u8 = 1;
 const TAG_BATCH: u8 = 2;
 const TAG_LIST: u8 = 3;
+const TAG_OPAQUE: u8 = 4;
 
 /// An element type with a fixed little-endian byte form.
 trait Element: Copy {
@@ -109,12 +113,13 @@ impl Value {
                 }
             }
             Value::Opaque(o) => {
-                return Err(Error::Encode {
-                    what: format!("opaque value of type {}", o.type_name()),
-                    reason: "local values from delayed closures live only in this process; \
-                             use an array or record batch value to spill it"
-                        .into(),
-                });
+                let bytes = o.portable_bytes()?;
+                out.push(TAG_OPAQUE);
+                let name = o.type_name();
+                out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                out.extend_from_slice(&bytes);
             }
         }
         Ok(())
@@ -225,6 +230,15 @@ impl Reader<'_> {
                 }
                 Ok(Value::List(items.into()))
             }
+            TAG_OPAQUE => {
+                let n = self.len()?;
+                let name = self.take(n)?.to_vec();
+                let name = String::from_utf8(name)
+                    .map_err(|_| self.bad("opaque type name is not UTF-8".into()))?;
+                let n = self.len()?;
+                let bytes = self.take(n)?.to_vec();
+                Ok(Value::Opaque(crate::Opaque::encoded(name, bytes)))
+            }
             t => Err(self.bad(format!("unknown value tag {t}"))),
         }
     }
@@ -315,6 +329,25 @@ mod tests {
     fn opaque_values_refuse_to_encode_and_name_their_type() {
         let err = Value::Opaque(crate::Opaque::new(vec![1u8])).encode().unwrap_err();
         assert!(err.to_string().contains("alloc::vec::Vec<u8>"), "{err}");
+    }
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reading {
+        site: String,
+        values: Vec<f64>,
+    }
+
+    #[test]
+    fn registered_opaque_types_roundtrip_and_others_are_refused_on_taking() {
+        crate::register_type::<Reading>();
+        let reading = Reading { site: "north".into(), values: vec![1.5, -0.0, f64::MAX] };
+        let v = Value::from(vec![Value::Opaque(crate::Opaque::new(reading.clone()))]);
+        let Value::List(items) = roundtrip(&v) else { panic!("a list") };
+        let back = items[0].clone();
+        assert!(matches!(&back, Value::Opaque(o) if o.type_name().ends_with("Reading")));
+        let err = back.clone().take_opaque::<String>().unwrap_err();
+        assert!(err.to_string().contains("Reading"), "{err}");
+        assert_eq!(back.take_opaque::<Reading>().unwrap(), reading);
     }
 
     #[test]

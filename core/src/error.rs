@@ -71,6 +71,14 @@ pub enum Error {
         /// The name found in the bytes.
         name: String,
     },
+    /// An encoded call named a function this program did not register.
+    #[error(
+        "unknown function '{name}': register it with register_fn! (OpRegistry::register_fn) in every process that runs it"
+    )]
+    UnknownFunction {
+        /// The function's name.
+        name: String,
+    },
     /// A bug in Brisk: please report it.
     #[error("internal error (a bug in Brisk, please report it): {0}")]
     Internal(String),

@@ -9,9 +9,12 @@
 //! - A scalar is one row of one column `value`, `brisk.value = scalar`.
 //! - A list is one binary column `item`, a row per item in [`Value::encode`]'s
 //!   bytes, `brisk.value = list` (only Brisk reads those items).
+//! - An opaque value of a registered type is one row of one binary column
+//!   `value`, its MessagePack bytes, with `brisk.value = opaque` and its Rust type
+//!   name in `brisk.type` (any MessagePack reader decodes it).
 //!
 //! [`Value::from_batches`] turns any of these back into the value it was, bit for
-//! bit; opaque values have no such form.
+//! bit; opaque values of unregistered types have no such form.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +36,8 @@ pub const VALUE_KIND: &str = "brisk.value";
 pub const ARRAY_DTYPE: &str = "brisk.dtype";
 /// The schema metadata key of an array chunk's shape, comma-separated.
 pub const ARRAY_SHAPE: &str = "brisk.shape";
+/// The schema metadata key of an opaque value's Rust type name.
+pub const OPAQUE_TYPE: &str = "brisk.type";
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::Decode { what: "value from record batches", reason: reason.into() }
@@ -119,10 +124,13 @@ impl Value {
                 let column = BinaryArray::from_iter_values(bytes.iter());
                 one_column("item", Arc::new(column), kind("list"))
             }
-            Value::Opaque(_) => Err(Error::Encode {
-                what: self.kind(),
-                reason: "local values from delayed closures live only in this process".into(),
-            }),
+            Value::Opaque(o) => {
+                let bytes = o.portable_bytes()?;
+                let column = BinaryArray::from_iter_values([bytes.as_ref()]);
+                let mut meta = kind("opaque");
+                meta.insert(OPAQUE_TYPE.to_string(), o.type_name().to_string());
+                one_column("value", Arc::new(column), meta)
+            }
         }
     }
 
@@ -197,6 +205,15 @@ impl Value {
                     c.as_binary_opt::<i32>().ok_or_else(|| bad("a list needs a binary column"))?;
                 let values = items.iter().map(|b| Value::decode(b.unwrap_or_default()));
                 Ok(Value::List(values.collect::<Result<Vec<_>>>()?.into()))
+            }
+            "opaque" => {
+                let c = single()?;
+                let bytes = c
+                    .as_binary_opt::<i32>()
+                    .filter(|b| b.len() == 1)
+                    .ok_or_else(|| bad("an opaque value needs one row of a binary column"))?;
+                let type_name = meta.get(OPAQUE_TYPE).cloned().unwrap_or_default();
+                Ok(Value::Opaque(crate::Opaque::encoded(type_name, bytes.value(0).to_vec())))
             }
             other => Err(bad(format!("unknown value kind '{other}'"))),
         }

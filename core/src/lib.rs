@@ -4,12 +4,14 @@
 //!   collection ops ([`Key::token`]).
 //! - [`Value`]: what flows between tasks — an ndarray [`ArrayChunk`], an Arrow
 //!   `RecordBatch`, a [`Scalar`], a list, or an [`Opaque`] local value. Every value
-//!   knows its size ([`Value::nbytes`]) and, except opaque ones, has a byte codec
+//!   knows its size ([`Value::nbytes`]) and, except opaque ones of unregistered
+//!   types ([`register_type`]), has a byte codec
 //!   ([`Value::encode`], [`Value::decode`]) used for spilling, and a record-batch
 //!   form any Arrow reader can read ([`ipc`]: [`Value::to_batch`],
 //!   [`Value::from_batch`]).
 //! - [`Op`]: what a task does — plain-data ops ([`OpKind`], found again by name in an
-//!   [`OpRegistry`]), closures (local only) and fused chains.
+//!   [`OpRegistry`]), closures (local only), calls of registered functions
+//!   ([`Call`], rebuilt by name in other processes) and fused chains.
 //! - [`Element`]: the element types of chunks (`f64`, `f32`, `i64`, `i32`, `bool`)
 //!   with numpy's casting rules.
 //! - [`Error`]: errors with the task key, file or value they concern.
@@ -25,6 +27,7 @@
 mod codec;
 mod element;
 mod error;
+mod function;
 mod input;
 pub mod ipc;
 mod key;
@@ -35,6 +38,7 @@ mod value;
 
 pub use element::Element;
 pub use error::{BoxError, Error, Result};
+pub use function::{Call, CallArg, Fallible, Function, Portable, function_name, register_type};
 pub use input::{note_read, take_read};
 pub use key::Key;
 pub use op::{DataOp, LocalFn, Op, OpKind, OpRegistry};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::function::{Binder, Call, CallArg, Function, binder, function_name};
 use crate::{Error, Key, Result, Value};
 
 /// An op that is plain data: it can be encoded, decoded by its stable name (in this
@@ -95,12 +96,15 @@ pub enum Op {
     Const(Value),
     /// Plain data, runnable anywhere the binary runs.
     Data(Arc<dyn DataOp>),
-    /// A closure: runs only on in-process schedulers.
+    /// A closure: runs only on in-process schedulers, unless it is the call of a
+    /// registered function (`call`), which other processes rebuild by name.
     Local {
         /// A name for display and error messages.
         name: Arc<str>,
         /// The function.
         f: Arc<LocalFn>,
+        /// The call of a registered function this closure makes, if it is one.
+        call: Option<Arc<Call>>,
     },
     /// Fused tasks: the first takes the task's inputs, each next one the previous
     /// result. Each step keeps the key of the task it was, so an error or a panic
@@ -129,7 +133,35 @@ impl Op {
         name: impl Into<Arc<str>>,
         f: impl Fn(Vec<Value>) -> Result<Value> + Send + Sync + 'static,
     ) -> Self {
-        Op::Local { name: name.into(), f: Arc::new(f) }
+        Op::Local { name: name.into(), f: Arc::new(f), call: None }
+    }
+
+    /// The call `call` of a registered function, run here by `f` and in another
+    /// process by the function registered under `call.name`
+    /// ([`OpRegistry::register_fn`]).
+    pub fn call(
+        call: Call,
+        f: impl Fn(Vec<Value>) -> Result<Value> + Send + Sync + 'static,
+    ) -> Self {
+        Op::Local { name: Arc::clone(&call.name), f: Arc::new(f), call: Some(Arc::new(call)) }
+    }
+
+    /// The op without its registered-function form: a closure that stays in its
+    /// process whatever its name.
+    pub fn closure(self) -> Self {
+        match self {
+            Op::Local { name, f, .. } => Op::Local { name, f, call: None },
+            op => op,
+        }
+    }
+
+    /// The names of the registered functions the op calls.
+    pub fn functions(&self) -> Vec<&str> {
+        match self {
+            Op::Local { call: Some(call), .. } => vec![&call.name],
+            Op::Chain(steps) => steps.iter().flat_map(|(_, op)| op.functions()).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The steps run one after the other as one task (flattening nested chains).
@@ -168,13 +200,18 @@ impl Op {
         }
     }
 
-    /// Whether the op holds a closure (and so cannot leave this process).
+    /// Whether the op holds a closure or a value that cannot leave this process
+    /// (a call of a registered function can, if its constants can).
     pub fn is_local(&self) -> bool {
+        let is_local_value = |v: &Value| matches!(v, Value::Opaque(o) if !o.is_portable());
         match self {
-            Op::Local { .. } => true,
+            Op::Local { call: None, .. } => true,
+            Op::Local { call: Some(call), .. } => {
+                call.args.iter().any(|arg| matches!(arg, CallArg::Const(v) if is_local_value(v)))
+            }
             Op::Chain(steps) => steps.iter().any(|(_, op)| op.is_local()),
-            Op::Const(Value::Opaque(_)) => true,
-            _ => false,
+            Op::Const(v) => is_local_value(v),
+            Op::Data(_) => false,
         }
     }
 
@@ -212,7 +249,21 @@ impl Op {
         Ok(match self {
             Op::Const(v) => Wire::Const(v.encode()?),
             Op::Data(d) => Wire::Data { name: d.name().to_string(), params: d.encode_params()? },
-            Op::Local { name, .. } => {
+            Op::Local { call: Some(call), .. } => Wire::Fn {
+                name: call.name.to_string(),
+                args: call
+                    .args
+                    .iter()
+                    .map(|arg| {
+                        Ok(match arg {
+                            CallArg::Input => WireArg::Input,
+                            CallArg::Inputs(n) => WireArg::Inputs(*n as u64),
+                            CallArg::Const(v) => WireArg::Const(v.encode()?),
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            },
+            Op::Local { name, call: None, .. } => {
                 return Err(Error::Encode {
                     what: format!("closure op '{name}'"),
                     reason: "closures run only on in-process schedulers (threads, sync)".into(),
@@ -246,6 +297,18 @@ enum Wire {
         params: Vec<u8>,
     },
     Chain(Vec<(String, Vec<u32>, Wire)>),
+    Fn {
+        name: String,
+        args: Vec<WireArg>,
+    },
+}
+
+/// An argument of a registered function's call as it travels.
+#[derive(Serialize, Deserialize)]
+enum WireArg {
+    Input,
+    Inputs(u64),
+    Const(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 type Decoder = fn(&[u8]) -> Result<Arc<dyn DataOp>>;
@@ -255,6 +318,7 @@ type Decoder = fn(&[u8]) -> Result<Arc<dyn DataOp>>;
 #[derive(Default)]
 pub struct OpRegistry {
     decoders: HashMap<&'static str, Decoder>,
+    functions: HashMap<String, Binder>,
 }
 
 impl OpRegistry {
@@ -276,10 +340,31 @@ impl OpRegistry {
         self
     }
 
-    /// The names of the ops it can decode, sorted: what two processes compare
-    /// before they exchange ops (a name one lacks is an op it cannot run).
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.decoders.keys().copied().collect();
+    /// Makes calls of `f` under `name` (see [`function_name`]) rebuildable: the
+    /// remote side of `delayed!(f(..))`, whose calls then run in worker processes.
+    /// Also registers the codecs of `f`'s argument and result types in this
+    /// process ([`register_type`](crate::register_type)). Wrap a function returning
+    /// a `Result` in [`Fallible`](crate::Fallible). The `register_fn!` macro of
+    /// `brisk-graph` names the function as `delayed!` does.
+    ///
+    /// A later registration under the same name replaces the earlier one.
+    pub fn register_fn<Args, F: Function<Args>>(&mut self, name: &str, f: F) -> &mut Self {
+        self.functions.insert(function_name(name), binder(f));
+        self
+    }
+
+    /// Whether a function is registered under `name`.
+    pub fn has_function(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+
+    /// The names of the ops and functions (as `fn NAME`) it can decode, sorted:
+    /// what two processes compare before they exchange ops (a name one lacks is an
+    /// op it cannot run).
+    pub fn names(&self) -> Vec<String> {
+        let ops = self.decoders.keys().map(|name| name.to_string());
+        let functions = self.functions.keys().map(|name| format!("fn {name}"));
+        let mut names: Vec<String> = ops.chain(functions).collect();
         names.sort_unstable();
         names
     }
@@ -305,6 +390,25 @@ impl OpRegistry {
                     .collect::<Result<Vec<_>>>()?
                     .into(),
             ),
+            Wire::Fn { name, args } => {
+                let bind = self
+                    .functions
+                    .get(&name)
+                    .ok_or_else(|| Error::UnknownFunction { name: name.clone() })?;
+                let args = args
+                    .into_iter()
+                    .map(|arg| {
+                        Ok(match arg {
+                            WireArg::Input => CallArg::Input,
+                            WireArg::Inputs(n) => CallArg::Inputs(n as usize),
+                            WireArg::Const(bytes) => CallArg::Const(Value::decode(&bytes)?),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let call = Call { name: name.into(), args };
+                let f = bind(call.clone())?;
+                Op::Local { name: Arc::clone(&call.name), f, call: Some(Arc::new(call)) }
+            }
         })
     }
 }

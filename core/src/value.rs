@@ -155,13 +155,23 @@ impl ArrayChunk {
 
 /// An opaque local value: anything `Send + Sync`, as made by delayed functions.
 ///
-/// Opaque values live only in this process: they have no byte codec, so they are
-/// never spilled, and could not be sent to another process.
+/// An opaque value has a byte codec only when its type was registered
+/// ([`register_type`](crate::register_type), done for the arguments and results of
+/// registered functions): then it can be spilled and sent to worker processes.
+/// Others live only in this process. A value received from another process stays
+/// in its encoded form until it is taken as its type.
 #[derive(Clone)]
 pub struct Opaque {
     value: Arc<dyn Any + Send + Sync>,
     type_name: &'static str,
     nbytes: u64,
+}
+
+/// An opaque value as it arrived from another process: its type's name and its
+/// MessagePack bytes.
+pub(crate) struct Encoded {
+    pub(crate) type_name: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Opaque {
@@ -174,6 +184,12 @@ impl Opaque {
         }
     }
 
+    /// The value of type `type_name` encoded as `bytes` by another process.
+    pub(crate) fn encoded(type_name: String, bytes: Vec<u8>) -> Self {
+        let nbytes = bytes.len() as u64;
+        Self { value: Arc::new(Encoded { type_name, bytes }), type_name: "encoded", nbytes }
+    }
+
     /// Sets the size the memory accounting should count for this value.
     pub fn with_nbytes(mut self, nbytes: u64) -> Self {
         self.nbytes = nbytes;
@@ -181,31 +197,68 @@ impl Opaque {
     }
 
     /// The Rust type name of the wrapped value.
-    pub fn type_name(&self) -> &'static str {
-        self.type_name
+    pub fn type_name(&self) -> &str {
+        match self.value.downcast_ref::<Encoded>() {
+            Some(encoded) => &encoded.type_name,
+            None => self.type_name,
+        }
     }
 
-    /// A reference to the value if it is a `T`.
+    /// A reference to the value if it is a `T` (not for a value still in the
+    /// encoded form it arrived in from another process: take it instead).
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         self.value.downcast_ref()
     }
 
-    /// The value as a `T`: moved out when this is the only reference, cloned otherwise.
-    pub fn take<T: Any + Send + Sync + Clone>(self) -> Result<T> {
-        let type_name = self.type_name;
-        match self.value.downcast::<T>() {
-            Ok(arc) => Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone())),
-            Err(_) => Err(Error::TypeMismatch {
-                expected: std::any::type_name::<T>().to_string(),
-                found: type_name.to_string(),
+    /// Whether the value can be encoded (spilled, sent to another process).
+    pub fn is_portable(&self) -> bool {
+        self.value.is::<Encoded>() || crate::function::is_registered((*self.value).type_id())
+    }
+
+    /// The value's MessagePack bytes; an error naming its type if it has no codec.
+    pub(crate) fn portable_bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        if let Some(encoded) = self.value.downcast_ref::<Encoded>() {
+            return Ok(std::borrow::Cow::Borrowed(&encoded.bytes));
+        }
+        match crate::function::encode_any(&*self.value) {
+            Some(bytes) => Ok(std::borrow::Cow::Owned(bytes?)),
+            None => Err(Error::Encode {
+                what: format!("opaque value of type {}", self.type_name),
+                reason: "a local value lives only in its process unless its type is registered: \
+                         register a function taking or returning it (register_fn!), or the \
+                         type itself (brisk_core::register_type)"
+                    .into(),
             }),
+        }
+    }
+
+    /// The value as a `T`: moved out when this is the only reference, cloned otherwise;
+    /// decoded first if it arrived encoded from another process.
+    pub fn take<T: Any + Send + Sync + Clone>(self) -> Result<T> {
+        let mismatch = |found: &str| Error::TypeMismatch {
+            expected: std::any::type_name::<T>().to_string(),
+            found: found.to_string(),
+        };
+        let value = match self.value.downcast_ref::<Encoded>() {
+            Some(encoded) if encoded.type_name == std::any::type_name::<T>() => {
+                match crate::function::decode_as::<T>(&encoded.bytes) {
+                    Some(decoded) => decoded?,
+                    None => return Err(mismatch(&encoded.type_name)),
+                }
+            }
+            Some(encoded) => return Err(mismatch(&encoded.type_name)),
+            None => self.value,
+        };
+        match value.downcast::<T>() {
+            Ok(arc) => Ok(Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone())),
+            Err(_) => Err(mismatch(self.type_name)),
         }
     }
 }
 
 impl fmt::Debug for Opaque {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Opaque<{}>", self.type_name)
+        write!(f, "Opaque<{}>", self.type_name())
     }
 }
 

@@ -11,7 +11,7 @@ use brisk_scheduler::{Backend, BackendError, Callback};
 
 use crate::client::{Connections, client_runtime};
 use crate::driver::{Job, Member, Timing, drive};
-use crate::worker::{VERSION, registry_fingerprint};
+use crate::worker::{VERSION, function_names, registry_fingerprint};
 
 /// Workers reached by address, running the computes of a `Scheduler` made with
 /// [`Scheduler::backend`](brisk_scheduler::Scheduler::backend).
@@ -23,6 +23,8 @@ pub struct Cluster {
     next_compute: AtomicU64,
     /// Called with each worker found dead (a local cluster ends its process).
     on_death: Box<dyn Fn(SocketAddr) + Send + Sync>,
+    /// The registered functions the workers run (checked at the handshake).
+    functions: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -40,7 +42,8 @@ impl Cluster {
         registry: &OpRegistry,
         timing: Timing,
     ) -> Result<Cluster, BackendError> {
-        let cluster = Cluster::new(timing)?;
+        let mut cluster = Cluster::new(timing)?;
+        cluster.functions = function_names(registry);
         let ops = registry_fingerprint(registry);
         for &addr in addrs {
             cluster.add(addr, Some(ops))?;
@@ -58,6 +61,7 @@ impl Cluster {
             // Apart from any other client's computes on the same workers.
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             on_death: Box::new(|_| {}),
+            functions: Default::default(),
         })
     }
 
@@ -162,6 +166,10 @@ impl Backend for Cluster {
             members.iter().map(|m| m.threads).sum::<usize>(),
             addrs.join(", ")
         )
+    }
+
+    fn knows_function(&self, name: &str) -> bool {
+        self.functions.contains(name)
     }
 }
 

@@ -258,6 +258,10 @@ impl Backend for LocalCluster {
     fn describe(&self) -> String {
         format!("local {}", self.cluster().describe())
     }
+
+    fn knows_function(&self, name: &str) -> bool {
+        self.cluster().knows_function(name)
+    }
 }
 
 impl Drop for LocalCluster {

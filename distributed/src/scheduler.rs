@@ -223,6 +223,8 @@ pub struct Remote {
     conns: Connections,
     next_compute: AtomicU64,
     workers: std::sync::Mutex<Vec<(SocketAddr, Hello)>>,
+    /// The registered functions of this program (the workers' too, by the handshake).
+    functions: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -242,6 +244,7 @@ impl Remote {
             conns: Connections::default(),
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             workers: std::sync::Mutex::default(),
+            functions: crate::worker::function_names(registry),
         };
         remote.hello()?;
         Ok(remote)
@@ -338,6 +341,10 @@ impl Backend for Remote {
             workers.len(),
             workers.iter().map(|(_, h)| h.threads).sum::<usize>()
         )
+    }
+
+    fn knows_function(&self, name: &str) -> bool {
+        self.functions.contains(name)
     }
 }
 

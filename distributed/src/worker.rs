@@ -148,6 +148,12 @@ pub fn registry_fingerprint(registry: &OpRegistry) -> u64 {
     hash
 }
 
+/// The names of the functions `registry` can rebuild calls of.
+pub(crate) fn function_names(registry: &OpRegistry) -> std::collections::HashSet<String> {
+    let names = registry.names();
+    names.iter().filter_map(|n| n.strip_prefix("fn ")).map(str::to_string).collect()
+}
+
 /// Brisk's version, as workers and schedulers compare it.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -216,7 +222,8 @@ impl Inner {
                 return Err(failure(tonic::Code::Aborted, "panic", message));
             }
         };
-        let ran = Ran { nbytes: value.nbytes(), micros, pinned: matches!(value, Value::Opaque(_)) };
+        let pinned = matches!(&value, Value::Opaque(o) if !o.is_portable());
+        let ran = Ran { nbytes: value.nbytes(), micros, pinned };
         let mut held = lock(&self.held);
         if !held.closed.contains(&task.compute) {
             held.values.insert(ResultId { compute: task.compute, key: task.key }, value);

@@ -25,7 +25,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use brisk_core::{BoxError, Error, Key, Op, Opaque, Value};
+pub use brisk_core::Fallible;
+use brisk_core::{BoxError, Call, CallArg, Error, Key, Op, Opaque, Value};
 
 use crate::{Collection, GraphBuilder, Task};
 
@@ -119,7 +120,14 @@ impl<T: Data> Delayed<T> {
     /// assert!(doubled.key().name().starts_with("map-"));
     /// ```
     pub fn map<R: Data>(&self, f: impl Fn(T) -> R + Send + Sync + 'static) -> Delayed<R> {
-        call1("map", f, self)
+        let call = call1("map", f, self);
+        // A closure, whatever its name: never taken for a registered function.
+        let node = Node {
+            key: call.node.key.clone(),
+            op: call.node.op.clone().closure(),
+            deps: call.node.deps.clone(),
+        };
+        Delayed { node: Arc::new(node), _type: PhantomData }
     }
 }
 
@@ -158,6 +166,7 @@ type Make<T> = Box<dyn Fn(&mut std::vec::IntoIter<Value>) -> brisk_core::Result<
 pub struct Arg<T> {
     deps: Vec<Arc<Node>>,
     make: Make<T>,
+    form: CallArg,
 }
 
 /// Converts call arguments into [`Arg`]s; see [`Arg`] for what is accepted.
@@ -168,13 +177,15 @@ pub trait IntoArg<T> {
 
 impl<T: Data> IntoArg<T> for T {
     fn into_arg(self) -> Arg<T> {
-        Arg { deps: Vec::new(), make: Box::new(move |_| Ok(self.clone())) }
+        let value = Opaque::new(self);
+        let form = CallArg::Const(Value::Opaque(value.clone()));
+        Arg { deps: Vec::new(), make: Box::new(move |_| value.clone().take()), form }
     }
 }
 
 impl<T: Data> IntoArg<T> for Delayed<T> {
     fn into_arg(self) -> Arg<T> {
-        Arg { deps: vec![self.node], make: Box::new(take_next::<T>) }
+        Arg { deps: vec![self.node], make: Box::new(take_next::<T>), form: CallArg::Input }
     }
 }
 
@@ -190,6 +201,7 @@ impl<T: Data> IntoArg<Vec<T>> for Vec<Delayed<T>> {
         Arg {
             deps: self.into_iter().map(|d| d.node).collect(),
             make: Box::new(move |inputs| (0..n).map(|_| take_next::<T>(inputs)).collect()),
+            form: CallArg::Inputs(n),
         }
     }
 }
@@ -226,8 +238,10 @@ macro_rules! calls {
         ) -> Delayed<R> {
             #[allow(unused_mut)]
             let mut deps = Vec::new();
-            $(let $a = $a.into_arg(); deps.extend($a.deps); let $a = $a.make;)*
-            let op = Op::local(name, move |inputs: Vec<Value>| {
+            #[allow(unused_mut)]
+            let mut args = Vec::new();
+            $(let $a = $a.into_arg(); deps.extend($a.deps); args.push($a.form); let $a = $a.make;)*
+            let op = Op::call(Call::new(name, args), move |inputs: Vec<Value>| {
                 #[allow(unused_mut, unused_variables)]
                 let mut inputs = inputs.into_iter();
                 $(let $a = $a(&mut inputs)?;)*
@@ -294,6 +308,38 @@ macro_rules! delayed {
     };
     ($($f:ident)::+ ( $($arg:expr),* $(,)? )) => {
         $crate::__delayed_call!(plain, stringify!($($f)::+), $($f)::+; $($arg),*)
+    };
+}
+
+/// Registers a function so that its `delayed!` calls run in worker processes:
+/// `register_fn!(registry, f)` for a function `delayed!(f(..))` calls, and
+/// `register_fn!(registry, try f)` for one `delayed!(try f(..))` calls. Write the
+/// path as the `delayed!` calls write it: the name is the path.
+///
+/// The function's arguments and result must be serde types (their values cross
+/// processes as MessagePack). Register in the function given to
+/// `brisk::worker_if_asked_with`, which runs in the program and in each of its
+/// worker processes.
+///
+/// ```
+/// use brisk_core::OpRegistry;
+/// use brisk_graph::register_fn;
+///
+/// fn square(x: i64) -> i64 { x * x }
+/// fn parse(s: String) -> Result<i64, std::num::ParseIntError> { s.parse() }
+///
+/// let mut registry = OpRegistry::new();
+/// register_fn!(registry, square);
+/// register_fn!(registry, try parse);
+/// assert!(registry.has_function("square") && registry.has_function("parse"));
+/// ```
+#[macro_export]
+macro_rules! register_fn {
+    ($registry:expr, try $($f:ident)::+) => {
+        $registry.register_fn(stringify!($($f)::+), $crate::delayed::Fallible($($f)::+))
+    };
+    ($registry:expr, $($f:ident)::+) => {
+        $registry.register_fn(stringify!($($f)::+), $($f)::+)
     };
 }
 

@@ -23,6 +23,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// One line for `explain`: what the plan runs on.
     fn describe(&self) -> String;
+
+    /// Whether the workers run the function registered as `name`: a plan calling
+    /// one they do not is refused before anything runs.
+    fn knows_function(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
 }
 
 /// Why a backend could not finish a plan.

@@ -42,11 +42,22 @@ pub enum Error {
     /// The plan holds a task whose op is a closure, which cannot be sent to
     /// another process; refused before anything ran.
     #[error(
-        "task {key} is a closure, which cannot run in a worker process: make it a registered op (OpRegistry::register) and register it in the workers, or compute on threads"
+        "task {key} is a closure (or holds a value of a type with no codec), which cannot run in a worker process: call a named function with delayed!(f(..)) and register it with register_fn!(registry, f) in the function given to brisk::worker_if_asked_with, make it a registered op (OpRegistry::register), or compute on threads"
     )]
     LocalOp {
         /// The task.
         key: Key,
+    },
+    /// The plan calls a function the workers did not register; refused before
+    /// anything ran.
+    #[error(
+        "task {key} calls function '{name}', which the workers do not know: register it with register_fn!(registry, {name}) in the function given to brisk::worker_if_asked_with, or compute on threads"
+    )]
+    UnknownFunction {
+        /// The task.
+        key: Key,
+        /// The function's name.
+        name: String,
     },
     /// The backend running the plan (worker processes) failed.
     #[error(transparent)]

@@ -293,6 +293,14 @@ impl Scheduler {
         if let Some(key) = plan.first_local_task() {
             return Err(Error::LocalOp { key: key.clone() });
         }
+        for i in 0..plan.len() {
+            if let Some(name) =
+                plan.op(i).functions().into_iter().find(|f| !backend.knows_function(f))
+            {
+                let key = plan.key(i).clone();
+                return Err(Error::UnknownFunction { key, name: name.to_string() });
+            }
+        }
         for cb in &self.callbacks {
             cb.start(plan.len());
         }

@@ -61,6 +61,7 @@ impl From<SchedulerError> for Failure {
             SchedulerError::ThreadPool { .. }
             | SchedulerError::OverBudget { .. }
             | SchedulerError::LocalOp { .. }
+            | SchedulerError::UnknownFunction { .. }
             | SchedulerError::Backend(_) => Failure::User(e.to_string()),
             _ => Failure::Internal(e.to_string()),
         }
