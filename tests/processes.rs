@@ -485,7 +485,193 @@ fn closures_are_refused_before_anything_runs() {
     nothing_left(&addrs);
 }
 
+/// A role this program plays as a child of the tests below: `scheduler` (a
+/// scheduler process), `worker SCHEDULER` (a worker of it), `client SCHEDULER` (a
+/// client computing a long graph). Each prints its address (or `computing`) and
+/// ends when its stdin closes.
+const ROLE: &str = "BRISK_PROCESSES_TEST_ROLE";
+
+fn play(role: &str) -> ! {
+    use std::io::Write;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_on_eof = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        stop_on_eof.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let localhost = "127.0.0.1:0".parse().unwrap();
+    let mut words = role.split(' ');
+    match (words.next(), words.next().map(|a| a.parse().unwrap())) {
+        (Some("scheduler"), None) => {
+            let server = brisk::distributed::SchedulerServer::start(localhost, fast()).unwrap();
+            println!("{}", server.addr());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        (Some("worker"), Some(scheduler)) => {
+            let started = |addr| println!("{addr}");
+            brisk::distributed::serve_worker(
+                scheduler,
+                localhost,
+                brisk::ops(),
+                1,
+                1 << 30,
+                &stop,
+                started,
+            )
+            .unwrap();
+        }
+        (Some("client"), Some(scheduler)) => {
+            let remote = brisk::distributed::Remote::connect(scheduler, &brisk::ops()).unwrap();
+            let (graph, outputs) = layered_dag(3, 16, 8, 150);
+            println!("computing");
+            let _ = std::io::stdout().flush();
+            let _ = Scheduler::backend(Arc::new(remote)).fuse(false).run(graph, &outputs);
+        }
+        _ => panic!("no role '{role}'"),
+    }
+    std::process::exit(0)
+}
+
+/// Heartbeats fast enough for a test.
+fn fast() -> brisk::distributed::Timing {
+    brisk::distributed::Timing {
+        heartbeat: Duration::from_millis(100),
+        death_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
+/// A child playing `role`, with its first line of output (an address).
+fn child(
+    role: &str,
+) -> (std::process::Child, String, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, role)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    (child, first, lines)
+}
+
+/// A child's standard error, gathered as it comes.
+fn gather_stderr(child: &mut std::process::Child) -> Arc<Mutex<String>> {
+    use std::io::Read;
+    let text = Arc::new(Mutex::new(String::new()));
+    let (mut from, into) = (child.stderr.take().unwrap(), text.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// What the worker at `addr` says of itself.
+fn state(addr: std::net::SocketAddr) -> brisk::distributed::Hello {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(brisk::distributed::Connections::default().hello(addr)).unwrap()
+}
+
+/// A scheduler process and `n` worker processes registered with it.
+fn scheduler_and_workers(
+    n: usize,
+) -> (Vec<std::process::Child>, std::net::SocketAddr, Vec<std::net::SocketAddr>, Arc<Mutex<String>>)
+{
+    let (mut scheduler, addr, _) = child("scheduler");
+    let log = gather_stderr(&mut scheduler);
+    let mut children = vec![scheduler];
+    let mut workers = vec![];
+    for _ in 0..n {
+        let (worker, at, _) = child(&format!("worker {addr}"));
+        children.push(worker);
+        workers.push(at.parse().unwrap());
+    }
+    (children, addr.parse().unwrap(), workers, log)
+}
+
+/// Ends the children (their stdin closed, then waited for).
+fn end(children: Vec<std::process::Child>) {
+    for mut c in children {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+}
+
+fn a_stopped_scheduler_fails_the_compute_within_the_timeout() {
+    let (children, addr, workers, _) = scheduler_and_workers(2);
+    let remote = brisk::distributed::Remote::connect_with(addr, &brisk::ops(), fast()).unwrap();
+    let cluster = Scheduler::backend(Arc::new(remote)).fuse(false);
+    let (graph, outputs) = layered_dag(5, 16, 8, 100);
+    let pid = children[0].id();
+    let stopped = std::thread::scope(|s| {
+        let stopper = s.spawn(|| {
+            while workers.iter().all(|&w| state(w).running == 0) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            signal(pid, "-STOP");
+            Instant::now()
+        });
+        let err = cluster.run(graph, &outputs).unwrap_err();
+        let stopped = stopper.join().unwrap();
+        let message = err.to_string();
+        assert!(message.contains("heartbeat") && message.contains(&addr.to_string()), "{message}");
+        stopped.elapsed()
+    });
+    // The timeout (1 s) plus at most one heartbeat's wait (0.1 s), and some slack.
+    assert!(stopped < Duration::from_millis(2500), "the error came {stopped:?} after the stop");
+    signal(pid, "-CONT");
+    drop(cluster);
+    end(children);
+    nothing_left(&[&[addr], &workers[..]].concat());
+}
+
+fn a_client_that_goes_away_has_its_compute_cancelled() {
+    let (children, addr, workers, log) = scheduler_and_workers(2);
+    let (mut client, first, _) = child(&format!("client {addr}"));
+    assert_eq!(first, "computing");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers.iter().map(|&w| state(w).held).sum::<u64>() < 4 {
+        assert!(Instant::now() < deadline, "the client's compute did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let killed = Instant::now();
+    // The compute would go on for seconds (128 tasks of 150 ms on 2 threads):
+    // cancelled, the workers are idle and hold nothing well before.
+    let idle = || workers.iter().map(|&w| state(w)).all(|h| h.running == 0 && h.held == 0);
+    while !idle() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            workers.iter().map(|&w| state(w)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("  idle {:?} after the client was killed", killed.elapsed());
+    assert!(
+        log.lock().unwrap().contains("cancelled: its client went away"),
+        "{}",
+        log.lock().unwrap()
+    );
+    end(children);
+    nothing_left(&[&[addr], &workers[..]].concat());
+}
+
 fn main() {
+    if let Ok(role) = std::env::var(ROLE) {
+        brisk::worker_if_asked_with(program_ops);
+        play(&role);
+    }
     brisk::worker_if_asked_with(program_ops);
     let cases: &[(&str, fn())] = &[
         ("random_dags_match_the_thread_scheduler", random_dags_match_the_thread_scheduler),
@@ -498,6 +684,14 @@ fn main() {
             registered_functions_run_in_the_workers_and_match_the_threads,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
+        (
+            "a_stopped_scheduler_fails_the_compute_within_the_timeout",
+            a_stopped_scheduler_fails_the_compute_within_the_timeout,
+        ),
+        (
+            "a_client_that_goes_away_has_its_compute_cancelled",
+            a_client_that_goes_away_has_its_compute_cancelled,
+        ),
         (
             "a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed",
             a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed,

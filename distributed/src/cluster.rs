@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
+use futures::FutureExt;
 
 use crate::client::{Connections, client_runtime};
 use crate::driver::{Job, Member, Timing, drive};
@@ -150,7 +151,7 @@ impl Backend for Cluster {
         callbacks: &[Arc<dyn Callback>],
     ) -> Result<Vec<Value>, BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        self.run_job(Job::new(plan, compute)?, callbacks)
+        self.run_job(Job::new(plan, compute)?, callbacks, futures::future::pending().boxed())
     }
 
     fn threads(&self) -> usize {
@@ -174,11 +175,13 @@ impl Backend for Cluster {
 }
 
 impl Cluster {
-    /// Runs `job` on the workers: the outputs' values.
+    /// Runs `job` on the workers: the outputs' values. When `cancel` resolves
+    /// first (to the reason), the compute stops and its results are freed.
     pub(crate) fn run_job(
         &self,
         job: Job,
         callbacks: &[Arc<dyn Callback>],
+        cancel: futures::future::BoxFuture<'static, String>,
     ) -> Result<Vec<Value>, BackendError> {
         let members = self.lock().clone();
         if members.is_empty() {
@@ -192,6 +195,7 @@ impl Cluster {
             self.conns.clone(),
             callbacks.to_vec(),
             done,
+            cancel,
         ));
         let outcome = outcome.recv().map_err(|_| {
             BackendError::Cluster("the compute's driver ended without an answer".into())

@@ -134,7 +134,7 @@ async fn run_batch(
 /// naming the task, if one cannot be), inputs and dependents as flat rows.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Job {
-    compute: u64,
+    pub(crate) compute: u64,
     keys: Vec<Key>,
     ops: Vec<serde_bytes::ByteBuf>,
     dep_start: Vec<u32>,
@@ -263,7 +263,8 @@ struct Drive {
     to_free: HashMap<usize, Vec<usize>>,
 }
 
-/// Runs `job` on `members` and sends what came of it to `done`.
+/// Runs `job` on `members` and sends what came of it to `done`; stops early,
+/// freeing what it made, when `cancel` resolves.
 pub(crate) async fn drive(
     job: Job,
     members: Vec<Member>,
@@ -271,6 +272,7 @@ pub(crate) async fn drive(
     conns: Arc<Connections>,
     callbacks: Vec<Arc<dyn Callback>>,
     done: std::sync::mpsc::SyncSender<Outcome>,
+    cancel: futures::future::BoxFuture<'static, String>,
 ) {
     let n = job.len();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -314,7 +316,10 @@ pub(crate) async fn drive(
     for &t in &d.ready_roots {
         d.state[t] = State::Ready;
     }
-    let values = d.run(&mut rx).await;
+    let values = tokio::select! {
+        values = d.run(&mut rx) => values,
+        why = cancel => Err(BackendError::Cluster(format!("compute cancelled: {why}"))),
+    };
     d.wind_down().await;
     let dead = d.workers.iter().filter(|w| !w.alive).map(|w| w.member.addr).collect();
     let _ = done.send(Outcome { values, dead });

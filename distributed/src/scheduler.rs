@@ -79,6 +79,7 @@ impl Node for Hub {
                                 threads: m.threads,
                                 memory_limit: m.memory_limit,
                                 epoch: m.epoch,
+                                ..Hello::default()
                             };
                             (m.addr, hello)
                         })
@@ -97,6 +98,19 @@ impl Node for Hub {
                 }
                 "compute" => {
                     let request: ComputeRequest = decode_body("plan", &action.body)?;
+                    // The client holds the call open while it waits: when it goes
+                    // away (the process ends, the connection breaks) this future is
+                    // dropped, and with it `_client`, which cancels the compute.
+                    let (_client, gone) = tokio::sync::oneshot::channel::<()>();
+                    let compute = request.job.compute;
+                    let cancel = async move {
+                        let _ = gone.await;
+                        let line = format!(
+                            "brisk scheduler: compute {compute:x} cancelled: its client went away\n"
+                        );
+                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                        "its client went away".to_string()
+                    };
                     let values = blocking(move || {
                         if let Some(m) = cluster.members().iter().find(|m| m.ops != request.ops) {
                             return Err(BackendError::Cluster(format!(
@@ -104,7 +118,7 @@ impl Node for Hub {
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        cluster.run_job(request.job, &[])
+                        cluster.run_job(request.job, &[], cancel.boxed())
                     })
                     .await?;
                     let encoded: Vec<_> = values
@@ -225,6 +239,9 @@ pub struct Remote {
     workers: std::sync::Mutex<Vec<(SocketAddr, Hello)>>,
     /// The registered functions of this program (the workers' too, by the handshake).
     functions: std::collections::HashSet<String>,
+    /// How often the scheduler is greeted while a compute runs, and how long it
+    /// may take to answer before the compute fails.
+    timing: Timing,
 }
 
 impl std::fmt::Debug for Remote {
@@ -237,7 +254,19 @@ impl Remote {
     /// Connects to the scheduler at `addr` and checks that it and its workers run
     /// this version of Brisk with the ops of `registry`.
     pub fn connect(addr: SocketAddr, registry: &OpRegistry) -> Result<Remote, BackendError> {
+        Self::connect_with(addr, registry, Timing::default())
+    }
+
+    /// [`connect`](Self::connect), greeting the scheduler every
+    /// `timing.heartbeat` while a compute runs: one that does not answer within
+    /// `timing.death_timeout` (stopped, dead, cut off) fails the compute.
+    pub fn connect_with(
+        addr: SocketAddr,
+        registry: &OpRegistry,
+        timing: Timing,
+    ) -> Result<Remote, BackendError> {
         let remote = Remote {
+            timing,
             addr,
             ops: registry_fingerprint(registry),
             runtime: Some(client_runtime(1)?),
@@ -296,6 +325,31 @@ impl Remote {
                 .try_collect::<Vec<_>>()
                 .await
                 .map_err(flight_status(addr))
+        };
+        // The call stays open while the scheduler computes: greet it meanwhile,
+        // on the same connection, so a scheduler that stopped answering fails
+        // the call within the timeout rather than never.
+        let Timing { heartbeat, death_timeout, .. } = self.timing;
+        let heartbeats = async move {
+            loop {
+                tokio::time::sleep(heartbeat).await;
+                let greeting = conns.action::<_, SchedulerHello>(addr, "hello", &());
+                match tokio::time::timeout(death_timeout, greeting).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(status)) => return status,
+                    Err(_) => {
+                        return Status::unavailable(format!(
+                            "no answer to a heartbeat in {death_timeout:?}: the scheduler died, is stopped or cannot be reached, and the compute is lost"
+                        ));
+                    }
+                }
+            }
+        };
+        let call = async move {
+            tokio::select! {
+                replies = call => replies,
+                status = heartbeats => Err(status),
+            }
         };
         // Runs on this thread with the runtime's timers and I/O.
         runtime.block_on(call).map_err(|status| {

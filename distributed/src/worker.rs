@@ -121,7 +121,7 @@ impl From<Failure> for Status {
 
 /// What a worker says of itself when greeted: what the scheduler checks before
 /// sending it work.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Brisk's version.
     pub version: String,
@@ -134,6 +134,15 @@ pub struct Hello {
     /// A number drawn when the worker started: a worker that answers with
     /// another is a different process.
     pub epoch: u64,
+    /// Tasks running or waiting for a thread when it answered.
+    #[serde(default)]
+    pub running: u64,
+    /// Results it held when it answered.
+    #[serde(default)]
+    pub held: u64,
+    /// The bytes of those results.
+    #[serde(default)]
+    pub held_bytes: u64,
 }
 
 /// A fingerprint of the op names a registry knows (FNV-1a over the sorted
@@ -191,6 +200,8 @@ struct Inner {
     registry: OpRegistry,
     pool: rayon::ThreadPool,
     peers: Connections,
+    /// Tasks running on the pool now.
+    running: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Inner {
@@ -203,9 +214,12 @@ impl Inner {
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
         let inputs = self.gather(&task).await?;
         let (done, ran) = tokio::sync::oneshot::channel();
+        let running = self.running.clone();
+        running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pool.spawn(move || {
             let started = std::time::Instant::now();
             let ran = catch_unwind(AssertUnwindSafe(|| op.run(inputs)));
+            running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let _ = done.send((ran, started.elapsed().as_micros() as u64));
         });
         let (ran, micros) =
@@ -322,7 +336,14 @@ impl Node for Inner {
     fn action(self: Arc<Self>, action: Action) -> BoxFuture<'static, Result<Replies, Status>> {
         async move {
             let reply = match action.r#type.as_str() {
-                "hello" => rmp_serde::to_vec(&self.hello),
+                "hello" => {
+                    let mut hello = self.hello.clone();
+                    hello.running = self.running.load(std::sync::atomic::Ordering::Relaxed);
+                    let held = lock(&self.held);
+                    hello.held = held.values.len() as u64;
+                    hello.held_bytes = held.values.values().map(Value::nbytes).sum();
+                    rmp_serde::to_vec(&hello)
+                }
                 "get-many" => {
                     let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
                     let values = {
@@ -432,10 +453,14 @@ impl Worker {
             threads,
             memory_limit,
             epoch: epoch(),
+            running: 0,
+            held: 0,
+            held_bytes: 0,
         };
         let serving = Serving::start(listen, |addr| Inner {
             addr,
             hello,
+            running: Arc::default(),
             held: Held::default(),
             registry,
             pool,
