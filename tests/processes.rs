@@ -44,11 +44,46 @@ impl OpKind for Mix {
     }
 }
 
+/// A root test op: `n` floats from `seed`, as an array chunk.
+#[derive(Debug, Serialize, Deserialize)]
+struct Block {
+    seed: u64,
+    n: usize,
+}
+
+impl OpKind for Block {
+    const NAME: &'static str = "test.block";
+    fn run(&self, _: Vec<Value>) -> brisk::core::Result<Value> {
+        let mut next = numbers(self.seed);
+        let values: Vec<f64> = (0..self.n).map(|_| next(1 << 30) as f64 / 7.0).collect();
+        let chunk = ndarray::ArrayD::from_shape_vec(vec![self.n], values).unwrap();
+        Ok(Value::from(brisk::core::ArrayChunk::F64(chunk)))
+    }
+}
+
+/// A checksum of all its array inputs, in order.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checksum;
+
+impl OpKind for Checksum {
+    const NAME: &'static str = "test.checksum";
+    fn run(&self, inputs: Vec<Value>) -> brisk::core::Result<Value> {
+        let mut acc = 0.0f64;
+        for v in &inputs {
+            let Value::Array(chunk) = v else { panic!("not an array: {}", v.kind()) };
+            let brisk::core::ArrayChunk::F64(a) = chunk.as_ref() else { panic!("not f64") };
+            acc = a.iter().fold(acc, |acc, x| acc * 0.999_9 + x);
+        }
+        Ok(Value::from(acc))
+    }
+}
+
 /// The salt that makes a Mix task abort its process.
 const ABORT: u64 = u64::MAX;
 
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
+    registry.register::<Block>().register::<Checksum>();
     brisk::register_fn!(registry, readings);
     brisk::register_fn!(registry, summarize);
     brisk::register_fn!(registry, combine);
@@ -466,6 +501,55 @@ fn registered_functions_run_in_the_workers_and_match_the_threads() {
     nothing_left(&addrs);
 }
 
+fn workers_spill_past_their_memory_limit_and_give_the_same_answer() {
+    const MIB: u64 = 1 << 20;
+    let mut spawn = spawn(2, 1);
+    spawn.memory_limit = 4 * MIB;
+    let (cluster, processes) = local_with(&spawn);
+    let workers: Vec<_> = processes.iter().map(|&(_, addr)| addr).collect();
+    // 48 blocks of 1 MiB, all held until the checksums, which read every one in
+    // order: 48 MiB on workers of 4 MiB each.
+    let mut tasks: Vec<Task> = (0..48)
+        .map(|i| Task::root(Key::new("block", [i]), Op::data(Block { seed: i as u64, n: 1 << 17 })))
+        .collect();
+    for (name, order) in
+        [("forward", (0..48).collect::<Vec<u32>>()), ("backward", (0..48).rev().collect())]
+    {
+        let inputs: Vec<Key> = order.into_iter().map(|i| Key::new("block", [i])).collect();
+        tasks.push(Task::new(Key::named(name), Op::data(Checksum), inputs));
+    }
+    let graph = Graph::from_tasks(tasks).unwrap();
+    let outputs = [Key::named("forward"), Key::named("backward")];
+    let want = Scheduler::threads(2).run(graph.clone(), &outputs).unwrap();
+    let peak = Mutex::new(vec![0u64; workers.len()]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, &w) in workers.iter().enumerate() {
+                    let held = state(w).held_bytes;
+                    let mut peak = peak.lock().unwrap();
+                    peak[i] = peak[i].max(held);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let got = cluster.clone().fuse(false).run(graph, &outputs);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        got
+    });
+    assert_eq!(bits(&got.unwrap()), bits(&want));
+    let spilled: Vec<u64> = workers.iter().map(|&w| state(w).spilled_bytes).collect();
+    let peak = peak.into_inner().unwrap();
+    eprintln!("  spilled {spilled:?} bytes; peak bytes in memory {peak:?}");
+    assert!(spilled.iter().sum::<u64>() >= 30 * MIB, "spilled {spilled:?}");
+    // At most the limit, plus the results that finished while the last spill was
+    // being written.
+    assert!(peak.iter().all(|&p| p <= spawn.memory_limit + 3 * MIB), "{peak:?}");
+    drop(cluster);
+    nothing_left(&workers);
+}
+
 fn closures_are_refused_before_anything_runs() {
     let (cluster, addrs) = local(1, 1);
     fn inc(x: i64) -> i64 {
@@ -684,6 +768,10 @@ fn main() {
             registered_functions_run_in_the_workers_and_match_the_threads,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
+        (
+            "workers_spill_past_their_memory_limit_and_give_the_same_answer",
+            workers_spill_past_their_memory_limit_and_give_the_same_answer,
+        ),
         (
             "a_stopped_scheduler_fails_the_compute_within_the_timeout",
             a_stopped_scheduler_fails_the_compute_within_the_timeout,

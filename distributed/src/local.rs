@@ -85,8 +85,9 @@ pub struct Spawn {
     /// The loopback addresses workers listen on, given out in turn (default
     /// 127.0.0.1); each picks a free port.
     pub hosts: Vec<IpAddr>,
-    /// The bytes of results each worker may hold (default: this machine's
-    /// default memory budget shared among the workers).
+    /// The bytes of results each worker holds in memory; past them it spills the
+    /// oldest to disk (default: this machine's default memory budget shared
+    /// among the workers).
     pub memory_limit: u64,
     /// Heartbeats and failure limits.
     pub timing: Timing,

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arrow_flight::Action;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use brisk_core::{Key, OpRegistry, Value};
+use brisk_scheduler::{SpillStore, Spilled};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -137,12 +138,16 @@ pub struct Hello {
     /// Tasks running or waiting for a thread when it answered.
     #[serde(default)]
     pub running: u64,
-    /// Results it held when it answered.
+    /// Results it held when it answered, in memory or spilled.
     #[serde(default)]
     pub held: u64,
-    /// The bytes of those results.
+    /// The bytes of those in memory: above the memory limit, the oldest are
+    /// spilled to disk.
     #[serde(default)]
     pub held_bytes: u64,
+    /// The bytes it has written to its spill file since it started.
+    #[serde(default)]
+    pub spilled_bytes: u64,
 }
 
 /// A fingerprint of the op names a registry knows (FNV-1a over the sorted
@@ -166,18 +171,109 @@ pub(crate) fn function_names(registry: &OpRegistry) -> std::collections::HashSet
 /// Brisk's version, as workers and schedulers compare it.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A result a worker holds: in memory, or spilled to its disk.
+#[derive(Clone)]
+enum Stored {
+    Memory(Value),
+    Disk(Spilled),
+}
+
 /// The results a worker holds, and the computes that ended (whose late results
 /// are dropped, not kept).
 #[derive(Default)]
 struct Results {
-    values: HashMap<ResultId, Value>,
+    values: HashMap<ResultId, Stored>,
     closed: std::collections::HashSet<u64>,
+    /// Results in memory, oldest first: the next to spill (some may be gone).
+    order: std::collections::VecDeque<ResultId>,
+    /// The bytes of the results in memory.
+    in_memory: u64,
+}
+
+impl Results {
+    fn insert(&mut self, id: ResultId, value: Value) {
+        self.in_memory += value.nbytes();
+        self.order.push_back(id.clone());
+        if let Some(old) = self.values.insert(id, Stored::Memory(value)) {
+            self.forget(old);
+        }
+    }
+
+    /// Takes a result off the books (its disk space freed).
+    fn remove(&mut self, id: &ResultId, spill: &SpillStore) {
+        if let Some(stored) = self.values.remove(id)
+            && let Some(at) = self.forget(stored)
+        {
+            spill.free(at);
+        }
+    }
+
+    /// Uncounts a stored result; where it was on disk, if it was.
+    fn forget(&mut self, stored: Stored) -> Option<Spilled> {
+        match stored {
+            Stored::Memory(value) => {
+                self.in_memory -= value.nbytes();
+                None
+            }
+            Stored::Disk(at) => Some(at),
+        }
+    }
+
+    /// The oldest results in memory past `limit`, to be written to disk; taken
+    /// out of the spill order, so each is written once.
+    fn over(&mut self, limit: u64) -> Vec<(ResultId, Value)> {
+        let mut excess = self.in_memory.saturating_sub(limit);
+        let mut victims = Vec::new();
+        while excess > 0 {
+            let Some(id) = self.order.pop_front() else { break };
+            if let Some(Stored::Memory(value)) = self.values.get(&id) {
+                excess = excess.saturating_sub(value.nbytes().max(1));
+                victims.push((id, value.clone()));
+            }
+        }
+        victims
+    }
+
+    /// Notes `id` written to disk at `at`: its memory is released, or, when it
+    /// was freed meanwhile, its disk space is.
+    fn spilled(&mut self, id: ResultId, at: Spilled, spill: &SpillStore) {
+        if let Some(stored) = self.values.get_mut(&id)
+            && let Stored::Memory(value) = stored
+        {
+            self.in_memory -= value.nbytes();
+            *stored = Stored::Disk(at);
+        } else {
+            spill.free(at);
+        }
+    }
 }
 
 type Held = Mutex<Results>;
 
 fn lock(held: &Held) -> std::sync::MutexGuard<'_, Results> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Stored {
+    /// The value, read back from disk if it was spilled.
+    fn value(self, spill: &SpillStore) -> Result<Value, Status> {
+        match self {
+            Stored::Memory(value) => Ok(value),
+            Stored::Disk(at) => spill.read(&at).map_err(|e| Status::internal(e.to_string())),
+        }
+    }
+
+    /// The value's bytes in Brisk's codec.
+    fn encoded(self, spill: &SpillStore) -> Result<Vec<u8>, Status> {
+        match self {
+            Stored::Memory(value) => {
+                value.encode().map_err(|e| Status::failed_precondition(e.to_string()))
+            }
+            Stored::Disk(at) => {
+                spill.read_encoded(&at).map_err(|e| Status::internal(e.to_string()))
+            }
+        }
+    }
 }
 
 /// A status saying why a task failed, with the kind in its metadata.
@@ -196,7 +292,9 @@ pub(crate) fn failure(code: tonic::Code, kind: &str, message: String) -> Status 
 struct Inner {
     addr: SocketAddr,
     hello: Hello,
-    held: Held,
+    held: Arc<Held>,
+    /// Where results go when those in memory pass the memory limit.
+    spill: Arc<SpillStore>,
     registry: OpRegistry,
     pool: rayon::ThreadPool,
     peers: Connections,
@@ -238,11 +336,36 @@ impl Inner {
         };
         let pinned = matches!(&value, Value::Opaque(o) if !o.is_portable());
         let ran = Ran { nbytes: value.nbytes(), micros, pinned };
-        let mut held = lock(&self.held);
-        if !held.closed.contains(&task.compute) {
-            held.values.insert(ResultId { compute: task.compute, key: task.key }, value);
+        let victims = {
+            let mut held = lock(&self.held);
+            if !held.closed.contains(&task.compute) {
+                held.insert(ResultId { compute: task.compute, key: task.key }, value);
+            }
+            held.over(self.hello.memory_limit)
+        };
+        if !victims.is_empty() {
+            self.spill_out(victims);
         }
         Ok(ran)
+    }
+
+    /// Writes `victims` to disk off the threads that answer calls; each stays
+    /// readable in memory until written. One that cannot be written (a local
+    /// value without a codec, a full disk) stays in memory.
+    fn spill_out(&self, victims: Vec<(ResultId, Value)>) {
+        let (held, spill) = (self.held.clone(), self.spill.clone());
+        tokio::task::spawn_blocking(move || {
+            for (id, value) in victims {
+                match spill.write(&value) {
+                    Ok(at) => lock(&held).spilled(id, at, &spill),
+                    Err(e) => {
+                        let line =
+                            format!("brisk worker: result {} stays in memory: {e}\n", id.key);
+                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                    }
+                }
+            }
+        });
     }
 
     /// `task`'s inputs in order: its own from memory, the rest from their
@@ -251,15 +374,19 @@ impl Inner {
         let id = |key: &Key| ResultId { compute: task.compute, key: key.clone() };
         let mut inputs: Vec<Option<Value>> = vec![None; task.inputs.len()];
         let mut remote: HashMap<SocketAddr, (Vec<usize>, Vec<ResultId>)> = HashMap::new();
+        let mut on_disk = Vec::new();
         {
             let held = lock(&self.held);
             for (i, input) in task.inputs.iter().enumerate() {
                 if input.at == self.addr {
-                    let value = held.values.get(&id(&input.key)).cloned().ok_or_else(|| {
+                    let stored = held.values.get(&id(&input.key)).cloned().ok_or_else(|| {
                         let message = format!("task {}: no input {} here", task.key, input.key);
                         failure(tonic::Code::NotFound, &format!("missing {}", self.addr), message)
                     })?;
-                    inputs[i] = Some(value);
+                    match stored {
+                        Stored::Memory(value) => inputs[i] = Some(value),
+                        disk => on_disk.push((i, disk)),
+                    }
                 } else {
                     let (places, ids) = remote.entry(input.at).or_default();
                     places.push(i);
@@ -275,6 +402,19 @@ impl Inner {
             })?;
             Ok::<_, Status>(places.into_iter().zip(values))
         });
+        if !on_disk.is_empty() {
+            let spill = self.spill.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                on_disk
+                    .into_iter()
+                    .map(|(i, stored)| Ok((i, stored.value(&spill)?)))
+                    .collect::<Result<Vec<_>, Status>>()
+            });
+            let read = read.await.map_err(|e| Status::internal(e.to_string()))??;
+            for (i, value) in read {
+                inputs[i] = Some(value);
+            }
+        }
         for fetched in futures::future::try_join_all(fetches).await? {
             for (i, value) in fetched {
                 inputs[i] = Some(value);
@@ -341,7 +481,8 @@ impl Node for Inner {
                     hello.running = self.running.load(std::sync::atomic::Ordering::Relaxed);
                     let held = lock(&self.held);
                     hello.held = held.values.len() as u64;
-                    hello.held_bytes = held.values.values().map(Value::nbytes).sum();
+                    hello.held_bytes = held.in_memory;
+                    hello.spilled_bytes = self.spill.bytes_written();
                     rmp_serde::to_vec(&hello)
                 }
                 "get-many" => {
@@ -354,16 +495,17 @@ impl Node for Inner {
                                 Status::not_found(format!("no result {} on worker {addr}", id.key))
                             })
                         };
-                        ids.iter().map(value).collect::<Result<Vec<Value>, Status>>()?
+                        ids.iter().map(value).collect::<Result<Vec<Stored>, Status>>()?
                     };
-                    // Encoding copies megabytes: not under the lock, nor on the
+                    // Encoding copies megabytes (and a spilled result is read from
+                    // disk, as it is already encoded): not under the lock, nor on the
                     // threads that answer calls (a greeting must not wait for it).
+                    let spill = self.spill.clone();
                     let encoded = tokio::task::spawn_blocking(move || {
-                        values.iter().map(Value::encode).collect::<Result<Vec<_>, _>>()
+                        values.into_iter().map(|v| v.encoded(&spill)).collect::<Result<Vec<_>, _>>()
                     })
                     .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                    .map_err(|e| Status::internal(e.to_string()))??;
                     let replies: Vec<_> = encoded
                         .into_iter()
                         .map(|body| Ok(arrow_flight::Result { body: body.into() }))
@@ -381,13 +523,15 @@ impl Node for Inner {
                 "free" => {
                     let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
                     let mut held = lock(&self.held);
-                    ids.iter().for_each(|id| drop(held.values.remove(id)));
+                    ids.iter().for_each(|id| held.remove(id, &self.spill));
                     rmp_serde::to_vec(&())
                 }
                 "free-compute" => {
                     let compute: u64 = decode_body("compute", &action.body)?;
                     let mut held = lock(&self.held);
-                    held.values.retain(|id, _| id.compute != compute);
+                    let ids: Vec<ResultId> =
+                        held.values.keys().filter(|id| id.compute == compute).cloned().collect();
+                    ids.iter().for_each(|id| held.remove(id, &self.spill));
                     held.closed.insert(compute);
                     rmp_serde::to_vec(&())
                 }
@@ -402,9 +546,10 @@ impl Node for Inner {
 
     fn get(&self, ticket: &[u8]) -> Result<Data, Status> {
         let id: ResultId = decode_body("ticket (a result id)", ticket)?;
-        let value = lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
+        let stored = lock(&self.held).values.get(&id).cloned().ok_or_else(|| {
             Status::not_found(format!("no result {} on worker {}", id.key, self.addr))
         })?;
+        let value = stored.value(&self.spill)?;
         let batch = value.to_batch().map_err(|e| Status::failed_precondition(e.to_string()))?;
         // Flight's default message size (about 2 MB): under the 4 MiB a gRPC
         // client accepts by default, so any Flight client reads it as it is.
@@ -456,12 +601,14 @@ impl Worker {
             running: 0,
             held: 0,
             held_bytes: 0,
+            spilled_bytes: 0,
         };
         let serving = Serving::start(listen, |addr| Inner {
             addr,
             hello,
             running: Arc::default(),
-            held: Held::default(),
+            held: Arc::default(),
+            spill: Arc::new(SpillStore::new(None)),
             registry,
             pool,
             peers: Connections::default(),

@@ -43,3 +43,4 @@ pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};
 pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler};
+pub use spill::{SpillStore, Spilled};

@@ -20,7 +20,7 @@ use crate::primitives::{AtomicU64, Ordering};
 
 /// Where a spilled result is in the spill file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Spilled {
+pub struct Spilled {
     offset: u64,
     len: u64,
 }
@@ -75,10 +75,10 @@ impl Space {
     }
 }
 
-/// Where a compute's spilled results go: one unnamed file (one rather than one
-/// per result: creating and removing thousands of small files cost more than
-/// writing them).
-pub(crate) struct SpillStore {
+/// Where a compute's (or a worker process's) spilled results go: one unnamed
+/// file (one rather than one per result: creating and removing thousands of
+/// small files cost more than writing them).
+pub struct SpillStore {
     /// The directory the file is made in.
     base: PathBuf,
     file: OnceLock<std::io::Result<File>>,
@@ -117,7 +117,7 @@ fn alive(pid: u32) -> bool {
 impl SpillStore {
     /// A store making its file in `base` (the system's temporary directory when
     /// `None`).
-    pub(crate) fn new(base: Option<PathBuf>) -> Self {
+    pub fn new(base: Option<PathBuf>) -> Self {
         SpillStore {
             base: base.unwrap_or_else(std::env::temp_dir),
             file: OnceLock::new(),
@@ -149,7 +149,7 @@ impl SpillStore {
 
     /// Writes a result into free space of the spill file (or at its end); where
     /// it went.
-    pub(crate) fn write(&self, value: &Value) -> Result<Spilled, Error> {
+    pub fn write(&self, value: &Value) -> Result<Spilled, Error> {
         let bytes = value.encode()?;
         let file = self.file()?;
         let len = bytes.len() as u64;
@@ -172,24 +172,35 @@ impl SpillStore {
     }
 
     /// Reads a spilled result back.
-    pub(crate) fn read(&self, at: &Spilled) -> Result<Value, Error> {
+    pub fn read(&self, at: &Spilled) -> Result<Value, Error> {
+        Value::decode(&self.read_encoded(at)?)
+    }
+
+    /// Reads a spilled result's bytes back, as [`Value::encode`] made them.
+    pub fn read_encoded(&self, at: &Spilled) -> Result<Vec<u8>, Error> {
         let mut bytes = vec![0; at.len as usize];
         read_at(self.file()?, &mut bytes, at.offset).map_err(|e| {
             Error::user(format!("reading back spilled bytes in {}: {e}", self.base.display()))
         })?;
         self.read.fetch_add(at.len, Ordering::Relaxed);
-        Value::decode(&bytes)
+        Ok(bytes)
+    }
+
+    /// Bytes written to the file so far (encoded sizes).
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Reads a spilled result back for the last time: its space is free after.
-    pub(crate) fn take(&self, at: Spilled) -> Result<Value, Error> {
+    pub fn take(&self, at: Spilled) -> Result<Value, Error> {
         let value = self.read(&at);
         self.free(at);
         value
     }
 
-    /// Frees the space of a result that will not be read again.
-    pub(crate) fn free(&self, at: Spilled) {
+    /// Frees the space of a result that will not be read again. Its reader must
+    /// be done with it: the space goes to the next spill.
+    pub fn free(&self, at: Spilled) {
         self.space().give(at);
     }
 }

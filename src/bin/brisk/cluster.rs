@@ -29,8 +29,8 @@ pub(crate) struct WorkerArgs {
     /// Threads running tasks (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// The bytes of results this worker may hold: `4GB` (default: half the
-    /// available memory).
+    /// The bytes of results this worker holds in memory, `4GB`; past them it
+    /// spills the oldest to disk in TMPDIR (default: half the available memory).
     #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
     memory_limit: Option<u64>,
 }
