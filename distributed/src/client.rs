@@ -66,6 +66,8 @@ impl Connections {
             .keep_alive_while_idle(true)
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            // Results come to this side: in frames of a megabyte, not 16 KiB.
+            .max_frame_size(Some(FRAME_SIZE))
             .connect()
             .await
             .map_err(|e| Status::unavailable(format!("worker {addr}: {e}")))?;

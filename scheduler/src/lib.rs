@@ -37,7 +37,7 @@ mod spill;
 mod sync;
 mod threads;
 
-pub use allocator::settle_allocator;
+pub use allocator::{settle_allocator, settle_worker_allocator};
 pub use backend::{Backend, BackendError};
 pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};

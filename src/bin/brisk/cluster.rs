@@ -56,6 +56,7 @@ pub(crate) fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
 /// Runs a worker registered with a scheduler until interrupted; its first line
 /// of output is its address.
 pub(crate) fn worker(args: WorkerArgs) -> Result<(), Failure> {
+    brisk::scheduler::settle_worker_allocator();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or(cores).clamp(1, 8 * cores);
     let memory = args.memory_limit.unwrap_or_else(brisk::scheduler::default_memory_budget);
