@@ -266,9 +266,14 @@ fn local(workers: usize, threads: usize) -> (Scheduler, Vec<std::net::SocketAddr
 #[derive(Default)]
 struct Record {
     events: Mutex<Vec<(Key, usize, bool)>>,
+    /// Input bytes the tasks read.
+    read: std::sync::atomic::AtomicU64,
 }
 
 impl Callback for Record {
+    fn task_read(&self, _: &Key, _: usize, bytes: u64) {
+        self.read.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
     fn task_started(&self, key: &Key, worker: usize) {
         self.events.lock().unwrap().push((key.clone(), worker, false));
     }
@@ -718,6 +723,58 @@ fn a_stopped_scheduler_fails_the_compute_within_the_timeout() {
     nothing_left(&[&[addr], &workers[..]].concat());
 }
 
+fn a_remote_scheduler_forwards_progress_as_it_happens() {
+    let (children, addr, workers, _) = scheduler_and_workers(2);
+    let remote = brisk::distributed::Remote::connect(addr, &brisk::ops()).unwrap();
+    let record = Arc::new(Record::default());
+    let cluster = Scheduler::backend(Arc::new(remote)).callback_arc(record.clone()).fuse(false);
+    let (graph, outputs) = layered_dag(9, 12, 8, 5);
+    let on_threads = Arc::new(Record::default());
+    let threads = Scheduler::threads(2).callback_arc(on_threads.clone()).fuse(false);
+    let want = threads.run(graph.clone(), &outputs).unwrap();
+    // The tasks the outputs need (the graph's others are culled).
+    let needed: HashSet<Key> = on_threads.starts().into_keys().collect();
+    let n = needed.len();
+    // Progress arrives while the compute runs, not all at its end.
+    let during = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while record.events.lock().unwrap().iter().filter(|e| e.2).count() < n / 4 {
+                assert!(Instant::now() < deadline, "no progress");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            record.events.lock().unwrap().len()
+        });
+        assert_eq!(bits(&cluster.run(graph, &outputs).unwrap()), bits(&want));
+        watcher.join().unwrap()
+    });
+    assert!(during < 2 * n, "{during} events of {} seen mid-compute", 2 * n);
+    let starts = record.starts();
+    assert_eq!(starts.keys().cloned().collect::<HashSet<_>>(), needed);
+    assert!(starts.values().all(|&k| k == 1), "{starts:?}");
+    assert_eq!(record.events.lock().unwrap().iter().filter(|e| e.2).count(), n);
+    // Bytes read come through too, as the thread scheduler counts them.
+    let dir = std::env::temp_dir().join(format!("brisk-progress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("t.csv");
+    let rows: String = (0..20_000).map(|i| format!("k{},{}\n", i % 7, i)).collect();
+    std::fs::write(&csv, format!("k,v\n{rows}")).unwrap();
+    let frame = read_csv(&csv, CsvOptions::default().blocksize(32 << 10)).unwrap();
+    let sums = frame.groupby(["k"]).unwrap().sum().unwrap();
+    let on_threads = Arc::new(Record::default());
+    let threads = Scheduler::threads(2).callback_arc(on_threads.clone());
+    record.read.store(0, std::sync::atomic::Ordering::Relaxed);
+    let (a, b) = (cluster.compute(&sums).unwrap(), threads.compute(&sums).unwrap());
+    assert_eq!(batch_bits(&a.to_batch()), batch_bits(&b.to_batch()));
+    let read = |r: &Record| r.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(read(&record), read(&on_threads));
+    assert!(read(&record) > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(cluster);
+    end(children);
+    nothing_left(&[&[addr], &workers[..]].concat());
+}
+
 fn a_client_that_goes_away_has_its_compute_cancelled() {
     let (children, addr, workers, log) = scheduler_and_workers(2);
     let (mut client, first, _) = child(&format!("client {addr}"));
@@ -775,6 +832,10 @@ fn main() {
         (
             "a_stopped_scheduler_fails_the_compute_within_the_timeout",
             a_stopped_scheduler_fails_the_compute_within_the_timeout,
+        ),
+        (
+            "a_remote_scheduler_forwards_progress_as_it_happens",
+            a_remote_scheduler_forwards_progress_as_it_happens,
         ),
         (
             "a_client_that_goes_away_has_its_compute_cancelled",

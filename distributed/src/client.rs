@@ -165,9 +165,12 @@ impl Connections {
             .map(move |reply| {
                 let done: Done = decode_body("reply", &reply.map_err(flight_status(addr))?)?;
                 let outcome = match done.failure {
-                    None => {
-                        Ok(Ran { nbytes: done.nbytes, micros: done.micros, pinned: done.pinned })
-                    }
+                    None => Ok(Ran {
+                        nbytes: done.nbytes,
+                        micros: done.micros,
+                        pinned: done.pinned,
+                        read: done.read,
+                    }),
                     Some(failure) => Err(Status::from(failure)),
                 };
                 Ok((done.index as usize, outcome))

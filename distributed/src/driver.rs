@@ -466,7 +466,7 @@ impl Drive {
     }
 
     fn finished(&mut self, task: usize, worker: usize, ran: Ran) {
-        let Ran { nbytes, micros, pinned } = ran;
+        let Ran { nbytes, micros, pinned, read } = ran;
         self.pinned[task] = pinned;
         self.unslot(task, worker);
         let time = self.durations.entry(self.job.keys[task].name().to_string()).or_default();
@@ -479,6 +479,9 @@ impl Drive {
             *size = (size.0 + nbytes, size.1 + 1);
         }
         for cb in &self.callbacks {
+            if read > 0 {
+                cb.task_read(&self.job.keys[task], worker, read);
+            }
             cb.task_finished(&self.job.keys[task], worker);
         }
         for i in self.job.dep_start[task]..self.job.dep_start[task + 1] {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow_flight::Action;
-use brisk_core::{OpRegistry, Value};
+use brisk_core::{Key, OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
 use futures::future::BoxFuture;
@@ -48,6 +48,40 @@ struct ComputeRequest {
     /// The fingerprint of the client's ops: the workers' must be the same.
     ops: u64,
     job: Job,
+}
+
+/// One reply of a `compute` call: progress as it happens, then the outputs in
+/// order.
+#[derive(Serialize, Deserialize)]
+enum ComputeReply {
+    /// What happened since the last reply: tasks started, read input bytes and
+    /// finished, with the worker's number.
+    Progress(Vec<Progress>),
+    /// An output's value, in Brisk's value codec.
+    Output(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// One event of a compute, as the client's callbacks hear it.
+#[derive(Serialize, Deserialize)]
+enum Progress {
+    Started(Key, u32),
+    Read(Key, u32, u64),
+    Finished(Key, u32),
+}
+
+/// Passes a compute's events to the call that asked for it.
+struct Forward(futures::channel::mpsc::UnboundedSender<Progress>);
+
+impl Callback for Forward {
+    fn task_started(&self, key: &Key, worker: usize) {
+        let _ = self.0.unbounded_send(Progress::Started(key.clone(), worker as u32));
+    }
+    fn task_read(&self, key: &Key, worker: usize, bytes: u64) {
+        let _ = self.0.unbounded_send(Progress::Read(key.clone(), worker as u32, bytes));
+    }
+    fn task_finished(&self, key: &Key, worker: usize) {
+        let _ = self.0.unbounded_send(Progress::Finished(key.clone(), worker as u32));
+    }
 }
 
 /// The scheduler's state: the workers registered, as a cluster.
@@ -99,9 +133,10 @@ impl Node for Hub {
                 "compute" => {
                     let request: ComputeRequest = decode_body("plan", &action.body)?;
                     // The client holds the call open while it waits: when it goes
-                    // away (the process ends, the connection breaks) this future is
-                    // dropped, and with it `_client`, which cancels the compute.
-                    let (_client, gone) = tokio::sync::oneshot::channel::<()>();
+                    // away (the process ends, the connection breaks) the reply
+                    // stream is dropped, and with it `client`, which cancels the
+                    // compute.
+                    let (client, gone) = tokio::sync::oneshot::channel::<()>();
                     let compute = request.job.compute;
                     let cancel = async move {
                         let _ = gone.await;
@@ -111,25 +146,43 @@ impl Node for Hub {
                         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                         "its client went away".to_string()
                     };
-                    let values = blocking(move || {
+                    let (events, progress) = futures::channel::mpsc::unbounded();
+                    let forward: Arc<dyn Callback> = Arc::new(Forward(events));
+                    // Started now, so progress flows while the outputs wait.
+                    let values = tokio::spawn(blocking(move || {
                         if let Some(m) = cluster.members().iter().find(|m| m.ops != request.ops) {
                             return Err(BackendError::Cluster(format!(
                                 "worker {} knows other ops than the client (fingerprint {:016x}, the client's {:016x}): start workers from the same program as the client",
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        cluster.run_job(request.job, &[], cancel.boxed())
-                    })
-                    .await?;
-                    let encoded: Vec<_> = values
-                        .iter()
-                        .map(|v| {
-                            let body =
-                                v.encode().map_err(|e| Status::failed_precondition(e.to_string()))?;
-                            Ok(arrow_flight::Result { body: body.into() })
-                        })
-                        .collect();
-                    Ok(stream::iter(encoded).boxed())
+                        cluster.run_job(request.job, &[forward], cancel.boxed())
+                    }));
+                    // Progress in batches as it comes; it ends when the compute
+                    // does (the driver drops its callbacks), then the outputs.
+                    let progress = progress.ready_chunks(4096).map(|events| {
+                        reply(&ComputeReply::Progress(events))
+                    });
+                    let outputs = stream::once(values).flat_map(move |values| {
+                        let _client = &client;
+                        let values = values.map_err(|e| Status::internal(e.to_string()));
+                        let replies: Vec<Result<arrow_flight::Result, Status>> = match values
+                            .and_then(|values| values)
+                        {
+                            Ok(values) => values
+                                .iter()
+                                .map(|v| {
+                                    let body = v
+                                        .encode()
+                                        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                                    reply(&ComputeReply::Output(body))
+                                })
+                                .collect(),
+                            Err(status) => vec![Err(status)],
+                        };
+                        stream::iter(replies)
+                    });
+                    Ok(progress.chain(outputs).boxed())
                 }
                 other => Err(Status::invalid_argument(format!("no action '{other}'"))),
             }
@@ -224,6 +277,11 @@ pub fn serve_worker(
     Ok(())
 }
 
+/// One reply of an action, its body `value` in MessagePack.
+fn reply<T: Serialize>(value: &T) -> Result<arrow_flight::Result, Status> {
+    Ok(arrow_flight::Result { body: encode(value)?.into() })
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     rmp_serde::to_vec(value).map_err(|e| Status::internal(e.to_string()))
 }
@@ -308,23 +366,31 @@ impl Remote {
         kind: &str,
         body: &B,
     ) -> Result<Vec<R>, BackendError> {
-        let bytes = self.request(kind, encode(body).map_err(cluster_error(self.addr))?)?;
-        bytes.iter().map(|b| decode_body("reply", b).map_err(cluster_error(self.addr))).collect()
+        let mut replies = Vec::new();
+        self.request(kind, encode(body).map_err(cluster_error(self.addr))?, |b| {
+            replies.push(decode_body("reply", &b)?);
+            Ok(())
+        })?;
+        Ok(replies)
     }
 
-    /// Sends one action and waits for all its replies' bodies.
-    fn request(&self, kind: &str, body: Vec<u8>) -> Result<Vec<Vec<u8>>, BackendError> {
+    /// Sends one action and hands each reply's body to `each` as it comes.
+    fn request(
+        &self,
+        kind: &str,
+        body: Vec<u8>,
+        mut each: impl FnMut(Vec<u8>) -> Result<(), Status>,
+    ) -> Result<(), BackendError> {
         let (addr, action) = (self.addr, Action { r#type: kind.into(), body: body.into() });
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
         let conns = &self.conns;
         let call = async move {
             let mut client = conns.client(addr).await?;
-            let replies = client.do_action(action).await.map_err(flight_status(addr))?;
-            replies
-                .map_ok(|b| b.to_vec())
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(flight_status(addr))
+            let mut replies = client.do_action(action).await.map_err(flight_status(addr))?;
+            while let Some(body) = replies.try_next().await.map_err(flight_status(addr))? {
+                each(body.to_vec())?;
+            }
+            Ok(())
         };
         // The call stays open while the scheduler computes: greet it meanwhile,
         // on the same connection, so a scheduler that stopped answering fails
@@ -370,16 +436,35 @@ fn cluster_error(addr: SocketAddr) -> impl Fn(Status) -> BackendError {
 }
 
 impl Backend for Remote {
-    fn run(&self, plan: &Plan, _: &[Arc<dyn Callback>]) -> Result<Vec<Value>, BackendError> {
+    fn run(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+    ) -> Result<Vec<Value>, BackendError> {
         self.hello()?;
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
         let request = ComputeRequest { ops: self.ops, job: Job::new(plan, compute)? };
-        let replies =
-            self.request("compute", encode(&request).map_err(cluster_error(self.addr))?)?;
-        replies
-            .iter()
-            .map(|b| Value::decode(b).map_err(|e| BackendError::Cluster(e.to_string())))
-            .collect()
+        let mut outputs = Vec::new();
+        let body = encode(&request).map_err(cluster_error(self.addr))?;
+        self.request("compute", body, |reply| {
+            match decode_body("compute reply", &reply)? {
+                ComputeReply::Progress(events) => {
+                    for event in events {
+                        for cb in callbacks {
+                            match &event {
+                                Progress::Started(key, w) => cb.task_started(key, *w as usize),
+                                Progress::Read(key, w, n) => cb.task_read(key, *w as usize, *n),
+                                Progress::Finished(key, w) => cb.task_finished(key, *w as usize),
+                            }
+                        }
+                    }
+                }
+                ComputeReply::Output(bytes) => outputs
+                    .push(Value::decode(&bytes).map_err(|e| Status::internal(e.to_string()))?),
+            }
+            Ok(())
+        })?;
+        Ok(outputs)
     }
 
     fn threads(&self) -> usize {

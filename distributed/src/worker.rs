@@ -80,6 +80,9 @@ pub(crate) struct Done {
     /// Whether the result can only be used here (a value of this process, such
     /// as an open file): its dependents must run on this worker.
     pub pinned: bool,
+    /// Bytes of input files it read.
+    #[serde(default)]
+    pub read: u64,
     /// Why it did not.
     pub failure: Option<Failure>,
 }
@@ -93,6 +96,9 @@ pub struct Ran {
     pub micros: u64,
     /// Whether the result can only be used on its worker.
     pub pinned: bool,
+    /// Bytes of input files it read (a CSV block, a Parquet row group).
+    #[serde(default)]
+    pub read: u64,
 }
 
 /// A failed task's status, as it crosses in a batch's reply.
@@ -316,11 +322,13 @@ impl Inner {
         running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pool.spawn(move || {
             let started = std::time::Instant::now();
+            brisk_core::take_read();
             let ran = catch_unwind(AssertUnwindSafe(|| op.run(inputs)));
+            let read = brisk_core::take_read();
             running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = done.send((ran, started.elapsed().as_micros() as u64));
+            let _ = done.send((ran, started.elapsed().as_micros() as u64, read));
         });
-        let (ran, micros) =
+        let (ran, micros, read) =
             ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?;
         let value = match ran {
             Ok(Ok(value)) => value,
@@ -335,7 +343,7 @@ impl Inner {
             }
         };
         let pinned = matches!(&value, Value::Opaque(o) if !o.is_portable());
-        let ran = Ran { nbytes: value.nbytes(), micros, pinned };
+        let ran = Ran { nbytes: value.nbytes(), micros, pinned, read };
         let victims = {
             let mut held = lock(&self.held);
             if !held.closed.contains(&task.compute) {
@@ -445,6 +453,7 @@ impl Inner {
                         nbytes: ran.nbytes,
                         micros: ran.micros,
                         pinned: ran.pinned,
+                        read: ran.read,
                         failure: None,
                     },
                     Err(status) => Done {
@@ -452,6 +461,7 @@ impl Inner {
                         nbytes: 0,
                         micros: 0,
                         pinned: false,
+                        read: 0,
                         failure: Some(Failure::from(&status)),
                     },
                 };
