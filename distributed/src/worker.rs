@@ -260,6 +260,19 @@ fn lock(held: &Held) -> std::sync::MutexGuard<'_, Results> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether `values` are all in memory and small enough (64 KiB together) to
+/// encode on a thread that answers calls.
+fn values_are_small(values: &[Stored]) -> bool {
+    let mut total = 0;
+    values.iter().all(|v| match v {
+        Stored::Memory(value) => {
+            total += value.nbytes();
+            total <= 64 << 10
+        }
+        Stored::Disk(_) => false,
+    })
+}
+
 impl Stored {
     /// The value, read back from disk if it was spilled.
     fn value(self, spill: &SpillStore) -> Result<Value, Status> {
@@ -510,12 +523,20 @@ impl Node for Inner {
                     // Encoding copies megabytes (and a spilled result is read from
                     // disk, as it is already encoded): not under the lock, nor on the
                     // threads that answer calls (a greeting must not wait for it).
+                    // Small results in memory are encoded here: handing them to
+                    // another thread costs more than encoding them.
                     let spill = self.spill.clone();
-                    let encoded = tokio::task::spawn_blocking(move || {
+                    let small = values_are_small(&values);
+                    let encode = move || {
                         values.into_iter().map(|v| v.encoded(&spill)).collect::<Result<Vec<_>, _>>()
-                    })
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))??;
+                    };
+                    let encoded = if small {
+                        encode()?
+                    } else {
+                        tokio::task::spawn_blocking(encode)
+                            .await
+                            .map_err(|e| Status::internal(e.to_string()))??
+                    };
                     let replies: Vec<_> = encoded
                         .into_iter()
                         .map(|body| Ok(arrow_flight::Result { body: body.into() }))
