@@ -186,7 +186,7 @@ fn transfer(
                 compute: 1,
                 key: Key::new("sum", [i as u32]),
                 op: Op::data(Sum).encode().expect("a data op"),
-                inputs: vec![Input { key: made(i), at: *a }],
+                inputs: vec![Input { key: made(i), at: *a, item: None }],
             };
             let conns = &conns;
             async move { conns.run(*b, &task).await }

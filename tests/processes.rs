@@ -78,12 +78,78 @@ impl OpKind for Checksum {
     }
 }
 
+/// Mixes its inputs as [`Mix`] does, into a list of `width` floats.
+#[derive(Debug, Serialize, Deserialize)]
+struct Spread {
+    salt: u64,
+    width: usize,
+    sleep_ms: u64,
+}
+
+impl OpKind for Spread {
+    const NAME: &'static str = "test.spread";
+    fn run(&self, inputs: Vec<Value>) -> brisk::core::Result<Value> {
+        let mixed = Mix { salt: self.salt, sleep_ms: self.sleep_ms }.run(inputs)?;
+        let Some(Scalar::F64(x)) = mixed.as_scalar() else { unreachable!("Mix makes a float") };
+        let items: Vec<Value> =
+            (0..self.width).map(|i| Value::from(x * (i as f64 + 1.1))).collect();
+        Ok(Value::from(items))
+    }
+}
+
+/// Item `i` of a list. On worker processes it must never run: the scheduler
+/// reads the item where it is needed instead.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pick(usize);
+
+impl OpKind for Pick {
+    const NAME: &'static str = "test.pick";
+    fn run(&self, inputs: Vec<Value>) -> brisk::core::Result<Value> {
+        if std::env::var_os("BRISK_WORKER_PROCESS").is_some() {
+            return Err(brisk::core::Error::user("a list item ran as a task on a worker"));
+        }
+        match &inputs[..] {
+            [Value::List(items)] => Ok(items[self.0].clone()),
+            _ => Err(brisk::core::Error::user("pick takes one list")),
+        }
+    }
+    fn list_item(&self) -> Option<usize> {
+        Some(self.0)
+    }
+}
+
+/// Layers of `Spread` tasks, each taking picks of items of the layer before (a
+/// shuffle); the outputs are items of the last layer's lists.
+fn shuffle_dag(seed: u64, layers: usize, width: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
+    let mut next = numbers(seed);
+    let spread = |layer: usize, i: usize| Key::new("spread", [layer as u32, i as u32]);
+    let pick =
+        |layer: usize, i: usize, j: usize| Key::new("pick", [layer as u32, i as u32, j as u32]);
+    let mut tasks = Vec::new();
+    for layer in 0..layers {
+        for i in 0..width {
+            let op = Op::data(Spread { salt: (layer * width + i) as u64, width, sleep_ms });
+            let inputs: Vec<Key> = match layer {
+                0 => vec![],
+                _ => (0..1 + next(3)).map(|_| pick(layer - 1, next(width), i)).collect(),
+            };
+            tasks.push(Task::new(spread(layer, i), op, inputs));
+            for j in 0..width {
+                tasks.push(Task::new(pick(layer, i, j), Op::data(Pick(j)), [spread(layer, i)]));
+            }
+        }
+    }
+    let outputs = (0..width).map(|i| pick(layers - 1, i, (i * 7) % width)).collect();
+    (Graph::from_tasks(tasks).unwrap(), outputs)
+}
+
 /// The salt that makes a Mix task abort its process.
 const ABORT: u64 = u64::MAX;
 
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
     registry.register::<Block>().register::<Checksum>();
+    registry.register::<Spread>().register::<Pick>();
     brisk::register_fn!(registry, readings);
     brisk::register_fn!(registry, summarize);
     brisk::register_fn!(registry, combine);
@@ -374,6 +440,36 @@ fn quick(workers: usize, threads: usize) -> Spawn {
     spawn.timing.heartbeat = Duration::from_millis(100);
     spawn.timing.death_timeout = Duration::from_millis(800);
     spawn
+}
+
+fn list_items_are_read_where_needed_and_survive_a_killed_worker() {
+    let (graph, outputs) = shuffle_dag(11, 10, 6, 0);
+    let want = Scheduler::threads(2).run(graph.clone(), &outputs).unwrap();
+    // Unfused, so that items are tasks of their own (fused, they run in their
+    // consumers).
+    let (cluster, processes) = local_with(&spawn(2, 1));
+    let got = cluster.clone().fuse(false).run(graph, &outputs).unwrap();
+    assert_eq!(bits(&got), bits(&want));
+    // Killed mid-compute, with lists and their items' readers on both workers.
+    let record = Arc::new(Record::default());
+    let (victim, _) = processes[1];
+    let (graph, outputs) = shuffle_dag(11, 10, 6, 15);
+    let cluster = cluster.callback_arc(record.clone()).fuse(false);
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while record.finished_on(1) < 60 {
+                assert!(Instant::now() < deadline, "worker 1 finished {}", record.finished_on(1));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            signal(victim, "-KILL");
+        });
+        cluster.run(graph, &outputs)
+    });
+    assert_eq!(bits(&got.unwrap()), bits(&want));
+    assert!(record.starts().values().any(|&n| n > 1), "nothing was lost");
+    drop(cluster);
+    nothing_left(&processes.iter().map(|&(_, a)| a).collect::<Vec<_>>());
 }
 
 fn a_stopped_worker_is_declared_dead_and_its_results_are_not_used() {
@@ -844,6 +940,10 @@ fn main() {
         (
             "a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed",
             a_killed_worker_loses_nothing_and_only_its_keys_are_recomputed,
+        ),
+        (
+            "list_items_are_read_where_needed_and_survive_a_killed_worker",
+            list_items_are_read_where_needed_and_survive_a_killed_worker,
         ),
         (
             "a_stopped_worker_is_declared_dead_and_its_results_are_not_used",

@@ -22,6 +22,9 @@ pub trait DataOp: Send + Sync + fmt::Debug + 'static {
     fn run(&self, inputs: Vec<Value>) -> Result<Value>;
     /// The op's parameters as bytes (MessagePack).
     fn encode_params(&self) -> Result<Vec<u8>>;
+    /// `Some(i)` when the op only takes item `i` of its one input, a list (see
+    /// [`OpKind::list_item`]).
+    fn list_item(&self) -> Option<usize>;
     /// About how many bytes running the op holds at its peak, when known before it
     /// runs (see [`OpKind::projected_bytes`]).
     fn projected_bytes(&self) -> Option<u64>;
@@ -65,6 +68,12 @@ pub trait OpKind: Serialize + DeserializeOwned + Send + Sync + fmt::Debug + 'sta
     fn projected_bytes(&self) -> Option<u64> {
         None
     }
+    /// `Some(i)` when the op only takes item `i` of its one input, a
+    /// [`Value::List`]: a scheduler that moves results between processes then
+    /// reads that item where a task needs it instead of running the op.
+    fn list_item(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<T: OpKind> DataOp for T {
@@ -78,6 +87,10 @@ impl<T: OpKind> DataOp for T {
 
     fn projected_bytes(&self) -> Option<u64> {
         OpKind::projected_bytes(self)
+    }
+
+    fn list_item(&self) -> Option<usize> {
+        OpKind::list_item(self)
     }
 
     fn encode_params(&self) -> Result<Vec<u8>> {
@@ -197,6 +210,14 @@ impl Op {
             Op::Data(d) => d.projected_bytes(),
             Op::Chain(steps) => steps.iter().filter_map(|(_, op)| op.projected_bytes()).max(),
             Op::Const(_) | Op::Local { .. } => None,
+        }
+    }
+
+    /// `Some(i)` when the op only takes item `i` of its one input, a list.
+    pub fn list_item(&self) -> Option<usize> {
+        match self {
+            Op::Data(d) => d.list_item(),
+            _ => None,
         }
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::worker::{Done, Hello, Ran, ResultId, RunTask};
+use crate::worker::{Done, Hello, Ran, ResultId, RunTask, Wanted};
 
 /// The largest gRPC message either side accepts: a task carries its constants
 /// (gRPC's default of 4 MiB would refuse a modest array), while results travel
@@ -123,7 +123,19 @@ impl Connections {
         addr: SocketAddr,
         ids: &[ResultId],
     ) -> Result<Vec<Value>, Status> {
-        let body = rmp_serde::to_vec(ids).map_err(|e| Status::internal(e.to_string()))?;
+        let wanted: Vec<Wanted> =
+            ids.iter().map(|id| Wanted { id: id.clone(), item: None }).collect();
+        self.fetch_wanted(addr, &wanted).await
+    }
+
+    /// [`fetch_many`](Self::fetch_many) of results or items of them.
+    pub(crate) async fn fetch_wanted(
+        &self,
+        addr: SocketAddr,
+        wanted: &[Wanted],
+    ) -> Result<Vec<Value>, Status> {
+        let ids = wanted;
+        let body = rmp_serde::to_vec(wanted).map_err(|e| Status::internal(e.to_string()))?;
         let action = Action { r#type: "get-many".into(), body: body.into() };
         let mut replies =
             self.client(addr).await?.do_action(action).await.map_err(flight_status(addr))?;

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::client::Connections;
-use crate::worker::{Hello, Input, Ran, ResultId, RunTask};
+use crate::worker::{Hello, Input, Ran, ResultId, RunTask, Wanted};
 
 /// How fast worker deaths are noticed and how often a task may kill its worker.
 #[derive(Clone, Copy, Debug)]
@@ -143,6 +143,9 @@ pub(crate) struct Job {
     dependents: Vec<u32>,
     outputs: Vec<u32>,
     is_output: Vec<bool>,
+    /// `Some(i)` for a task that only takes item `i` of its one input, a list:
+    /// it is not run but read where it is needed (a view).
+    items: Vec<Option<u32>>,
 }
 
 impl Job {
@@ -158,6 +161,12 @@ impl Job {
             dependents: Vec::new(),
             outputs: plan.outputs().to_vec(),
             is_output: (0..n).map(|i| plan.is_output(i)).collect(),
+            items: (0..n)
+                .map(|i| match plan.deps(i) {
+                    [_] => plan.op(i).list_item().map(|item| item as u32),
+                    _ => None,
+                })
+                .collect(),
         };
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
@@ -261,6 +270,11 @@ struct Drive {
     got: HashMap<usize, Value>,
     /// Results to free, by worker: tasks' numbers.
     to_free: HashMap<usize, Vec<usize>>,
+    /// Whether a held task is a view: an item of its input's list, read where
+    /// it is needed, never run (its list is freed after it).
+    view: Vec<bool>,
+    /// Item tasks whose list is held, to become views at the next dispatch.
+    to_view: Vec<usize>,
 }
 
 /// Runs `job` on `members` and sends what came of it to `done`; stops early,
@@ -311,6 +325,8 @@ pub(crate) async fn drive(
         pinned: vec![false; n],
         got: HashMap::new(),
         to_free: HashMap::new(),
+        view: vec![false; n],
+        to_view: Vec::new(),
         job,
     };
     for &t in &d.ready_roots {
@@ -489,6 +505,38 @@ impl Drive {
             self.left[dep] -= 1;
             self.free_if_done(dep);
         }
+        self.completed(task, worker);
+    }
+
+    /// Makes the item task `task` a view of its list's result where that is held:
+    /// done at once, nothing run. The list stays until the view is freed.
+    fn show(&mut self, task: usize) {
+        if self.state[task] != State::Ready {
+            return;
+        }
+        let list = self.job.deps(task)[0] as usize;
+        let State::Held { worker } = self.state[list] else {
+            // Lost meanwhile: what must run is worked out again.
+            self.state[task] = State::Waiting;
+            self.reconcile();
+            return;
+        };
+        self.attempts[task] += 1;
+        self.state[task] = State::Held { worker };
+        self.view[task] = true;
+        self.pinned[task] = self.pinned[list];
+        // For placement: the list's bytes shared among its items.
+        self.nbytes[task] = self.nbytes[list] / self.job.dependents(list).len().max(1) as u64;
+        for cb in &self.callbacks {
+            cb.task_started(&self.job.keys[task], worker);
+            cb.task_finished(&self.job.keys[task], worker);
+        }
+        self.completed(task, worker);
+    }
+
+    /// What follows from `task` being held on `worker`: its dependents' inputs,
+    /// and its fetch if it is an output.
+    fn completed(&mut self, task: usize, worker: usize) {
         for i in self.job.dependent_start[task]..self.job.dependent_start[task + 1] {
             let next = self.job.dependents[i as usize] as usize;
             // Only a waiting task counts its inputs: one computed again after a
@@ -590,9 +638,14 @@ impl Drive {
         }
     }
 
-    /// Queues a task whose inputs are all held.
+    /// Queues a task whose inputs are all held (an item of a list that is not
+    /// itself a view is shown as a view instead, at the next dispatch).
     fn make_ready(&mut self, task: usize) {
         self.state[task] = State::Ready;
+        if self.job.items[task].is_some() && !self.view[self.job.deps(task)[0] as usize] {
+            self.to_view.push(task);
+            return;
+        }
         match self.job.deps(task).is_empty() {
             true => self.ready_roots.insert(task),
             false => self.ready.insert(task),
@@ -642,7 +695,10 @@ impl Drive {
                     self.unslot(task, w);
                     self.state[task] = State::Waiting;
                 }
-                State::Held { worker: w } if w == worker => self.state[task] = State::Gone,
+                State::Held { worker: w } if w == worker => {
+                    self.state[task] = State::Gone;
+                    self.view[task] = false;
+                }
                 _ => {}
             }
         }
@@ -674,9 +730,14 @@ impl Drive {
         }
         self.ready.clear();
         self.ready_roots.clear();
+        self.to_view.clear();
         for t in 0..n {
+            // A held view keeps its list until it is freed itself.
             let pending = |d: &u32| {
-                must[*d as usize] || matches!(self.state[*d as usize], State::Running { .. })
+                let d = *d as usize;
+                must[d]
+                    || matches!(self.state[d], State::Running { .. })
+                    || (self.view[d] && matches!(self.state[d], State::Held { .. }))
             };
             self.left[t] = self.job.dependents(t).iter().filter(|d| pending(d)).count() as u32;
             if must[t] {
@@ -701,6 +762,13 @@ impl Drive {
             return;
         }
         self.state[task] = State::Gone;
+        if std::mem::take(&mut self.view[task]) {
+            // Nothing of its own to free: its list may go now.
+            let list = self.job.deps(task)[0] as usize;
+            self.left[list] = self.left[list].saturating_sub(1);
+            self.free_if_done(list);
+            return;
+        }
         self.workers[worker].held -= self.nbytes[task];
         self.to_free.entry(worker).or_default().push(task);
     }
@@ -723,6 +791,9 @@ impl Drive {
     /// tasks with inputs before roots (they consume results; roots make more):
     /// one batch per worker.
     fn dispatch(&mut self) {
+        while let Some(task) = self.to_view.pop() {
+            self.show(task);
+        }
         let mut batches: HashMap<usize, Batch> = HashMap::new();
         for roots in [false, true] {
             // A task that cannot go now (its pinned input's worker is full) is
@@ -778,10 +849,19 @@ impl Drive {
             .deps(task)
             .iter()
             .map(|&d| {
-                let State::Held { worker: at } = self.state[d as usize] else {
+                let d = d as usize;
+                let State::Held { worker: at } = self.state[d] else {
                     unreachable!("a ready task's inputs are held")
                 };
-                Input { key: self.job.keys[d as usize].clone(), at: self.workers[at].member.addr }
+                let at = self.workers[at].member.addr;
+                match self.view[d] {
+                    true => Input {
+                        key: self.job.keys[self.job.deps(d)[0] as usize].clone(),
+                        at,
+                        item: self.job.items[d],
+                    },
+                    false => Input { key: self.job.keys[d].clone(), at, item: None },
+                }
             })
             .collect();
         let run = RunTask {
@@ -876,6 +956,18 @@ impl Drive {
             (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
         let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
         let attempt = self.attempts[task];
+        if self.view[task] {
+            let list = self.job.keys[self.job.deps(task)[0] as usize].clone();
+            let wanted = [Wanted {
+                id: ResultId { compute: self.job.compute, key: list },
+                item: self.job.items[task],
+            }];
+            tokio::spawn(async move {
+                let result = conns.fetch_wanted(addr, &wanted).await.map(|mut v| v.remove(0));
+                let _ = tx.send(Event::Fetched { task, attempt, result });
+            });
+            return;
+        }
         tokio::spawn(async move {
             let result = conns.fetch(addr, &id).await;
             let _ = tx.send(Event::Fetched { task, attempt, result });

@@ -51,6 +51,30 @@ pub struct Input {
     pub key: Key,
     /// The address of a worker holding it.
     pub at: SocketAddr,
+    /// `Some(i)` when the task takes item `i` of that result, a list.
+    #[serde(default)]
+    pub item: Option<u32>,
+}
+
+/// A result, or one item of it (a list), as a peer asks for it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Wanted {
+    pub id: ResultId,
+    pub item: Option<u32>,
+}
+
+/// Item `item` of `value`, a list; `value` itself when `item` is `None`.
+pub(crate) fn pick(value: Value, item: Option<u32>, key: &Key) -> Result<Value, Status> {
+    let Some(i) = item else { return Ok(value) };
+    match value {
+        Value::List(items) => items.get(i as usize).cloned().ok_or_else(|| {
+            Status::out_of_range(format!("{key} has {} items, not {}", items.len(), i + 1))
+        }),
+        other => Err(Status::invalid_argument(format!(
+            "{key} is a {}, not a list to take item {i} of",
+            other.kind()
+        ))),
+    }
 }
 
 /// A task sent to a worker: its key, its op (the bytes of `Op::encode`) and its
@@ -394,7 +418,7 @@ impl Inner {
     async fn gather(&self, task: &RunTask) -> Result<Vec<Value>, Status> {
         let id = |key: &Key| ResultId { compute: task.compute, key: key.clone() };
         let mut inputs: Vec<Option<Value>> = vec![None; task.inputs.len()];
-        let mut remote: HashMap<SocketAddr, (Vec<usize>, Vec<ResultId>)> = HashMap::new();
+        let mut remote: HashMap<SocketAddr, (Vec<usize>, Vec<Wanted>)> = HashMap::new();
         let mut on_disk = Vec::new();
         {
             let held = lock(&self.held);
@@ -405,18 +429,20 @@ impl Inner {
                         failure(tonic::Code::NotFound, &format!("missing {}", self.addr), message)
                     })?;
                     match stored {
-                        Stored::Memory(value) => inputs[i] = Some(value),
-                        disk => on_disk.push((i, disk)),
+                        Stored::Memory(value) => {
+                            inputs[i] = Some(pick(value, input.item, &input.key)?);
+                        }
+                        disk => on_disk.push((i, disk, input.item, input.key.clone())),
                     }
                 } else {
-                    let (places, ids) = remote.entry(input.at).or_default();
+                    let (places, wanted) = remote.entry(input.at).or_default();
                     places.push(i);
-                    ids.push(id(&input.key));
+                    wanted.push(Wanted { id: id(&input.key), item: input.item });
                 }
             }
         }
-        let fetches = remote.into_iter().map(|(at, (places, ids))| async move {
-            let values = self.peers.fetch_many(at, &ids).await.map_err(|e| {
+        let fetches = remote.into_iter().map(|(at, (places, wanted))| async move {
+            let values = self.peers.fetch_wanted(at, &wanted).await.map_err(|e| {
                 self.peers.forget(at);
                 let message = format!("task {}: inputs from {at}: {}", task.key, e.message());
                 failure(e.code(), &format!("missing {at}"), message)
@@ -428,7 +454,7 @@ impl Inner {
             let read = tokio::task::spawn_blocking(move || {
                 on_disk
                     .into_iter()
-                    .map(|(i, stored)| Ok((i, stored.value(&spill)?)))
+                    .map(|(i, stored, item, key)| Ok((i, pick(stored.value(&spill)?, item, &key)?)))
                     .collect::<Result<Vec<_>, Status>>()
             });
             let read = read.await.map_err(|e| Status::internal(e.to_string()))??;
@@ -491,7 +517,10 @@ impl Node for Inner {
         ("hello", "the worker's version, ops, threads, memory limit and epoch"),
         ("run", "run a task and keep its result"),
         ("run-batch", "run tasks, one reply per task as it finishes"),
-        ("get-many", "results in Brisk's value codec, one reply each (between workers)"),
+        (
+            "get-many",
+            "results (or items of them) in Brisk's value codec, one reply each (between workers)",
+        ),
         ("free", "drop results"),
         ("free-compute", "drop a compute's results"),
     ];
@@ -509,16 +538,31 @@ impl Node for Inner {
                     rmp_serde::to_vec(&hello)
                 }
                 "get-many" => {
-                    let ids: Vec<ResultId> = decode_body("result list", &action.body)?;
+                    let wanted: Vec<Wanted> = decode_body("result list", &action.body)?;
                     let values = {
                         let held = lock(&self.held);
-                        let value = |id: &ResultId| {
-                            held.values.get(id).cloned().ok_or_else(|| {
+                        let value = |w: &Wanted| {
+                            let stored = held.values.get(&w.id).cloned().ok_or_else(|| {
                                 let addr = self.addr;
-                                Status::not_found(format!("no result {} on worker {addr}", id.key))
-                            })
+                                Status::not_found(format!(
+                                    "no result {} on worker {addr}",
+                                    w.id.key
+                                ))
+                            })?;
+                            // An item is taken out of its list, from memory or disk.
+                            match (w.item, stored) {
+                                (None, stored) => Ok(stored),
+                                (item, Stored::Memory(v)) => {
+                                    Ok(Stored::Memory(pick(v, item, &w.id.key)?))
+                                }
+                                (item, disk) => Ok(Stored::Memory(pick(
+                                    disk.value(&self.spill)?,
+                                    item,
+                                    &w.id.key,
+                                )?)),
+                            }
                         };
-                        ids.iter().map(value).collect::<Result<Vec<Stored>, Status>>()?
+                        wanted.iter().map(value).collect::<Result<Vec<Stored>, Status>>()?
                     };
                     // Encoding copies megabytes (and a spilled result is read from
                     // disk, as it is already encoded): not under the lock, nor on the

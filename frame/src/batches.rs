@@ -74,6 +74,10 @@ pub(crate) struct Item {
 impl OpKind for Item {
     const NAME: &'static str = "frame.item";
 
+    fn list_item(&self) -> Option<usize> {
+        Some(self.index)
+    }
+
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         match inputs.first() {
             Some(Value::List(items)) => items.get(self.index).cloned().ok_or_else(|| {
