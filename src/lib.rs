@@ -171,8 +171,16 @@ pub trait Processes: Sized {
 
     /// The cluster of the scheduler process at `addr` (`brisk scheduler`, with
     /// workers from `brisk worker` or a program calling [`worker_if_asked`]):
-    /// checked for Brisk's version and this program's ops.
+    /// checked for Brisk's version and this program's ops. The cluster's token
+    /// or certificates come from the environment (`BRISK_TOKEN`,
+    /// `BRISK_TLS_CA`/`_CERT`/`_KEY`) when set.
     fn connect(addr: std::net::SocketAddr) -> scheduler::Result<Self>;
+
+    /// [`connect`](Self::connect) proving itself with `security`.
+    fn connect_with(
+        addr: std::net::SocketAddr,
+        security: distributed::Security,
+    ) -> scheduler::Result<Self>;
 }
 
 impl Processes for Scheduler {
@@ -187,8 +195,18 @@ impl Processes for Scheduler {
     }
 
     fn connect(addr: std::net::SocketAddr) -> scheduler::Result<Self> {
-        let remote =
-            distributed::Remote::connect(addr, &ops()).map_err(scheduler::Error::Backend)?;
+        let security = distributed::Security::from_env()
+            .map_err(|e| scheduler::Error::Backend(scheduler::BackendError::Cluster(e)))?;
+        Self::connect_with(addr, security)
+    }
+
+    fn connect_with(
+        addr: std::net::SocketAddr,
+        security: distributed::Security,
+    ) -> scheduler::Result<Self> {
+        let timing = distributed::Timing::default();
+        let remote = distributed::Remote::connect_with(addr, &ops(), timing, security)
+            .map_err(scheduler::Error::Backend)?;
         Ok(Scheduler::backend(std::sync::Arc::new(remote)))
     }
 }

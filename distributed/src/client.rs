@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::security::Security;
 use crate::worker::{Done, Hello, Ran, ResultId, RunTask, Wanted};
 
 /// The largest gRPC message either side accepts: a task carries its constants
@@ -47,16 +48,49 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Connections {
     open: Mutex<HashMap<SocketAddr, FlightServiceClient<Channel>>>,
+    /// The token every call carries, the TLS every connection uses.
+    security: Security,
 }
 
 impl Connections {
+    /// Connections that prove themselves with `security` (the default: with
+    /// nothing, as loopback servers without a token accept).
+    pub fn new(security: Security) -> Connections {
+        Connections { open: Mutex::default(), security }
+    }
+
     /// A client of the worker at `addr`, on the kept connection or a new one.
     pub async fn client(&self, addr: SocketAddr) -> Result<FlightClient, Status> {
-        if let Some(inner) = self.lock().get(&addr) {
-            return Ok(FlightClient::new_from_inner(inner.clone()));
+        let kept = self.lock().get(&addr).cloned();
+        let inner = match kept {
+            Some(inner) => inner,
+            None => self.connect(addr).await?,
+        };
+        let mut client = FlightClient::new_from_inner(inner);
+        if let Some(authorization) = self.security.authorization() {
+            client
+                .add_header("authorization", &authorization)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?
+        Ok(client)
+    }
+
+    /// Whether these connections use TLS.
+    pub(crate) fn has_tls(&self) -> bool {
+        self.security.has_tls()
+    }
+
+    /// Opens a connection to `addr` and keeps it.
+    async fn connect(&self, addr: SocketAddr) -> Result<FlightServiceClient<Channel>, Status> {
+        let scheme = if self.security.has_tls() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let Some(tls) = self.security.client_tls(addr) {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Status::invalid_argument(format!("TLS for {addr}: {e}")))?;
+        }
+        let channel = endpoint
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT)
             // A worker stopped (SIGSTOP, a cut link) fails the calls waiting on it
@@ -70,12 +104,14 @@ impl Connections {
             .max_frame_size(Some(FRAME_SIZE))
             .connect()
             .await
-            .map_err(|e| Status::unavailable(format!("worker {addr}: {e}")))?;
+            .map_err(|e| {
+                Status::unavailable(format!("cannot connect to {addr}: {}", with_causes(&e)))
+            })?;
         let inner = FlightServiceClient::new(channel)
             .max_decoding_message_size(MESSAGE_LIMIT)
             .max_encoding_message_size(MESSAGE_LIMIT);
         self.lock().insert(addr, inner.clone());
-        Ok(FlightClient::new_from_inner(inner))
+        Ok(inner)
     }
 
     /// Drops the connection to `addr` (after it failed): the next call reconnects.
@@ -225,11 +261,36 @@ impl Connections {
     }
 }
 
+/// An error and the errors under it, `outer: inner: ...` (a transport error
+/// alone says only "transport error").
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    text
+}
+
 /// A Flight error as the gRPC status it carries (or an internal one naming `addr`).
 pub(crate) fn flight_status(
     addr: SocketAddr,
 ) -> impl Fn(arrow_flight::error::FlightError) -> Status {
     move |e| match e {
+        // A connection that failed under the call (TLS refused, a reset) says
+        // only "transport error" unless its causes are told.
+        arrow_flight::error::FlightError::Tonic(status)
+            if std::error::Error::source(status.as_ref()).is_some() =>
+        {
+            let causes = std::error::Error::source(status.as_ref()).map(with_causes);
+            let mut told = Status::new(
+                status.code(),
+                format!("{}: {}", status.message(), causes.unwrap_or_default()),
+            );
+            *told.metadata_mut() = status.metadata().clone();
+            told
+        }
         arrow_flight::error::FlightError::Tonic(status) => *status,
         other => Status::internal(format!("worker {addr}: {other}")),
     }

@@ -1,18 +1,22 @@
 //! A cluster as a [`Backend`] of Brisk's `Scheduler`: the workers it knows, one
 //! connection to each, and the driver that runs each compute on them.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
 use futures::FutureExt;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Connections, client_runtime};
 use crate::driver::{Job, Member, Timing, drive};
-use crate::worker::{VERSION, function_names, registry_fingerprint};
+use crate::security::Security;
+use crate::worker::{Hello, VERSION, function_names, registry_fingerprint};
 
 /// Workers reached by address, running the computes of a `Scheduler` made with
 /// [`Scheduler::backend`](brisk_scheduler::Scheduler::backend).
@@ -26,6 +30,30 @@ pub struct Cluster {
     on_death: Box<dyn Fn(SocketAddr) + Send + Sync>,
     /// The registered functions the workers run (checked at the handshake).
     functions: std::collections::HashSet<String>,
+    /// What each worker last said and when (kept by [`watch`](Self::watch)).
+    heard: Mutex<HashMap<SocketAddr, Heard>>,
+    /// The epochs of workers declared dead: refused if they come back.
+    dead: Mutex<HashSet<u64>>,
+}
+
+/// A worker's last greeting and when it came.
+#[derive(Clone)]
+struct Heard {
+    hello: Hello,
+    at: Instant,
+}
+
+/// A worker as the scheduler sees it: its last greeting (threads, memory
+/// limit, tasks running, results and bytes held and spilled, bytes sent and
+/// received) and how long ago it came.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Where it is reached.
+    pub addr: SocketAddr,
+    /// What it said when last greeted.
+    pub hello: Hello,
+    /// Milliseconds since it last answered a greeting.
+    pub since_heard_ms: u64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -37,13 +65,14 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Connects to the workers at `addrs` and checks each runs this version of
     /// Brisk with the ops of `registry` (the handshake): a mismatch is an error
-    /// naming the worker.
+    /// naming the worker. Every call proves itself with `security`.
     pub fn connect(
         addrs: &[SocketAddr],
         registry: &OpRegistry,
         timing: Timing,
+        security: Security,
     ) -> Result<Cluster, BackendError> {
-        let mut cluster = Cluster::new(timing)?;
+        let mut cluster = Cluster::new(timing, security)?;
         cluster.functions = function_names(registry);
         let ops = registry_fingerprint(registry);
         for &addr in addrs {
@@ -53,16 +82,18 @@ impl Cluster {
     }
 
     /// A cluster with no worker yet ([`add`](Self::add) them).
-    pub(crate) fn new(timing: Timing) -> Result<Cluster, BackendError> {
+    pub(crate) fn new(timing: Timing, security: Security) -> Result<Cluster, BackendError> {
         Ok(Cluster {
             runtime: Some(client_runtime(2)?),
-            conns: Arc::new(Connections::default()),
+            conns: Arc::new(Connections::new(security)),
             members: Mutex::new(Vec::new()),
             timing,
             // Apart from any other client's computes on the same workers.
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             on_death: Box::new(|_| {}),
             functions: Default::default(),
+            heard: Mutex::default(),
+            dead: Mutex::default(),
         })
     }
 
@@ -70,6 +101,30 @@ impl Cluster {
     /// the same address): its version must be this one's, and its ops `ops`
     /// when given.
     pub(crate) fn add(&self, addr: SocketAddr, ops: Option<u64>) -> Result<(), BackendError> {
+        let hello = self.greet(addr)?;
+        if let Some(ops) = ops.filter(|&ops| ops != hello.ops) {
+            return Err(BackendError::Cluster(format!(
+                "worker {addr} knows other ops than this program (fingerprint {:016x}, here {ops:016x}): start workers from the same program, with the same ops registered",
+                hello.ops
+            )));
+        }
+        self.admit(addr, hello);
+        Ok(())
+    }
+
+    /// A worker asking to join: added unless it was declared dead (then
+    /// `false`: it must drop what it holds and greet with a new epoch).
+    pub(crate) fn join(&self, addr: SocketAddr) -> Result<bool, BackendError> {
+        let hello = self.greet(addr)?;
+        if self.lock_dead().contains(&hello.epoch) {
+            return Ok(false);
+        }
+        self.admit(addr, hello);
+        Ok(true)
+    }
+
+    /// What the worker at `addr` says of itself, checked for this version.
+    fn greet(&self, addr: SocketAddr) -> Result<Hello, BackendError> {
         let (conns, timeout) = (self.conns.clone(), self.timing.death_timeout);
         let hello = self.wait(async move {
             match tokio::time::timeout(timeout, conns.hello(addr)).await {
@@ -85,12 +140,11 @@ impl Cluster {
                 hello.version
             )));
         }
-        if let Some(ops) = ops.filter(|&ops| ops != hello.ops) {
-            return Err(BackendError::Cluster(format!(
-                "worker {addr} knows other ops than this program (fingerprint {:016x}, here {ops:016x}): start workers from the same program, with the same ops registered",
-                hello.ops
-            )));
-        }
+        Ok(hello)
+    }
+
+    /// Adds the worker at `addr` that greeted with `hello`.
+    fn admit(&self, addr: SocketAddr, hello: Hello) {
         let member = Member {
             addr,
             threads: hello.threads,
@@ -98,12 +152,99 @@ impl Cluster {
             epoch: hello.epoch,
             ops: hello.ops,
         };
+        self.lock_heard().insert(addr, Heard { hello, at: Instant::now() });
         let mut members = self.lock();
         match members.iter_mut().find(|m| m.addr == addr) {
             Some(known) => *known = member,
             None => members.push(member),
         }
-        Ok(())
+    }
+
+    /// Each worker, as last heard.
+    pub(crate) fn status(&self) -> Vec<WorkerStatus> {
+        let heard = self.lock_heard();
+        self.lock()
+            .iter()
+            .filter_map(|m| {
+                let h = heard.get(&m.addr)?;
+                Some(WorkerStatus {
+                    addr: m.addr,
+                    hello: h.hello.clone(),
+                    since_heard_ms: h.at.elapsed().as_millis() as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Greets every worker each heartbeat, between computes too, until the
+    /// cluster is dropped: keeps what they say ([`status`](Self::status)), and
+    /// declares dead one that has not answered for the death timeout (or
+    /// answers with another epoch: it started anew and registers again).
+    pub(crate) fn watch(self: &Arc<Self>) {
+        let cluster = Arc::downgrade(self);
+        let Timing { heartbeat, death_timeout, .. } = self.timing;
+        self.runtime().spawn(async move {
+            loop {
+                tokio::time::sleep(heartbeat).await;
+                let Some(cluster) = cluster.upgrade() else { return };
+                let greetings = cluster.members().into_iter().map(|m| {
+                    let conns = cluster.conns.clone();
+                    async move {
+                        let hello = tokio::time::timeout(death_timeout, conns.hello(m.addr)).await;
+                        (m, hello.ok().and_then(Result::ok))
+                    }
+                });
+                for (member, hello) in futures::future::join_all(greetings).await {
+                    cluster.heard(member, hello, death_timeout);
+                }
+            }
+        });
+    }
+
+    /// Notes `member`'s answer to a greeting (`None`: none came).
+    fn heard(&self, member: Member, hello: Option<Hello>, death_timeout: std::time::Duration) {
+        let addr = member.addr;
+        let why = match hello {
+            Some(hello) if hello.epoch == member.epoch => {
+                self.lock_heard().insert(addr, Heard { hello, at: Instant::now() });
+                return;
+            }
+            Some(_) => "it started anew".to_string(),
+            None => {
+                let last = self.lock_heard().get(&addr).map(|h| h.at);
+                if last.is_some_and(|at| at.elapsed() < death_timeout) {
+                    return;
+                }
+                format!("no answer for {death_timeout:?}")
+            }
+        };
+        self.declare_dead(&[member]);
+        // Not eprintln!, which panics when stderr is closed.
+        let line = format!("brisk scheduler: worker {addr} declared dead: {why}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
+
+    /// Takes `members` off the cluster; their epochs are refused from now on.
+    fn declare_dead(&self, members: &[Member]) {
+        self.lock_dead().extend(members.iter().map(|m| m.epoch));
+        let mut heard = self.lock_heard();
+        self.lock().retain(|m| {
+            let dead = members.iter().any(|d| d.addr == m.addr && d.epoch == m.epoch);
+            if dead {
+                heard.remove(&m.addr);
+            }
+            !dead
+        });
+        drop(heard);
+        members.iter().for_each(|m| (self.on_death)(m.addr));
+    }
+
+    fn lock_heard(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Heard>> {
+        self.heard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_dead(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.dead.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The workers and what they said when they joined.
@@ -190,7 +331,7 @@ impl Cluster {
         let (done, outcome) = std::sync::mpsc::sync_channel(1);
         self.runtime().spawn(drive(
             job,
-            members,
+            members.clone(),
             self.timing,
             self.conns.clone(),
             callbacks.to_vec(),
@@ -201,8 +342,9 @@ impl Cluster {
             BackendError::Cluster("the compute's driver ended without an answer".into())
         })?;
         if !outcome.dead.is_empty() {
-            self.lock().retain(|m| !outcome.dead.contains(&m.addr));
-            outcome.dead.iter().for_each(|&addr| (self.on_death)(addr));
+            let dead: Vec<Member> =
+                members.into_iter().filter(|m| outcome.dead.contains(&m.addr)).collect();
+            self.declare_dead(&dead);
         }
         outcome.values
     }

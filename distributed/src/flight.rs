@@ -12,11 +12,13 @@ use arrow_flight::{
 };
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::client::{CONNECTION_WINDOW, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW};
+use crate::client::{CONNECTION_WINDOW, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW, with_causes};
+use crate::security::Security;
 
 /// The replies to an action.
 pub(crate) type Replies = BoxStream<'static, Result<arrow_flight::Result, Status>>;
@@ -139,11 +141,16 @@ pub(crate) struct Serving {
 
 impl Serving {
     /// Serves the node `node` makes (knowing its address) on `listen` (port 0
-    /// picks a free port).
+    /// picks a free port), to callers that prove themselves as `security`
+    /// asks. Outside loopback, `security` must ask for something.
     pub(crate) fn start<N: Node>(
         listen: SocketAddr,
+        security: &Security,
         node: impl FnOnce(SocketAddr) -> N,
     ) -> std::io::Result<Serving> {
+        security
+            .check_listen(N::KIND, listen)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(format!("brisk-{}-io", N::KIND))
@@ -154,22 +161,30 @@ impl Serving {
             TcpIncoming::bind(listen)?.with_nodelay(Some(true))
         };
         let addr = incoming.local_addr()?;
-        let service = Service(Arc::new(node(addr)));
+        let service = FlightServiceServer::new(Service(Arc::new(node(addr))))
+            .max_decoding_message_size(MESSAGE_LIMIT)
+            .max_encoding_message_size(MESSAGE_LIMIT);
+        // Every call, whatever it is, passes the token check first.
+        let (gate, server) = (security.clone(), format!("brisk {} {addr}", N::KIND));
+        let service = InterceptedService::new(service, move |request| gate.admit(&server, request));
+        let mut builder = Server::builder();
+        if let Some(tls) = security.server_tls() {
+            builder = builder.tls_config(tls).map_err(|e| {
+                let message = format!("TLS: {}", with_causes(&e));
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
+            })?;
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let name = format!("brisk-{}-{addr}", N::KIND);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             runtime.block_on(async move {
-                let server = Server::builder()
+                let server = builder
                     // Results are megabytes: windows of gRPC's 64 KiB default
                     // would cost a round trip every 64 KiB.
                     .initial_stream_window_size(Some(STREAM_WINDOW))
                     .initial_connection_window_size(Some(CONNECTION_WINDOW))
                     .max_frame_size(Some(FRAME_SIZE))
-                    .add_service(
-                        FlightServiceServer::new(service)
-                            .max_decoding_message_size(MESSAGE_LIMIT)
-                            .max_encoding_message_size(MESSAGE_LIMIT),
-                    )
+                    .add_service(service)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stopped.await;
                     });

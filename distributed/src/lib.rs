@@ -19,11 +19,15 @@ mod driver;
 mod flight;
 mod local;
 mod scheduler;
+mod security;
 mod worker;
 
 pub use client::Connections;
-pub use cluster::Cluster;
+pub use cluster::{Cluster, WorkerStatus};
 pub use driver::Timing;
 pub use local::{LocalCluster, Spawn, worker_if_asked};
-pub use scheduler::{Remote, SchedulerHello, SchedulerServer, serve_worker};
-pub use worker::{Hello, Input, Ran, ResultId, RunTask, Worker, registry_fingerprint};
+pub use scheduler::{Remote, SchedulerHello, SchedulerServer, scheduler_status, serve_worker};
+pub use security::{Security, TLS_VARS, TOKEN_VAR};
+pub use worker::{
+    Hello, Input, Ran, ResultId, RunTask, Worker, WorkerOptions, registry_fingerprint,
+};

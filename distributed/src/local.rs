@@ -17,7 +17,7 @@ use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
 
-use crate::{Cluster, Timing, Worker};
+use crate::{Cluster, Security, Timing, Worker, WorkerOptions};
 
 /// Set in a worker process's environment: `LISTEN_ADDR THREADS MEMORY_LIMIT`.
 const WORKER_ENV: &str = "BRISK_WORKER_PROCESS";
@@ -62,7 +62,8 @@ fn serve(spec: &str, registry: OpRegistry) -> Result<(), String> {
     let listen: SocketAddr = listen.parse().map_err(|_| bad())?;
     let threads: usize = threads.parse().map_err(|_| bad())?;
     let memory: u64 = memory.parse().map_err(|_| bad())?;
-    let worker = Worker::start(listen, registry, threads, memory)
+    // On loopback, started by its cluster: no token.
+    let worker = Worker::start(&WorkerOptions::new(listen, threads, memory), registry)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{LISTENING} {}", worker.addr())
@@ -207,11 +208,13 @@ impl LocalCluster {
             addrs.push(addr);
         }
         let on_death = processes.clone();
-        let cluster = Cluster::connect(&addrs, registry, spawn.timing)?.on_death(move |addr| {
-            if let Some(p) = lock(&on_death).iter_mut().find(|p| p.addr == Some(addr)) {
-                p.end();
-            }
-        });
+        let cluster = Cluster::connect(&addrs, registry, spawn.timing, Security::none())?.on_death(
+            move |addr| {
+                if let Some(p) = lock(&on_death).iter_mut().find(|p| p.addr == Some(addr)) {
+                    p.end();
+                }
+            },
+        );
         local.cluster = Some(cluster);
         Ok(local)
     }

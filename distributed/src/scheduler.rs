@@ -11,7 +11,7 @@
 //! - `compute`: a plan ([`Job`]) and the client's op fingerprint; one reply per
 //!   output, in order, in Brisk's value codec.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,19 +27,20 @@ use serde::{Deserialize, Serialize};
 use tonic::Status;
 
 use crate::client::{Connections, client_runtime, decode_body, flight_status};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, WorkerStatus};
 use crate::driver::{Job, Timing};
 use crate::flight::{Node, Replies, Serving, one_reply};
+use crate::security::Security;
 use crate::worker::{VERSION, failure, registry_fingerprint};
-use crate::{Hello, Worker};
+use crate::{Worker, WorkerOptions};
 
 /// What a scheduler says of itself: its version and its workers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SchedulerHello {
     /// Brisk's version.
     pub version: String,
-    /// Each worker's address and greeting.
-    pub workers: Vec<(SocketAddr, Hello)>,
+    /// Each worker: its address, its last greeting, and how long ago it came.
+    pub workers: Vec<WorkerStatus>,
 }
 
 /// A plan sent to the scheduler.
@@ -101,32 +102,28 @@ impl Node for Hub {
         async move {
             let cluster = self.cluster.clone();
             match action.r#type.as_str() {
-                "hello" => one_reply(&SchedulerHello {
-                    version: VERSION.into(),
-                    workers: cluster
-                        .members()
-                        .into_iter()
-                        .map(|m| {
-                            let hello = Hello {
-                                version: VERSION.into(),
-                                ops: m.ops,
-                                threads: m.threads,
-                                memory_limit: m.memory_limit,
-                                epoch: m.epoch,
-                                ..Hello::default()
-                            };
-                            (m.addr, hello)
-                        })
-                        .collect(),
-                }),
+                "hello" => {
+                    one_reply(&SchedulerHello { version: VERSION.into(), workers: cluster.status() })
+                }
                 "register" => {
                     let addr: SocketAddr = decode_body("worker address", &action.body)?;
                     let known = cluster.members().iter().any(|m| m.addr == addr);
                     if !known {
-                        blocking(move || cluster.add(addr, None)).await?;
+                        let joined = blocking(move || cluster.join(addr)).await?;
+                        let said = match joined {
+                            true => format!("worker {addr} joined"),
+                            false => format!("worker {addr} came back after it was declared dead: it starts anew"),
+                        };
                         // Not eprintln!, which panics when stderr is closed.
-                        let line = format!("brisk scheduler: worker {addr} joined\n");
+                        let line = format!("brisk scheduler: {said}\n");
                         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                        if !joined {
+                            return Err(failure(
+                                tonic::Code::FailedPrecondition,
+                                STALE,
+                                format!("worker {addr} was declared dead: its results were recomputed elsewhere; drop them and register as new"),
+                            ));
+                        }
                     }
                     one_reply(&())
                 }
@@ -211,12 +208,22 @@ pub struct SchedulerServer {
 }
 
 impl SchedulerServer {
-    /// Starts a scheduler listening on `listen` (port 0 picks a free port).
-    pub fn start(listen: SocketAddr, timing: Timing) -> Result<SchedulerServer, BackendError> {
-        let cluster = Arc::new(Cluster::new(timing)?);
+    /// Starts a scheduler listening on `listen` (port 0 picks a free port),
+    /// requiring of its callers, and giving its workers, what `security` says.
+    pub fn start(
+        listen: SocketAddr,
+        timing: Timing,
+        security: &Security,
+    ) -> Result<SchedulerServer, BackendError> {
+        let cluster = Arc::new(Cluster::new(timing, security.clone())?);
+        cluster.watch();
         let hub = Hub { cluster: cluster.clone() };
-        let serving = Serving::start(listen, |_| hub)
-            .map_err(|e| BackendError::Cluster(format!("cannot listen on {listen}: {e}")))?;
+        let serving = Serving::start(listen, security, |_| hub).map_err(|e| {
+            BackendError::Cluster(match e.kind() {
+                std::io::ErrorKind::PermissionDenied => e.to_string(),
+                _ => format!("cannot listen on {listen}: {e}"),
+            })
+        })?;
         Ok(SchedulerServer { serving, _cluster: cluster })
     }
 
@@ -224,32 +231,49 @@ impl SchedulerServer {
     pub fn addr(&self) -> SocketAddr {
         self.serving.addr()
     }
+
+    /// Its workers as last heard (each heartbeat): memory held and spilled,
+    /// tasks running, bytes sent and received, when each last answered.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self._cluster.status()
+    }
 }
+
+/// The failure kind of a registration refused because the worker was declared
+/// dead (it must start anew).
+const STALE: &str = "declared-dead";
 
 /// How long a starting worker tries to reach its scheduler.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs a worker registered with the scheduler at `scheduler` until `stop` is
-/// set: it registers at once (an error if the scheduler cannot be reached
-/// within [`REGISTER_TIMEOUT`]),
+/// Runs a worker started as `options` say, registered with the scheduler at
+/// `scheduler`, until `stop` is set: it registers at once (an error if the
+/// scheduler cannot be reached within [`REGISTER_TIMEOUT`], or refuses it),
 /// then every second, so a restarted scheduler finds it again. `started` hears
-/// the worker's address.
+/// the worker's address. A worker listening on every interface (`0.0.0.0`)
+/// with no contact address is reached at the address it reaches the scheduler
+/// from.
 pub fn serve_worker(
     scheduler: SocketAddr,
-    listen: SocketAddr,
+    options: &WorkerOptions,
     registry: OpRegistry,
-    threads: usize,
-    memory_limit: u64,
     stop: &AtomicBool,
     started: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    let worker = Worker::start(listen, registry, threads, memory_limit)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let mut options = options.clone();
+    if options.listen.ip().is_unspecified() && options.contact.is_none() {
+        options.contact = Some(route_to(scheduler)?);
+    }
+    let listen = options.listen;
+    let worker = Worker::start(&options, registry).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => e.to_string(),
+        _ => format!("cannot listen on {listen}: {e}"),
+    })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let conns = Connections::default();
+    let conns = Connections::new(options.security.clone());
     let register = || -> Result<(), Status> {
         runtime.block_on(conns.action(scheduler, "register", &worker.addr()))
     };
@@ -257,6 +281,18 @@ pub fn serve_worker(
     let deadline = std::time::Instant::now() + REGISTER_TIMEOUT;
     while let Err(e) = register() {
         conns.forget(scheduler);
+        if is_stale(&e) {
+            renew(&worker, scheduler);
+            continue;
+        }
+        // Refused (a token or certificate the scheduler does not accept): trying
+        // again cannot help.
+        if e.code() == tonic::Code::Unauthenticated {
+            return Err(format!(
+                "the scheduler at {scheduler} refused this worker: {}",
+                e.message()
+            ));
+        }
         if std::time::Instant::now() > deadline {
             return Err(format!(
                 "cannot register with the scheduler at {scheduler} (tried for {REGISTER_TIMEOUT:?}): {}",
@@ -270,11 +306,69 @@ pub fn serve_worker(
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         ticks += 1;
-        if ticks.is_multiple_of(5) && register().is_err() {
+        if ticks.is_multiple_of(5)
+            && let Err(e) = register()
+        {
             conns.forget(scheduler);
+            if is_stale(&e) {
+                renew(&worker, scheduler);
+            }
         }
     }
     Ok(())
+}
+
+/// What the scheduler at `addr` says of itself and of its workers, as it last
+/// heard them (any program may ask: its ops are not checked).
+pub fn scheduler_status(
+    addr: SocketAddr,
+    security: Security,
+) -> Result<SchedulerHello, BackendError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BackendError::Cluster(e.to_string()))?;
+    let conns = Connections::new(security);
+    let asked = runtime.block_on(async {
+        tokio::time::timeout(REGISTER_TIMEOUT, conns.action(addr, "hello", &())).await
+    });
+    match asked {
+        Ok(answer) => answer.map_err(cluster_error(addr)),
+        Err(_) => Err(BackendError::Cluster(format!(
+            "scheduler {addr}: no answer in {REGISTER_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Whether a registration was refused because the scheduler declared this
+/// worker dead.
+fn is_stale(status: &Status) -> bool {
+    status.metadata().get("brisk-failure").is_some_and(|kind| kind == STALE)
+}
+
+/// Starts `worker` anew after its scheduler declared it dead (it registers
+/// again with a new epoch).
+fn renew(worker: &Worker, scheduler: SocketAddr) {
+    worker.renew();
+    let line = format!(
+        "brisk worker {}: the scheduler at {scheduler} had declared it dead; it dropped its results and registers anew\n",
+        worker.addr()
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+/// The address of this machine that `to` is reached from (no packet is sent).
+fn route_to(to: SocketAddr) -> Result<IpAddr, String> {
+    let any: SocketAddr = match to {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any).map_err(|e| e.to_string())?;
+    socket
+        .connect(to)
+        .and_then(|()| socket.local_addr())
+        .map(|a| a.ip())
+        .map_err(|e| format!("no route to the scheduler at {to}: {e}"))
 }
 
 /// One reply of an action, its body `value` in MessagePack.
@@ -294,7 +388,7 @@ pub struct Remote {
     runtime: Option<tokio::runtime::Runtime>,
     conns: Connections,
     next_compute: AtomicU64,
-    workers: std::sync::Mutex<Vec<(SocketAddr, Hello)>>,
+    workers: std::sync::Mutex<Vec<WorkerStatus>>,
     /// The registered functions of this program (the workers' too, by the handshake).
     functions: std::collections::HashSet<String>,
     /// How often the scheduler is greeted while a compute runs, and how long it
@@ -312,28 +406,40 @@ impl Remote {
     /// Connects to the scheduler at `addr` and checks that it and its workers run
     /// this version of Brisk with the ops of `registry`.
     pub fn connect(addr: SocketAddr, registry: &OpRegistry) -> Result<Remote, BackendError> {
-        Self::connect_with(addr, registry, Timing::default())
+        Self::connect_with(addr, registry, Timing::default(), Security::none())
     }
 
     /// [`connect`](Self::connect), greeting the scheduler every
     /// `timing.heartbeat` while a compute runs: one that does not answer within
-    /// `timing.death_timeout` (stopped, dead, cut off) fails the compute.
+    /// `timing.death_timeout` (stopped, dead, cut off) fails the compute; every
+    /// call proves itself with `security`.
     pub fn connect_with(
         addr: SocketAddr,
         registry: &OpRegistry,
         timing: Timing,
+        security: Security,
     ) -> Result<Remote, BackendError> {
         let remote = Remote {
             timing,
             addr,
             ops: registry_fingerprint(registry),
             runtime: Some(client_runtime(1)?),
-            conns: Connections::default(),
+            conns: Connections::new(security),
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             workers: std::sync::Mutex::default(),
             functions: crate::worker::function_names(registry),
         };
-        remote.hello()?;
+        let tls = remote.conns.has_tls();
+        remote.hello().map_err(|e| match e {
+            // What a TLS mismatch looks like from either side, said plainly.
+            BackendError::Cluster(m) if !tls && m.contains("h2 protocol error") => BackendError::Cluster(format!(
+                "{m} (a scheduler using TLS answers only clients with the cluster's certificates: give --tls-ca, --tls-cert and --tls-key)"
+            )),
+            BackendError::Cluster(m) if tls && m.contains("alert") => BackendError::Cluster(format!(
+                "{m} (the scheduler refused this certificate, or speaks no TLS: check it is signed by the cluster's authority)"
+            )),
+            e => e,
+        })?;
         Ok(remote)
     }
 
@@ -350,10 +456,10 @@ impl Remote {
                 self.addr, hello.version
             )));
         }
-        if let Some((w, h)) = hello.workers.iter().find(|(_, h)| h.ops != self.ops) {
+        if let Some(w) = hello.workers.iter().find(|w| w.hello.ops != self.ops) {
             return Err(unreachable(format!(
-                "worker {w} knows other ops than this program (fingerprint {:016x}, here {:016x}): start workers from the same program",
-                h.ops, self.ops
+                "worker {} knows other ops than this program (fingerprint {:016x}, here {:016x}): start workers from the same program",
+                w.addr, w.hello.ops, self.ops
             )));
         }
         *self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = hello.workers;
@@ -469,7 +575,7 @@ impl Backend for Remote {
 
     fn threads(&self) -> usize {
         let workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        workers.iter().map(|(_, h)| h.threads).sum()
+        workers.iter().map(|w| w.hello.threads).sum()
     }
 
     fn describe(&self) -> String {
@@ -478,7 +584,7 @@ impl Backend for Remote {
             "the scheduler at {}: {} workers, {} threads",
             self.addr,
             workers.len(),
-            workers.iter().map(|(_, h)| h.threads).sum::<usize>()
+            workers.iter().map(|w| w.hello.threads).sum::<usize>()
         )
     }
 

@@ -15,7 +15,7 @@
 //! - `free`: results no longer needed; `free-compute`: all of a compute's.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -32,6 +32,7 @@ use tonic::metadata::MetadataValue;
 
 use crate::client::{Connections, decode_body};
 use crate::flight::{Data, Node, Replies, Serving};
+use crate::security::Security;
 
 /// A result on a worker: the compute it belongs to and its key. Computes are
 /// kept apart, so two computes of the same graph never free each other's
@@ -178,6 +179,12 @@ pub struct Hello {
     /// The bytes it has written to its spill file since it started.
     #[serde(default)]
     pub spilled_bytes: u64,
+    /// The bytes of results it has sent to its peers since it started.
+    #[serde(default)]
+    pub sent_bytes: u64,
+    /// The bytes of inputs it has fetched from its peers since it started.
+    #[serde(default)]
+    pub received_bytes: u64,
 }
 
 /// A fingerprint of the op names a registry knows (FNV-1a over the sorted
@@ -212,6 +219,8 @@ enum Stored {
 /// are dropped, not kept).
 #[derive(Default)]
 struct Results {
+    /// The worker's epoch: a result of a task started under another is dropped.
+    epoch: u64,
     values: HashMap<ResultId, Stored>,
     closed: std::collections::HashSet<u64>,
     /// Results in memory, oldest first: the next to spill (some may be gone).
@@ -221,6 +230,14 @@ struct Results {
 }
 
 impl Results {
+    /// Drops every result (their disk space freed) and starts a new epoch.
+    fn renew(&mut self, spill: &SpillStore) {
+        let ids: Vec<ResultId> = self.values.keys().cloned().collect();
+        ids.iter().for_each(|id| self.remove(id, spill));
+        self.order.clear();
+        self.epoch = epoch();
+    }
+
     fn insert(&mut self, id: ResultId, value: Value) {
         self.in_memory += value.nbytes();
         self.order.push_back(id.clone());
@@ -343,6 +360,9 @@ struct Inner {
     peers: Connections,
     /// Tasks running on the pool now.
     running: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes of results sent to peers, and of inputs fetched from them.
+    sent: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -353,6 +373,7 @@ impl Inner {
             .registry
             .decode(&task.op)
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
+        let started_in = lock(&self.held).epoch;
         let inputs = self.gather(&task).await?;
         let (done, ran) = tokio::sync::oneshot::channel();
         let running = self.running.clone();
@@ -383,7 +404,7 @@ impl Inner {
         let ran = Ran { nbytes: value.nbytes(), micros, pinned, read };
         let victims = {
             let mut held = lock(&self.held);
-            if !held.closed.contains(&task.compute) {
+            if !held.closed.contains(&task.compute) && held.epoch == started_in {
                 held.insert(ResultId { compute: task.compute, key: task.key }, value);
             }
             held.over(self.hello.memory_limit)
@@ -464,6 +485,7 @@ impl Inner {
         }
         for fetched in futures::future::try_join_all(fetches).await? {
             for (i, value) in fetched {
+                self.received.fetch_add(value.nbytes(), std::sync::atomic::Ordering::Relaxed);
                 inputs[i] = Some(value);
             }
         }
@@ -531,7 +553,10 @@ impl Node for Inner {
                 "hello" => {
                     let mut hello = self.hello.clone();
                     hello.running = self.running.load(std::sync::atomic::Ordering::Relaxed);
+                    hello.sent_bytes = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+                    hello.received_bytes = self.received.load(std::sync::atomic::Ordering::Relaxed);
                     let held = lock(&self.held);
+                    hello.epoch = held.epoch;
                     hello.held = held.values.len() as u64;
                     hello.held_bytes = held.in_memory;
                     hello.spilled_bytes = self.spill.bytes_written();
@@ -581,6 +606,8 @@ impl Node for Inner {
                             .await
                             .map_err(|e| Status::internal(e.to_string()))??
                     };
+                    let sent: usize = encoded.iter().map(Vec::len).sum();
+                    self.sent.fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
                     let replies: Vec<_> = encoded
                         .into_iter()
                         .map(|body| Ok(arrow_flight::Result { body: body.into() }))
@@ -637,21 +664,19 @@ impl Node for Inner {
 /// A worker serving on an address of its own until it is dropped; dropping it
 /// stops the server and joins its threads.
 pub struct Worker {
+    addr: SocketAddr,
     serving: Option<Serving>,
+    /// Its results and spill file, shared with the server (to start anew).
+    held: Arc<Held>,
+    spill: Arc<SpillStore>,
     /// The pool's threads still running, and a signal when one ends.
     pool_threads: Arc<(Mutex<usize>, std::sync::Condvar)>,
 }
 
 impl Worker {
-    /// Starts a worker listening on `listen` (port 0 picks a free port) that runs
-    /// the ops `registry` knows on `threads` threads, holding results of up to
-    /// `memory_limit` bytes.
-    pub fn start(
-        listen: SocketAddr,
-        registry: OpRegistry,
-        threads: usize,
-        memory_limit: u64,
-    ) -> std::io::Result<Worker> {
+    /// Starts a worker as `options` say, running the ops `registry` knows.
+    pub fn start(options: &WorkerOptions, registry: OpRegistry) -> std::io::Result<Worker> {
+        let WorkerOptions { listen, contact, threads, memory_limit, ref security } = *options;
         let threads = threads.max(1);
         // Rayon ends a dropped pool's threads in the background: count them out,
         // so a dropped worker has no thread left.
@@ -672,28 +697,41 @@ impl Worker {
             ops: registry_fingerprint(&registry),
             threads,
             memory_limit,
-            epoch: epoch(),
-            running: 0,
-            held: 0,
-            held_bytes: 0,
-            spilled_bytes: 0,
+            ..Hello::default()
         };
-        let serving = Serving::start(listen, |addr| Inner {
-            addr,
+        let held = Arc::new(Mutex::new(Results { epoch: epoch(), ..Results::default() }));
+        let spill = Arc::new(SpillStore::new(None));
+        let serving = Serving::start(listen, security, |bound| Inner {
+            addr: reached_at(bound, contact),
             hello,
             running: Arc::default(),
-            held: Arc::default(),
-            spill: Arc::new(SpillStore::new(None)),
+            held: held.clone(),
+            spill: spill.clone(),
             registry,
             pool,
-            peers: Connections::default(),
+            peers: Connections::new(security.clone()),
+            sent: Default::default(),
+            received: Default::default(),
         })?;
-        Ok(Worker { serving: Some(serving), pool_threads })
+        let addr = reached_at(serving.addr(), contact);
+        Ok(Worker { addr, serving: Some(serving), pool_threads, held, spill })
     }
 
-    /// The address it listens on.
+    /// Starts anew, as when a scheduler declared it dead: every result it held
+    /// is dropped, those of tasks running now will be, and it greets with a new
+    /// epoch. What it held was recomputed elsewhere.
+    pub fn renew(&self) {
+        lock(&self.held).renew(&self.spill);
+    }
+
+    /// Its epoch now (see [`Hello::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        lock(&self.held).epoch
+    }
+
+    /// The address it is reached at (where it listens, or its contact address).
     pub fn addr(&self) -> SocketAddr {
-        self.serving.as_ref().map_or_else(|| unreachable!("serving until dropped"), Serving::addr)
+        self.addr
     }
 }
 
@@ -705,6 +743,47 @@ impl Drop for Worker {
         let left = left.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = changed.wait_timeout_while(left, std::time::Duration::from_secs(10), |n| *n > 0);
     }
+}
+
+/// How a worker is started: where it listens, how its peers reach it, what it
+/// runs with, and how it checks its callers.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The address to listen on (port 0 picks a free port; `0.0.0.0` every
+    /// interface).
+    pub listen: SocketAddr,
+    /// The address peers and the scheduler reach it at, when not the one it
+    /// listens on (Dask's `--contact-address`): needed when listening on
+    /// `0.0.0.0`, where it is otherwise the loopback address.
+    pub contact: Option<IpAddr>,
+    /// Threads running tasks.
+    pub threads: usize,
+    /// The bytes of results it holds in memory before spilling the oldest.
+    pub memory_limit: u64,
+    /// The token and TLS it requires of callers and gives its peers.
+    pub security: Security,
+}
+
+impl WorkerOptions {
+    /// A worker on `listen` with `threads` threads and `memory_limit` bytes,
+    /// reached where it listens, with no token or TLS (loopback only).
+    pub fn new(listen: SocketAddr, threads: usize, memory_limit: u64) -> WorkerOptions {
+        WorkerOptions { listen, contact: None, threads, memory_limit, security: Security::none() }
+    }
+}
+
+/// The address a server bound to `bound` is reached at: `contact` when given,
+/// loopback when it listens on every interface.
+fn reached_at(bound: SocketAddr, contact: Option<IpAddr>) -> SocketAddr {
+    let ip = match contact {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => match bound {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        },
+        None => bound.ip(),
+    };
+    SocketAddr::new(ip, bound.port())
 }
 
 /// A number unlikely to repeat across starts: the time and the process id, mixed.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_flight::{FlightClient, Ticket};
 use brisk_core::{ArrayChunk, Key, Op, OpKind, OpRegistry, Value};
-use brisk_distributed::{Connections, Input, ResultId, RunTask, Worker};
+use brisk_distributed::{Connections, Input, ResultId, RunTask, Security, Worker, WorkerOptions};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,8 @@ fn registry() -> OpRegistry {
 }
 
 fn worker(ip: &str) -> Worker {
-    Worker::start(format!("{ip}:0").parse().unwrap(), registry(), 2, 1 << 30).unwrap()
+    let options = WorkerOptions::new(format!("{ip}:0").parse().unwrap(), 2, 1 << 30);
+    Worker::start(&options, registry()).unwrap()
 }
 
 fn constant(key: &str, value: Value) -> RunTask {
@@ -196,8 +197,13 @@ fn two_clients_share_workers_without_mixing_results() {
         Graph::from_tasks(tasks).unwrap()
     };
     for _client in 0..2 {
-        let cluster =
-            Cluster::connect(&[a.addr(), b.addr()], &registry(), Timing::default()).unwrap();
+        let cluster = Cluster::connect(
+            &[a.addr(), b.addr()],
+            &registry(),
+            Timing::default(),
+            Security::none(),
+        )
+        .unwrap();
         assert_eq!(cluster.threads(), 4);
         let scheduler = Scheduler::backend(Arc::new(cluster));
         for _ in 0..2 {

@@ -153,6 +153,12 @@ Example:
         after_help = "Example:\n  brisk worker 127.0.0.1:8786 --listen 127.0.0.1:0 --threads 2 --memory-limit 4GB"
     )]
     Worker(cluster::WorkerArgs),
+    /// Show a scheduler's workers: threads, tasks running, memory held against
+    /// the limit, spilled, bytes moved, last heartbeat; or wait for them.
+    #[command(
+        after_help = "Examples:\n  brisk status --scheduler 127.0.0.1:8786\n  brisk status --scheduler head:8786 --wait-for 4 --timeout 120 --json"
+    )]
+    Status(cluster::StatusArgs),
     /// Write a small dataset and run Brisk's two sentences on it:
     /// `groupby(id1).mean()` and `random((10000, 10000)).mean()`.
     Demo,
@@ -274,6 +280,7 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Scheduler(args) => cluster::scheduler(args),
         Command::Worker(args) => cluster::worker(args),
+        Command::Status(args) => cluster::status(args),
         Command::Demo => demo::run(),
     }
 }

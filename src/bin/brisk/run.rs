@@ -30,8 +30,11 @@ pub(crate) struct Run {
     /// `brisk worker`) instead of on this machine's threads. The workers read
     /// the input: give paths valid where they run (absolute, or relative to the
     /// directory they were started in).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = crate::cluster::resolve)]
     scheduler: Option<std::net::SocketAddr>,
+    /// With --scheduler: the cluster's token or certificates.
+    #[command(flatten)]
+    security: crate::cluster::SecurityArgs,
     /// The memory budget: `512MB`, `2GiB` (default: half the available memory).
     /// Reading waits while results fill it, so reducers catch up.
     #[arg(long, value_name = "SIZE", value_parser = crate::input::parse_size)]
@@ -58,7 +61,7 @@ impl Run {
         }
         if let Some(addr) = self.scheduler {
             use brisk::Processes;
-            return Ok(Scheduler::connect(addr)?);
+            return Ok(Scheduler::connect_with(addr, self.security.security()?)?);
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // More threads than this only slow a compute down (each is started and
