@@ -208,3 +208,77 @@ impl Security {
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_loopback_a_server_needs_a_token_or_tls() {
+        let none = Security::none();
+        assert!(none.check_listen("worker", "127.0.0.1:0".parse().unwrap()).is_ok());
+        assert!(none.check_listen("worker", "127.0.0.9:0".parse().unwrap()).is_ok());
+        assert!(none.check_listen("worker", "[::1]:0".parse().unwrap()).is_ok());
+        for addr in ["0.0.0.0:8786", "10.1.2.3:0", "[::]:0"] {
+            let refused = none.check_listen("scheduler", addr.parse().unwrap()).unwrap_err();
+            assert!(refused.contains(addr) && refused.contains("--token"), "{refused}");
+        }
+        let token = Security::none().token("s3cret").unwrap();
+        assert!(token.check_listen("scheduler", "0.0.0.0:8786".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_printable_and_never_shown() {
+        for bad in ["", "two words", "tab\there", "é"] {
+            assert!(Security::none().token(bad).is_err(), "{bad:?} accepted");
+        }
+        let security = Security::none().token("s3cret-token").unwrap();
+        assert_eq!(security.authorization().as_deref(), Some("Bearer s3cret-token"));
+        assert!(!format!("{security:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn calls_pass_with_the_token_only() {
+        let security = Security::none().token("right").unwrap();
+        let call = |header: Option<&str>| {
+            let mut request = Request::new(());
+            if let Some(h) = header {
+                request.metadata_mut().insert("authorization", h.parse().unwrap());
+            }
+            security
+                .admit("brisk worker test", request)
+                .map(|_| ())
+                .map_err(|s| s.message().to_string())
+        };
+        assert!(call(Some("Bearer right")).is_ok());
+        assert!(call(None).unwrap_err().contains("no token"));
+        assert!(call(Some("Bearer wrong")).unwrap_err().contains("a wrong token"));
+        assert!(call(Some("Bearer righ")).unwrap_err().contains("a wrong token"));
+        assert!(call(Some("right")).unwrap_err().contains("no token"));
+        // With no token set, every call passes.
+        assert!(Security::none().admit("w", Request::new(())).is_ok());
+        assert!(
+            same_secret(b"abc", b"abc")
+                && !same_secret(b"abc", b"abd")
+                && !same_secret(b"ab", b"abc")
+        );
+    }
+
+    #[test]
+    fn tls_files_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("brisk-security-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = Security::none()
+            .tls_files(&dir.join("ca.pem"), &dir.join("c.pem"), &dir.join("k.pem"))
+            .unwrap_err();
+        assert!(missing.contains("ca.pem"), "{missing}");
+        for name in ["ca.pem", "c.pem", "k.pem"] {
+            std::fs::write(dir.join(name), "not pem").unwrap();
+        }
+        let bad = Security::none()
+            .tls_files(&dir.join("ca.pem"), &dir.join("c.pem"), &dir.join("k.pem"))
+            .unwrap_err();
+        assert!(bad.contains("PEM"), "{bad}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
