@@ -619,6 +619,10 @@ fn mutual_tls_admits_the_clusters_certificates_only(case: u32) {
         eprintln!("  {sec}: {said}");
         assert!(said.starts_with("error:"), "{sec}: {said}");
     }
+    // Each refused handshake logged by the scheduler with the caller's address.
+    let log = hosts.log(0);
+    let refusals = format!("refused a connection from {}:", hosts.hub_ip());
+    assert!(log.matches(&refusals).count() >= 3, "scheduler: {log}");
 }
 
 /// A test: its name, and the function taking its case number.

@@ -10,6 +10,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use tonic::service::interceptor::InterceptedService;
@@ -17,7 +18,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::client::{CONNECTION_WINDOW, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW, with_causes};
+use crate::client::{CONNECTION_WINDOW, FRAME_SIZE, MESSAGE_LIMIT, STREAM_WINDOW};
 use crate::security::Security;
 
 /// The replies to an action.
@@ -131,6 +132,46 @@ impl<N: Node> FlightService for Service<N> {
     }
 }
 
+/// How long a caller may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The connections of `incoming` that complete a TLS handshake with `acceptor`
+/// (each in a task of its own, so a slow one holds up no other); a refused one
+/// is written to stderr with its address, `server` naming this server.
+fn handshakes(
+    mut incoming: TcpIncoming,
+    acceptor: tokio_rustls::TlsAcceptor,
+    server: String,
+) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>
+{
+    let (accepted, connections) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(tcp) = incoming.next().await {
+            let Ok(tcp) = tcp else { continue };
+            let (acceptor, accepted, server) = (acceptor.clone(), accepted.clone(), server.clone());
+            tokio::spawn(async move {
+                let from =
+                    tcp.peer_addr().map_or_else(|_| "an unknown address".into(), |a| a.to_string());
+                let refusal =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = accepted.send(Ok(tls)).await;
+                            return;
+                        }
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => format!("no TLS handshake in {HANDSHAKE_TIMEOUT:?}"),
+                    };
+                // Not eprintln!, which panics when stderr is closed.
+                let line = format!("{server}: refused a connection from {from}: {refusal}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            });
+        }
+    });
+    stream::unfold(connections, |mut connections| async move {
+        connections.recv().await.map(|c| (c, connections))
+    })
+}
+
 /// A server on an address of its own, on its own thread and runtime, until
 /// dropped: dropping it stops the server and joins its threads.
 pub(crate) struct Serving {
@@ -167,27 +208,30 @@ impl Serving {
         // Every call, whatever it is, passes the token check first.
         let (gate, server) = (security.clone(), format!("brisk {} {addr}", N::KIND));
         let service = InterceptedService::new(service, move |request| gate.admit(&server, request));
-        let mut builder = Server::builder();
-        if let Some(tls) = security.server_tls() {
-            builder = builder.tls_config(tls).map_err(|e| {
-                let message = format!("TLS: {}", with_causes(&e));
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
-            })?;
-        }
+        let acceptor = security
+            .acceptor()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let who = format!("brisk {} {addr}", N::KIND);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let name = format!("brisk-{}-{addr}", N::KIND);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             runtime.block_on(async move {
-                let server = builder
+                let server = Server::builder()
                     // Results are megabytes: windows of gRPC's 64 KiB default
                     // would cost a round trip every 64 KiB.
                     .initial_stream_window_size(Some(STREAM_WINDOW))
                     .initial_connection_window_size(Some(CONNECTION_WINDOW))
                     .max_frame_size(Some(FRAME_SIZE))
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stopped.await;
-                    });
+                    .add_service(service);
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                let server = match acceptor {
+                    None => server.serve_with_incoming_shutdown(incoming, stopped).boxed(),
+                    Some(acceptor) => server
+                        .serve_with_incoming_shutdown(handshakes(incoming, acceptor, who), stopped)
+                        .boxed(),
+                };
                 // An error here ends the server; its clients see it unavailable.
                 let _ = server.await;
             });

@@ -435,7 +435,7 @@ impl Remote {
             BackendError::Cluster(m) if !tls && m.contains("h2 protocol error") => BackendError::Cluster(format!(
                 "{m} (a scheduler using TLS answers only clients with the cluster's certificates: give --tls-ca, --tls-cert and --tls-key)"
             )),
-            BackendError::Cluster(m) if tls && m.contains("alert") => BackendError::Cluster(format!(
+            BackendError::Cluster(m) if tls && m.contains("transport error") => BackendError::Cluster(format!(
                 "{m} (the scheduler refused this certificate, or speaks no TLS: check it is signed by the cluster's authority)"
             )),
             e => e,

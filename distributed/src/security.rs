@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tokio_rustls::rustls;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic::{Request, Status};
 
 /// The environment variable a token is read from when none is given.
@@ -180,14 +181,39 @@ impl Security {
         )))
     }
 
-    /// The TLS a server presents and the client certificates it requires.
-    pub(crate) fn server_tls(&self) -> Option<ServerTlsConfig> {
-        let tls = self.tls.as_ref()?;
-        Some(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(&tls.cert, &tls.key))
-                .client_ca_root(Certificate::from_pem(&tls.ca)),
+    /// The TLS a server presents and the client certificates it requires: an
+    /// acceptor of connections (done here rather than by tonic, so that every
+    /// refused handshake is logged with the caller's address).
+    pub(crate) fn acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let Some(tls) = &self.tls else { return Ok(None) };
+        let certificates = |pem: &[u8], what: &str| {
+            CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the TLS {what}: {e}"))
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in certificates(&tls.ca, "authority's certificate")? {
+            roots.add(ca).map_err(|e| format!("the TLS authority's certificate: {e}"))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
         )
+        .build()
+        .map_err(|e| format!("the TLS authority's certificate: {e}"))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&tls.key).map_err(|e| format!("the TLS key: {e}"))?;
+        let chain = certificates(&tls.cert, "certificate")?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_client_cert_verifier(verifier).with_single_cert(chain, key))
+            .map_err(|e| format!("the TLS certificate and key: {e}"))?;
+        // gRPC is HTTP/2.
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
     }
 
     /// The TLS a client of `addr` uses: the cluster's authority, this node's
