@@ -462,7 +462,7 @@ fn a_cut_link_loses_nothing_and_the_worker_back_starts_anew(case: u32) {
     let (first, client) = hosts.start(&hosts.hub(), &format!("client {scheduler} {sec} 40"));
     assert_eq!(first, "computing");
     // Mid-compute: the first graph (72 tasks of 40 ms on 3 threads) is running.
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(400));
     assert!(!hosts.output(client).contains("dag "), "the compute ended before the cut");
     hosts.link(0, false);
     let out = hosts.wait_for(client, "done", Duration::from_secs(120));
@@ -485,6 +485,41 @@ fn a_cut_link_loses_nothing_and_the_worker_back_starts_anew(case: u32) {
         "scheduler: {scheduler_log}"
     );
     // And computes again, with the same answers.
+    assert_eq!(hosts.answers(&scheduler, sec, 0), threads(0));
+}
+
+fn a_link_cut_between_two_workers_only_loses_nothing(case: u32) {
+    let mut hosts = Hosts::new(case, 3).unwrap();
+    let sec = "token:t";
+    let (scheduler, _) = hosts.cluster(sec);
+    let (first, client) = hosts.start(&hosts.hub(), &format!("client {scheduler} {sec} 40"));
+    assert_eq!(first, "computing");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!hosts.output(client).contains("dag "), "the compute ended before the cut");
+    // Workers 0 and 1 can no longer reach each other; both still reach the
+    // scheduler and worker 2 (isolated ports of the bridge).
+    for w in 0..2 {
+        let port = format!("v{w}");
+        ip(&[
+            "-n",
+            &hosts.hub(),
+            "link",
+            "set",
+            "dev",
+            &port,
+            "type",
+            "bridge_slave",
+            "isolated",
+            "on",
+        ])
+        .unwrap();
+    }
+    let out = hosts.wait_for(client, "done", Duration::from_secs(120));
+    let got: Vec<String> = out.lines().filter(|l| *l != "done").map(str::to_string).collect();
+    assert_eq!(got, threads(40), "the answers across a cut between two workers");
+    // Nobody died: the tasks went where their inputs could be had.
+    assert!(!hosts.log(0).contains("declared dead"), "scheduler: {}", hosts.log(0));
+    // A new compute, with the link cut from the start.
     assert_eq!(hosts.answers(&scheduler, sec, 0), threads(0));
 }
 
@@ -651,6 +686,10 @@ fn main() {
         (
             "a_cut_link_loses_nothing_and_the_worker_back_starts_anew",
             a_cut_link_loses_nothing_and_the_worker_back_starts_anew,
+        ),
+        (
+            "a_link_cut_between_two_workers_only_loses_nothing",
+            a_link_cut_between_two_workers_only_loses_nothing,
         ),
         ("slow_links_change_nothing", slow_links_change_nothing),
         ("calls_without_the_token_are_refused", calls_without_the_token_are_refused),

@@ -50,13 +50,18 @@ pub struct Connections {
     open: Mutex<HashMap<SocketAddr, FlightServiceClient<Channel>>>,
     /// The token every call carries, the TLS every connection uses.
     security: Security,
+    /// Links between two workers found cut, (from, to), and when.
+    cut: Mutex<HashMap<(SocketAddr, SocketAddr), std::time::Instant>>,
 }
+
+/// How long a link found cut is avoided before it is tried again.
+const CUT_MEMORY: Duration = Duration::from_secs(30);
 
 impl Connections {
     /// Connections that prove themselves with `security` (the default: with
     /// nothing, as loopback servers without a token accept).
     pub fn new(security: Security) -> Connections {
-        Connections { open: Mutex::default(), security }
+        Connections { open: Mutex::default(), security, cut: Mutex::default() }
     }
 
     /// A client of the worker at `addr`, on the kept connection or a new one.
@@ -73,6 +78,20 @@ impl Connections {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
         Ok(client)
+    }
+
+    /// Notes that the worker at `from` could not fetch from the one at `to`,
+    /// both alive: the link between them is avoided for a while.
+    pub(crate) fn note_cut(&self, from: SocketAddr, to: SocketAddr) {
+        let mut cut = self.cut.lock().unwrap_or_else(PoisonError::into_inner);
+        cut.retain(|_, at| at.elapsed() < CUT_MEMORY);
+        cut.insert((from, to), std::time::Instant::now());
+    }
+
+    /// The links between workers found cut lately.
+    pub(crate) fn cuts(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        let cut = self.cut.lock().unwrap_or_else(PoisonError::into_inner);
+        cut.iter().filter(|(_, at)| at.elapsed() < CUT_MEMORY).map(|(&link, _)| link).collect()
     }
 
     /// Whether these connections use TLS.

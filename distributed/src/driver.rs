@@ -19,6 +19,12 @@
 //!   their own inputs were freed, those inputs: nothing else. Nothing from a dead
 //!   worker is accepted again.
 //!
+//! - A worker that cannot fetch an input from a holder that still answers its
+//!   greetings has a cut link to it: its tasks needing that holder's results
+//!   go to workers that reach it, and where none can, those results are
+//!   computed again. Cut links are remembered (`Connections::note_cut`) for
+//!   the computes that follow, for half a minute.
+//!
 //! Results do not depend on placement: each task's inputs come in the order its
 //! op takes them, so the values are the thread scheduler's, bit for bit.
 
@@ -275,6 +281,10 @@ struct Drive {
     view: Vec<bool>,
     /// Item tasks whose list is held, to become views at the next dispatch.
     to_view: Vec<usize>,
+    /// (worker, holder): the worker could not fetch from the holder, alive
+    /// (a link cut between the two only). Tasks with inputs on the holder go
+    /// elsewhere; where none can, those inputs are computed again.
+    cut: std::collections::HashSet<(usize, usize)>,
 }
 
 /// Runs `job` on `members` and sends what came of it to `done`; stops early,
@@ -327,11 +337,17 @@ pub(crate) async fn drive(
         to_free: HashMap::new(),
         view: vec![false; n],
         to_view: Vec::new(),
+        cut: Default::default(),
         job,
     };
     for &t in &d.ready_roots {
         d.state[t] = State::Ready;
     }
+    // Links found cut by the computes before, avoided from the start.
+    let at = |addr: SocketAddr| d.workers.iter().position(|w| w.member.addr == addr);
+    let known: Vec<(usize, usize)> =
+        d.conns.cuts().into_iter().filter_map(|(from, to)| Some((at(from)?, at(to)?))).collect();
+    d.cut.extend(known);
     let values = tokio::select! {
         values = d.run(&mut rx) => values,
         why = cancel => Err(BackendError::Cluster(format!("compute cancelled: {why}"))),
@@ -590,7 +606,22 @@ impl Drive {
                 self.requeue(task, worker, attempt);
                 let peer = missing["missing ".len()..].parse::<SocketAddr>().ok();
                 if let Some(p) = self.workers.iter().position(|w| Some(w.member.addr) == peer) {
+                    // Dead, its greeting will say; alive, the link between the
+                    // two is cut: the task goes where its inputs can be had, or
+                    // they are made again where it can go.
                     self.greet(p);
+                    if p != worker {
+                        self.cut.insert((worker, p));
+                        self.conns.note_cut(
+                            self.workers[worker].member.addr,
+                            self.workers[p].member.addr,
+                        );
+                        if !(0..self.workers.len())
+                            .any(|w| self.workers[w].alive && self.reaches(w, task))
+                        {
+                            self.remake_inputs_on(task, p);
+                        }
+                    }
                 }
                 self.reconcile();
                 Ok(())
@@ -947,8 +978,34 @@ impl Drive {
                 + (total - local[w]) as f64 / BYTES_PER_MICRO
         };
         (0..self.workers.len())
-            .filter(|&w| self.has_room(w, task))
+            .filter(|&w| self.has_room(w, task) && self.reaches(w, task))
             .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
+    }
+
+    /// Whether `worker` can fetch every input of `task` from where it is held
+    /// (no link to a holder found cut).
+    fn reaches(&self, worker: usize, task: usize) -> bool {
+        self.job.deps(task).iter().all(|&d| match self.state[d as usize] {
+            State::Held { worker: at } => at == worker || !self.cut.contains(&(worker, at)),
+            _ => true,
+        })
+    }
+
+    /// Has the inputs of `task` held on `holder` computed again elsewhere (an
+    /// item's whole list): no worker that can run `task` reaches them. What
+    /// `holder` keeps of them is freed with the compute.
+    fn remake_inputs_on(&mut self, task: usize, holder: usize) {
+        for &d in self.job.deps(task) {
+            let d = d as usize;
+            if self.state[d] != (State::Held { worker: holder }) {
+                continue;
+            }
+            if std::mem::take(&mut self.view[d]) {
+                let list = self.job.deps(d)[0] as usize;
+                self.state[list] = State::Gone;
+            }
+            self.state[d] = State::Gone;
+        }
     }
 
     fn fetch(&mut self, task: usize, worker: usize) {
