@@ -457,7 +457,7 @@ fn graphs_on_other_hosts_give_the_thread_schedulers_bits(case: u32) {
 
 fn a_cut_link_loses_nothing_and_the_worker_back_starts_anew(case: u32) {
     let mut hosts = Hosts::new(case, 3).unwrap();
-    let sec = "token:t";
+    let sec = "token:test-token-0123456789";
     let (scheduler, workers) = hosts.cluster(sec);
     let (first, client) = hosts.start(&hosts.hub(), &format!("client {scheduler} {sec} 40"));
     assert_eq!(first, "computing");
@@ -490,7 +490,7 @@ fn a_cut_link_loses_nothing_and_the_worker_back_starts_anew(case: u32) {
 
 fn a_link_cut_between_two_workers_only_loses_nothing(case: u32) {
     let mut hosts = Hosts::new(case, 3).unwrap();
-    let sec = "token:t";
+    let sec = "token:test-token-0123456789";
     let (scheduler, _) = hosts.cluster(sec);
     let (first, client) = hosts.start(&hosts.hub(), &format!("client {scheduler} {sec} 40"));
     assert_eq!(first, "computing");
@@ -560,8 +560,8 @@ fn slow_links_change_nothing(case: u32) {
             String::from_utf8_lossy(&netem.stderr).trim()
         );
     }
-    let (scheduler, _) = hosts.cluster("token:t");
-    assert_eq!(hosts.answers(&scheduler, "token:t", 0), threads(0));
+    let (scheduler, _) = hosts.cluster("token:test-token-0123456789");
+    assert_eq!(hosts.answers(&scheduler, "token:test-token-0123456789", 0), threads(0));
 }
 
 fn calls_without_the_token_are_refused(case: u32) {
@@ -575,21 +575,24 @@ fn calls_without_the_token_are_refused(case: u32) {
     );
     assert!(said.starts_with("error:") && said.contains("BRISK_TOKEN"), "{said}");
 
-    let (scheduler, _) =
-        hosts.start(&hosts.hub(), &format!("scheduler {}:0 token:right", hosts.hub_ip()));
+    let (scheduler, _) = hosts.start(
+        &hosts.hub(),
+        &format!("scheduler {}:0 token:right-token-0123456789", hosts.hub_ip()),
+    );
     let (worker, _) = hosts.start(
         &hosts.worker(0),
-        &format!("worker {scheduler} {}:0 token:right", hosts.worker_ip(0)),
+        &format!("worker {scheduler} {}:0 token:right-token-0123456789", hosts.worker_ip(0)),
     );
     // A client with no token, or a wrong one.
     let (said, _) = hosts.start(&hosts.hub(), &format!("client {scheduler} - 0"));
     assert!(said.starts_with("error:") && said.contains("no token"), "{said}");
-    let (said, _) = hosts.start(&hosts.hub(), &format!("client {scheduler} token:wrong 0"));
+    let (said, _) =
+        hosts.start(&hosts.hub(), &format!("client {scheduler} token:wrong-token-0123456789 0"));
     assert!(said.starts_with("error:") && said.contains("wrong token"), "{said}");
     // A worker with a wrong token: refused at once.
     let (said, _) = hosts.start(
         &hosts.worker(1),
-        &format!("worker {scheduler} {}:0 token:wrong", hosts.worker_ip(1)),
+        &format!("worker {scheduler} {}:0 token:wrong-token-0123456789", hosts.worker_ip(1)),
     );
     assert!(said.starts_with("error:") && said.contains("refused this worker"), "{said}");
     // Data too: a Flight DoGet without the token.
@@ -600,7 +603,7 @@ fn calls_without_the_token_are_refused(case: u32) {
     assert!(logs.contains(&format!("refused a call from {}", hosts.hub_ip())), "{logs}");
     assert!(logs.contains(&format!("refused a call from {}", hosts.worker_ip(1))), "{logs}");
     // The right token computes.
-    assert_eq!(hosts.answers(&scheduler, "token:right", 0), threads(0));
+    assert_eq!(hosts.answers(&scheduler, "token:right-token-0123456789", 0), threads(0));
 }
 
 /// Writes a cluster's certificates to `dir`: `ca.pem`, the authority; `node.pem`
@@ -649,7 +652,7 @@ fn mutual_tls_admits_the_clusters_certificates_only(case: u32) {
     let (scheduler, _) = hosts.cluster(&tls("node"));
     assert_eq!(hosts.answers(&scheduler, &tls("node"), 0), threads(0));
     // A certificate of another authority, or none: refused at the handshake.
-    for sec in [tls("stranger"), "-".into(), "token:t".into()] {
+    for sec in [tls("stranger"), "-".into(), "token:test-token-0123456789".into()] {
         let (said, _) = hosts.start(&hosts.hub(), &format!("client {scheduler} {sec} 0"));
         eprintln!("  {sec}: {said}");
         assert!(said.starts_with("error:"), "{sec}: {said}");

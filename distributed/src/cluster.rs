@@ -186,17 +186,28 @@ impl Cluster {
         self.runtime().spawn(async move {
             loop {
                 tokio::time::sleep(heartbeat).await;
-                let Some(cluster) = cluster.upgrade() else { return };
-                let greetings = cluster.members().into_iter().map(|m| {
-                    let conns = cluster.conns.clone();
+                // Not held while greeting: the last owner may drop the cluster
+                // (and this runtime) meanwhile, never from one of its threads.
+                let Some((members, conns)) =
+                    cluster.upgrade().map(|c| (c.members(), c.conns.clone()))
+                else {
+                    return;
+                };
+                let greetings = members.into_iter().map(|m| {
+                    let conns = conns.clone();
                     async move {
                         let hello = tokio::time::timeout(death_timeout, conns.hello(m.addr)).await;
                         (m, hello.ok().and_then(Result::ok))
                     }
                 });
-                for (member, hello) in futures::future::join_all(greetings).await {
+                let answers = futures::future::join_all(greetings).await;
+                drop(conns);
+                let Some(cluster) = cluster.upgrade() else { return };
+                for (member, hello) in answers {
                     cluster.heard(member, hello, death_timeout);
                 }
+                // Dropped here, before the next await: see above.
+                drop(cluster);
             }
         });
     }
@@ -353,7 +364,12 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            // Dropped on one of its own threads (the last owner let go while a
+            // heartbeat ran): waiting for them there would panic.
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => runtime.shutdown_background(),
+                Err(_) => runtime.shutdown_timeout(std::time::Duration::from_secs(1)),
+            }
         }
     }
 }

@@ -82,6 +82,10 @@ pub(crate) struct Member {
 /// alive before the compute gives up.
 const MAX_RETRIES: u32 = 8;
 
+/// Times a task's inputs may be made again to bring them within one worker's
+/// reach before the compute fails.
+const MAX_REMAKES: u32 = 3;
+
 /// Ready tasks the dispatch may pass over when they cannot go yet.
 const PASSED_OVER: usize = 64;
 
@@ -262,6 +266,8 @@ struct Drive {
     /// Times a task was sent back, or an output fetched again, after a call
     /// failed with its worker alive.
     misses: Vec<u32>,
+    /// Times a task's inputs were made again because no worker reached them.
+    remakes: Vec<u32>,
     /// Ready tasks with inputs, and ready roots, by priority.
     ready: BTreeSet<usize>,
     ready_roots: BTreeSet<usize>,
@@ -327,6 +333,7 @@ pub(crate) async fn drive(
         attempts: vec![0; n],
         deaths: vec![Vec::new(); n],
         misses: vec![0; n],
+        remakes: vec![0; n],
         ready: BTreeSet::new(),
         ready_roots: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
         sizes: HashMap::new(),
@@ -365,7 +372,7 @@ impl Drive {
         let mut beat = tokio::time::interval(self.timing.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.dispatch();
+            self.dispatch()?;
             self.flush_frees();
             if self.job.outputs.iter().all(|t| self.got.contains_key(&(*t as usize))) {
                 return Ok(self
@@ -610,17 +617,20 @@ impl Drive {
                     // two is cut: the task goes where its inputs can be had, or
                     // they are made again where it can go.
                     self.greet(p);
-                    if p != worker {
+                    // Only a peer that could not be reached: one that answered
+                    // without the result (it started anew) is not a cut link.
+                    let unreachable = matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unknown
+                    );
+                    if p != worker && unreachable {
                         self.cut.insert((worker, p));
                         self.conns.note_cut(
                             self.workers[worker].member.addr,
                             self.workers[p].member.addr,
                         );
-                        if !(0..self.workers.len())
-                            .any(|w| self.workers[w].alive && self.reaches(w, task))
-                        {
-                            self.remake_inputs_on(task, p);
-                        }
                     }
                 }
                 self.reconcile();
@@ -821,9 +831,23 @@ impl Drive {
     /// Sends ready tasks while workers have room, lowest priority number first,
     /// tasks with inputs before roots (they consume results; roots make more):
     /// one batch per worker.
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self) -> Result<(), BackendError> {
         while let Some(task) = self.to_view.pop() {
             self.show(task);
+        }
+        // Tasks no worker can run, links being cut: their inputs made again.
+        if !self.cut.is_empty() {
+            let stuck: Vec<usize> =
+                self.ready.iter().copied().filter(|&t| !self.runnable(t)).collect();
+            if !stuck.is_empty() {
+                for task in stuck {
+                    self.remake_unreachable(task)?;
+                }
+                self.reconcile();
+                while let Some(task) = self.to_view.pop() {
+                    self.show(task);
+                }
+            }
         }
         let mut batches: HashMap<usize, Batch> = HashMap::new();
         for roots in [false, true] {
@@ -862,6 +886,7 @@ impl Drive {
                 (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
             tokio::spawn(run_batch(conns, tx, addr, worker, batch));
         }
+        Ok(())
     }
 
     /// Marks `task` as running on `worker`: its attempt, and the task to send.
@@ -970,7 +995,7 @@ impl Drive {
             }
         }
         if let Some(worker) = pinned_to {
-            return self.has_room(worker, task).then_some(worker);
+            return (self.has_room(worker, task) && self.reaches(worker, task)).then_some(worker);
         }
         let cost = |w: usize| {
             let slot = &self.workers[w];
@@ -991,13 +1016,58 @@ impl Drive {
         })
     }
 
-    /// Has the inputs of `task` held on `holder` computed again elsewhere (an
-    /// item's whole list): no worker that can run `task` reaches them. What
-    /// `holder` keeps of them is freed with the compute.
-    fn remake_inputs_on(&mut self, task: usize, holder: usize) {
+    /// Whether some live worker can run `task`: one that reaches every input's
+    /// holder, and holds its pinned input if it has one.
+    fn runnable(&self, task: usize) -> bool {
+        let pinned = self.pinned_holder(task);
+        (0..self.workers.len()).any(|w| {
+            self.workers[w].alive && pinned.is_none_or(|p| p == w) && self.reaches(w, task)
+        })
+    }
+
+    /// The worker holding an input of `task` that cannot leave it, if any.
+    fn pinned_holder(&self, task: usize) -> Option<usize> {
+        self.job.deps(task).iter().find_map(|&d| match self.state[d as usize] {
+            State::Held { worker } if self.pinned[d as usize] => Some(worker),
+            _ => None,
+        })
+    }
+
+    /// For a ready `task` that no live worker can run (links cut between its
+    /// inputs' holders): has the inputs out of reach of the worker best placed
+    /// for it (its pinned input's, or the one holding most of its input bytes)
+    /// computed again, so they come where they can be had. What their old
+    /// holders keep is freed with the compute. Fails after a few tries.
+    fn remake_unreachable(&mut self, task: usize) -> Result<(), BackendError> {
+        self.remakes[task] += 1;
+        if self.remakes[task] > MAX_REMAKES {
+            let cut: Vec<String> = self
+                .cut
+                .iter()
+                .map(|&(a, b)| {
+                    format!("{} -> {}", self.workers[a].member.addr, self.workers[b].member.addr)
+                })
+                .collect();
+            return Err(BackendError::Cluster(format!(
+                "task {}: its inputs cannot be brought together on any worker (links cut: {}); check the network between the workers",
+                self.job.keys[task],
+                cut.join(", ")
+            )));
+        }
+        let mut local = vec![0u64; self.workers.len()];
+        for &d in self.job.deps(task) {
+            if let State::Held { worker } = self.state[d as usize] {
+                local[worker] += self.nbytes[d as usize].max(1);
+            }
+        }
+        let best = self.pinned_holder(task).or_else(|| {
+            (0..self.workers.len()).filter(|&w| self.workers[w].alive).max_by_key(|&w| local[w])
+        });
+        let Some(best) = best else { return Ok(()) };
         for &d in self.job.deps(task) {
             let d = d as usize;
-            if self.state[d] != (State::Held { worker: holder }) {
+            let State::Held { worker: holder } = self.state[d] else { continue };
+            if holder == best || !self.cut.contains(&(best, holder)) {
                 continue;
             }
             if std::mem::take(&mut self.view[d]) {
@@ -1006,6 +1076,7 @@ impl Drive {
             }
             self.state[d] = State::Gone;
         }
+        Ok(())
     }
 
     fn fetch(&mut self, task: usize, worker: usize) {

@@ -283,7 +283,6 @@ pub fn serve_worker(
         conns.forget(scheduler);
         if is_stale(&e) {
             renew(&worker, scheduler);
-            continue;
         }
         // Refused (a token or certificate the scheduler does not accept): trying
         // again cannot help.

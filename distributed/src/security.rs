@@ -15,6 +15,9 @@ use tokio_rustls::rustls;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic::{Request, Status};
 
+/// The fewest characters a token may have: a short one is guessed.
+const MIN_TOKEN: usize = 16;
+
 /// The environment variable a token is read from when none is given.
 pub const TOKEN_VAR: &str = "BRISK_TOKEN";
 /// The environment variables mutual TLS is read from: the authority's
@@ -58,12 +61,14 @@ impl Security {
     }
 
     /// Adds a shared secret: every call carries it, every server checks it.
-    /// It travels as an HTTP header, so it is printable ASCII without spaces.
+    /// It travels as an HTTP header, so it is printable ASCII without spaces,
+    /// and is at least 16 characters long. Without TLS it crosses the network
+    /// in the clear: on networks others can watch, use TLS as well.
     pub fn token(mut self, token: &str) -> Result<Security, String> {
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(
-                "a token must be printable ASCII without spaces (it travels as a header): generate one with, for example, `openssl rand -hex 32`".into(),
-            );
+        if token.len() < MIN_TOKEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "a token must be at least {MIN_TOKEN} printable ASCII characters without spaces (it travels as a header): generate one with, for example, `openssl rand -hex 32`"
+            ));
         }
         self.token = Some(token.into());
         Ok(self)
@@ -249,23 +254,25 @@ mod tests {
             let refused = none.check_listen("scheduler", addr.parse().unwrap()).unwrap_err();
             assert!(refused.contains(addr) && refused.contains("--token"), "{refused}");
         }
-        let token = Security::none().token("s3cret").unwrap();
+        let token = Security::none().token("s3cret-s3cret-s3cret").unwrap();
         assert!(token.check_listen("scheduler", "0.0.0.0:8786".parse().unwrap()).is_ok());
     }
 
     #[test]
     fn tokens_are_printable_and_never_shown() {
-        for bad in ["", "two words", "tab\there", "é"] {
+        for bad in
+            ["", "short-token", "two words two words", "tab\there-tab\there", "é-é-é-é-é-é-é-é-é"]
+        {
             assert!(Security::none().token(bad).is_err(), "{bad:?} accepted");
         }
-        let security = Security::none().token("s3cret-token").unwrap();
-        assert_eq!(security.authorization().as_deref(), Some("Bearer s3cret-token"));
+        let security = Security::none().token("s3cret-token-0123").unwrap();
+        assert_eq!(security.authorization().as_deref(), Some("Bearer s3cret-token-0123"));
         assert!(!format!("{security:?}").contains("s3cret"));
     }
 
     #[test]
     fn calls_pass_with_the_token_only() {
-        let security = Security::none().token("right").unwrap();
+        let security = Security::none().token("right-right-right").unwrap();
         let call = |header: Option<&str>| {
             let mut request = Request::new(());
             if let Some(h) = header {
@@ -276,11 +283,11 @@ mod tests {
                 .map(|_| ())
                 .map_err(|s| s.message().to_string())
         };
-        assert!(call(Some("Bearer right")).is_ok());
+        assert!(call(Some("Bearer right-right-right")).is_ok());
         assert!(call(None).unwrap_err().contains("no token"));
-        assert!(call(Some("Bearer wrong")).unwrap_err().contains("a wrong token"));
-        assert!(call(Some("Bearer righ")).unwrap_err().contains("a wrong token"));
-        assert!(call(Some("right")).unwrap_err().contains("no token"));
+        assert!(call(Some("Bearer wrong-wrong-wrong")).unwrap_err().contains("a wrong token"));
+        assert!(call(Some("Bearer right-right-righ")).unwrap_err().contains("a wrong token"));
+        assert!(call(Some("right-right-right")).unwrap_err().contains("no token"));
         // With no token set, every call passes.
         assert!(Security::none().admit("w", Request::new(())).is_ok());
         assert!(

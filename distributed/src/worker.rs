@@ -404,7 +404,14 @@ impl Inner {
         let ran = Ran { nbytes: value.nbytes(), micros, pinned, read };
         let victims = {
             let mut held = lock(&self.held);
-            if !held.closed.contains(&task.compute) && held.epoch == started_in {
+            if held.epoch != started_in {
+                // Started anew meanwhile: the result is not kept, so not "ran".
+                return Err(Status::unavailable(format!(
+                    "task {}: worker {} started anew while it ran",
+                    task.key, self.addr
+                )));
+            }
+            if !held.closed.contains(&task.compute) {
                 held.insert(ResultId { compute: task.compute, key: task.key }, value);
             }
             held.over(self.hello.memory_limit)

@@ -51,23 +51,25 @@ impl SecurityArgs {
         Ok(security)
     }
 
-    /// The options a worker of this cluster needs besides the token (never
-    /// printed), as a command line shows them.
-    fn shown(&self) -> String {
+    /// The options a worker or client of this cluster needs, as a command line
+    /// shows them: TLS files (each node gives its own certificate and key), and
+    /// a note for the token, which is never printed nor put on a command line.
+    fn shown(&self) -> (String, &'static str) {
         let mut shown = String::new();
-        if self.token.is_some() {
-            shown.push_str(" --token \"$BRISK_TOKEN\"");
-        }
         for (flag, path) in [("ca", &self.tls_ca), ("cert", &self.tls_cert), ("key", &self.tls_key)]
         {
             if let Some(path) = path {
-                shown.push_str(&format!(" --tls-{flag} {}", path.display()));
+                shown.push_str(&format!(" --tls-{flag} '{}'", path.display()));
             }
         }
         if let Some(name) = &self.tls_server_name {
             shown.push_str(&format!(" --tls-server-name {name}"));
         }
-        shown
+        let note = match self.token {
+            Some(_) => "\n(with the same token in BRISK_TOKEN)",
+            None => "",
+        };
+        (shown, note)
     }
 }
 
@@ -132,11 +134,11 @@ pub(crate) fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
         false if addr.ip().is_loopback() => (addr.to_string(), "127.0.0.1:0"),
         false => (addr.to_string(), "0.0.0.0:0"),
     };
-    let shown = args.security.shown();
+    let (shown, note) = args.security.shown();
     // Its output may be closed once the address is read (a launcher, a test):
     // the scheduler goes on all the same.
     let _ = crate::output::print_line(&format!(
-        "brisk scheduler listening on {addr}\nstart workers with: brisk worker {reach} --listen {listen}{shown}\nuse it with: brisk COMMAND ... --scheduler {reach}{shown}"
+        "brisk scheduler listening on {addr}\nstart workers with: brisk worker {reach} --listen {listen}{shown}\nuse it with: brisk COMMAND ... --scheduler {reach}{shown}{note}"
     ));
     loop {
         std::thread::park();
@@ -200,6 +202,12 @@ pub(crate) fn status(args: StatusArgs) -> Result<(), Failure> {
     let hello = loop {
         let hello = brisk::distributed::scheduler_status(args.scheduler, security.clone());
         let joined = hello.as_ref().map_or(0, |h| h.workers.len());
+        // Refused (no token, a wrong one): waiting cannot help.
+        if let Err(e) = &hello
+            && e.to_string().contains("refused")
+        {
+            return Err(Failure::User(e.to_string()));
+        }
         match args.wait_for {
             Some(n) if joined < n && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(250));
