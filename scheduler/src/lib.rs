@@ -29,6 +29,7 @@ mod allocator;
 mod backend;
 mod budget;
 mod callback;
+pub mod client;
 mod error;
 mod exec;
 mod primitives;
