@@ -44,6 +44,9 @@ pub use brisk_frame as frame;
 pub use brisk_graph as graph;
 /// Schedulers and callbacks (`brisk-scheduler`).
 pub use brisk_scheduler as scheduler;
+/// Futures on threads, as `concurrent.futures` and Dask's `Client` offer them:
+/// submit, map, gather, as_completed, wait, cancel, await.
+pub use brisk_scheduler::client;
 
 /// Lazy values from plain functions and closures: Dask's `delayed`.
 pub use brisk_graph::delayed;

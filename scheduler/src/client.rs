@@ -97,6 +97,28 @@ struct Shared {
     /// Pool threads still running, and a signal when one ends.
     alive: Mutex<usize>,
     ended: Condvar,
+    /// Tasks in the queue, read without its lock by threads about to sleep.
+    queued: std::sync::atomic::AtomicUsize,
+    /// Numbers for keys.
+    keys: AtomicU64,
+}
+
+/// How long a thread that ran out of work, or waits for a result, looks again
+/// before it sleeps: waking a sleeping thread costs far more (tens of µs) than
+/// a task here.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Spins up to [`SPIN`] until `ready` holds: whether it did.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + SPIN;
+    while Instant::now() < until {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+    ready()
 }
 
 /// How long dropping a client waits for its running tasks to return.
@@ -171,6 +193,8 @@ impl Client {
             next: AtomicU64::new(0),
             alive: Mutex::new(threads),
             ended: Condvar::new(),
+            queued: Default::default(),
+            keys: AtomicU64::new(0),
         });
         let threads = (0..threads)
             .map(|i| {
@@ -290,7 +314,7 @@ impl Client {
     }
 
     fn future<T>(&self, options: &Options) -> Future<T> {
-        let n = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.shared.keys.fetch_add(1, Ordering::Relaxed);
         let key = options.key.clone().unwrap_or_else(|| format!("submit-{n}"));
         Future { state: Arc::new(State::new(key)) }
     }
@@ -329,6 +353,7 @@ impl Shared {
             return job.cancel();
         }
         queue.heap.push(Queued { priority, seq, job });
+        self.queued.fetch_add(1, Ordering::Release);
         drop(queue);
         self.work.notify_one();
     }
@@ -343,10 +368,17 @@ impl Shared {
                         return;
                     }
                     if let Some(next) = queue.heap.pop() {
+                        self.queued.fetch_sub(1, Ordering::Relaxed);
                         queue.running.push(next.job.handle());
                         break next.job;
                     }
-                    queue = self.work.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    // Out of work: look again for a moment before sleeping.
+                    drop(queue);
+                    let more = spin_until(|| self.queued.load(Ordering::Acquire) > 0);
+                    queue = lock(&self.queue);
+                    if !more && queue.heap.is_empty() && !queue.closing {
+                        queue = self.work.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    }
                 }
             };
             let handle = job.handle();
@@ -519,6 +551,8 @@ impl<T: Clone> Future<T> {
     /// At the timeout, [`FutureError::Timeout`]: the task goes on.
     pub fn result(&self, timeout: Option<Duration>) -> Result<T, FutureError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // A short task is often done before a sleep would start.
+        spin_until(|| self.done());
         let mut inner = lock(&self.state.inner);
         loop {
             if let Status::Done(outcome) = &inner.status {
