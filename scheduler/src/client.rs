@@ -307,6 +307,20 @@ impl Client {
             .collect()
     }
 
+    /// Computes `collection` on `scheduler` without blocking here (Dask's
+    /// `client.compute`): its future. Cancelling it drops the answer; the
+    /// compute itself runs to its end.
+    pub fn compute<C>(&self, scheduler: &crate::Scheduler, collection: &C) -> Future<C::Output>
+    where
+        C: brisk_graph::Collection + Clone + Send + Sync + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        let (scheduler, collection) = (scheduler.clone(), collection.clone());
+        let n = self.shared.keys.fetch_add(1, Ordering::Relaxed);
+        let options = Options { key: Some(format!("compute-{n}")), ..Options::default() };
+        self.try_submit_opts(options, move || scheduler.compute(&collection))
+    }
+
     /// The values of `futures`, in order, once all are done; the first failure
     /// (in order) if any fails.
     pub fn gather<T: Clone>(&self, futures: &[Future<T>]) -> Result<Vec<T>, FutureError> {
@@ -649,6 +663,39 @@ impl<T: Clone> std::future::Future for Future<T> {
         }
         Poll::Pending
     }
+}
+
+/// Runs `f` on a thread of its own, named `key` in errors: its future (for
+/// one-off work such as [`Scheduler::compute_async`](crate::Scheduler::compute_async),
+/// with no pool and no async runtime).
+pub fn spawn<T, E, F>(key: &str, f: F) -> Future<T>
+where
+    T: Send + 'static,
+    E: std::fmt::Display,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    let state = Arc::new(State::new(key.to_string()));
+    let future = Future { state: state.clone() };
+    state.start();
+    let started = std::thread::Builder::new().name("brisk-compute".into()).spawn({
+        let state = state.clone();
+        move || {
+            CURRENT.with(|c| *c.borrow_mut() = Some(state.cancel.clone()));
+            let outcome = match catch_unwind(AssertUnwindSafe(f)) {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("it panicked".to_string()),
+            };
+            let outcome =
+                outcome.map_err(|message| FutureError::Failed { key: state.key.clone(), message });
+            state.resolve(outcome);
+        }
+    });
+    if let Err(e) = started {
+        let message = format!("no thread for it: {e}");
+        state.resolve(Err(FutureError::Failed { key: state.key.clone(), message }));
+    }
+    future
 }
 
 /// Futures a task takes as arguments ([`Client::submit_with`]).

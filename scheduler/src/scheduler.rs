@@ -158,6 +158,19 @@ impl Scheduler {
         collection.finish(values).map_err(Error::Output)
     }
 
+    /// [`compute`](Self::compute) without blocking: its future, settled when the
+    /// compute ends. It runs on a thread of its own, so no async runtime is
+    /// needed; await the future on any runtime, or wait with
+    /// [`result`](crate::client::Future::result) and a timeout.
+    pub fn compute_async<C>(&self, collection: &C) -> crate::client::Future<C::Output>
+    where
+        C: Collection + Clone + Send + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        let (scheduler, collection) = (self.clone(), collection.clone());
+        crate::client::spawn("compute", move || scheduler.compute(&collection))
+    }
+
     /// Like [`compute`](Self::compute), also returning what the compute did (peak
     /// bytes held, bytes spilled and read back, roots held back by the budget).
     pub fn compute_with_stats<C: Collection + ?Sized>(
