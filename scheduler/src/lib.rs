@@ -30,6 +30,7 @@ mod backend;
 mod budget;
 mod callback;
 pub mod client;
+pub mod coordination;
 mod error;
 mod exec;
 mod primitives;
