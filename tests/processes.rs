@@ -288,7 +288,11 @@ fn cluster_threads() -> Vec<String> {
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
         .map(|n| n.trim().to_string())
-        .filter(|n| n.starts_with("brisk-client") || n.starts_with("brisk-worker-log"))
+        .filter(|n| {
+            ["brisk-client", "brisk-worker-log", "brisk-futures", "brisk-compute"]
+                .iter()
+                .any(|prefix| n.starts_with(prefix))
+        })
         .collect()
 }
 
@@ -652,6 +656,29 @@ fn workers_spill_past_their_memory_limit_and_give_the_same_answer() {
     nothing_left(&workers);
 }
 
+fn computes_as_futures_run_on_worker_processes() {
+    use brisk::client::{Client, as_completed};
+    let (cluster, addrs) = local(2, 1);
+    let threads = Scheduler::threads(2);
+    let client = Client::threads(3);
+    let means: Vec<_> = (0..6u64)
+        .map(|seed| random(&[300, 200], &[100, 50], seed).unwrap().mean(Axes::all()))
+        .collect();
+    let futures: Vec<_> = means.iter().map(|m| client.compute(&cluster, m)).collect();
+    let order: Vec<usize> = as_completed(&futures, Some(Duration::from_secs(60))).collect();
+    assert_eq!(order.len(), 6, "every compute settled: {order:?}");
+    for (future, mean) in futures.iter().zip(&means) {
+        let want: f64 = threads.compute(mean).unwrap();
+        assert_eq!(future.result(None).unwrap().to_bits(), want.to_bits());
+    }
+    // And awaited: compute_async on the cluster.
+    let got: f64 = futures::executor::block_on(cluster.compute_async(&means[0])).unwrap();
+    assert_eq!(got.to_bits(), threads.compute(&means[0]).unwrap().to_bits());
+    drop(client);
+    drop(cluster);
+    nothing_left(&addrs);
+}
+
 fn closures_are_refused_before_anything_runs() {
     let (cluster, addrs) = local(1, 1);
     fn inc(x: i64) -> i64 {
@@ -917,6 +944,10 @@ fn main() {
         (
             "registered_functions_run_in_the_workers_and_match_the_threads",
             registered_functions_run_in_the_workers_and_match_the_threads,
+        ),
+        (
+            "computes_as_futures_run_on_worker_processes",
+            computes_as_futures_run_on_worker_processes,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
         (

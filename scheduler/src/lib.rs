@@ -18,6 +18,10 @@
 //!   the process however it ends, SIGKILL included; the space of a result read
 //!   back for the last time is reused by later spills.
 //! - [`Callback`]s see the compute start, each task start and finish, and the end.
+//! - [`client`]: futures on threads (`concurrent.futures`, Dask's `Client`):
+//!   submit, map, gather, as_completed, wait, cancel, await; and
+//!   [`coordination`]: named locks, semaphores, queues, events and variables
+//!   for tasks.
 //!
 //! The budget's rules are in `budget/README.md`, the thread pool's state machine in
 //! `threads/README.md`.
