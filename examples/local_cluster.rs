@@ -8,6 +8,7 @@
 //! cargo run --release --example local_cluster -- --workload random --n 10000 --chunk 1000
 //! cargo run --release --example local_cluster -- --workload groupby FILE.csv --query q1 [--blocksize BYTES]
 //! cargo run --release --example local_cluster -- --workload transfer --chunks 64 --chunk 1000
+//! cargo run --release --example local_cluster -- --workload futures -T 20000
 //! python peer_dask_distributed.py --workload tasks --shape flat -T 20000 --workers 2
 //! ```
 //!
@@ -61,6 +62,12 @@ impl OpKind for Sum {
 
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Inc>().register::<Sum>();
+    brisk::register_fn!(registry, inc);
+}
+
+/// `x + 1`, as a registered function (the futures workload's `inc`).
+fn inc(x: i64) -> i64 {
+    x + 1
 }
 
 /// The peer's graph: T x inc(i), then one sum (flat) or a binary tree of sums.
@@ -147,6 +154,25 @@ fn main() -> Result<(), Box<dyn Error>> {
             let table = scheduler.compute(&grouped)?;
             let query = if q3 { "q3" } else { "q1" };
             format!("query={query} blocksize={blocksize} groups={}", table.num_rows())
+        }
+        "futures" => {
+            // T calls of a registered function computed as one future, then 200
+            // computes of one call waited for one after another.
+            let t = num("-T", 20_000)?;
+            let client = brisk::client::Client::threads(1);
+            let calls: Vec<_> = (0..t as i64).map(|i| delayed!(inc(i))).collect();
+            let total: i64 = client.compute(&scheduler, &calls).result(None)?.iter().sum();
+            let per_call = started.elapsed().as_secs_f64() / t as f64;
+            let round_trips = Instant::now();
+            for i in 0..200 {
+                client.compute(&scheduler, &delayed!(inc(i))).result(None)?;
+            }
+            let round_trip = round_trips.elapsed().as_secs_f64() / 200.0;
+            format!(
+                "futures={t} result={total} us_per_future={:.1} us_round_trip={:.1}",
+                per_call * 1e6,
+                round_trip * 1e6
+            )
         }
         "transfer" => {
             let (chunks, c) = (num("--chunks", 64)?, num("--chunk", 1_000)?);

@@ -671,6 +671,18 @@ fn computes_as_futures_run_on_worker_processes() {
         let want: f64 = threads.compute(mean).unwrap();
         assert_eq!(future.result(None).unwrap().to_bits(), want.to_bits());
     }
+    // Many small outputs (fetched together, a batch per worker): each in its
+    // place, and made by both workers.
+    let calls: Vec<_> =
+        (0..2_000u64).map(|i| delayed!(summarize(format!("s{i}"), readings(i, 3)))).collect();
+    let got = client.compute(&cluster, &calls).result(Some(Duration::from_secs(120))).unwrap();
+    let want = threads.compute(&calls).unwrap();
+    assert_eq!(got.len(), 2_000);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((g.n, g.total.to_bits(), &g.sites), (w.n, w.total.to_bits(), &w.sites));
+    }
+    let pids: HashSet<u32> = got.iter().flat_map(|s| s.pids.clone()).collect();
+    assert_eq!(pids.len(), 2, "both workers ran some: {pids:?}");
     // And awaited: compute_async on the cluster.
     let got: f64 = futures::executor::block_on(cluster.compute_async(&means[0])).unwrap();
     assert_eq!(got.to_bits(), threads.compute(&means[0]).unwrap().to_bits());

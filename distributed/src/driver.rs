@@ -86,6 +86,27 @@ const MAX_RETRIES: u32 = 8;
 /// reach before the compute fails.
 const MAX_REMAKES: u32 = 3;
 
+/// Outputs up to this size are fetched together, one call per worker, in
+/// Brisk's value codec; larger ones by Flight `DoGet`, each on its own.
+const SMALL_OUTPUT: u64 = 1 << 20;
+
+/// A task's kind, for the times and sizes learnt of its like: its key's name
+/// without the `-<hex>` a delayed call adds (`inc-1f3a` is an `inc`), as
+/// Dask's `key_split` does.
+fn kind(key: &Key) -> &str {
+    let name = key.name();
+    match name.rsplit_once('-') {
+        Some((kind, tag))
+            if !kind.is_empty()
+                && !tag.is_empty()
+                && tag.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            kind
+        }
+        _ => name,
+    }
+}
+
 /// Ready tasks the dispatch may pass over when they cannot go yet.
 const PASSED_OVER: usize = 64;
 
@@ -218,9 +239,25 @@ enum State {
 }
 
 enum Event {
-    Ran { task: usize, attempt: u32, worker: usize, result: Result<Ran, Status> },
-    Fetched { task: usize, attempt: u32, result: Result<Value, Status> },
-    Greeted { worker: usize, result: Result<Hello, Status> },
+    Ran {
+        task: usize,
+        attempt: u32,
+        worker: usize,
+        result: Result<Ran, Status>,
+    },
+    Fetched {
+        task: usize,
+        attempt: u32,
+        result: Result<Value, Status>,
+    },
+    /// A worker's batch of small outputs has come (after their `Fetched`).
+    FetchesDone {
+        worker: usize,
+    },
+    Greeted {
+        worker: usize,
+        result: Result<Hello, Status>,
+    },
 }
 
 struct Slot {
@@ -282,6 +319,13 @@ struct Drive {
     got: HashMap<usize, Value>,
     /// Results to free, by worker: tasks' numbers.
     to_free: HashMap<usize, Vec<usize>>,
+    /// Small outputs to fetch, by worker: fetched in one call per worker.
+    to_fetch: HashMap<usize, Vec<usize>>,
+    /// How many different tasks the outputs are.
+    distinct_outputs: usize,
+    /// Workers with a batch of outputs on its way: the next waits for it, and
+    /// is the larger for it.
+    fetching: std::collections::HashSet<usize>,
     /// Whether a held task is a view: an item of its input's list, read where
     /// it is needed, never run (its list is freed after it).
     view: Vec<bool>,
@@ -342,6 +386,9 @@ pub(crate) async fn drive(
         pinned: vec![false; n],
         got: HashMap::new(),
         to_free: HashMap::new(),
+        to_fetch: HashMap::new(),
+        distinct_outputs: job.is_output.iter().filter(|&&o| o).count(),
+        fetching: Default::default(),
         view: vec![false; n],
         to_view: Vec::new(),
         cut: Default::default(),
@@ -374,7 +421,9 @@ impl Drive {
         loop {
             self.dispatch()?;
             self.flush_frees();
-            if self.job.outputs.iter().all(|t| self.got.contains_key(&(*t as usize))) {
+            self.flush_fetches();
+            // Only outputs are fetched: all are in once there are as many.
+            if self.got.len() == self.distinct_outputs {
                 return Ok(self
                     .job
                     .outputs
@@ -433,6 +482,9 @@ impl Drive {
                     Ok(ran) => self.finished(task, worker, ran),
                     Err(status) => self.failed(task, worker, attempt, status)?,
                 }
+            }
+            Event::FetchesDone { worker } => {
+                self.fetching.remove(&worker);
             }
             Event::Fetched { task, attempt, result } => {
                 if self.attempts[task] != attempt || self.got.contains_key(&task) {
@@ -508,13 +560,13 @@ impl Drive {
         let Ran { nbytes, micros, pinned, read } = ran;
         self.pinned[task] = pinned;
         self.unslot(task, worker);
-        let time = self.durations.entry(self.job.keys[task].name().to_string()).or_default();
+        let time = self.durations.entry(kind(&self.job.keys[task]).to_string()).or_default();
         *time = (time.0 + micros as f64, time.1 + 1);
         self.state[task] = State::Held { worker };
         self.nbytes[task] = nbytes;
         self.workers[worker].held += nbytes;
         if self.job.deps(task).is_empty() {
-            let size = self.sizes.entry(self.job.keys[task].name().to_string()).or_default();
+            let size = self.sizes.entry(kind(&self.job.keys[task]).to_string()).or_default();
             *size = (size.0 + nbytes, size.1 + 1);
         }
         for cb in &self.callbacks {
@@ -708,6 +760,8 @@ impl Drive {
         self.workers[worker].alive = false;
         self.workers[worker].suspects.clear();
         self.workers[worker].refetch.clear();
+        self.to_fetch.remove(&worker);
+        self.fetching.remove(&worker);
         self.conns.forget(addr);
         let lost: Vec<bool> = self.state.iter().map(|s| *s == State::Held { worker }).collect();
         for task in 0..self.job.len() {
@@ -950,7 +1004,7 @@ impl Drive {
         if w.running < threads + 1 {
             return !root || w.roots < threads + 1 || self.root_fits(w, task);
         }
-        let name = self.job.keys[task].name();
+        let name = kind(&self.job.keys[task]);
         let known = self.durations.contains_key(name) && (!root || self.sizes.contains_key(name));
         known
             && w.running < QUEUED * threads
@@ -961,7 +1015,7 @@ impl Drive {
     /// Whether one more root like `task` fits `w`'s memory, with its results and
     /// the roots already sent, at the size of the finished roots of its kind.
     fn root_fits(&self, w: &Slot, task: usize) -> bool {
-        let Some(&(bytes, count)) = self.sizes.get(self.job.keys[task].name()) else {
+        let Some(&(bytes, count)) = self.sizes.get(kind(&self.job.keys[task])) else {
             return false;
         };
         let each = bytes / count.max(1);
@@ -971,7 +1025,7 @@ impl Drive {
     /// How long `task` should take: the mean of the finished tasks of its kind
     /// (its key's name), or [`UNKNOWN_MICROS`].
     fn expected_micros(&self, task: usize) -> f64 {
-        match self.durations.get(self.job.keys[task].name()) {
+        match self.durations.get(kind(&self.job.keys[task])) {
             Some(&(micros, n)) if n > 0 => micros / n as f64,
             _ => UNKNOWN_MICROS,
         }
@@ -1079,27 +1133,68 @@ impl Drive {
         Ok(())
     }
 
+    /// Fetches output `task` from `worker`: a small one (or an item of a list)
+    /// with the others of that worker in one call at the next flush, a large
+    /// one at once by Flight `DoGet` (in messages of a few megabytes).
     fn fetch(&mut self, task: usize, worker: usize) {
+        if self.view[task] || self.nbytes[task] <= SMALL_OUTPUT {
+            self.to_fetch.entry(worker).or_default().push(task);
+            return;
+        }
         let (conns, tx, addr) =
             (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
         let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
         let attempt = self.attempts[task];
-        if self.view[task] {
-            let list = self.job.keys[self.job.deps(task)[0] as usize].clone();
-            let wanted = [Wanted {
-                id: ResultId { compute: self.job.compute, key: list },
-                item: self.job.items[task],
-            }];
-            tokio::spawn(async move {
-                let result = conns.fetch_wanted(addr, &wanted).await.map(|mut v| v.remove(0));
-                let _ = tx.send(Event::Fetched { task, attempt, result });
-            });
-            return;
-        }
         tokio::spawn(async move {
             let result = conns.fetch(addr, &id).await;
             let _ = tx.send(Event::Fetched { task, attempt, result });
         });
+    }
+
+    /// Sends the fetches [`fetch`](Self::fetch) queued: one call per worker.
+    fn flush_fetches(&mut self) {
+        let ready: Vec<usize> =
+            self.to_fetch.keys().copied().filter(|w| !self.fetching.contains(w)).collect();
+        for worker in ready {
+            let Some(tasks) = self.to_fetch.remove(&worker) else { continue };
+            self.fetching.insert(worker);
+            let wanted: Vec<Wanted> = tasks
+                .iter()
+                .map(|&t| match self.view[t] {
+                    true => Wanted {
+                        id: ResultId {
+                            compute: self.job.compute,
+                            key: self.job.keys[self.job.deps(t)[0] as usize].clone(),
+                        },
+                        item: self.job.items[t],
+                    },
+                    false => Wanted {
+                        id: ResultId { compute: self.job.compute, key: self.job.keys[t].clone() },
+                        item: None,
+                    },
+                })
+                .collect();
+            let attempts: Vec<(usize, u32)> =
+                tasks.iter().map(|&t| (t, self.attempts[t])).collect();
+            let (conns, tx, addr) =
+                (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
+            tokio::spawn(async move {
+                match conns.fetch_wanted(addr, &wanted).await {
+                    Ok(values) => {
+                        for ((task, attempt), value) in attempts.into_iter().zip(values) {
+                            let _ = tx.send(Event::Fetched { task, attempt, result: Ok(value) });
+                        }
+                    }
+                    Err(status) => {
+                        for (task, attempt) in attempts {
+                            let result = Err(status.clone());
+                            let _ = tx.send(Event::Fetched { task, attempt, result });
+                        }
+                    }
+                }
+                let _ = tx.send(Event::FetchesDone { worker });
+            });
+        }
     }
 
     fn greet_all(&mut self) {
@@ -1124,5 +1219,20 @@ impl Drive {
             };
             let _ = tx.send(Event::Greeted { worker, result });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delayed_calls_kind_is_its_function() {
+        assert_eq!(kind(&Key::named("inc-1f3a")), "inc");
+        assert_eq!(kind(&Key::named("load-part-00ff")), "load-part");
+        assert_eq!(kind(&Key::new("random", [3, 4])), "random");
+        // Not a hex tag: the whole name.
+        assert_eq!(kind(&Key::named("read-csv")), "read-csv");
+        assert_eq!(kind(&Key::named("-ab")), "-ab");
     }
 }
