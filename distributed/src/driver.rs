@@ -1036,20 +1036,16 @@ impl Drive {
     /// times) plus the time to fetch the inputs it does not hold (Dask's
     /// occupancy plus transfer cost). Ties go to the lowest number.
     fn place(&self, task: usize) -> Option<usize> {
+        if let Some(worker) = self.pinned_holder(task) {
+            return (self.has_room(worker, task) && self.reaches(worker, task)).then_some(worker);
+        }
         let mut total = 0u64;
         let mut local = vec![0u64; self.workers.len()];
-        let mut pinned_to = None;
         for &d in self.job.deps(task) {
             if let State::Held { worker } = self.state[d as usize] {
                 local[worker] += self.nbytes[d as usize];
                 total += self.nbytes[d as usize];
-                if self.pinned[d as usize] {
-                    pinned_to = Some(worker);
-                }
             }
-        }
-        if let Some(worker) = pinned_to {
-            return (self.has_room(worker, task) && self.reaches(worker, task)).then_some(worker);
         }
         let cost = |w: usize| {
             let slot = &self.workers[w];
@@ -1064,10 +1060,12 @@ impl Drive {
     /// Whether `worker` can fetch every input of `task` from where it is held
     /// (no link to a holder found cut).
     fn reaches(&self, worker: usize, task: usize) -> bool {
-        self.job.deps(task).iter().all(|&d| match self.state[d as usize] {
-            State::Held { worker: at } => at == worker || !self.cut.contains(&(worker, at)),
-            _ => true,
-        })
+        // No link found cut (nearly always): nothing to look up.
+        self.cut.is_empty()
+            || self.job.deps(task).iter().all(|&d| match self.state[d as usize] {
+                State::Held { worker: at } => at == worker || !self.cut.contains(&(worker, at)),
+                _ => true,
+            })
     }
 
     /// Whether some live worker can run `task`: one that reaches every input's
