@@ -15,67 +15,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use brisk::core::{Key, Op, OpKind, OpRegistry, Scalar, Value};
-use brisk::distributed::{Remote, SchedulerServer, Security, Timing, WorkerOptions};
-use brisk::graph::{Graph, Task};
+use brisk::core::{OpRegistry, Value};
+use brisk::distributed::{Remote, SchedulerServer, Security, WorkerOptions};
 use brisk::prelude::*;
-use serde::{Deserialize, Serialize};
+
+mod cluster;
+use cluster::{Mix, children, fast, layered_dag};
 
 /// The role a re-executed copy of this program plays, and its arguments.
 const ROLE: &str = "BRISK_HOSTS_TEST_ROLE";
 
-/// A test op: mixes its inputs, in order, into one float after sleeping.
-#[derive(Debug, Serialize, Deserialize)]
-struct Mix {
-    salt: u64,
-    sleep_ms: u64,
-}
-
-impl OpKind for Mix {
-    const NAME: &'static str = "hosts.mix";
-    fn run(&self, inputs: Vec<Value>) -> brisk::core::Result<Value> {
-        std::thread::sleep(Duration::from_millis(self.sleep_ms));
-        let mut acc = self.salt as f64 * 0.001 + 1.0;
-        for (i, v) in inputs.iter().enumerate() {
-            let Some(Scalar::F64(x)) = v.as_scalar() else {
-                return Err(brisk::core::Error::user(format!("not a float: {}", v.kind())));
-            };
-            acc = acc * 1.000_1 + x / (i as f64 + 1.5);
-        }
-        Ok(Value::from(acc))
-    }
-}
-
 fn program_ops(registry: &mut OpRegistry) {
     registry.register::<Mix>();
-}
-
-/// `layers` layers of `width` Mix tasks, each taking 1–3 of the layer before.
-fn layered(layers: usize, width: usize, sleep_ms: u64) -> (Graph, Vec<Key>) {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
-    let key = |layer: usize, i: usize| Key::new("layer", [layer as u32, i as u32]);
-    let mut tasks = Vec::new();
-    for layer in 0..layers {
-        for i in 0..width {
-            let op = Op::data(Mix { salt: (layer * width + i) as u64, sleep_ms });
-            tasks.push(match layer {
-                0 => Task::root(key(0, i), op),
-                _ => Task::new(
-                    key(layer, i),
-                    op,
-                    (0..1 + next(3)).map(|_| key(layer - 1, next(width))).collect::<Vec<_>>(),
-                ),
-            });
-        }
-    }
-    let outputs = (0..width).map(|i| key(layers - 1, i)).collect();
-    (Graph::from_tasks(tasks).unwrap(), outputs)
 }
 
 /// A fingerprint of values' bytes (FNV-1a), as text.
@@ -94,7 +45,7 @@ fn fingerprint(values: &[Value]) -> String {
 /// reductions whose chunks cross hosts, a CSV group-by and a sort.
 fn answers(scheduler: &Scheduler, sleep_ms: u64) -> Vec<String> {
     let mut lines = Vec::new();
-    let (graph, outputs) = layered(6, 12, sleep_ms);
+    let (graph, outputs) = layered_dag(7, 6, 12, sleep_ms);
     let values = scheduler.clone().fuse(false).run(graph, &outputs).unwrap();
     lines.push(format!("dag {}", fingerprint(&values)));
     let x = random(&[600, 500], &[100, 125], 7).unwrap();
@@ -109,15 +60,6 @@ fn answers(scheduler: &Scheduler, sleep_ms: u64) -> Vec<String> {
     let sorted = scheduler.compute(&frame.sort_values(["v3"], true).unwrap()).unwrap();
     lines.push(format!("sort {}", fingerprint(&[Value::Batch(sorted.to_batch())])));
     lines
-}
-
-/// Heartbeats fast enough for a test.
-fn fast() -> Timing {
-    Timing {
-        heartbeat: Duration::from_millis(100),
-        death_timeout: Duration::from_secs(1),
-        ..Timing::default()
-    }
 }
 
 /// The security a role's argument names: `-` none, `token:T`, `tls:DIR:NAME`
@@ -269,20 +211,6 @@ fn namespaces(prefix: &str) -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| n.starts_with(prefix))
         .map(str::to_string)
-        .collect()
-}
-
-/// Processes whose parent is this one.
-fn children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|s| {
-                s.rsplit_once(") ").is_some_and(|(_, rest)| rest.split(' ').nth(1) == Some(&me))
-            })
-        })
         .collect()
 }
 
