@@ -206,12 +206,12 @@ impl Serving {
             .max_decoding_message_size(MESSAGE_LIMIT)
             .max_encoding_message_size(MESSAGE_LIMIT);
         // Every call, whatever it is, passes the token check first.
-        let (gate, server) = (security.clone(), format!("brisk {} {addr}", N::KIND));
+        let who = format!("brisk {} {addr}", N::KIND);
+        let (gate, server) = (security.clone(), who.clone());
         let service = InterceptedService::new(service, move |request| gate.admit(&server, request));
         let acceptor = security
             .acceptor()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let who = format!("brisk {} {addr}", N::KIND);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let name = format!("brisk-{}-{addr}", N::KIND);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
