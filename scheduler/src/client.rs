@@ -634,7 +634,9 @@ impl<T> Future<T> {
         }
     }
 
-    /// Calls `f` when it settles (at once, here, if it already has).
+    /// Calls `f` when it settles (at once, here, if it already has), on the
+    /// thread that settles it, just after those waiting for it are woken (as
+    /// `concurrent.futures` does).
     pub fn add_done_callback(&self, f: impl FnOnce() + Send + 'static) {
         let mut inner = lock(&self.state.inner);
         if matches!(inner.status, Status::Done(_)) {
