@@ -156,16 +156,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             format!("query={query} blocksize={blocksize} groups={}", table.num_rows())
         }
         "futures" => {
-            // T calls of a registered function computed as one future, then 200
-            // computes of one call waited for one after another.
+            // Dask's `client.map(inc, range(T))` then gather: T futures of a
+            // registered function; then 200 `submit(inc, i).result()` one
+            // after another.
             let t = num("-T", 20_000)?;
-            let client = brisk::client::Client::threads(1);
-            let calls: Vec<_> = (0..t as i64).map(|i| delayed!(inc(i))).collect();
-            let total: i64 = client.compute(&scheduler, &calls).result(None)?.iter().sum();
+            let client = brisk::client::Client::new(&scheduler);
+            let futures = client.compute_map(|i| delayed!(inc(i)), 0..t as i64);
+            let total: i64 = client.gather(&futures)?.iter().sum();
             let per_call = started.elapsed().as_secs_f64() / t as f64;
             let round_trips = Instant::now();
             for i in 0..200 {
-                client.compute(&scheduler, &delayed!(inc(i))).result(None)?;
+                client.compute(&delayed!(inc(i))).result(None)?;
             }
             let round_trip = round_trips.elapsed().as_secs_f64() / 200.0;
             format!(
@@ -207,7 +208,19 @@ fn transfer(
     runtime.block_on(async {
         for i in 0..chunks {
             let op = Op::Const(ones.clone()).encode()?;
-            conns.run(*a, &RunTask { compute: 1, key: made(i), op, inputs: vec![] }).await?;
+            conns
+                .run(
+                    *a,
+                    &RunTask {
+                        compute: 1,
+                        key: made(i),
+                        op,
+                        inputs: vec![],
+                        inline: false,
+                        quick: false,
+                    },
+                )
+                .await?;
         }
         let started = Instant::now();
         let sums = (0..chunks).map(|i| {
@@ -216,6 +229,8 @@ fn transfer(
                 key: Key::new("sum", [i as u32]),
                 op: Op::data(Sum).encode().expect("a data op"),
                 inputs: vec![Input { key: made(i), at: *a, item: None }],
+                inline: false,
+                quick: false,
             };
             let conns = &conns;
             async move { conns.run(*b, &task).await }

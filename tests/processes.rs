@@ -128,6 +128,39 @@ fn program_ops(registry: &mut OpRegistry) {
     brisk::register_fn!(registry, combine);
     brisk::register_fn!(registry, try parse);
     brisk::register_fn!(registry, whose);
+    brisk::register_fn!(registry, inc);
+    brisk::register_fn!(registry, try fail_on);
+    brisk::register_fn!(registry, nap);
+    brisk::register_fn!(registry, try flaky);
+}
+
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+
+fn fail_on(x: i64) -> Result<i64, String> {
+    match x {
+        3 => Err("three is not allowed".into()),
+        x => Ok(x),
+    }
+}
+
+/// Sleeps `ms` milliseconds, or until its compute is let go: a task that
+/// hangs for a while, and checks its cancellation token.
+fn nap(ms: i64) -> i64 {
+    let until = Instant::now() + Duration::from_millis(ms as u64);
+    while Instant::now() < until && !brisk::client::cancelled() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ms
+}
+
+/// Fails the first time it runs for `marker` (a file it makes), then gives 7.
+fn flaky(marker: String) -> Result<i64, String> {
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+        Ok(_) => Err(format!("first try of {marker} fails")),
+        Err(_) => Ok(7),
+    }
 }
 
 /// A value of the program's own type, crossing processes through serde.
@@ -581,11 +614,11 @@ fn computes_as_futures_run_on_worker_processes() {
     use brisk::client::{Client, as_completed};
     let (cluster, addrs) = local(2, 1);
     let threads = Scheduler::threads(2);
-    let client = Client::threads(3);
+    let client = Client::new(&cluster);
     let means: Vec<_> = (0..6u64)
         .map(|seed| random(&[300, 200], &[100, 50], seed).unwrap().mean(Axes::all()))
         .collect();
-    let futures: Vec<_> = means.iter().map(|m| client.compute(&cluster, m)).collect();
+    let futures: Vec<_> = means.iter().map(|m| client.compute(m)).collect();
     let order: Vec<usize> = as_completed(&futures, Some(Duration::from_secs(60))).collect();
     assert_eq!(order.len(), 6, "every compute settled: {order:?}");
     for (future, mean) in futures.iter().zip(&means) {
@@ -596,7 +629,7 @@ fn computes_as_futures_run_on_worker_processes() {
     // place, and made by both workers.
     let calls: Vec<_> =
         (0..2_000u64).map(|i| delayed!(summarize(format!("s{i}"), readings(i, 3)))).collect();
-    let got = client.compute(&cluster, &calls).result(Some(Duration::from_secs(120))).unwrap();
+    let got = client.compute(&calls).result(Some(Duration::from_secs(120))).unwrap();
     let want = threads.compute(&calls).unwrap();
     assert_eq!(got.len(), 2_000);
     for (g, w) in got.iter().zip(&want) {
@@ -610,6 +643,123 @@ fn computes_as_futures_run_on_worker_processes() {
     drop(client);
     drop(cluster);
     nothing_left(&addrs);
+}
+
+/// The futures of a client of `cluster` (worker processes, or a scheduler
+/// process and its workers) keep `concurrent.futures`' and Dask's semantics.
+fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::SocketAddr]) {
+    use brisk::client::{Client, FutureError, Options, Return, as_completed, wait};
+    let minute = Some(Duration::from_secs(60));
+    let client = Client::new(cluster);
+    // Dask's map then gather; as_completed yields each future once.
+    let futures = client.compute_map(|i| delayed!(inc(i)), 0..500i64);
+    let mut order: Vec<usize> = as_completed(&futures, minute).collect();
+    order.sort_unstable();
+    assert_eq!(order, (0..500).collect::<Vec<_>>());
+    assert_eq!(client.gather(&futures).unwrap(), (1..=500).collect::<Vec<i64>>());
+    // A failing call fails alone, with its task's key; the others of its
+    // compute are unharmed.
+    let checked = client.compute_map(|i| delayed!(try fail_on(i)), 0..6i64);
+    for (i, future) in checked.iter().enumerate() {
+        match (i, future.result(minute)) {
+            (3, Err(FutureError::Failed { key, message })) => {
+                assert!(key.starts_with("fail_on-") && key == future.key(), "{key}");
+                assert!(message.contains("three is not allowed"), "{message}");
+            }
+            (i, Ok(v)) if i != 3 => assert_eq!(v, i as i64),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(checked[3].exception().is_some() && checked[2].exception().is_none());
+    // Futures as arguments: computed once their inputs are, without a wait here.
+    let next = client.compute_with(futures[9].clone(), Options::default(), |v| delayed!(inc(v)));
+    assert_eq!(next.result(minute).unwrap(), 11);
+    let after = client.compute_with(checked[3].clone(), Options::default(), |v| delayed!(inc(v)));
+    match after.result(minute) {
+        Err(FutureError::Failed { message, .. }) => {
+            assert!(message.contains("its input") && message.contains("fail_on-"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Retries: a task failing its first try fails without, succeeds with one.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let once = client.compute(&delayed!(try flaky(marker("a"))));
+    assert!(matches!(once.result(minute), Err(FutureError::Failed { .. })));
+    let retried = Options { retries: 1, ..Options::default() };
+    let twice = client.compute_opts(retried, &delayed!(try flaky(marker("b"))));
+    assert_eq!(twice.result(minute).unwrap(), 7);
+    // A hanging task: wait and result return at their timeouts, the rest goes on.
+    let slow = client.compute(&delayed!(nap(20_000)));
+    let quick = client.compute(&delayed!(inc(41)));
+    let started = Instant::now();
+    let both = [slow.clone(), quick.clone()];
+    let (done, not_done) = wait(&both, Some(Duration::from_secs(10)), Return::FirstCompleted);
+    assert_eq!((done, not_done), (vec![1], vec![0]));
+    assert_eq!(quick.result(None).unwrap(), 42);
+    let (done, not_done) = wait(&both, Some(Duration::from_millis(200)), Return::AllCompleted);
+    assert_eq!((done, not_done), (vec![1], vec![0]), "at the timeout");
+    assert!(matches!(
+        slow.result(Some(Duration::from_millis(50))),
+        Err(FutureError::Timeout { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // Cancelling it settles it at once; the client goes on, and the task, let
+    // go by its compute, sees its cancellation token and stops.
+    assert!(slow.running() && slow.cancel() && slow.cancelled());
+    assert_eq!(client.compute(&delayed!(inc(1))).result(minute).unwrap(), 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|&w| state(w).running > 0) {
+        assert!(Instant::now() < deadline, "the cancelled task still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Closures cannot leave the process: their futures say how to go on.
+    match client.submit(|| 1).result(None) {
+        Err(FutureError::Failed { message, .. }) => assert!(message.contains("register_fn!")),
+        other => panic!("{other:?}"),
+    }
+    // Dropping the client cancels what it still wants; the workers free all.
+    let hanging = client.compute(&delayed!(nap(20_000)));
+    while !hanging.running() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let dropped = Instant::now();
+    drop(client);
+    assert!(matches!(
+        hanging.result(Some(Duration::from_secs(5))),
+        Err(FutureError::Cancelled { .. })
+    ));
+    assert!(dropped.elapsed() < Duration::from_secs(3), "{:?}", dropped.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|&w| state(w).held > 0 || state(w).running > 0) {
+        assert!(Instant::now() < deadline, "results left on the workers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn futures_keep_their_semantics_on_worker_processes() {
+    let (cluster, addrs) = local(2, 1);
+    futures_keep_their_semantics_on(&cluster, &addrs);
+    // Many at once: each in its place, made by both workers.
+    let client = brisk::client::Client::new(&cluster);
+    let futures =
+        client.compute_map(|i: u64| delayed!(summarize(format!("s{i}"), readings(i, 3))), 0..2000);
+    let got = client.gather(&futures).unwrap();
+    let pids: HashSet<u32> = got.iter().flat_map(|s| s.pids.clone()).collect();
+    assert_eq!(pids.len(), 2, "both workers ran some: {pids:?}");
+    drop(client);
+    drop(cluster);
+    nothing_left(&addrs);
+}
+
+fn futures_keep_their_semantics_through_a_scheduler_process() {
+    let (children, addr, workers, _) = scheduler_and_workers(2);
+    let remote = brisk::distributed::Remote::connect(addr, &brisk::ops()).unwrap();
+    let cluster = Scheduler::backend(Arc::new(remote));
+    futures_keep_their_semantics_on(&cluster, &workers);
+    drop(cluster);
+    end(children);
+    nothing_left(&[&[addr], &workers[..]].concat());
 }
 
 fn closures_are_refused_before_anything_runs() {
@@ -872,6 +1022,14 @@ fn main() {
         (
             "computes_as_futures_run_on_worker_processes",
             computes_as_futures_run_on_worker_processes,
+        ),
+        (
+            "futures_keep_their_semantics_on_worker_processes",
+            futures_keep_their_semantics_on_worker_processes,
+        ),
+        (
+            "futures_keep_their_semantics_through_a_scheduler_process",
+            futures_keep_their_semantics_through_a_scheduler_process,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
         (

@@ -237,6 +237,7 @@ impl Connections {
                         micros: done.micros,
                         pinned: done.pinned,
                         read: done.read,
+                        value: done.value.map(serde_bytes::ByteBuf::into_vec),
                     }),
                     Some(failure) => Err(Status::from(failure)),
                 };

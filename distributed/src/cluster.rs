@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
-use brisk_scheduler::{Backend, BackendError, Callback};
+use brisk_scheduler::{Backend, BackendError, Callback, Each, Settle};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Connections, client_runtime};
-use crate::driver::{Job, Member, Timing, drive};
+use crate::driver::{Job, Learned, Member, Shared, Timing, drive};
 use crate::security::Security;
 use crate::worker::{Hello, VERSION, function_names, registry_fingerprint};
 
@@ -34,6 +34,8 @@ pub struct Cluster {
     heard: Mutex<HashMap<SocketAddr, Heard>>,
     /// The epochs of workers declared dead: refused if they come back.
     dead: Mutex<HashSet<u64>>,
+    /// What its computes learn of task times, and the work each sent where.
+    learned: Arc<Learned>,
 }
 
 /// A worker's last greeting and when it came.
@@ -94,6 +96,7 @@ impl Cluster {
             functions: Default::default(),
             heard: Mutex::default(),
             dead: Mutex::default(),
+            learned: Arc::default(),
         })
     }
 
@@ -303,7 +306,20 @@ impl Backend for Cluster {
         callbacks: &[Arc<dyn Callback>],
     ) -> Result<Vec<Value>, BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        self.run_job(Job::new(plan, compute)?, callbacks, futures::future::pending().boxed())
+        let job = Job::new(plan, compute)?;
+        self.run_job(job, callbacks, futures::future::pending().boxed(), None)
+    }
+
+    fn run_each(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        each: &Each,
+    ) -> Result<(), BackendError> {
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let job = Job::new(plan, compute)?.for_each(&each.retries);
+        let cancel = cancelled(each.cancel.clone(), "its client let it go");
+        self.run_job(job, callbacks, cancel, Some(each.settle.clone())).map(drop)
     }
 
     fn threads(&self) -> usize {
@@ -334,24 +350,22 @@ impl Cluster {
         job: Job,
         callbacks: &[Arc<dyn Callback>],
         cancel: futures::future::BoxFuture<'static, String>,
+        settle: Option<Settle>,
     ) -> Result<Vec<Value>, BackendError> {
         let members = self.lock().clone();
         if members.is_empty() {
             return Err(BackendError::Cluster("the cluster has no worker left".into()));
         }
-        let (done, outcome) = std::sync::mpsc::sync_channel(1);
-        self.runtime().spawn(drive(
-            job,
-            members.clone(),
-            self.timing,
-            self.conns.clone(),
-            callbacks.to_vec(),
-            done,
-            cancel,
-        ));
-        let outcome = outcome.recv().map_err(|_| {
-            BackendError::Cluster("the compute's driver ended without an answer".into())
-        })?;
+        let callbacks = callbacks.to_vec();
+        let (timing, conns) = (self.timing, self.conns.clone());
+        let shared = Shared { timing, conns, learned: self.learned.clone() };
+        let driving = drive(job, members.clone(), shared, callbacks, cancel, settle);
+        let outcome = match tokio::runtime::Handle::try_current() {
+            // Driven on this thread (no hand-over to a runtime thread to wake).
+            Err(_) => self.runtime().block_on(driving),
+            // Within a runtime (a scheduler process's calls): on the cluster's.
+            Ok(_) => self.wait(driving)?,
+        };
         if !outcome.dead.is_empty() {
             let dead: Vec<Member> =
                 members.into_iter().filter(|m| outcome.dead.contains(&m.addr)).collect();
@@ -359,6 +373,21 @@ impl Cluster {
         }
         outcome.values
     }
+}
+
+/// A future resolving (to `why`) once `flag` is set: looked at every few
+/// milliseconds.
+pub(crate) fn cancelled(
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    why: &'static str,
+) -> futures::future::BoxFuture<'static, String> {
+    async move {
+        while !flag.load(Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        why.to_string()
+    }
+    .boxed()
 }
 
 impl Drop for Cluster {

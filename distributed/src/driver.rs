@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use brisk_core::{Key, Value};
 use brisk_graph::Plan;
-use brisk_scheduler::{BackendError, Callback};
-use futures::StreamExt;
+use brisk_scheduler::{BackendError, Callback, Settle};
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -65,6 +65,62 @@ impl Default for Timing {
             allowed_failures: 3,
         }
     }
+}
+
+/// The times tasks of a kind took, in µs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Times {
+    total: f64,
+    count: u64,
+    longest: f64,
+}
+
+/// What the computes of one cluster share, so that one placing its tasks sees
+/// the others': the times learnt of each kind of task (Dask's task duration
+/// estimates), and the work each has sent to each worker and not had answered
+/// (by the tasks' expected times, in µs).
+#[derive(Debug, Default)]
+pub(crate) struct Learned {
+    times: std::sync::Mutex<HashMap<String, Times>>,
+    load: std::sync::Mutex<HashMap<SocketAddr, f64>>,
+}
+
+impl Learned {
+    fn times(&self) -> HashMap<String, Times> {
+        self.times.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Keeps what a compute learnt (it started from what was known).
+    fn learn(&self, times: &HashMap<String, Times>) {
+        let mut known = self.times.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (kind, t) in times {
+            let k = known.entry(kind.clone()).or_default();
+            if t.count >= k.count {
+                *k = *t;
+            }
+        }
+    }
+
+    /// Work sent to (`micros` > 0) or answered by (< 0) the worker at `addr`.
+    fn add(&self, addr: SocketAddr, micros: f64) {
+        let mut load = self.load.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let l = load.entry(addr).or_default();
+        *l = (*l + micros).max(0.0);
+    }
+
+    /// The work on the worker at `addr` not answered yet, in µs.
+    fn load(&self, addr: SocketAddr) -> f64 {
+        let load = self.load.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        load.get(&addr).copied().unwrap_or(0.0)
+    }
+}
+
+/// What every compute of a cluster is driven with: its timing, its
+/// connections and what its computes learn.
+pub(crate) struct Shared {
+    pub timing: Timing,
+    pub conns: Arc<Connections>,
+    pub learned: Arc<Learned>,
 }
 
 /// A worker as a compute sees it.
@@ -120,6 +176,10 @@ const QUEUE_MICROS: f64 = 4_000.0;
 /// Bytes moved between workers per µs, for placement (`Drive::place`): what
 /// this machine's loopback moved, worker to worker, when measured (0.3 GB/s).
 const BYTES_PER_MICRO: f64 = 300.0;
+
+/// Tasks expected to take at most this long, in µs, run on the thread that
+/// takes their call on the worker (`RunTask::quick`).
+const QUICK_MICROS: f64 = 20.0;
 
 /// The expected time of a task of a kind none of which has finished yet, in µs.
 const UNKNOWN_MICROS: f64 = 1000.0;
@@ -177,6 +237,14 @@ pub(crate) struct Job {
     /// `Some(i)` for a task that only takes item `i` of its one input, a list:
     /// it is not run but read where it is needed (a view).
     items: Vec<Option<u32>>,
+    /// A compute for futures (`Backend::run_each`): a failing task fails only
+    /// the outputs that need it, each output is settled as it comes.
+    #[serde(default)]
+    pub(crate) each: bool,
+    /// Times each task runs again when it fails (a compute for futures; empty:
+    /// never).
+    #[serde(default)]
+    retries: Vec<u32>,
 }
 
 impl Job {
@@ -198,6 +266,8 @@ impl Job {
                     _ => None,
                 })
                 .collect(),
+            each: false,
+            retries: Vec::new(),
         };
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
@@ -209,6 +279,16 @@ impl Job {
             job.dependent_start.push(job.dependents.len() as u32);
         }
         Ok(job)
+    }
+
+    /// This job as a compute for futures: failures kept to the outputs that
+    /// need the failing task, which runs again up to its `retries` (by key).
+    pub(crate) fn for_each(mut self, retries: &HashMap<Key, u32>) -> Job {
+        self.each = true;
+        if !retries.is_empty() {
+            self.retries = self.keys.iter().map(|k| retries.get(k).copied().unwrap_or(0)).collect();
+        }
+        self
     }
 
     fn len(&self) -> usize {
@@ -236,6 +316,8 @@ enum State {
     Held { worker: usize },
     /// Not held anywhere: freed once no longer needed, or lost with its worker.
     Gone,
+    /// It, or a task it needs, failed (a compute for futures): never run.
+    Failed,
 }
 
 enum Event {
@@ -310,8 +392,11 @@ struct Drive {
     ready_roots: BTreeSet<usize>,
     /// Bytes and count of finished roots, by key name: the size of the next.
     sizes: HashMap<String, (u64, u64)>,
-    /// µs and count of finished tasks, by key name: the time of the next.
-    durations: HashMap<String, (f64, u64)>,
+    /// The times of finished tasks, by kind (this compute's and, from the
+    /// start, the cluster's earlier ones): the time of the next.
+    durations: HashMap<String, Times>,
+    /// What the cluster's computes share: times learnt, work sent to each worker.
+    learned: Arc<Learned>,
     /// The time each running task was expected to take when sent.
     expected: Vec<f64>,
     /// Results that cannot leave their worker: their dependents run there.
@@ -335,20 +420,43 @@ struct Drive {
     /// (a link cut between the two only). Tasks with inputs on the holder go
     /// elsewhere; where none can, those inputs are computed again.
     cut: std::collections::HashSet<(usize, usize)>,
+    /// Who hears of each output as it comes (a compute for futures).
+    settle: Option<Settle>,
+    /// Batches of tasks on their way, polled by the driver itself (no hand-over
+    /// to another thread between a task's dispatch and its call).
+    calls: futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, ()>>,
+    /// Each output task's places among the outputs (with `settle`).
+    places: HashMap<usize, Vec<usize>>,
+    /// Output tasks that failed (a compute for futures).
+    failed_outputs: usize,
+    /// Times each task failed and ran again.
+    tries: Vec<u32>,
+    /// Outputs that came back with their answer, kept by no worker.
+    unkept: Vec<bool>,
+    /// Whether any worker kept a result of this compute (else there is nothing
+    /// to free at its end).
+    kept_any: bool,
 }
 
-/// Runs `job` on `members` and sends what came of it to `done`; stops early,
-/// freeing what it made, when `cancel` resolves.
+/// Runs `job` on `members`: what came of it. Stops early, freeing what it
+/// made, when `cancel` resolves. The results left on the workers are freed
+/// before it returns, or, for a compute for futures (whose outputs are all
+/// settled by then), just after.
 pub(crate) async fn drive(
     job: Job,
     members: Vec<Member>,
-    timing: Timing,
-    conns: Arc<Connections>,
+    shared: Shared,
     callbacks: Vec<Arc<dyn Callback>>,
-    done: std::sync::mpsc::SyncSender<Outcome>,
     cancel: futures::future::BoxFuture<'static, String>,
-) {
+    settle: Option<Settle>,
+) -> Outcome {
     let n = job.len();
+    let mut places: HashMap<usize, Vec<usize>> = HashMap::new();
+    if settle.is_some() {
+        for (place, &task) in job.outputs.iter().enumerate() {
+            places.entry(task as usize).or_default().push(place);
+        }
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let workers = members
         .into_iter()
@@ -365,8 +473,8 @@ pub(crate) async fn drive(
         })
         .collect();
     let mut d = Drive {
-        timing,
-        conns,
+        timing: shared.timing,
+        conns: shared.conns,
         callbacks,
         tx,
         workers,
@@ -381,7 +489,8 @@ pub(crate) async fn drive(
         ready: BTreeSet::new(),
         ready_roots: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
         sizes: HashMap::new(),
-        durations: HashMap::new(),
+        durations: shared.learned.times(),
+        learned: shared.learned,
         expected: vec![0.0; n],
         pinned: vec![false; n],
         got: HashMap::new(),
@@ -392,6 +501,13 @@ pub(crate) async fn drive(
         view: vec![false; n],
         to_view: Vec::new(),
         cut: Default::default(),
+        settle,
+        calls: Default::default(),
+        places,
+        failed_outputs: 0,
+        tries: vec![0; n],
+        unkept: vec![false; n],
+        kept_any: false,
         job,
     };
     for &t in &d.ready_roots {
@@ -406,9 +522,20 @@ pub(crate) async fn drive(
         values = d.run(&mut rx) => values,
         why = cancel => Err(BackendError::Cluster(format!("compute cancelled: {why}"))),
     };
-    d.wind_down().await;
     let dead = d.workers.iter().filter(|w| !w.alive).map(|w| w.member.addr).collect();
-    let _ = done.send(Outcome { values, dead });
+    let running = d.state.iter().any(|s| matches!(s, State::Running { .. }));
+    d.learned.learn(&d.durations);
+    for w in &d.workers {
+        d.learned.add(w.member.addr, -w.occupancy);
+    }
+    match d.job.each {
+        // Nothing kept anywhere, nothing running: nothing to free.
+        true if values.is_ok() && !d.kept_any && !running => {}
+        // Every output settled: the next request need not wait for the frees.
+        true => drop(tokio::spawn(async move { d.wind_down().await })),
+        false => d.wind_down().await,
+    }
+    Outcome { values, dead }
 }
 
 impl Drive {
@@ -423,7 +550,11 @@ impl Drive {
             self.flush_frees();
             self.flush_fetches();
             // Only outputs are fetched: all are in once there are as many.
-            if self.got.len() == self.distinct_outputs {
+            if self.got.len() + self.failed_outputs == self.distinct_outputs {
+                if self.job.each {
+                    // Each was settled as it came.
+                    return Ok(Vec::new());
+                }
                 return Ok(self
                     .job
                     .outputs
@@ -448,6 +579,7 @@ impl Drive {
                     None => unreachable!("the driver holds a sender"),
                 },
                 _ = beat.tick() => self.greet_all(),
+                Some(()) = self.calls.next(), if !self.calls.is_empty() => {}
             }
         }
     }
@@ -492,7 +624,7 @@ impl Drive {
                 }
                 match result {
                     Ok(value) => {
-                        self.got.insert(task, value);
+                        self.take_output(task, value);
                         match self.state[task] {
                             State::Held { .. } => self.free_if_done(task),
                             // Lost and queued again meanwhile: no longer needed.
@@ -557,11 +689,30 @@ impl Drive {
     }
 
     fn finished(&mut self, task: usize, worker: usize, ran: Ran) {
-        let Ran { nbytes, micros, pinned, read } = ran;
+        let Ran { nbytes, micros, pinned, read, value } = ran;
         self.pinned[task] = pinned;
+        // An output that came with its answer (its worker kept nothing): no
+        // fetch, no free.
+        self.unkept[task] = value.is_some();
+        self.kept_any |= value.is_none();
+        if let Some(bytes) = value {
+            match Value::decode(&bytes) {
+                Ok(value) => self.take_output(task, value),
+                // Not kept, not readable: run again, its result fetched then.
+                Err(_) => {
+                    self.misses[task] += 1;
+                    self.unslot(task, worker);
+                    self.state[task] = State::Waiting;
+                    self.reconcile();
+                    return;
+                }
+            }
+        }
         self.unslot(task, worker);
         let time = self.durations.entry(kind(&self.job.keys[task]).to_string()).or_default();
-        *time = (time.0 + micros as f64, time.1 + 1);
+        time.total += micros as f64;
+        time.count += 1;
+        time.longest = time.longest.max(micros as f64);
         self.state[task] = State::Held { worker };
         self.nbytes[task] = nbytes;
         self.workers[worker].held += nbytes;
@@ -647,6 +798,10 @@ impl Drive {
             .to_string();
         let key = self.job.keys[task].clone();
         match kind.as_str() {
+            "error" | "panic" if self.job.each => {
+                self.task_failed(task, worker, kind == "panic", status.message());
+                Ok(())
+            }
             "error" => Err(BackendError::Task(
                 brisk_core::Error::user(status.message().to_string()).in_task(&key),
             )),
@@ -722,10 +877,72 @@ impl Drive {
         }
     }
 
+    /// An output's value has come: kept, and settled when outputs are settled
+    /// one by one.
+    fn take_output(&mut self, task: usize, value: Value) {
+        if let (Some(settle), Some(places)) = (&self.settle, self.places.get(&task)) {
+            for &place in places {
+                settle(place, Ok(value.clone()));
+            }
+        }
+        self.got.insert(task, value);
+    }
+
+    /// In a compute for futures, `task` failed on `worker`: it runs again while
+    /// it has retries left; then it and every task waiting for it fail, and
+    /// their outputs are settled with the error (the compute goes on).
+    fn task_failed(&mut self, task: usize, worker: usize, panic: bool, message: &str) {
+        self.unslot(task, worker);
+        if self.tries[task] < self.job.retries.get(task).copied().unwrap_or(0) {
+            self.tries[task] += 1;
+            self.state[task] = State::Waiting;
+            self.reconcile();
+            return;
+        }
+        let failing = self.job.keys[task].clone();
+        let mut stack = vec![task];
+        while let Some(t) = stack.pop() {
+            let waiting = matches!(self.state[t], State::Waiting | State::Ready);
+            if t != task && !waiting {
+                continue;
+            }
+            self.state[t] = State::Failed;
+            self.ready.remove(&t);
+            self.ready_roots.remove(&t);
+            // Its inputs are not needed by it any more.
+            for i in self.job.dep_start[t]..self.job.dep_start[t + 1] {
+                let dep = self.job.deps[i as usize] as usize;
+                self.left[dep] = self.left[dep].saturating_sub(1);
+                self.free_if_done(dep);
+            }
+            if self.job.is_output[t] && !self.got.contains_key(&t) {
+                self.failed_outputs += 1;
+                if let (Some(settle), Some(places)) = (&self.settle, self.places.get(&t)) {
+                    let key = &self.job.keys[t];
+                    for &place in places {
+                        let error = match (t == task, panic) {
+                            (true, true) => brisk_core::Error::Panic {
+                                key: key.clone(),
+                                message: message.into(),
+                            },
+                            (true, false) => brisk_core::Error::user(message.to_string()),
+                            (false, _) => brisk_core::Error::user(format!(
+                                "its input {failing} failed: {message}"
+                            )),
+                        };
+                        settle(place, Err(BackendError::Task(error.in_task(key))));
+                    }
+                }
+            }
+            stack.extend(self.job.dependents(t).iter().map(|&d| d as usize));
+        }
+    }
+
     /// Frees the slot `task` took on `worker`.
     fn unslot(&mut self, task: usize, worker: usize) {
         self.workers[worker].running -= 1;
         self.workers[worker].occupancy -= self.expected[task];
+        self.learned.add(self.workers[worker].member.addr, -self.expected[task]);
         if self.job.deps(task).is_empty() {
             self.workers[worker].roots -= 1;
         }
@@ -798,6 +1015,7 @@ impl Drive {
             }
         }
         (self.workers[worker].running, self.workers[worker].roots) = (0, 0);
+        self.learned.add(addr, -self.workers[worker].occupancy);
         self.workers[worker].occupancy = 0.0;
         self.to_free.remove(&worker);
         self.reconcile();
@@ -811,7 +1029,7 @@ impl Drive {
         let mut must = vec![false; n];
         for t in (0..n).rev() {
             must[t] = match self.state[t] {
-                State::Held { .. } | State::Running { .. } => false,
+                State::Held { .. } | State::Running { .. } | State::Failed => false,
                 State::Waiting | State::Ready => true,
                 State::Gone => {
                     (self.job.is_output[t] && !self.got.contains_key(&t))
@@ -865,7 +1083,9 @@ impl Drive {
             return;
         }
         self.workers[worker].held -= self.nbytes[task];
-        self.to_free.entry(worker).or_default().push(task);
+        if !self.unkept[task] {
+            self.to_free.entry(worker).or_default().push(task);
+        }
     }
 
     fn flush_frees(&mut self) {
@@ -938,7 +1158,7 @@ impl Drive {
         for (worker, batch) in batches {
             let (conns, tx, addr) =
                 (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
-            tokio::spawn(run_batch(conns, tx, addr, worker, batch));
+            self.calls.push(run_batch(conns, tx, addr, worker, batch).boxed());
         }
         Ok(())
     }
@@ -951,6 +1171,7 @@ impl Drive {
         self.workers[worker].running += 1;
         self.expected[task] = self.expected_micros(task);
         self.workers[worker].occupancy += self.expected[task];
+        self.learned.add(self.workers[worker].member.addr, self.expected[task]);
         for cb in &self.callbacks {
             cb.task_started(&self.job.keys[task], worker);
         }
@@ -979,6 +1200,15 @@ impl Drive {
             key: self.job.keys[task].clone(),
             op: self.job.ops[task].to_vec(),
             inputs,
+            inline: self.job.is_output[task]
+                && self.job.dependents(task).is_empty()
+                && !self.got.contains_key(&task)
+                && self.misses[task] == 0,
+            // Every one of its kind so far was quick, not just most.
+            quick: self
+                .durations
+                .get(kind(&self.job.keys[task]))
+                .is_some_and(|t| t.count > 0 && t.longest <= QUICK_MICROS),
         };
         (attempt, run)
     }
@@ -1026,15 +1256,16 @@ impl Drive {
     /// (its key's name), or [`UNKNOWN_MICROS`].
     fn expected_micros(&self, task: usize) -> f64 {
         match self.durations.get(kind(&self.job.keys[task])) {
-            Some(&(micros, n)) if n > 0 => micros / n as f64,
+            Some(t) if t.count > 0 => t.total / t.count as f64,
             _ => UNKNOWN_MICROS,
         }
     }
 
     /// The worker for `task`: of those with room, the one where it would finish
     /// soonest — the work already sent there per thread (by the tasks' expected
-    /// times) plus the time to fetch the inputs it does not hold (Dask's
-    /// occupancy plus transfer cost). Ties go to the lowest number.
+    /// times, by every compute of the cluster) plus the time to fetch the
+    /// inputs it does not hold (Dask's occupancy plus transfer cost). Ties go
+    /// to the lowest number.
     fn place(&self, task: usize) -> Option<usize> {
         if let Some(worker) = self.pinned_holder(task) {
             return (self.has_room(worker, task) && self.reaches(worker, task)).then_some(worker);
@@ -1049,7 +1280,7 @@ impl Drive {
         }
         let cost = |w: usize| {
             let slot = &self.workers[w];
-            slot.occupancy / slot.member.threads as f64
+            self.learned.load(slot.member.addr) / slot.member.threads as f64
                 + (total - local[w]) as f64 / BYTES_PER_MICRO
         };
         (0..self.workers.len())

@@ -29,5 +29,5 @@ pub use local::{LocalCluster, Spawn, worker_if_asked};
 pub use scheduler::{Remote, SchedulerHello, SchedulerServer, scheduler_status, serve_worker};
 pub use security::{Security, TLS_VARS, TOKEN_VAR};
 pub use worker::{
-    Hello, Input, Ran, ResultId, RunTask, Worker, WorkerOptions, registry_fingerprint,
+    Hello, INLINE_BYTES, Input, Ran, ResultId, RunTask, Worker, WorkerOptions, registry_fingerprint,
 };

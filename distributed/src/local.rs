@@ -256,6 +256,15 @@ impl Backend for LocalCluster {
         self.cluster().run(plan, callbacks)
     }
 
+    fn run_each(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        each: &brisk_scheduler::Each,
+    ) -> Result<(), BackendError> {
+        self.cluster().run_each(plan, callbacks, each)
+    }
+
     fn threads(&self) -> usize {
         self.cluster().threads()
     }

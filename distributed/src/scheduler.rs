@@ -68,6 +68,9 @@ enum Progress {
     Started(Key, u32),
     Read(Key, u32, u64),
     Finished(Key, u32),
+    /// An output of a compute for futures, at its place: its value in Brisk's
+    /// value codec, or its task's failure.
+    Settled(u32, Result<serde_bytes::ByteBuf, String>),
 }
 
 /// Passes a compute's events to the call that asked for it.
@@ -144,6 +147,17 @@ impl Node for Hub {
                         "its client went away".to_string()
                     };
                     let (events, progress) = futures::channel::mpsc::unbounded();
+                    // A compute for futures: each output goes back as it comes.
+                    let settle: Option<brisk_scheduler::Settle> = request.job.each.then(|| {
+                        let events = events.clone();
+                        Arc::new(move |place: usize, outcome: Result<Value, BackendError>| {
+                            let outcome = outcome
+                                .and_then(|v| v.encode().map_err(BackendError::Task))
+                                .map(serde_bytes::ByteBuf::from)
+                                .map_err(|e| e.to_string());
+                            let _ = events.unbounded_send(Progress::Settled(place as u32, outcome));
+                        }) as brisk_scheduler::Settle
+                    });
                     let forward: Arc<dyn Callback> = Arc::new(Forward(events));
                     // Started now, so progress flows while the outputs wait.
                     let values = tokio::spawn(blocking(move || {
@@ -153,7 +167,7 @@ impl Node for Hub {
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        cluster.run_job(request.job, &[forward], cancel.boxed())
+                        cluster.run_job(request.job, &[forward], cancel.boxed(), settle)
                     }));
                     // Progress in batches as it comes; it ends when the compute
                     // does (the driver drops its callbacks), then the outputs.
@@ -472,10 +486,16 @@ impl Remote {
         body: &B,
     ) -> Result<Vec<R>, BackendError> {
         let mut replies = Vec::new();
-        self.request(kind, encode(body).map_err(cluster_error(self.addr))?, |b| {
-            replies.push(decode_body("reply", &b)?);
-            Ok(())
-        })?;
+        let body = encode(body).map_err(cluster_error(self.addr))?;
+        self.request(
+            kind,
+            body,
+            |b| {
+                replies.push(decode_body("reply", &b)?);
+                Ok(())
+            },
+            None,
+        )?;
         Ok(replies)
     }
 
@@ -485,6 +505,7 @@ impl Remote {
         kind: &str,
         body: Vec<u8>,
         mut each: impl FnMut(Vec<u8>) -> Result<(), Status>,
+        cancel: Option<BoxFuture<'static, String>>,
     ) -> Result<(), BackendError> {
         let (addr, action) = (self.addr, Action { r#type: kind.into(), body: body.into() });
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
@@ -516,10 +537,18 @@ impl Remote {
                 }
             }
         };
+        // Let go (the call dropped, so the scheduler cancels the compute).
+        let cancel = async move {
+            match cancel {
+                Some(cancel) => Status::cancelled(cancel.await),
+                None => futures::future::pending().await,
+            }
+        };
         let call = async move {
             tokio::select! {
                 replies = call => replies,
                 status = heartbeats => Err(status),
+                status = cancel => Err(status),
             }
         };
         // Runs on this thread with the runtime's timers and I/O.
@@ -546,30 +575,19 @@ impl Backend for Remote {
         plan: &Plan,
         callbacks: &[Arc<dyn Callback>],
     ) -> Result<Vec<Value>, BackendError> {
-        self.hello()?;
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let request = ComputeRequest { ops: self.ops, job: Job::new(plan, compute)? };
-        let mut outputs = Vec::new();
-        let body = encode(&request).map_err(cluster_error(self.addr))?;
-        self.request("compute", body, |reply| {
-            match decode_body("compute reply", &reply)? {
-                ComputeReply::Progress(events) => {
-                    for event in events {
-                        for cb in callbacks {
-                            match &event {
-                                Progress::Started(key, w) => cb.task_started(key, *w as usize),
-                                Progress::Read(key, w, n) => cb.task_read(key, *w as usize, *n),
-                                Progress::Finished(key, w) => cb.task_finished(key, *w as usize),
-                            }
-                        }
-                    }
-                }
-                ComputeReply::Output(bytes) => outputs
-                    .push(Value::decode(&bytes).map_err(|e| Status::internal(e.to_string()))?),
-            }
-            Ok(())
-        })?;
-        Ok(outputs)
+        self.compute(Job::new(plan, compute)?, callbacks, None)
+    }
+
+    fn run_each(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        each: &brisk_scheduler::Each,
+    ) -> Result<(), BackendError> {
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let job = Job::new(plan, compute)?.for_each(&each.retries);
+        self.compute(job, callbacks, Some(each)).map(drop)
     }
 
     fn threads(&self) -> usize {
@@ -589,6 +607,57 @@ impl Backend for Remote {
 
     fn knows_function(&self, name: &str) -> bool {
         self.functions.contains(name)
+    }
+}
+
+impl Remote {
+    /// Has the scheduler run `job`: its outputs (settled one by one through
+    /// `each` instead, for a compute for futures).
+    fn compute(
+        &self,
+        job: Job,
+        callbacks: &[Arc<dyn Callback>],
+        each: Option<&brisk_scheduler::Each>,
+    ) -> Result<Vec<Value>, BackendError> {
+        self.hello()?;
+        let request = ComputeRequest { ops: self.ops, job };
+        let mut outputs = Vec::new();
+        let body = encode(&request).map_err(cluster_error(self.addr))?;
+        let cancel = each.map(|each| crate::cluster::cancelled(each.cancel.clone(), "let go"));
+        let decode =
+            |bytes: &[u8]| Value::decode(bytes).map_err(|e| Status::internal(e.to_string()));
+        let on_reply = |reply: Vec<u8>| {
+            match decode_body("compute reply", &reply)? {
+                ComputeReply::Progress(events) => {
+                    for event in events {
+                        if let Progress::Settled(place, outcome) = event {
+                            let outcome = match outcome {
+                                Ok(bytes) => Ok(decode(&bytes)?),
+                                Err(message) => {
+                                    Err(BackendError::Task(brisk_core::Error::user(message)))
+                                }
+                            };
+                            if let Some(each) = each {
+                                (each.settle)(place as usize, outcome);
+                            }
+                            continue;
+                        }
+                        for cb in callbacks {
+                            match &event {
+                                Progress::Started(key, w) => cb.task_started(key, *w as usize),
+                                Progress::Read(key, w, n) => cb.task_read(key, *w as usize, *n),
+                                Progress::Finished(key, w) => cb.task_finished(key, *w as usize),
+                                Progress::Settled(..) => {}
+                            }
+                        }
+                    }
+                }
+                ComputeReply::Output(bytes) => outputs.push(decode(&bytes)?),
+            }
+            Ok(())
+        };
+        self.request("compute", body, on_reply, cancel)?;
+        Ok(outputs)
     }
 }
 

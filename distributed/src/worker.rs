@@ -91,7 +91,21 @@ pub struct RunTask {
     pub op: Vec<u8>,
     /// The inputs, in order.
     pub inputs: Vec<Input>,
+    /// Send the result back with the answer when it is small, and keep it
+    /// only if it is not (an output only its client needs): no fetch after,
+    /// and nothing to free.
+    #[serde(default)]
+    pub inline: bool,
+    /// Tasks of its kind took a few µs: run it on the thread that took the
+    /// call rather than hand it to the pool and back (two thread wake-ups,
+    /// longer than the task).
+    #[serde(default)]
+    pub quick: bool,
 }
+
+/// Results up to this size (encoded) go back with their task's answer when
+/// asked for ([`RunTask::inline`]).
+pub const INLINE_BYTES: usize = 64 << 10;
 
 /// The answer to one task of a batch (`run-batch`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,12 +122,15 @@ pub(crate) struct Done {
     /// Bytes of input files it read.
     #[serde(default)]
     pub read: u64,
+    /// The result itself, encoded, when it was asked for and small.
+    #[serde(default)]
+    pub value: Option<serde_bytes::ByteBuf>,
     /// Why it did not.
     pub failure: Option<Failure>,
 }
 
 /// What came of a task that ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ran {
     /// The result's size in bytes.
     pub nbytes: u64,
@@ -124,6 +141,10 @@ pub struct Ran {
     /// Bytes of input files it read (a CSV block, a Parquet row group).
     #[serde(default)]
     pub read: u64,
+    /// The result, in Brisk's value codec, when the task asked for it inline
+    /// and it was at most [`INLINE_BYTES`]; the worker did not keep it.
+    #[serde(default)]
+    pub value: Option<Vec<u8>>,
 }
 
 /// A failed task's status, as it crosses in a batch's reply.
@@ -360,9 +381,32 @@ struct Inner {
     peers: Connections,
     /// Tasks running on the pool now.
     running: Arc<std::sync::atomic::AtomicU64>,
+    /// The cancellation tokens of the tasks running, by compute: set when
+    /// their compute is let go (`brisk::cancelled()` turns true in them).
+    tokens: Mutex<HashMap<u64, Vec<Arc<std::sync::atomic::AtomicBool>>>>,
     /// Bytes of results sent to peers, and of inputs fetched from them.
     sent: std::sync::atomic::AtomicU64,
     received: std::sync::atomic::AtomicU64,
+}
+
+/// Takes a task's cancellation token off the worker's list when it ends,
+/// however it ends.
+struct Untoken<'a> {
+    tokens: &'a Mutex<HashMap<u64, Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+    compute: u64,
+    token: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Untoken<'_> {
+    fn drop(&mut self) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = tokens.get_mut(&self.compute) {
+            list.retain(|t| !Arc::ptr_eq(t, &self.token));
+            if list.is_empty() {
+                tokens.remove(&self.compute);
+            }
+        }
+    }
 }
 
 impl Inner {
@@ -375,19 +419,37 @@ impl Inner {
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
         let started_in = lock(&self.held).epoch;
         let inputs = self.gather(&task).await?;
-        let (done, ran) = tokio::sync::oneshot::channel();
         let running = self.running.clone();
-        running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.pool.spawn(move || {
+        let token = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(task.compute)
+            .or_default()
+            .push(token.clone());
+        let _untoken =
+            Untoken { tokens: &self.tokens, compute: task.compute, token: token.clone() };
+        let run = move || {
+            running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let started = std::time::Instant::now();
             brisk_core::take_read();
-            let ran = catch_unwind(AssertUnwindSafe(|| op.run(inputs)));
+            let ran = brisk_scheduler::client::run_cancellable(&token, || {
+                catch_unwind(AssertUnwindSafe(|| op.run(inputs)))
+            });
             let read = brisk_core::take_read();
             running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = done.send((ran, started.elapsed().as_micros() as u64, read));
-        });
-        let (ran, micros, read) =
-            ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?;
+            (ran, started.elapsed().as_micros() as u64, read)
+        };
+        let (ran, micros, read) = match task.quick {
+            true => run(),
+            false => {
+                let (done, ran) = tokio::sync::oneshot::channel();
+                self.pool.spawn(move || {
+                    let _ = done.send(run());
+                });
+                ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?
+            }
+        };
         let value = match ran {
             Ok(Ok(value)) => value,
             Ok(Err(e)) => return Err(failure(tonic::Code::Aborted, "error", e.to_string())),
@@ -401,7 +463,11 @@ impl Inner {
             }
         };
         let pinned = matches!(&value, Value::Opaque(o) if !o.is_portable());
-        let ran = Ran { nbytes: value.nbytes(), micros, pinned, read };
+        let inline = match task.inline && !pinned && value.nbytes() <= INLINE_BYTES as u64 {
+            true => value.encode().ok().filter(|bytes| bytes.len() <= INLINE_BYTES),
+            false => None,
+        };
+        let ran = Ran { nbytes: value.nbytes(), micros, pinned, read, value: inline };
         let victims = {
             let mut held = lock(&self.held);
             if held.epoch != started_in {
@@ -411,7 +477,8 @@ impl Inner {
                     task.key, self.addr
                 )));
             }
-            if !held.closed.contains(&task.compute) {
+            // Gone back with the answer: nobody else needs it.
+            if !held.closed.contains(&task.compute) && ran.value.is_none() {
                 held.insert(ResultId { compute: task.compute, key: task.key }, value);
             }
             held.over(self.hello.memory_limit)
@@ -522,6 +589,7 @@ impl Inner {
                         micros: ran.micros,
                         pinned: ran.pinned,
                         read: ran.read,
+                        value: ran.value.map(serde_bytes::ByteBuf::from),
                         failure: None,
                     },
                     Err(status) => Done {
@@ -530,6 +598,7 @@ impl Inner {
                         micros: 0,
                         pinned: false,
                         read: 0,
+                        value: None,
                         failure: Some(Failure::from(&status)),
                     },
                 };
@@ -642,6 +711,17 @@ impl Node for Inner {
                         held.values.keys().filter(|id| id.compute == compute).cloned().collect();
                     ids.iter().for_each(|id| held.remove(id, &self.spill));
                     held.closed.insert(compute);
+                    // Its tasks still running see `brisk::cancelled()`.
+                    for token in self
+                        .tokens
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&compute)
+                        .into_iter()
+                        .flatten()
+                    {
+                        token.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     rmp_serde::to_vec(&())
                 }
                 other => return Err(Status::invalid_argument(format!("no action '{other}'"))),
@@ -712,6 +792,7 @@ impl Worker {
             addr: reached_at(bound, contact),
             hello,
             running: Arc::default(),
+            tokens: Mutex::default(),
             held: held.clone(),
             spill: spill.clone(),
             registry,

@@ -46,6 +46,8 @@ fn constant(key: &str, value: Value) -> RunTask {
         key: Key::named(key),
         op: Op::Const(value).encode().unwrap(),
         inputs: vec![],
+        inline: false,
+        quick: false,
     }
 }
 
@@ -99,6 +101,8 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         key: Key::new("sum", [0]),
         op: Op::data(Sum).encode().unwrap(),
         inputs: vec![input("x", a.addr()), input("y", b.addr()), input("x", a.addr())],
+        inline: false,
+        quick: false,
     };
     c.run(b.addr(), &sum).await.unwrap();
     let got = c.fetch(b.addr(), &id(Key::new("sum", [0]))).await.unwrap();
@@ -110,6 +114,8 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         key: Key::named("boom"),
         op: sum.op.clone(),
         inputs: vec![input("neg", a.addr())],
+        inline: false,
+        quick: false,
     };
     let err = c.run(a.addr(), &bad).await.unwrap_err();
     assert_eq!(err.message(), "negative input -1");
@@ -119,6 +125,8 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         key: Key::named("m"),
         op: sum.op.clone(),
         inputs: vec![input("nope", b.addr())],
+        inline: false,
+        quick: false,
     };
     let err = c.run(a.addr(), &missing).await.unwrap_err();
     assert!(err.message().contains("no result 'nope'"), "{err}");

@@ -1,8 +1,36 @@
 //! Where a plan runs when it leaves this process: the hook the worker-process
 //! backend (`brisk-distributed`) plugs into [`Scheduler`](crate::Scheduler).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use brisk_core::{Key, Value};
 use brisk_graph::Plan;
+
+/// Hears of each output of [`Backend::run_each`] as it comes: its place among
+/// the plan's outputs, and its value or the failure of its task (or of a task
+/// it needs).
+pub type Settle = Arc<dyn Fn(usize, Result<Value, BackendError>) + Send + Sync>;
+
+/// How a plan of many independent requests runs ([`Backend::run_each`], the
+/// futures of a [`Client`](crate::client::Client) on worker processes).
+#[derive(Clone)]
+pub struct Each {
+    /// Called once per output, as soon as it is in (or failed).
+    pub settle: Settle,
+    /// Times the task of a key runs again when it fails (default: none).
+    pub retries: HashMap<Key, u32>,
+    /// Set when the outputs are no longer wanted: the compute stops and frees
+    /// what it made; outputs not settled by then never are.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Each {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Each").field("retries", &self.retries.len()).finish()
+    }
+}
 
 /// Runs plans somewhere other than this process's threads (worker processes, a
 /// cluster). [`Scheduler::backend`](crate::Scheduler::backend) makes a scheduler
@@ -23,6 +51,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// One line for `explain`: what the plan runs on.
     fn describe(&self) -> String;
+
+    /// Runs `plan` as many requests at once: each output is handed to
+    /// `each.settle` as soon as it is in, and a task that fails (after its
+    /// retries) fails only the outputs that need it; the plan goes on. Returns
+    /// when every output is settled; an error only when the backend itself
+    /// failed (then outputs not settled yet are not).
+    ///
+    /// The default runs [`run`](Self::run) and settles every output at its end.
+    fn run_each(
+        &self,
+        plan: &Plan,
+        callbacks: &[std::sync::Arc<dyn crate::Callback>],
+        each: &Each,
+    ) -> Result<(), BackendError> {
+        let values = self.run(plan, callbacks)?;
+        for (place, value) in values.into_iter().enumerate() {
+            (each.settle)(place, Ok(value));
+        }
+        Ok(())
+    }
 
     /// Whether the workers run the function registered as `name`: a plan calling
     /// one they do not is refused before anything runs.

@@ -17,6 +17,8 @@
 //!   threads; one whose task does not return within a moment ends on its own
 //!   when it does — a hung task never hangs the drop.
 
+mod batches;
+
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,10 +86,26 @@ pub fn cancelled() -> bool {
     CURRENT.with(|c| c.borrow().as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)))
 }
 
-/// A pool of threads running submitted functions, returning [`Future`]s.
+/// Runs `f` with `flag` as the cancellation token [`cancelled`] reads on this
+/// thread (for backends running tasks elsewhere: a worker process sets it when
+/// the compute of the task is let go).
+pub fn run_cancellable<T>(flag: &Arc<AtomicBool>, f: impl FnOnce() -> T) -> T {
+    let before = CURRENT.with(|c| c.replace(Some(flag.clone())));
+    let out = f();
+    CURRENT.with(|c| *c.borrow_mut() = before);
+    out
+}
+
+/// Runs submitted work and returns [`Future`]s: functions and collections on
+/// a pool of threads ([`Client::threads`]), or collections on a scheduler's
+/// worker processes ([`Client::new`]).
 pub struct Client {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Where collections are computed.
+    scheduler: crate::Scheduler,
+    /// On worker processes: requests gathered into computes.
+    batches: Option<Arc<batches::Batches>>,
 }
 
 struct Shared {
@@ -108,9 +126,19 @@ struct Shared {
 /// a task here.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// How long a thread waiting for the result of work on worker processes looks
+/// again before it sleeps: a round trip there takes a few hundred µs, and a
+/// sleeping thread's wake-up adds tens of µs to each.
+const SPIN_REMOTE: Duration = Duration::from_micros(300);
+
 /// Spins up to [`SPIN`] until `ready` holds: whether it did.
 fn spin_until(ready: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + SPIN;
+    spin_for(SPIN, ready)
+}
+
+/// Spins (yielding) up to `spin` until `ready` holds: whether it did.
+fn spin_for(spin: Duration, ready: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + spin;
     while Instant::now() < until {
         if ready() {
             return true;
@@ -120,6 +148,71 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
     }
     ready()
 }
+
+/// A task's key as futures name it (Dask's): `inc-1f`, or `('mean', 2, 7)`
+/// when it has an index.
+fn key_text(key: &brisk_core::Key) -> String {
+    match key.index() {
+        [] => key.name().to_string(),
+        _ => key.to_string(),
+    }
+}
+
+/// Calls `start` once every future of `deps` is settled (at once when none).
+fn after<D: Deps>(deps: &D, start: impl FnOnce() + Send + 'static) {
+    if deps.is_empty() {
+        return start();
+    }
+    let left = Arc::new(AtomicU64::new(deps.len() as u64));
+    let start = Arc::new(Mutex::new(Some(start)));
+    deps.when_each_done(&mut || {
+        let (left, start) = (left.clone(), start.clone());
+        Box::new(move || {
+            if left.fetch_sub(1, Ordering::AcqRel) == 1
+                && let Some(start) = lock(&start).take()
+            {
+                start();
+            }
+        })
+    });
+}
+
+/// Where a client computes collections: its pool (on its scheduler), or its
+/// batches for worker processes.
+enum Target {
+    Pool(std::sync::Weak<Shared>, crate::Scheduler),
+    Batches(std::sync::Weak<batches::Batches>),
+}
+
+impl Target {
+    /// Starts computing `collection` for the future of `state` (cancelled when
+    /// the client is gone).
+    fn start<C>(self, state: Arc<State<C::Output>>, options: &Options, collection: C)
+    where
+        C: brisk_graph::Collection + Send + Sync + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        let gone = || FutureError::Cancelled { key: state.key.clone() };
+        match self {
+            Target::Pool(shared, scheduler) => {
+                let Some(shared) = shared.upgrade() else { return state.resolve(Err(gone())) };
+                let f = move || scheduler.compute(&collection);
+                let task = Task { state, f, retries: options.retries };
+                shared.push(options.priority, Box::new(task));
+            }
+            Target::Batches(batches) => {
+                let Some(batches) = batches.upgrade() else { return state.resolve(Err(gone())) };
+                let left = collection.output_keys().len();
+                let request =
+                    batches::Computing { collection, state, values: vec![None; left], left };
+                batches.push(options.priority, options.retries, Box::new(request));
+            }
+        }
+    }
+}
+
+/// Why a closure submitted to a client on worker processes fails.
+const CLOSURES_STAY: &str = "a closure cannot leave this process: on worker processes, register the function (register_fn!) and compute `delayed!(f(..))` with Client::compute";
 
 /// How long dropping a client waits for its running tasks to return.
 const DROP_GRACE: Duration = Duration::from_millis(250);
@@ -184,9 +277,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Client {
-    /// A client running tasks on `threads` threads (at least one).
+    /// A client running tasks on `threads` threads (at least one); collections
+    /// are computed on a thread scheduler of as many threads.
     pub fn threads(threads: usize) -> Client {
         let threads = threads.max(1);
+        Self::pool(threads, crate::Scheduler::threads(threads), None)
+    }
+
+    /// A client of `scheduler` (Dask's `Client(cluster)`): on a scheduler of
+    /// worker processes ([`Scheduler::backend`](crate::Scheduler::backend)),
+    /// [`compute`](Self::compute) and the calls built on it run there, many
+    /// requests gathered into each compute and every future settled as its
+    /// own result comes back; closures ([`submit`](Self::submit)) cannot
+    /// leave this process, and their futures fail saying so. On threads, a
+    /// pool of as many threads as `scheduler` has, computing there.
+    pub fn new(scheduler: &crate::Scheduler) -> Client {
+        match scheduler.backend_of() {
+            Some(_) => {
+                let batches = batches::Batches::new(scheduler.clone());
+                Self::pool(0, scheduler.clone(), Some(batches))
+            }
+            None => Self::pool(scheduler.num_threads(), scheduler.clone(), None),
+        }
+    }
+
+    fn pool(
+        threads: usize,
+        scheduler: crate::Scheduler,
+        batches: Option<Arc<batches::Batches>>,
+    ) -> Client {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             work: Condvar::new(),
@@ -209,7 +328,7 @@ impl Client {
                     .expect("a thread for the client's pool")
             })
             .collect();
-        Client { shared, threads }
+        Client { shared, threads, scheduler, batches }
     }
 
     /// Runs `f` on the pool: its future, at once. A panic in `f` fails the
@@ -240,6 +359,13 @@ impl Client {
         F: Fn() -> Result<T, E> + Send + Sync + 'static,
     {
         let future = self.future(&options);
+        if self.batches.is_some() {
+            future.state.resolve(Err(FutureError::Failed {
+                key: future.state.key.clone(),
+                message: CLOSURES_STAY.into(),
+            }));
+            return future;
+        }
         let job = Task { state: future.state.clone(), f, retries: options.retries };
         self.shared.push(options.priority, Box::new(job));
         future
@@ -256,11 +382,17 @@ impl Client {
         F: Fn(D::Values) -> Result<T, E> + Send + Sync + 'static,
     {
         let future = self.future(&options);
+        if self.batches.is_some() {
+            let message = CLOSURES_STAY.into();
+            future
+                .state
+                .resolve(Err(FutureError::Failed { key: future.state.key.clone(), message }));
+            return future;
+        }
         let shared = Arc::downgrade(&self.shared);
         let state = future.state.clone();
         let all = deps.clone();
-        let left = Arc::new(AtomicU64::new(deps.len() as u64));
-        let start = Arc::new(Mutex::new(Some(move || {
+        after(&deps, move || {
             let values = match all.values() {
                 Ok(values) => values,
                 Err(e) => return state.resolve(Err(e.because_of(&state.key))),
@@ -270,22 +402,6 @@ impl Client {
             };
             let task = Task { state, f: move || f(values.clone()), retries: options.retries };
             shared.push(options.priority, Box::new(task));
-        })));
-        if deps.len() == 0 {
-            if let Some(start) = lock(&start).take() {
-                start();
-            }
-            return future;
-        }
-        deps.when_each_done(&mut || {
-            let (left, start) = (left.clone(), start.clone());
-            Box::new(move || {
-                if left.fetch_sub(1, Ordering::AcqRel) == 1
-                    && let Some(start) = lock(&start).take()
-                {
-                    start();
-                }
-            })
         });
         future
     }
@@ -307,18 +423,89 @@ impl Client {
             .collect()
     }
 
-    /// Computes `collection` on `scheduler` without blocking here (Dask's
-    /// `client.compute`): its future. Cancelling it drops the answer; the
-    /// compute itself runs to its end.
-    pub fn compute<C>(&self, scheduler: &crate::Scheduler, collection: &C) -> Future<C::Output>
+    /// Computes `collection` on the client's scheduler without blocking here
+    /// (Dask's `client.compute`, and `client.submit` of a registered function:
+    /// `client.compute(&delayed!(inc(1)))`): its future, keyed by the
+    /// collection's output when it has one. Cancelling it before it is sent
+    /// means it never runs; after, its answer is dropped.
+    pub fn compute<C>(&self, collection: &C) -> Future<C::Output>
     where
         C: brisk_graph::Collection + Clone + Send + Sync + 'static,
         C::Output: Clone + Send + 'static,
     {
-        let (scheduler, collection) = (scheduler.clone(), collection.clone());
-        let n = self.shared.keys.fetch_add(1, Ordering::Relaxed);
-        let options = Options { key: Some(format!("compute-{n}")), ..Options::default() };
-        self.try_submit_opts(options, move || scheduler.compute(&collection))
+        self.compute_opts(Options::default(), collection)
+    }
+
+    /// [`compute`](Self::compute) with a priority, retries (on worker
+    /// processes: of the collection's output tasks) or a key.
+    pub fn compute_opts<C>(&self, mut options: Options, collection: &C) -> Future<C::Output>
+    where
+        C: brisk_graph::Collection + Clone + Send + Sync + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        if options.key.is_none() {
+            options.key = match collection.output_keys().as_slice() {
+                [key] => Some(key_text(key)),
+                _ => Some(format!("compute-{}", self.shared.keys.fetch_add(1, Ordering::Relaxed))),
+            };
+        }
+        let future = self.future(&options);
+        self.target().start(future.state.clone(), &options, collection.clone());
+        future
+    }
+
+    /// Computes the collection `make` builds of each item (Dask's
+    /// `client.map` of a registered function:
+    /// `client.compute_map(|i| delayed!(inc(i)), 0..1000)`): the futures, in
+    /// order.
+    pub fn compute_map<I, C>(
+        &self,
+        make: impl Fn(I) -> C,
+        items: impl IntoIterator<Item = I>,
+    ) -> Vec<Future<C::Output>>
+    where
+        C: brisk_graph::Collection + Clone + Send + Sync + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        items.into_iter().map(|item| self.compute(&make(item))).collect()
+    }
+
+    /// Computes the collection `make` builds of the values of `deps` (futures:
+    /// one, a tuple of up to four, or a `Vec`) once they are all done, without
+    /// waiting for them here: its future, at once. A dependency that fails or
+    /// is cancelled fails it. The values go into the collection as constants
+    /// (`delayed!(add(a, b))` with `a` and `b` the values).
+    pub fn compute_with<D, C>(
+        &self,
+        deps: D,
+        mut options: Options,
+        make: impl FnOnce(D::Values) -> C + Send + 'static,
+    ) -> Future<C::Output>
+    where
+        D: Deps,
+        C: brisk_graph::Collection + Clone + Send + Sync + 'static,
+        C::Output: Clone + Send + 'static,
+    {
+        if options.key.is_none() {
+            let n = self.shared.keys.fetch_add(1, Ordering::Relaxed);
+            options.key = Some(format!("compute-{n}"));
+        }
+        let future = self.future(&options);
+        let (target, state, all) = (self.target(), future.state.clone(), deps.clone());
+        after(&deps, move || match all.values() {
+            Ok(values) => target.start(state, &options, make(values)),
+            Err(e) => state.resolve(Err(e.because_of(&state.key))),
+        });
+        future
+    }
+
+    /// Where this client's collections are computed, held weakly (by work
+    /// that starts later).
+    fn target(&self) -> Target {
+        match &self.batches {
+            Some(batches) => Target::Batches(Arc::downgrade(batches)),
+            None => Target::Pool(Arc::downgrade(&self.shared), self.scheduler.clone()),
+        }
     }
 
     /// The values of `futures`, in order, once all are done; the first failure
@@ -330,12 +517,19 @@ impl Client {
     fn future<T>(&self, options: &Options) -> Future<T> {
         let n = self.shared.keys.fetch_add(1, Ordering::Relaxed);
         let key = options.key.clone().unwrap_or_else(|| format!("submit-{n}"));
-        Future { state: Arc::new(State::new(key)) }
+        let mut state = State::new(key);
+        if self.batches.is_some() {
+            state.spin = SPIN_REMOTE;
+        }
+        Future { state: Arc::new(state) }
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        if let Some(batches) = &self.batches {
+            batches.close(DROP_GRACE);
+        }
         let (queued, running) = {
             let mut queue = lock(&self.shared.queue);
             queue.closing = true;
@@ -458,6 +652,8 @@ where
 /// What a future knows: its task's key, where it stands, who waits for it.
 struct State<T> {
     key: String,
+    /// How long [`Future::result`] spins before it sleeps.
+    spin: Duration,
     inner: Mutex<Inner<T>>,
     changed: Condvar,
     cancel: Arc<AtomicBool>,
@@ -479,6 +675,7 @@ impl<T> State<T> {
     fn new(key: String) -> State<T> {
         State {
             key,
+            spin: SPIN,
             inner: Mutex::new(Inner {
                 status: Status::Pending,
                 wakers: Vec::new(),
@@ -499,6 +696,16 @@ impl<T> State<T> {
             }
             _ => false,
         }
+    }
+
+    /// Calls `f` when it settles (at once if it has).
+    fn when_done(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut inner = lock(&self.inner);
+        if matches!(inner.status, Status::Done(_)) {
+            drop(inner);
+            return f();
+        }
+        inner.callbacks.push(f);
     }
 
     /// Settles it (once: a later outcome, as of a cancelled task that ran on,
@@ -566,7 +773,7 @@ impl<T: Clone> Future<T> {
     pub fn result(&self, timeout: Option<Duration>) -> Result<T, FutureError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         // A short task is often done before a sleep would start.
-        spin_until(|| self.done());
+        spin_for(self.state.spin, || self.done());
         let mut inner = lock(&self.state.inner);
         loop {
             if let Status::Done(outcome) = &inner.status {
@@ -638,12 +845,7 @@ impl<T> Future<T> {
     /// thread that settles it, just after those waiting for it are woken (as
     /// `concurrent.futures` does).
     pub fn add_done_callback(&self, f: impl FnOnce() + Send + 'static) {
-        let mut inner = lock(&self.state.inner);
-        if matches!(inner.status, Status::Done(_)) {
-            drop(inner);
-            return f();
-        }
-        inner.callbacks.push(Box::new(f));
+        self.state.when_done(Box::new(f));
     }
 
     /// Whether its task failed (cancelled is not failed).

@@ -296,13 +296,22 @@ impl Scheduler {
         result.map(|values| (values, stats))
     }
 
-    /// Runs `plan` on `backend`, after refusing what cannot leave the process.
-    fn run_elsewhere(
-        &self,
-        backend: &dyn Backend,
-        plan: &brisk_graph::Plan,
-        started: Instant,
-    ) -> Result<(Vec<Value>, ComputeStats)> {
+    /// The backend plans leave this process for, if they do.
+    pub(crate) fn backend_of(&self) -> Option<&Arc<dyn Backend>> {
+        match &self.kind {
+            Kind::Backend(backend) => Some(backend),
+            _ => None,
+        }
+    }
+
+    /// Plans `outputs` of `graph` as this scheduler would.
+    pub(crate) fn plan(&self, graph: Graph, outputs: &[Key]) -> Result<brisk_graph::Plan> {
+        Ok(graph.plan(outputs, self.plan_options)?)
+    }
+
+    /// Refuses a plan `backend` cannot run: one holding a closure, or calling
+    /// a function its workers do not know.
+    pub(crate) fn refuse(backend: &dyn Backend, plan: &brisk_graph::Plan) -> Result<()> {
         if let Some(key) = plan.first_local_task() {
             return Err(Error::LocalOp { key: key.clone() });
         }
@@ -314,10 +323,46 @@ impl Scheduler {
                 return Err(Error::UnknownFunction { key, name: name.to_string() });
             }
         }
+        Ok(())
+    }
+
+    /// Runs `plan` (checked by [`refuse`](Self::refuse)) on this scheduler's
+    /// backend as many requests at once ([`Backend::run_each`]).
+    pub(crate) fn run_each(&self, plan: &brisk_graph::Plan, each: &crate::Each) -> Result<()> {
+        let Kind::Backend(backend) = &self.kind else {
+            return Err(Error::Backend(crate::BackendError::Cluster(
+                "futures of many requests at once run on worker processes only".into(),
+            )));
+        };
+        self.with_callbacks(backend.as_ref(), plan, Instant::now(), || {
+            backend.run_each(plan, &self.callbacks, each).map(|()| Vec::new())
+        })
+        .map(drop)
+    }
+
+    /// Runs `plan` on `backend`, after refusing what cannot leave the process.
+    fn run_elsewhere(
+        &self,
+        backend: &dyn Backend,
+        plan: &brisk_graph::Plan,
+        started: Instant,
+    ) -> Result<(Vec<Value>, ComputeStats)> {
+        Self::refuse(backend, plan)?;
+        self.with_callbacks(backend, plan, started, || backend.run(plan, &self.callbacks))
+    }
+
+    /// Runs `plan` on `backend` with `run`, telling the callbacks.
+    fn with_callbacks(
+        &self,
+        backend: &dyn Backend,
+        plan: &brisk_graph::Plan,
+        started: Instant,
+        run: impl FnOnce() -> std::result::Result<Vec<Value>, crate::BackendError>,
+    ) -> Result<(Vec<Value>, ComputeStats)> {
         for cb in &self.callbacks {
             cb.start(plan.len());
         }
-        let result = backend.run(plan, &self.callbacks).map_err(Error::Backend);
+        let result = run().map_err(Error::Backend);
         let stats = ComputeStats {
             tasks: plan.len(),
             tasks_run: if result.is_ok() { plan.len() } else { 0 },
