@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use brisk::client::{Client, FutureError};
+use brisk::graph::Collection;
 use brisk::prelude::*;
 
 fn fail_on(x: i64) -> i64 {
