@@ -128,13 +128,13 @@ fn program_ops(registry: &mut OpRegistry) {
     brisk::register_fn!(registry, combine);
     brisk::register_fn!(registry, try parse);
     brisk::register_fn!(registry, whose);
-    brisk::register_fn!(registry, inc);
+    brisk::register_fn!(registry, add_one);
     brisk::register_fn!(registry, try fail_on);
     brisk::register_fn!(registry, nap);
     brisk::register_fn!(registry, try flaky);
 }
 
-fn inc(x: i64) -> i64 {
+fn add_one(x: i64) -> i64 {
     x + 1
 }
 
@@ -652,7 +652,7 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     let minute = Some(Duration::from_secs(60));
     let client = Client::new(cluster);
     // Dask's map then gather; as_completed yields each future once.
-    let futures = client.compute_map(|i| delayed!(inc(i)), 0..500i64);
+    let futures = client.compute_map(|i| delayed!(add_one(i)), 0..500i64);
     let mut order: Vec<usize> = as_completed(&futures, minute).collect();
     order.sort_unstable();
     assert_eq!(order, (0..500).collect::<Vec<_>>());
@@ -672,9 +672,11 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     }
     assert!(checked[3].exception().is_some() && checked[2].exception().is_none());
     // Futures as arguments: computed once their inputs are, without a wait here.
-    let next = client.compute_with(futures[9].clone(), Options::default(), |v| delayed!(inc(v)));
+    let next =
+        client.compute_with(futures[9].clone(), Options::default(), |v| delayed!(add_one(v)));
     assert_eq!(next.result(minute).unwrap(), 11);
-    let after = client.compute_with(checked[3].clone(), Options::default(), |v| delayed!(inc(v)));
+    let after =
+        client.compute_with(checked[3].clone(), Options::default(), |v| delayed!(add_one(v)));
     match after.result(minute) {
         Err(FutureError::Failed { message, .. }) => {
             assert!(message.contains("its input") && message.contains("fail_on-"), "{message}")
@@ -691,7 +693,7 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     assert_eq!(twice.result(minute).unwrap(), 7);
     // A hanging task: wait and result return at their timeouts, the rest goes on.
     let slow = client.compute(&delayed!(nap(20_000)));
-    let quick = client.compute(&delayed!(inc(41)));
+    let quick = client.compute(&delayed!(add_one(41)));
     let started = Instant::now();
     let both = [slow.clone(), quick.clone()];
     let (done, not_done) = wait(&both, Some(Duration::from_secs(10)), Return::FirstCompleted);
@@ -707,7 +709,7 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     // Cancelling it settles it at once; the client goes on, and the task, let
     // go by its compute, sees its cancellation token and stops.
     assert!(slow.running() && slow.cancel() && slow.cancelled());
-    assert_eq!(client.compute(&delayed!(inc(1))).result(minute).unwrap(), 2);
+    assert_eq!(client.compute(&delayed!(add_one(1))).result(minute).unwrap(), 2);
     let deadline = Instant::now() + Duration::from_secs(5);
     while workers.iter().any(|&w| state(w).running > 0) {
         assert!(Instant::now() < deadline, "the cancelled task still runs");
