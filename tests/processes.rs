@@ -132,6 +132,63 @@ fn program_ops(registry: &mut OpRegistry) {
     brisk::register_fn!(registry, try fail_on);
     brisk::register_fn!(registry, nap);
     brisk::register_fn!(registry, try flaky);
+    brisk::register_fn!(registry, exclusive);
+    brisk::register_fn!(registry, produce);
+    brisk::register_fn!(registry, consume);
+    brisk::register_fn!(registry, await_go);
+    brisk::register_fn!(registry, lease_or_hang);
+}
+
+/// Under the lock "t-db": claims the variable "t-holder", waits, and checks
+/// nobody else claimed it meanwhile (which only the lock prevents, tasks
+/// running in two processes).
+fn exclusive(i: i64) -> bool {
+    use brisk::scheduler::coordination::{Lock, Variable};
+    let db = Lock::new("t-db");
+    let _held = db.acquire(Some(Duration::from_secs(20))).expect("the lock within 20 s");
+    let holder: Variable<String> = Variable::new("t-holder").unwrap();
+    let me = format!("{}-{i}", std::process::id());
+    let free = holder.get(Some(Duration::ZERO)).is_none_or(|h| h.is_empty());
+    holder.set(me.clone());
+    std::thread::sleep(Duration::from_millis(20));
+    let still = holder.get(Some(Duration::ZERO)) == Some(me);
+    holder.set(String::new());
+    free && still
+}
+
+/// Puts 0..n on the queue "t-q".
+fn produce(n: i64) -> i64 {
+    let queue: brisk::scheduler::coordination::Queue<i64> =
+        brisk::scheduler::coordination::Queue::new("t-q", 4).unwrap();
+    for i in 0..n {
+        queue.put(i, Some(Duration::from_secs(20))).expect("room within 20 s");
+    }
+    n
+}
+
+/// Takes n items off the queue "t-q": their sum.
+fn consume(n: i64) -> i64 {
+    let queue: brisk::scheduler::coordination::Queue<i64> =
+        brisk::scheduler::coordination::Queue::new("t-q", 4).unwrap();
+    (0..n).map(|_| queue.get(Some(Duration::from_secs(20))).expect("an item within 20 s")).sum()
+}
+
+/// Whether the event "t-go" was set within 20 s.
+fn await_go(_: i64) -> bool {
+    brisk::scheduler::coordination::Event::new("t-go").wait(Some(Duration::from_secs(20)))
+}
+
+/// Takes the one lease of "t-lease" (leases last a minute); the first time
+/// (no `marker` file yet) makes the marker and hangs holding it, after that
+/// says whether it got the lease within 10 s.
+fn lease_or_hang(marker: String) -> bool {
+    let semaphore =
+        brisk::scheduler::coordination::Semaphore::new("t-lease", 1, Duration::from_secs(60));
+    let lease = semaphore.acquire(Some(Duration::from_secs(10)));
+    if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+    lease.is_some()
 }
 
 fn add_one(x: i64) -> i64 {
@@ -243,7 +300,7 @@ fn cluster_threads() -> Vec<String> {
         .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
         .map(|n| n.trim().to_string())
         .filter(|n| {
-            ["brisk-client", "brisk-worker-log", "brisk-futures", "brisk-compute"]
+            ["brisk-client", "brisk-worker-log", "brisk-futures", "brisk-compute", "brisk-coord"]
                 .iter()
                 .any(|prefix| n.starts_with(prefix))
         })
@@ -759,9 +816,64 @@ fn futures_keep_their_semantics_through_a_scheduler_process() {
     let remote = brisk::distributed::Remote::connect(addr, &brisk::ops()).unwrap();
     let cluster = Scheduler::backend(Arc::new(remote));
     futures_keep_their_semantics_on(&cluster, &workers);
+    // The scheduler coordinates its workers' tasks, and this client's code.
+    let client = brisk::client::Client::new(&cluster);
+    let inside = client.compute_map(|i| delayed!(exclusive(i)), 0..6i64);
+    assert_eq!(client.gather(&inside).unwrap(), vec![true; 6]);
+    let waiter = client.compute(&delayed!(await_go(0)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.done(), "it waits for the event");
+    brisk::scheduler::coordination::Event::new("t-go").set();
+    assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+    drop(client);
     drop(cluster);
     end(children);
     nothing_left(&[&[addr], &workers[..]].concat());
+}
+
+fn coordination_primitives_reach_tasks_in_worker_processes() {
+    use brisk::client::Client;
+    let (cluster, processes) = local_with(&spawn(2, 1));
+    let client = Client::new(&cluster);
+    let minute = Some(Duration::from_secs(60));
+    // A lock across processes: no two tasks inside at once.
+    let started = Instant::now();
+    let inside = client.compute_map(|i| delayed!(exclusive(i)), 0..6i64);
+    assert_eq!(client.gather(&inside).unwrap(), vec![true; 6]);
+    assert!(started.elapsed() >= Duration::from_millis(120), "{:?}", started.elapsed());
+    // A queue from one worker's task to the other's (one thread each: the
+    // consumer waits on one, the producer runs on the other).
+    let consumer = client.compute(&delayed!(consume(20)));
+    let producer = client.compute(&delayed!(produce(20)));
+    assert_eq!(consumer.result(minute).unwrap(), 190);
+    assert_eq!(producer.result(minute).unwrap(), 20);
+    // An event set here (the program coordinates its cluster) wakes a task.
+    let waiter = client.compute(&delayed!(await_go(0)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.done(), "it waits for the event");
+    brisk::scheduler::coordination::Event::new("t-go").set();
+    assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+    // A lease held by a worker that dies is taken back at once, not when it
+    // expires (a minute): the task, run again elsewhere, gets it within 10 s.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("held").to_string_lossy().into_owned();
+    let lease = client.compute(&delayed!(lease_or_hang(marker.clone())));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::path::Path::new(&marker).exists() {
+        assert!(Instant::now() < deadline, "the task never took the lease");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (victim, _) = *processes.iter().find(|(_, addr)| state(*addr).running > 0).unwrap();
+    let killed = Instant::now();
+    signal(victim, "-KILL");
+    assert!(lease.result(minute).unwrap(), "the dead worker's lease was not taken back");
+    assert!(killed.elapsed() < Duration::from_secs(30), "{:?}", killed.elapsed());
+    let semaphore =
+        brisk::scheduler::coordination::Semaphore::new("t-lease", 1, Duration::from_secs(60));
+    assert_eq!(semaphore.held(), 0);
+    drop(client);
+    drop(cluster);
+    nothing_left(&processes.iter().map(|&(_, addr)| addr).collect::<Vec<_>>());
 }
 
 fn closures_are_refused_before_anything_runs() {
@@ -1032,6 +1144,10 @@ fn main() {
         (
             "futures_keep_their_semantics_through_a_scheduler_process",
             futures_keep_their_semantics_through_a_scheduler_process,
+        ),
+        (
+            "coordination_primitives_reach_tasks_in_worker_processes",
+            coordination_primitives_reach_tasks_in_worker_processes,
         ),
         ("closures_are_refused_before_anything_runs", closures_are_refused_before_anything_runs),
         (

@@ -94,6 +94,11 @@ impl Connections {
         cut.iter().filter(|(_, at)| at.elapsed() < CUT_MEMORY).map(|(&link, _)| link).collect()
     }
 
+    /// What these connections prove themselves with.
+    pub(crate) fn security(&self) -> &Security {
+        &self.security
+    }
+
     /// Whether these connections use TLS.
     pub(crate) fn has_tls(&self) -> bool {
         self.security.has_tls()

@@ -241,6 +241,10 @@ impl Cluster {
     /// Takes `members` off the cluster; their epochs are refused from now on.
     fn declare_dead(&self, members: &[Member]) {
         self.lock_dead().extend(members.iter().map(|m| m.epoch));
+        // What their tasks held here (this process coordinates them) is free.
+        for m in members {
+            brisk_scheduler::coordination::release_holder(&m.addr.to_string());
+        }
         let mut heard = self.lock_heard();
         self.lock().retain(|m| {
             let dead = members.iter().any(|d| d.addr == m.addr && d.epoch == m.epoch);

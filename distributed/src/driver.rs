@@ -975,6 +975,8 @@ impl Drive {
     fn remove_worker(&mut self, worker: usize) -> Result<(), BackendError> {
         let addr = self.workers[worker].member.addr;
         self.workers[worker].alive = false;
+        // The locks and leases its tasks held (where this process coordinates).
+        brisk_scheduler::coordination::release_holder(&addr.to_string());
         self.workers[worker].suspects.clear();
         self.workers[worker].refetch.clear();
         self.to_fetch.remove(&worker);

@@ -15,6 +15,7 @@
 
 mod client;
 mod cluster;
+mod coordinator;
 mod driver;
 mod flight;
 mod local;

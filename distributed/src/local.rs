@@ -17,10 +17,14 @@ use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
 use brisk_scheduler::{Backend, BackendError, Callback};
 
+use crate::coordinator::Coordinator;
 use crate::{Cluster, Security, Timing, Worker, WorkerOptions};
 
 /// Set in a worker process's environment: `LISTEN_ADDR THREADS MEMORY_LIMIT`.
 const WORKER_ENV: &str = "BRISK_WORKER_PROCESS";
+/// Set in a worker process's environment: where its tasks' coordination
+/// primitives live (a server in the program that started the cluster).
+const COORDINATOR_ENV: &str = "BRISK_COORDINATOR";
 /// The line a worker prints once it listens, then its address.
 const LISTENING: &str = "brisk worker listening on";
 /// How long a worker process may take to start listening.
@@ -65,6 +69,11 @@ fn serve(spec: &str, registry: OpRegistry) -> Result<(), String> {
     // On loopback, started by its cluster: no token.
     let worker = Worker::start(&WorkerOptions::new(listen, threads, memory), registry)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    if let Ok(at) = std::env::var(COORDINATOR_ENV) {
+        let at: SocketAddr =
+            at.parse().map_err(|_| format!("{COORDINATOR_ENV}={at:?}: expected an address"))?;
+        crate::coordinator::route_to(at, Security::none(), worker.addr().to_string());
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{LISTENING} {}", worker.addr())
         .and_then(|()| out.flush())
@@ -145,6 +154,8 @@ fn lock(processes: &Processes) -> std::sync::MutexGuard<'_, Vec<Process>> {
 pub struct LocalCluster {
     cluster: Option<Cluster>,
     processes: Processes,
+    /// The server its workers' tasks coordinate through.
+    coordinator: Option<crate::flight::Serving>,
 }
 
 impl std::fmt::Debug for LocalCluster {
@@ -170,8 +181,18 @@ impl LocalCluster {
         };
         let processes: Processes = Arc::default();
         let mut started = Vec::new();
+        // The workers' tasks coordinate here, in this program.
+        let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        let coordinator =
+            crate::flight::Serving::start(loopback, &Security::none(), |_| Coordinator)
+                .map_err(|e| fail(format!("cannot start the workers' coordinator: {e}")))?;
+        let coordinator_addr = coordinator.addr();
         // Ends the processes started so far if starting the rest fails.
-        let mut local = LocalCluster { cluster: None, processes: processes.clone() };
+        let mut local = LocalCluster {
+            cluster: None,
+            processes: processes.clone(),
+            coordinator: Some(coordinator),
+        };
         for i in 0..spawn.workers.max(1) {
             let host = spawn.hosts.get(i % spawn.hosts.len().max(1)).copied();
             let listen = SocketAddr::new(host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), 0);
@@ -180,6 +201,7 @@ impl LocalCluster {
                     WORKER_ENV,
                     format!("{listen} {} {}", spawn.threads.max(1), spawn.memory_limit),
                 )
+                .env(COORDINATOR_ENV, coordinator_addr.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -284,5 +306,6 @@ impl Drop for LocalCluster {
         for p in lock(&self.processes).iter_mut() {
             p.end();
         }
+        drop(self.coordinator.take());
     }
 }

@@ -99,9 +99,13 @@ impl Node for Hub {
         ("hello", "the scheduler's version and its workers"),
         ("register", "a worker joins (again): its address"),
         ("compute", "run a plan; one reply per output"),
+        crate::coordinator::ACTION,
     ];
 
     fn action(self: Arc<Self>, action: Action) -> BoxFuture<'static, Result<Replies, Status>> {
+        if action.r#type == "coordinate" {
+            return crate::coordinator::coordinate(&action);
+        }
         async move {
             let cluster = self.cluster.clone();
             match action.r#type.as_str() {
@@ -283,6 +287,8 @@ pub fn serve_worker(
         std::io::ErrorKind::PermissionDenied => e.to_string(),
         _ => format!("cannot listen on {listen}: {e}"),
     })?;
+    // Its tasks' locks, queues and the rest are the scheduler's.
+    crate::coordinator::route_to(scheduler, options.security.clone(), worker.addr().to_string());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -407,6 +413,8 @@ pub struct Remote {
     /// How often the scheduler is greeted while a compute runs, and how long it
     /// may take to answer before the compute fails.
     timing: Timing,
+    /// This client's name in the locks and leases it holds.
+    holder: String,
 }
 
 impl std::fmt::Debug for Remote {
@@ -441,7 +449,15 @@ impl Remote {
             next_compute: AtomicU64::new(crate::worker::epoch() & !0xffff_ffff),
             workers: std::sync::Mutex::default(),
             functions: crate::worker::function_names(registry),
+            holder: {
+                static REMOTES: AtomicU64 = AtomicU64::new(0);
+                let n = REMOTES.fetch_add(1, Ordering::Relaxed);
+                format!("client-{}-{n}", std::process::id())
+            },
         };
+        // This program's primitives are its cluster's (the scheduler's) while
+        // it is connected.
+        crate::coordinator::route_to(addr, remote.conns.security().clone(), remote.holder.clone());
         let tls = remote.conns.has_tls();
         remote.hello().map_err(|e| match e {
             // What a TLS mismatch looks like from either side, said plainly.
@@ -663,6 +679,7 @@ impl Remote {
 
 impl Drop for Remote {
     fn drop(&mut self) {
+        brisk_scheduler::coordination::unset_coordinator(&self.holder);
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
         }

@@ -115,9 +115,9 @@ fn a_queue_carries_work_from_producers_to_consumers() {
     let want: Vec<u64> = (0..2).flat_map(|p| (0..50).map(move |i| p * 1000 + i)).collect();
     assert_eq!(all, want, "each item once");
     // Bounded: a full queue refuses at the timeout and gives the item back.
-    let small: Queue<&str> = Queue::new("test-small", 1).unwrap();
-    small.put("a", None).unwrap();
-    assert_eq!(small.put("b", Some(ms(20))), Err("b"));
+    let small: Queue<String> = Queue::new("test-small", 1).unwrap();
+    small.put("a".into(), None).unwrap();
+    assert_eq!(small.put("b".into(), Some(ms(20))), Err("b".to_string()));
     assert_eq!(small.qsize(), 1);
     // Another type under the same name is refused, not confused.
     assert!(Queue::<u32>::new("test-small", 1).is_err());
