@@ -228,7 +228,7 @@ fn transfer(
                 compute: 1,
                 key: Key::new("sum", [i as u32]),
                 op: Op::data(Sum).encode().expect("a data op"),
-                inputs: vec![Input { key: made(i), at: *a, item: None }],
+                inputs: vec![Input { key: made(i), at: *a, item: None, compute: None }],
                 inline: false,
                 quick: false,
             };

@@ -31,6 +31,36 @@ fn compute_async_gives_the_blocking_computes_bits() {
     assert_eq!(b.unwrap(), scheduler.compute(&sums).unwrap());
 }
 
+/// Runs of `counted`, a delayed call that counts itself.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counted(x: i64) -> i64 {
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    x * 10
+}
+
+fn plus(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+#[test]
+fn a_persisted_collection_is_computed_once() {
+    let runs = || RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    let client = Client::new(&Scheduler::threads(2));
+    let base = delayed!(counted(4));
+    let persisted = client.persist(&base).unwrap();
+    assert_eq!(runs(), 1);
+    // Built on it: its task is not run again, by any later compute.
+    let later = delayed!(plus((*persisted).clone(), 2));
+    assert_eq!(client.compute(&later).result(None).unwrap(), 42);
+    assert_eq!(client.compute(&delayed!(plus(base.clone(), 3))).result(None).unwrap(), 43);
+    assert_eq!(runs(), 1, "the persisted value was used");
+    // Let go: computed again.
+    drop(persisted);
+    assert_eq!(client.compute(&later).result(None).unwrap(), 42);
+    assert_eq!(runs(), 2);
+}
+
 #[test]
 fn a_client_computes_collections_as_futures() {
     let scheduler = Scheduler::threads(2);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use brisk_core::{OpRegistry, Value};
 use brisk_graph::Plan;
-use brisk_scheduler::{Backend, BackendError, Callback, Each, Settle};
+use brisk_scheduler::{Backend, BackendError, Callback, Each, Held, Settle};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
@@ -321,9 +321,36 @@ impl Backend for Cluster {
         each: &Each,
     ) -> Result<(), BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let job = Job::new(plan, compute)?.for_each(&each.retries);
+        let job = Job::new(plan, compute)?.for_each(&each.retries).using(&each.held, each.outputs);
         let cancel = cancelled(each.cancel.clone(), "its client let it go");
         self.run_job(job, callbacks, cancel, Some(each.settle.clone())).map(drop)
+    }
+
+    fn persist(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        held: &HashMap<brisk_core::Key, Held>,
+        outputs: usize,
+    ) -> Result<Vec<Held>, BackendError> {
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let job = Job::new(plan, compute)?.keeping().using(held, outputs);
+        let never = futures::future::pending().boxed();
+        let (_, kept) = self.run_kept(job, callbacks, never, None)?;
+        let _ = compute;
+        Ok(kept
+            .into_iter()
+            .map(|(addr, compute)| Held { compute, worker: addr.to_string() })
+            .collect())
+    }
+
+    fn unpersist(&self, compute: u64) {
+        let (conns, members) = (self.conns.clone(), self.members());
+        self.runtime().spawn(async move {
+            for m in members {
+                let _ = conns.free_compute(m.addr, compute).await;
+            }
+        });
     }
 
     fn threads(&self) -> usize {
@@ -356,6 +383,18 @@ impl Cluster {
         cancel: futures::future::BoxFuture<'static, String>,
         settle: Option<Settle>,
     ) -> Result<Vec<Value>, BackendError> {
+        self.run_kept(job, callbacks, cancel, settle).map(|(values, _)| values)
+    }
+
+    /// [`run_job`](Self::run_job), also saying where each output is kept (a
+    /// persist's job).
+    pub(crate) fn run_kept(
+        &self,
+        job: Job,
+        callbacks: &[Arc<dyn Callback>],
+        cancel: futures::future::BoxFuture<'static, String>,
+        settle: Option<Settle>,
+    ) -> Result<(Vec<Value>, Kept), BackendError> {
         let members = self.lock().clone();
         if members.is_empty() {
             return Err(BackendError::Cluster("the cluster has no worker left".into()));
@@ -375,9 +414,12 @@ impl Cluster {
                 members.into_iter().filter(|m| outcome.dead.contains(&m.addr)).collect();
             self.declare_dead(&dead);
         }
-        outcome.values
+        Ok((outcome.values?, outcome.kept))
     }
 }
+
+/// Where a persist keeps each output, and by which compute.
+pub(crate) type Kept = Vec<(SocketAddr, u64)>;
 
 /// A future resolving (to `why`) once `flag` is set: looked at every few
 /// milliseconds.

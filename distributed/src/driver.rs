@@ -245,6 +245,13 @@ pub(crate) struct Job {
     /// never).
     #[serde(default)]
     retries: Vec<u32>,
+    /// Keep the outputs on the workers, not fetched (a persist).
+    #[serde(default)]
+    pub(crate) keep: bool,
+    /// Tasks whose results an earlier persist keeps: the compute that made
+    /// each and its worker (empty: none).
+    #[serde(default)]
+    held: Vec<Option<(u64, SocketAddr)>>,
 }
 
 impl Job {
@@ -268,6 +275,8 @@ impl Job {
                 .collect(),
             each: false,
             retries: Vec::new(),
+            keep: false,
+            held: Vec::new(),
         };
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
@@ -287,6 +296,41 @@ impl Job {
         self.each = true;
         if !retries.is_empty() {
             self.retries = self.keys.iter().map(|k| retries.get(k).copied().unwrap_or(0)).collect();
+        }
+        self
+    }
+
+    /// This job as a persist: its outputs kept on the workers.
+    pub(crate) fn keeping(mut self) -> Job {
+        self.keep = true;
+        self
+    }
+
+    /// Uses the results earlier persists keep (`held`, by key) where this
+    /// job's tasks are theirs; only the first `outputs` of the plan's outputs
+    /// are this job's (the rest were planned as outputs only so that the
+    /// tasks of held results stay tasks of their own).
+    pub(crate) fn using(
+        mut self,
+        held: &HashMap<Key, brisk_scheduler::Held>,
+        outputs: usize,
+    ) -> Job {
+        for &extra in &self.outputs[outputs.min(self.outputs.len())..] {
+            self.is_output[extra as usize] = false;
+        }
+        self.outputs.truncate(outputs);
+        for &t in &self.outputs {
+            self.is_output[t as usize] = true;
+        }
+        if !held.is_empty() {
+            self.held = self
+                .keys
+                .iter()
+                .map(|k| {
+                    let h = held.get(k)?;
+                    Some((h.compute, h.worker.parse().ok()?))
+                })
+                .collect();
         }
         self
     }
@@ -365,6 +409,9 @@ struct Slot {
 pub(crate) struct Outcome {
     pub values: Result<Vec<Value>, BackendError>,
     pub dead: Vec<SocketAddr>,
+    /// Where each output is kept (a persist), and by which compute (this
+    /// one, or the earlier persist that kept it already).
+    pub kept: Vec<(SocketAddr, u64)>,
 }
 
 struct Drive {
@@ -436,6 +483,9 @@ struct Drive {
     /// Whether any worker kept a result of this compute (else there is nothing
     /// to free at its end).
     kept_any: bool,
+    /// Results an earlier persist keeps, used here: the compute that made each
+    /// (never freed by this one).
+    external: Vec<Option<u64>>,
 }
 
 /// Runs `job` on `members`: what came of it. Stops early, freeing what it
@@ -508,10 +558,40 @@ pub(crate) async fn drive(
         tries: vec![0; n],
         unkept: vec![false; n],
         kept_any: false,
+        external: vec![None; n],
         job,
     };
     for &t in &d.ready_roots {
         d.state[t] = State::Ready;
+    }
+    // Results earlier persists keep, where their workers are here: used as
+    // held; what must run is worked out from there.
+    let mut external = false;
+    for t in 0..n {
+        let Some((compute, addr)) = d.job.held.get(t).copied().flatten() else { continue };
+        let Some(w) = d.workers.iter().position(|w| w.member.addr == addr) else { continue };
+        d.state[t] = State::Held { worker: w };
+        d.external[t] = Some(compute);
+        external = true;
+    }
+    if external {
+        d.ready.clear();
+        d.ready_roots.clear();
+        for t in 0..n {
+            if d.external[t].is_none() {
+                d.state[t] = State::Gone;
+            }
+        }
+        d.reconcile();
+        // Outputs already held: fetched from where they are.
+        if !d.job.keep {
+            for i in 0..d.job.outputs.len() {
+                let t = d.job.outputs[i] as usize;
+                if let (State::Held { worker }, Some(_)) = (d.state[t], d.external[t]) {
+                    d.fetch(t, worker);
+                }
+            }
+        }
     }
     // Links found cut by the computes before, avoided from the start.
     let at = |addr: SocketAddr| d.workers.iter().position(|w| w.member.addr == addr);
@@ -528,14 +608,32 @@ pub(crate) async fn drive(
     for w in &d.workers {
         d.learned.add(w.member.addr, -w.occupancy);
     }
+    let kept: Vec<(SocketAddr, u64)> = match (&values, d.job.keep) {
+        (Ok(_), true) => d
+            .job
+            .outputs
+            .iter()
+            .filter_map(|&t| match d.state[t as usize] {
+                State::Held { worker } => Some((
+                    d.workers[worker].member.addr,
+                    d.external[t as usize].unwrap_or(d.job.compute),
+                )),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     match d.job.each {
+        // A persist that made its outputs keeps them (and whatever else it
+        // left, freed with them).
+        _ if d.job.keep && values.is_ok() => {}
         // Nothing kept anywhere, nothing running: nothing to free.
         true if values.is_ok() && !d.kept_any && !running => {}
         // Every output settled: the next request need not wait for the frees.
         true => drop(tokio::spawn(async move { d.wind_down().await })),
         false => d.wind_down().await,
     }
-    Outcome { values, dead }
+    Outcome { values, dead, kept }
 }
 
 impl Drive {
@@ -549,8 +647,18 @@ impl Drive {
             self.dispatch()?;
             self.flush_frees();
             self.flush_fetches();
+            // A persist is done once every output is held.
+            if self.job.keep
+                && self
+                    .job
+                    .outputs
+                    .iter()
+                    .all(|&t| matches!(self.state[t as usize], State::Held { .. }))
+            {
+                return Ok(Vec::new());
+            }
             // Only outputs are fetched: all are in once there are as many.
-            if self.got.len() + self.failed_outputs == self.distinct_outputs {
+            if !self.job.keep && self.got.len() + self.failed_outputs == self.distinct_outputs {
                 if self.job.each {
                     // Each was settled as it came.
                     return Ok(Vec::new());
@@ -775,7 +883,7 @@ impl Drive {
                 self.make_ready(next);
             }
         }
-        if self.job.is_output[task] {
+        if self.job.is_output[task] && !self.job.keep {
             match self.got.contains_key(&task) {
                 true => self.free_if_done(task),
                 false => self.fetch(task, worker),
@@ -1012,6 +1120,8 @@ impl Drive {
                 State::Held { worker: w } if w == worker => {
                     self.state[task] = State::Gone;
                     self.view[task] = false;
+                    // A persisted result lost: made again here, from its lineage.
+                    self.external[task] = None;
                 }
                 _ => {}
             }
@@ -1073,6 +1183,10 @@ impl Drive {
     /// Frees `task`'s result once nothing needs it any more.
     fn free_if_done(&mut self, task: usize) {
         let State::Held { worker } = self.state[task] else { return };
+        if self.external[task].is_some() {
+            // An earlier persist's: it stays.
+            return;
+        }
         if self.left[task] > 0 || (self.job.is_output[task] && !self.got.contains_key(&task)) {
             return;
         }
@@ -1192,8 +1306,14 @@ impl Drive {
                         key: self.job.keys[self.job.deps(d)[0] as usize].clone(),
                         at,
                         item: self.job.items[d],
+                        compute: self.external[self.job.deps(d)[0] as usize],
                     },
-                    false => Input { key: self.job.keys[d].clone(), at, item: None },
+                    false => Input {
+                        key: self.job.keys[d].clone(),
+                        at,
+                        item: None,
+                        compute: self.external[d],
+                    },
                 }
             })
             .collect();
@@ -1203,6 +1323,7 @@ impl Drive {
             op: self.job.ops[task].to_vec(),
             inputs,
             inline: self.job.is_output[task]
+                && !self.job.keep
                 && self.job.dependents(task).is_empty()
                 && !self.got.contains_key(&task)
                 && self.misses[task] == 0,
@@ -1374,7 +1495,8 @@ impl Drive {
         }
         let (conns, tx, addr) =
             (self.conns.clone(), self.tx.clone(), self.workers[worker].member.addr);
-        let id = ResultId { compute: self.job.compute, key: self.job.keys[task].clone() };
+        let compute = self.external[task].unwrap_or(self.job.compute);
+        let id = ResultId { compute, key: self.job.keys[task].clone() };
         let attempt = self.attempts[task];
         tokio::spawn(async move {
             let result = conns.fetch(addr, &id).await;
@@ -1400,7 +1522,10 @@ impl Drive {
                         item: self.job.items[t],
                     },
                     false => Wanted {
-                        id: ResultId { compute: self.job.compute, key: self.job.keys[t].clone() },
+                        id: ResultId {
+                            compute: self.external[t].unwrap_or(self.job.compute),
+                            key: self.job.keys[t].clone(),
+                        },
                         item: None,
                     },
                 })

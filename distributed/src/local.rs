@@ -287,6 +287,20 @@ impl Backend for LocalCluster {
         self.cluster().run_each(plan, callbacks, each)
     }
 
+    fn persist(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        held: &std::collections::HashMap<brisk_core::Key, brisk_scheduler::Held>,
+        outputs: usize,
+    ) -> Result<Vec<brisk_scheduler::Held>, BackendError> {
+        self.cluster().persist(plan, callbacks, held, outputs)
+    }
+
+    fn unpersist(&self, compute: u64) {
+        self.cluster().unpersist(compute)
+    }
+
     fn threads(&self) -> usize {
         self.cluster().threads()
     }

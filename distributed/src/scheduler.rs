@@ -60,6 +60,8 @@ enum ComputeReply {
     Progress(Vec<Progress>),
     /// An output's value, in Brisk's value codec.
     Output(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Where a persist keeps each output, and by which compute.
+    Kept(Vec<(SocketAddr, u64)>),
 }
 
 /// One event of a compute, as the client's callbacks hear it.
@@ -99,6 +101,7 @@ impl Node for Hub {
         ("hello", "the scheduler's version and its workers"),
         ("register", "a worker joins (again): its address"),
         ("compute", "run a plan; one reply per output"),
+        ("unpersist", "free what a persist keeps: its compute"),
         crate::coordinator::ACTION,
     ];
 
@@ -111,6 +114,11 @@ impl Node for Hub {
             match action.r#type.as_str() {
                 "hello" => {
                     one_reply(&SchedulerHello { version: VERSION.into(), workers: cluster.status() })
+                }
+                "unpersist" => {
+                    let compute: u64 = decode_body("compute", &action.body)?;
+                    cluster.unpersist(compute);
+                    one_reply(&())
                 }
                 "register" => {
                     let addr: SocketAddr = decode_body("worker address", &action.body)?;
@@ -171,7 +179,7 @@ impl Node for Hub {
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        cluster.run_job(request.job, &[forward], cancel.boxed(), settle)
+                        cluster.run_kept(request.job, &[forward], cancel.boxed(), settle)
                     }));
                     // Progress in batches as it comes; it ends when the compute
                     // does (the driver drops its callbacks), then the outputs.
@@ -184,7 +192,7 @@ impl Node for Hub {
                         let replies: Vec<Result<arrow_flight::Result, Status>> = match values
                             .and_then(|values| values)
                         {
-                            Ok(values) => values
+                            Ok((values, kept)) => values
                                 .iter()
                                 .map(|v| {
                                     let body = v
@@ -192,6 +200,7 @@ impl Node for Hub {
                                         .map_err(|e| Status::failed_precondition(e.to_string()))?;
                                     reply(&ComputeReply::Output(body))
                                 })
+                                .chain((!kept.is_empty()).then(|| reply(&ComputeReply::Kept(kept))))
                                 .collect(),
                             Err(status) => vec![Err(status)],
                         };
@@ -602,8 +611,30 @@ impl Backend for Remote {
         each: &brisk_scheduler::Each,
     ) -> Result<(), BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let job = Job::new(plan, compute)?.for_each(&each.retries);
+        let job = Job::new(plan, compute)?.for_each(&each.retries).using(&each.held, each.outputs);
         self.compute(job, callbacks, Some(each)).map(drop)
+    }
+
+    fn persist(
+        &self,
+        plan: &Plan,
+        callbacks: &[Arc<dyn Callback>],
+        held: &std::collections::HashMap<Key, brisk_scheduler::Held>,
+        outputs: usize,
+    ) -> Result<Vec<brisk_scheduler::Held>, BackendError> {
+        let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
+        let job = Job::new(plan, compute)?.keeping().using(held, outputs);
+        let kept = std::sync::Mutex::new(Vec::new());
+        self.compute_with(job, callbacks, None, &kept)?;
+        let kept = kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(kept
+            .into_iter()
+            .map(|(addr, compute)| brisk_scheduler::Held { compute, worker: addr.to_string() })
+            .collect())
+    }
+
+    fn unpersist(&self, compute: u64) {
+        let _ = self.call::<_, ()>("unpersist", &compute);
     }
 
     fn threads(&self) -> usize {
@@ -634,6 +665,18 @@ impl Remote {
         job: Job,
         callbacks: &[Arc<dyn Callback>],
         each: Option<&brisk_scheduler::Each>,
+    ) -> Result<Vec<Value>, BackendError> {
+        self.compute_with(job, callbacks, each, &std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// [`compute`](Self::compute), noting in `kept` where a persist keeps its
+    /// outputs.
+    fn compute_with(
+        &self,
+        job: Job,
+        callbacks: &[Arc<dyn Callback>],
+        each: Option<&brisk_scheduler::Each>,
+        kept: &std::sync::Mutex<Vec<(SocketAddr, u64)>>,
     ) -> Result<Vec<Value>, BackendError> {
         self.hello()?;
         let request = ComputeRequest { ops: self.ops, job };
@@ -669,6 +712,9 @@ impl Remote {
                     }
                 }
                 ComputeReply::Output(bytes) => outputs.push(decode(&bytes)?),
+                ComputeReply::Kept(at) => {
+                    *kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at
+                }
             }
             Ok(())
         };

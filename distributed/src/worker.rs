@@ -55,6 +55,9 @@ pub struct Input {
     /// `Some(i)` when the task takes item `i` of that result, a list.
     #[serde(default)]
     pub item: Option<u32>,
+    /// The compute it was made by, when not the task's (a persisted result).
+    #[serde(default)]
+    pub compute: Option<u64>,
 }
 
 /// A result, or one item of it (a list), as a peer asks for it.
@@ -511,7 +514,10 @@ impl Inner {
     /// `task`'s inputs in order: its own from memory, the rest from their
     /// holders, one call per holder for all it holds, all holders at once.
     async fn gather(&self, task: &RunTask) -> Result<Vec<Value>, Status> {
-        let id = |key: &Key| ResultId { compute: task.compute, key: key.clone() };
+        let id = |input: &Input| ResultId {
+            compute: input.compute.unwrap_or(task.compute),
+            key: input.key.clone(),
+        };
         let mut inputs: Vec<Option<Value>> = vec![None; task.inputs.len()];
         let mut remote: HashMap<SocketAddr, (Vec<usize>, Vec<Wanted>)> = HashMap::new();
         let mut on_disk = Vec::new();
@@ -519,7 +525,7 @@ impl Inner {
             let held = lock(&self.held);
             for (i, input) in task.inputs.iter().enumerate() {
                 if input.at == self.addr {
-                    let stored = held.values.get(&id(&input.key)).cloned().ok_or_else(|| {
+                    let stored = held.values.get(&id(input)).cloned().ok_or_else(|| {
                         let message = format!("task {}: no input {} here", task.key, input.key);
                         failure(tonic::Code::NotFound, &format!("missing {}", self.addr), message)
                     })?;
@@ -532,7 +538,7 @@ impl Inner {
                 } else {
                     let (places, wanted) = remote.entry(input.at).or_default();
                     places.push(i);
-                    wanted.push(Wanted { id: id(&input.key), item: input.item });
+                    wanted.push(Wanted { id: id(input), item: input.item });
                 }
             }
         }

@@ -56,7 +56,7 @@ fn id(key: Key) -> ResultId {
 }
 
 fn input(key: &str, at: SocketAddr) -> Input {
-    Input { key: Key::named(key), at, item: None }
+    Input { key: Key::named(key), at, item: None, compute: None }
 }
 
 /// The workers' threads alive in this process (a thread's name is cut to 15 bytes).

@@ -13,6 +13,17 @@ use brisk_graph::Plan;
 /// it needs).
 pub type Settle = Arc<dyn Fn(usize, Result<Value, BackendError>) + Send + Sync>;
 
+/// A result kept on a worker after its compute ([`Backend::persist`]): Dask's
+/// persisted future.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The compute that made it (and keeps it until
+    /// [`unpersist`](Backend::unpersist)).
+    pub compute: u64,
+    /// The address of the worker holding it.
+    pub worker: String,
+}
+
 /// How a plan of many independent requests runs ([`Backend::run_each`], the
 /// futures of a [`Client`](crate::client::Client) on worker processes).
 #[derive(Clone)]
@@ -24,6 +35,13 @@ pub struct Each {
     /// Set when the outputs are no longer wanted: the compute stops and frees
     /// what it made; outputs not settled by then never are.
     pub cancel: Arc<AtomicBool>,
+    /// Results kept by earlier persists, by key: used where the plan needs
+    /// them instead of running their tasks (run again, from their lineage in
+    /// the plan, if their worker is gone).
+    pub held: HashMap<Key, Held>,
+    /// How many of the plan's outputs are wanted: the rest are keys of
+    /// `held`, planned as outputs only so that they stay tasks of their own.
+    pub outputs: usize,
 }
 
 impl std::fmt::Debug for Each {
@@ -70,6 +88,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             (each.settle)(place, Ok(value));
         }
         Ok(())
+    }
+
+    /// Runs `plan` and keeps its outputs on the workers (Dask's `persist`):
+    /// where each is held, in the plan's output order. They stay until
+    /// [`unpersist`](Self::unpersist).
+    /// `held` and `outputs` as in [`Each`].
+    fn persist(
+        &self,
+        plan: &Plan,
+        callbacks: &[std::sync::Arc<dyn crate::Callback>],
+        held: &HashMap<Key, Held>,
+        outputs: usize,
+    ) -> Result<Vec<Held>, BackendError> {
+        let _ = (plan, callbacks, held, outputs);
+        Err(BackendError::Cluster(format!("{} keeps no results between computes", self.describe())))
+    }
+
+    /// Frees what the persist of `compute` keeps on the workers.
+    fn unpersist(&self, compute: u64) {
+        let _ = compute;
     }
 
     /// Whether the workers run the function registered as `name`: a plan calling

@@ -18,6 +18,11 @@
 //!   when it does — a hung task never hangs the drop.
 
 mod batches;
+mod persist;
+
+pub use persist::Persisted;
+
+use brisk_graph::Collection as _;
 
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -106,6 +111,8 @@ pub struct Client {
     scheduler: crate::Scheduler,
     /// On worker processes: requests gathered into computes.
     batches: Option<Arc<batches::Batches>>,
+    /// What its persists keep.
+    kept: Arc<Mutex<persist::Kept>>,
 }
 
 struct Shared {
@@ -180,7 +187,7 @@ fn after<D: Deps>(deps: &D, start: impl FnOnce() + Send + 'static) {
 /// Where a client computes collections: its pool (on its scheduler), or its
 /// batches for worker processes.
 enum Target {
-    Pool(std::sync::Weak<Shared>, crate::Scheduler),
+    Pool(std::sync::Weak<Shared>, crate::Scheduler, std::sync::Weak<Mutex<persist::Kept>>),
     Batches(std::sync::Weak<batches::Batches>),
 }
 
@@ -194,8 +201,13 @@ impl Target {
     {
         let gone = || FutureError::Cancelled { key: state.key.clone() };
         match self {
-            Target::Pool(shared, scheduler) => {
+            Target::Pool(shared, scheduler, kept) => {
                 let Some(shared) = shared.upgrade() else { return state.resolve(Err(gone())) };
+                // What the client's persists keep, as this compute starts from it.
+                let values = kept.upgrade().map_or_else(Vec::new, |kept| {
+                    lock(&kept).values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                });
+                let collection = persist::WithKept { collection, values };
                 let f = move || scheduler.compute(&collection);
                 let task = Task { state, f, retries: options.retries };
                 shared.push(options.priority, Box::new(task));
@@ -281,7 +293,7 @@ impl Client {
     /// are computed on a thread scheduler of as many threads.
     pub fn threads(threads: usize) -> Client {
         let threads = threads.max(1);
-        Self::pool(threads, crate::Scheduler::threads(threads), None)
+        Self::pool(threads, crate::Scheduler::threads(threads), None, Arc::default())
     }
 
     /// A client of `scheduler` (Dask's `Client(cluster)`): on a scheduler of
@@ -294,10 +306,11 @@ impl Client {
     pub fn new(scheduler: &crate::Scheduler) -> Client {
         match scheduler.backend_of() {
             Some(_) => {
-                let batches = batches::Batches::new(scheduler.clone());
-                Self::pool(0, scheduler.clone(), Some(batches))
+                let kept = Arc::default();
+                let batches = batches::Batches::new(scheduler.clone(), Arc::clone(&kept));
+                Self::pool(0, scheduler.clone(), Some(batches), kept)
             }
-            None => Self::pool(scheduler.num_threads(), scheduler.clone(), None),
+            None => Self::pool(scheduler.num_threads(), scheduler.clone(), None, Arc::default()),
         }
     }
 
@@ -305,6 +318,7 @@ impl Client {
         threads: usize,
         scheduler: crate::Scheduler,
         batches: Option<Arc<batches::Batches>>,
+        kept: Arc<Mutex<persist::Kept>>,
     ) -> Client {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
@@ -328,7 +342,7 @@ impl Client {
                     .expect("a thread for the client's pool")
             })
             .collect();
-        Client { shared, threads, scheduler, batches }
+        Client { shared, threads, scheduler, batches, kept }
     }
 
     /// Runs `f` on the pool: its future, at once. A panic in `f` fails the
@@ -499,12 +513,69 @@ impl Client {
         future
     }
 
+    /// Computes `collection` and keeps its results (Dask's `client.persist`):
+    /// on threads in this process, on worker processes where they were made.
+    /// Every later compute of this client built on it (`x.mean()` of a
+    /// persisted `x`: the same keys) starts from them. Waits until they are
+    /// made; they are kept until the returned collection's last clone (or the
+    /// client) is dropped.
+    pub fn persist<C>(&self, collection: &C) -> Result<Persisted<C>, FutureError>
+    where
+        C: brisk_graph::Collection + Clone,
+    {
+        let keys = collection.output_keys();
+        let key = match keys.as_slice() {
+            [key] => key_text(key),
+            _ => format!("persist-{}", self.shared.keys.fetch_add(1, Ordering::Relaxed)),
+        };
+        let failed = |e: crate::Error| match e {
+            crate::Error::Backend(e) => batches::failure(&key, &e),
+            e => FutureError::Failed { key: key.clone(), message: e.to_string() },
+        };
+        let mut record = persist::Record {
+            keys: keys.clone(),
+            computes: Vec::new(),
+            kept: Arc::downgrade(&self.kept),
+            backend: self.scheduler.backend_of().cloned(),
+        };
+        let mut graph = brisk_graph::GraphBuilder::new();
+        match self.scheduler.backend_of() {
+            None => {
+                let values = lock(&self.kept).values.clone().into_iter().collect();
+                persist::WithKept { collection, values }.add_tasks(&mut graph);
+                let graph = graph.finish().map_err(|e| failed(e.into()))?;
+                let values = self.scheduler.run(graph, &keys).map_err(failed)?;
+                lock(&self.kept).values.extend(keys.iter().cloned().zip(values));
+            }
+            Some(backend) => {
+                collection.add_tasks(&mut graph);
+                let (plan, held) =
+                    persist::plan_using(&self.scheduler, graph, keys.clone(), &self.kept)
+                        .map_err(failed)?;
+                let made = self.scheduler.persist(&plan, &held, keys.len()).map_err(failed)?;
+                let before: std::collections::HashSet<u64> =
+                    held.values().map(|h| h.compute).collect();
+                record.computes =
+                    made.iter().map(|h| h.compute).filter(|c| !before.contains(c)).collect();
+                record.computes.sort_unstable();
+                record.computes.dedup();
+                let _ = backend;
+                lock(&self.kept).held.extend(keys.iter().cloned().zip(made));
+            }
+        }
+        Ok(Persisted { collection: collection.clone(), record: Arc::new(record) })
+    }
+
     /// Where this client's collections are computed, held weakly (by work
     /// that starts later).
     fn target(&self) -> Target {
         match &self.batches {
             Some(batches) => Target::Batches(Arc::downgrade(batches)),
-            None => Target::Pool(Arc::downgrade(&self.shared), self.scheduler.clone()),
+            None => Target::Pool(
+                Arc::downgrade(&self.shared),
+                self.scheduler.clone(),
+                Arc::downgrade(&self.kept),
+            ),
         }
     }
 
@@ -529,6 +600,14 @@ impl Drop for Client {
     fn drop(&mut self) {
         if let Some(batches) = &self.batches {
             batches.close(DROP_GRACE);
+        }
+        // What its persists keep on the workers goes with it.
+        let kept = std::mem::take(&mut *lock(&self.kept));
+        if let Some(backend) = self.scheduler.backend_of() {
+            let mut computes: Vec<u64> = kept.held.values().map(|h| h.compute).collect();
+            computes.sort_unstable();
+            computes.dedup();
+            computes.into_iter().for_each(|c| backend.unpersist(c));
         }
         let (queued, running) = {
             let mut queue = lock(&self.shared.queue);

@@ -44,7 +44,7 @@ mod sync;
 mod threads;
 
 pub use allocator::{settle_allocator, settle_worker_allocator};
-pub use backend::{Backend, BackendError, Each, Settle};
+pub use backend::{Backend, BackendError, Each, Held, Settle};
 pub use budget::default_memory_budget;
 pub use callback::{Callback, ComputeStats};
 pub use error::{Error, Result};

@@ -340,6 +340,27 @@ impl Scheduler {
         .map(drop)
     }
 
+    /// Runs `plan` (checked by [`refuse`](Self::refuse)) on this scheduler's
+    /// backend keeping its first `outputs` outputs there ([`Backend::persist`]).
+    pub(crate) fn persist(
+        &self,
+        plan: &brisk_graph::Plan,
+        held: &std::collections::HashMap<Key, crate::Held>,
+        outputs: usize,
+    ) -> Result<Vec<crate::Held>> {
+        let Kind::Backend(backend) = &self.kind else {
+            return Err(Error::Backend(crate::BackendError::Cluster(
+                "results are kept on worker processes only".into(),
+            )));
+        };
+        let mut made = Vec::new();
+        self.with_callbacks(backend.as_ref(), plan, Instant::now(), || {
+            made = backend.persist(plan, &self.callbacks, held, outputs)?;
+            Ok(Vec::new())
+        })?;
+        Ok(made)
+    }
+
     /// Runs `plan` on `backend`, after refusing what cannot leave the process.
     fn run_elsewhere(
         &self,

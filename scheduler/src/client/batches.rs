@@ -125,8 +125,14 @@ fn refused(key: &str, error: crate::Error) -> FutureError {
     FutureError::Failed { key, message: error.to_string() }
 }
 
-/// A batch's plan, each output's (request, place), and the retries by key.
-type Planned = (brisk_graph::Plan, Vec<(usize, usize)>, std::collections::HashMap<Key, u32>);
+/// A batch's plan, each output's (request, place), the retries by key, and
+/// the persisted results it uses.
+type Planned = (
+    brisk_graph::Plan,
+    Vec<(usize, usize)>,
+    std::collections::HashMap<Key, u32>,
+    std::collections::HashMap<Key, crate::Held>,
+);
 
 /// A request waiting for its batch.
 struct Queued {
@@ -153,6 +159,8 @@ struct Waiting {
 /// The requests of a client on worker processes, and the threads sending them.
 pub(super) struct Batches {
     scheduler: Scheduler,
+    /// What the client's persists keep.
+    kept: Arc<Mutex<super::persist::Kept>>,
     waiting: Mutex<Waiting>,
     work: Condvar,
     /// Senders still running, and a signal when one ends.
@@ -165,9 +173,13 @@ pub(super) struct Batches {
 }
 
 impl Batches {
-    pub(super) fn new(scheduler: Scheduler) -> Arc<Batches> {
+    pub(super) fn new(
+        scheduler: Scheduler,
+        kept: Arc<Mutex<super::persist::Kept>>,
+    ) -> Arc<Batches> {
         Arc::new(Batches {
             scheduler,
+            kept,
             waiting: Mutex::default(),
             work: Condvar::new(),
             ended: Condvar::new(),
@@ -271,7 +283,7 @@ impl Batches {
         if batch.is_empty() {
             return;
         }
-        let (plan, owners, retries) = match self.plan(&batch) {
+        let (plan, owners, retries, held) = match self.plan(&batch) {
             Ok(planned) => planned,
             Err(_) if batch.len() > 1 => {
                 // Some request cannot run here: it fails alone, the rest go.
@@ -317,7 +329,8 @@ impl Batches {
                 }
             }));
         }
-        let each = Each { settle, retries, cancel: stop };
+        let outputs = owners.len();
+        let each = Each { settle, retries, cancel: stop, held, outputs };
         let outcome = self.scheduler.run_each(&plan, &each);
         // What the compute did not settle fails with its error, or, when it
         // ended without one, was let go (the client dropped).
@@ -360,11 +373,8 @@ impl Batches {
                 owners.push((i, j));
             }
         }
-        let plan = self.scheduler.plan(graph.finish()?, &outputs)?;
-        if let Some(backend) = self.scheduler.backend_of() {
-            Scheduler::refuse(backend.as_ref(), &plan)?;
-        }
-        Ok((plan, owners, retries))
+        let (plan, held) = super::persist::plan_using(&self.scheduler, graph, outputs, &self.kept)?;
+        Ok((plan, owners, retries, held))
     }
 
     /// Stops everything: queued requests settle as cancelled, computes on
