@@ -841,6 +841,24 @@ fn futures_keep_their_semantics_through_a_scheduler_process() {
     assert!(!waiter.done(), "it waits for the event");
     brisk::scheduler::coordination::Event::new("t-go").set();
     assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+    // What it persists stays on its workers, and is not made again.
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().to_string_lossy().into_owned();
+    let squares: Vec<_> = (0..8i64).map(|i| delayed!(stamp(at.clone(), i))).collect();
+    let kept = client.persist(&squares).unwrap();
+    let sum = delayed!(total((*kept).clone()));
+    for _ in 0..2 {
+        assert_eq!(client.compute(&sum).result(Some(Duration::from_secs(60))).unwrap(), 140);
+    }
+    let runs = |i: i64| std::fs::read_to_string(dir.path().join(i.to_string())).unwrap();
+    assert!((0..8).all(|i| runs(i).lines().count() == 1));
+    assert_eq!(workers.iter().map(|&w| state(w).held).sum::<u64>(), 8);
+    drop(kept);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|&w| state(w).held > 0) {
+        assert!(Instant::now() < deadline, "the persisted results were not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(client);
     drop(cluster);
     end(children);
