@@ -218,6 +218,7 @@ fn transfer(
                         inputs: vec![],
                         inline: false,
                         quick: false,
+                        priority: 0,
                     },
                 )
                 .await?;
@@ -231,6 +232,7 @@ fn transfer(
                 inputs: vec![Input { key: made(i), at: *a, item: None, compute: None }],
                 inline: false,
                 quick: false,
+                priority: 0,
             };
             let conns = &conns;
             async move { conns.run(*b, &task).await }

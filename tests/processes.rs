@@ -133,6 +133,7 @@ fn program_ops(registry: &mut OpRegistry) {
     brisk::register_fn!(registry, nap);
     brisk::register_fn!(registry, try flaky);
     brisk::register_fn!(registry, stamp);
+    brisk::register_fn!(registry, mark);
     brisk::register_fn!(registry, total);
     brisk::register_fn!(registry, exclusive);
     brisk::register_fn!(registry, produce);
@@ -148,6 +149,17 @@ fn stamp(dir: String, i: i64) -> i64 {
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     writeln!(file, "ran").unwrap();
     i * i
+}
+
+/// Notes `label` in the file `order` (the order tasks started in), then
+/// sleeps `ms`.
+fn mark(order: String, label: String, ms: i64) -> String {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(order).unwrap();
+    writeln!(file, "{label}").unwrap();
+    drop(file);
+    std::thread::sleep(Duration::from_millis(ms as u64));
+    label
 }
 
 fn total(xs: Vec<i64>) -> i64 {
@@ -865,6 +877,36 @@ fn futures_keep_their_semantics_through_a_scheduler_process() {
     nothing_left(&[&[addr], &workers[..]].concat());
 }
 
+fn priorities_order_waiting_work_across_computes() {
+    use brisk::client::{Client, Options};
+    let (cluster, addrs) = local(1, 1);
+    let client = Client::new(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let order = dir.path().join("order").to_string_lossy().into_owned();
+    let call = |label: &str, ms: i64| delayed!(mark(order.clone(), label.to_string(), ms));
+    // The one thread busy; then low-priority work, then high: queued behind
+    // the first, in computes of their own.
+    let blocker = client.compute(&call("B", 400));
+    while !blocker.running() || std::fs::read_to_string(&order).is_err() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let at = |priority| Options { priority, ..Options::default() };
+    let low: Vec<_> =
+        (0..2).map(|i| client.compute_opts(at(-1), &call(&format!("L{i}"), 30))).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let high: Vec<_> =
+        (0..2).map(|i| client.compute_opts(at(5), &call(&format!("H{i}"), 30))).collect();
+    client.gather(&low).unwrap();
+    client.gather(&high).unwrap();
+    blocker.result(None).unwrap();
+    let ran: Vec<String> =
+        std::fs::read_to_string(&order).unwrap().lines().map(String::from).collect();
+    assert_eq!(ran, ["B", "H0", "H1", "L0", "L1"]);
+    drop(client);
+    drop(cluster);
+    nothing_left(&addrs);
+}
+
 fn coordination_primitives_reach_tasks_in_worker_processes() {
     use brisk::client::Client;
     let (cluster, processes) = local_with(&spawn(2, 1));
@@ -1237,6 +1279,10 @@ fn main() {
         (
             "futures_keep_their_semantics_through_a_scheduler_process",
             futures_keep_their_semantics_through_a_scheduler_process,
+        ),
+        (
+            "priorities_order_waiting_work_across_computes",
+            priorities_order_waiting_work_across_computes,
         ),
         (
             "coordination_primitives_reach_tasks_in_worker_processes",

@@ -321,7 +321,7 @@ impl Backend for Cluster {
         each: &Each,
     ) -> Result<(), BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let job = Job::new(plan, compute)?.for_each(&each.retries).using(&each.held, each.outputs);
+        let job = Job::new(plan, compute)?.for_each(each).using(&each.held, each.outputs);
         let cancel = cancelled(each.cancel.clone(), "its client let it go");
         self.run_job(job, callbacks, cancel, Some(each.settle.clone())).map(drop)
     }

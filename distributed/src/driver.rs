@@ -245,6 +245,9 @@ pub(crate) struct Job {
     /// never).
     #[serde(default)]
     retries: Vec<u32>,
+    /// Each task's priority on its worker (a compute for futures; empty: all 0).
+    #[serde(default)]
+    priorities: Vec<i64>,
     /// Keep the outputs on the workers, not fetched (a persist).
     #[serde(default)]
     pub(crate) keep: bool,
@@ -277,6 +280,7 @@ impl Job {
             retries: Vec::new(),
             keep: false,
             held: Vec::new(),
+            priorities: Vec::new(),
         };
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
@@ -292,10 +296,26 @@ impl Job {
 
     /// This job as a compute for futures: failures kept to the outputs that
     /// need the failing task, which runs again up to its `retries` (by key).
-    pub(crate) fn for_each(mut self, retries: &HashMap<Key, u32>) -> Job {
+    pub(crate) fn for_each(mut self, each: &brisk_scheduler::Each) -> Job {
         self.each = true;
-        if !retries.is_empty() {
+        if !each.retries.is_empty() {
+            let retries = &each.retries;
             self.retries = self.keys.iter().map(|k| retries.get(k).copied().unwrap_or(0)).collect();
+        }
+        if !each.priorities.is_empty() {
+            // A request's tasks all have its priority (the highest of those
+            // that need one, where requests share tasks).
+            let n = self.keys.len();
+            let mut priority: Vec<Option<i64>> =
+                self.keys.iter().map(|k| each.priorities.get(k).copied()).collect();
+            for t in (0..n).rev() {
+                let Some(p) = priority[t] else { continue };
+                for &d in self.deps(t).to_vec().iter() {
+                    let d = d as usize;
+                    priority[d] = Some(priority[d].map_or(p, |q| q.max(p)));
+                }
+            }
+            self.priorities = priority.into_iter().map(|p| p.unwrap_or(0)).collect();
         }
         self
     }
@@ -1328,6 +1348,7 @@ impl Drive {
                 && !self.got.contains_key(&task)
                 && self.misses[task] == 0,
             // Every one of its kind so far was quick, not just most.
+            priority: self.job.priorities.get(task).copied().unwrap_or(0),
             quick: self
                 .durations
                 .get(kind(&self.job.keys[task]))

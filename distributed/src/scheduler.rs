@@ -611,7 +611,7 @@ impl Backend for Remote {
         each: &brisk_scheduler::Each,
     ) -> Result<(), BackendError> {
         let compute = self.next_compute.fetch_add(1, Ordering::Relaxed);
-        let job = Job::new(plan, compute)?.for_each(&each.retries).using(&each.held, each.outputs);
+        let job = Job::new(plan, compute)?.for_each(each).using(&each.held, each.outputs);
         self.compute(job, callbacks, Some(each)).map(drop)
     }
 

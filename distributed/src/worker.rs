@@ -104,6 +104,10 @@ pub struct RunTask {
     /// longer than the task).
     #[serde(default)]
     pub quick: bool,
+    /// Of the tasks waiting for one of the worker's threads, those of higher
+    /// priority run first (then in the order they came).
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// Results up to this size (encoded) go back with their task's answer when
@@ -384,12 +388,61 @@ struct Inner {
     peers: Connections,
     /// Tasks running on the pool now.
     running: Arc<std::sync::atomic::AtomicU64>,
+    /// Tasks waiting for a thread of the pool, best first.
+    waiting: Arc<Waiting>,
     /// The cancellation tokens of the tasks running, by compute: set when
     /// their compute is let go (`brisk::cancelled()` turns true in them).
     tokens: Mutex<HashMap<u64, Vec<Arc<std::sync::atomic::AtomicBool>>>>,
     /// Bytes of results sent to peers, and of inputs fetched from them.
     sent: std::sync::atomic::AtomicU64,
     received: std::sync::atomic::AtomicU64,
+}
+
+/// Tasks waiting for a thread of the worker's pool: highest priority first,
+/// then in the order they came.
+#[derive(Default)]
+struct Waiting {
+    heap: Mutex<std::collections::BinaryHeap<Ready>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+/// A task waiting for a thread.
+struct Ready {
+    priority: i64,
+    seq: u64,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        (self.priority, self.seq) == (other.priority, other.seq)
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.priority.cmp(&other.priority).then(other.seq.cmp(&self.seq))
+    }
+}
+
+impl Waiting {
+    fn push(&self, priority: i64, run: Box<dyn FnOnce() + Send>) {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.heap.lock().unwrap_or_else(PoisonError::into_inner).push(Ready { priority, seq, run });
+    }
+
+    /// Runs the best task waiting (one per job the pool is given).
+    fn run_best(&self) {
+        let best = self.heap.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        if let Some(best) = best {
+            (best.run)();
+        }
+    }
 }
 
 /// Takes a task's cancellation token off the worker's list when it ends,
@@ -447,9 +500,15 @@ impl Inner {
             true => run(),
             false => {
                 let (done, ran) = tokio::sync::oneshot::channel();
-                self.pool.spawn(move || {
-                    let _ = done.send(run());
-                });
+                self.waiting.push(
+                    task.priority,
+                    Box::new(move || {
+                        let _ = done.send(run());
+                    }),
+                );
+                let waiting = self.waiting.clone();
+                // Each job the pool runs takes the best task waiting.
+                self.pool.spawn(move || waiting.run_best());
                 ran.await.map_err(|_| Status::internal(format!("task {}: lost", task.key)))?
             }
         };
@@ -798,6 +857,7 @@ impl Worker {
             addr: reached_at(bound, contact),
             hello,
             running: Arc::default(),
+            waiting: Arc::default(),
             tokens: Mutex::default(),
             held: held.clone(),
             spill: spill.clone(),

@@ -48,6 +48,7 @@ fn constant(key: &str, value: Value) -> RunTask {
         inputs: vec![],
         inline: false,
         quick: false,
+        priority: 0,
     }
 }
 
@@ -103,6 +104,7 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         inputs: vec![input("x", a.addr()), input("y", b.addr()), input("x", a.addr())],
         inline: false,
         quick: false,
+        priority: 0,
     };
     c.run(b.addr(), &sum).await.unwrap();
     let got = c.fetch(b.addr(), &id(Key::new("sum", [0]))).await.unwrap();
@@ -116,6 +118,7 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         inputs: vec![input("neg", a.addr())],
         inline: false,
         quick: false,
+        priority: 0,
     };
     let err = c.run(a.addr(), &bad).await.unwrap_err();
     assert_eq!(err.message(), "negative input -1");
@@ -127,6 +130,7 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
         inputs: vec![input("nope", b.addr())],
         inline: false,
         quick: false,
+        priority: 0,
     };
     let err = c.run(a.addr(), &missing).await.unwrap_err();
     assert!(err.message().contains("no result 'nope'"), "{err}");

@@ -32,6 +32,10 @@ pub struct Each {
     pub settle: Settle,
     /// Times the task of a key runs again when it fails (default: none).
     pub retries: HashMap<Key, u32>,
+    /// The priority of the task of a key (default 0): on a worker, of the
+    /// tasks waiting for a thread, higher priorities run first, whatever
+    /// compute they belong to.
+    pub priorities: HashMap<Key, i64>,
     /// Set when the outputs are no longer wanted: the compute stops and frees
     /// what it made; outputs not settled by then never are.
     pub cancel: Arc<AtomicBool>,

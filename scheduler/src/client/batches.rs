@@ -130,7 +130,7 @@ fn refused(key: &str, error: crate::Error) -> FutureError {
 type Planned = (
     brisk_graph::Plan,
     Vec<(usize, usize)>,
-    std::collections::HashMap<Key, u32>,
+    (std::collections::HashMap<Key, u32>, std::collections::HashMap<Key, i64>),
     std::collections::HashMap<Key, crate::Held>,
 );
 
@@ -283,7 +283,7 @@ impl Batches {
         if batch.is_empty() {
             return;
         }
-        let (plan, owners, retries, held) = match self.plan(&batch) {
+        let (plan, owners, (retries, priorities), held) = match self.plan(&batch) {
             Ok(planned) => planned,
             Err(_) if batch.len() > 1 => {
                 // Some request cannot run here: it fails alone, the rest go.
@@ -330,7 +330,7 @@ impl Batches {
             }));
         }
         let outputs = owners.len();
-        let each = Each { settle, retries, cancel: stop, held, outputs };
+        let each = Each { settle, retries, priorities, cancel: stop, held, outputs };
         let outcome = self.scheduler.run_each(&plan, &each);
         // What the compute did not settle fails with its error, or, when it
         // ended without one, was let go (the client dropped).
@@ -363,18 +363,22 @@ impl Batches {
         let mut outputs = Vec::new();
         let mut owners = Vec::new();
         let mut retries = std::collections::HashMap::new();
+        let mut priorities = std::collections::HashMap::new();
         for (i, queued) in batch.iter().enumerate() {
             let keys = queued.request.add(&mut graph);
             for (j, key) in keys.iter().enumerate() {
                 if queued.retries > 0 {
                     retries.insert(key.clone(), queued.retries);
                 }
+                if queued.priority != 0 {
+                    priorities.insert(key.clone(), queued.priority);
+                }
                 outputs.push(key.clone());
                 owners.push((i, j));
             }
         }
         let (plan, held) = super::persist::plan_using(&self.scheduler, graph, outputs, &self.kept)?;
-        Ok((plan, owners, retries, held))
+        Ok((plan, owners, (retries, priorities), held))
     }
 
     /// Stops everything: queued requests settle as cancelled, computes on
