@@ -917,12 +917,10 @@ fn coordination_primitives_reach_tasks_in_worker_processes() {
     let inside = client.compute_map(|i| delayed!(exclusive(i)), 0..6i64);
     assert_eq!(client.gather(&inside).unwrap(), vec![true; 6]);
     assert!(started.elapsed() >= Duration::from_millis(120), "{:?}", started.elapsed());
-    // A queue from one worker's task to the other's (one thread each: the
-    // consumer waits on one, the producer runs on the other).
-    let consumer = client.compute(&delayed!(consume(20)));
-    let producer = client.compute(&delayed!(produce(20)));
-    assert_eq!(consumer.result(minute).unwrap(), 190);
-    assert_eq!(producer.result(minute).unwrap(), 20);
+    // A queue from one worker's task to the other's (one thread each, in one
+    // compute: the consumer waits on one, the producer goes to the other).
+    let both = client.compute(&(delayed!(consume(20)), delayed!(produce(20))));
+    assert_eq!(both.result(minute).unwrap(), (190, 20));
     // An event set here (the program coordinates its cluster) wakes a task.
     let waiter = client.compute(&delayed!(await_go(0)));
     std::thread::sleep(Duration::from_millis(100));

@@ -83,6 +83,9 @@ pub(crate) struct Times {
 pub(crate) struct Learned {
     times: std::sync::Mutex<HashMap<String, Times>>,
     load: std::sync::Mutex<HashMap<SocketAddr, f64>>,
+    /// Computes started: each breaks placement ties from another worker, so
+    /// computes placing at once do not all pick the same one.
+    computes: std::sync::atomic::AtomicUsize,
 }
 
 impl Learned {
@@ -464,6 +467,8 @@ struct Drive {
     durations: HashMap<String, Times>,
     /// What the cluster's computes share: times learnt, work sent to each worker.
     learned: Arc<Learned>,
+    /// Placement ties go to the first worker from this one on.
+    first: usize,
     /// The time each running task was expected to take when sent.
     expected: Vec<f64>,
     /// Results that cannot leave their worker: their dependents run there.
@@ -560,6 +565,7 @@ pub(crate) async fn drive(
         ready_roots: (0..n).filter(|&t| job.deps(t).is_empty()).collect(),
         sizes: HashMap::new(),
         durations: shared.learned.times(),
+        first: shared.learned.computes.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         learned: shared.learned,
         expected: vec![0.0; n],
         pinned: vec![false; n],
@@ -623,7 +629,10 @@ pub(crate) async fn drive(
         why = cancel => Err(BackendError::Cluster(format!("compute cancelled: {why}"))),
     };
     let dead = d.workers.iter().filter(|w| !w.alive).map(|w| w.member.addr).collect();
-    let running = d.state.iter().any(|s| matches!(s, State::Running { .. }));
+    // Whether a task may still run, or have run, where this compute does not
+    // know: one running, or one sent more than once.
+    let running = d.state.iter().any(|s| matches!(s, State::Running { .. }))
+        || d.attempts.iter().any(|&a| a > 1);
     d.learned.learn(&d.durations);
     for w in &d.workers {
         d.learned.add(w.member.addr, -w.occupancy);
@@ -648,7 +657,7 @@ pub(crate) async fn drive(
         // left, freed with them).
         _ if d.job.keep && values.is_ok() => {}
         // Nothing kept anywhere, nothing running: nothing to free.
-        true if values.is_ok() && !d.kept_any && !running => {}
+        _ if values.is_ok() && !d.kept_any && !running => {}
         // Every output settled: the next request need not wait for the frees.
         true => drop(tokio::spawn(async move { d.wind_down().await })),
         false => d.wind_down().await,
@@ -661,7 +670,10 @@ impl Drive {
         &mut self,
         rx: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Result<Vec<Value>, BackendError> {
-        let mut beat = tokio::time::interval(self.timing.heartbeat);
+        // The first greeting a heartbeat after the start (the workers were
+        // greeted when they joined): a small compute sends nothing but its tasks.
+        let first = tokio::time::Instant::now() + self.timing.heartbeat;
+        let mut beat = tokio::time::interval_at(first, self.timing.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.dispatch()?;
@@ -1409,7 +1421,7 @@ impl Drive {
     /// soonest — the work already sent there per thread (by the tasks' expected
     /// times, by every compute of the cluster) plus the time to fetch the
     /// inputs it does not hold (Dask's occupancy plus transfer cost). Ties go
-    /// to the lowest number.
+    /// to the first in turn from this compute's own first worker.
     fn place(&self, task: usize) -> Option<usize> {
         if let Some(worker) = self.pinned_holder(task) {
             return (self.has_room(worker, task) && self.reaches(worker, task)).then_some(worker);
@@ -1427,9 +1439,11 @@ impl Drive {
             self.learned.load(slot.member.addr) / slot.member.threads as f64
                 + (total - local[w]) as f64 / BYTES_PER_MICRO
         };
-        (0..self.workers.len())
+        let n = self.workers.len();
+        let turn = |w: usize| (w + n - self.first % n) % n;
+        (0..n)
             .filter(|&w| self.has_room(w, task) && self.reaches(w, task))
-            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
+            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(turn(a).cmp(&turn(b))))
     }
 
     /// Whether `worker` can fetch every input of `task` from where it is held

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use brisk_core::{Key, Value};
 use brisk_graph::{Collection, GraphBuilder};
 
-use super::{FutureError, State, key_text, lock, spin_until};
+use super::{FutureError, State, key_text, lock};
 use crate::{BackendError, Each, Scheduler};
 
 /// How long a batch waits for more requests while two are on their way.
@@ -254,7 +254,7 @@ impl Batches {
                     // Nothing queued: look again for a moment before sleeping.
                     waiting.idle += 1;
                     drop(waiting);
-                    spin_until(|| self.queued.load(Ordering::Acquire) > 0);
+                    super::spin_for(super::SPIN_REMOTE, || self.queued.load(Ordering::Acquire) > 0);
                     waiting = lock(&self.waiting);
                     if waiting.queued.is_empty() && !waiting.closing {
                         waiting = self
