@@ -48,6 +48,8 @@ pub use brisk_scheduler as scheduler;
 /// submit, map, gather, as_completed, wait, cancel, await.
 pub use brisk_scheduler::client;
 
+pub mod diagnostics;
+
 /// Lazy values from plain functions and closures: Dask's `delayed`.
 pub use brisk_graph::delayed;
 pub use brisk_graph::delayed::Delayed;

@@ -650,3 +650,43 @@ fn a_scheduler_and_its_workers_give_the_threads_answer() {
         assert!(std::net::TcpStream::connect(&a).is_err(), "{a} still listens");
     }
 }
+
+#[test]
+fn report_writes_one_self_contained_page_of_the_compute() {
+    let dir = scratch("report");
+    let report = dir.join("q3.html");
+    let report_arg = report.to_string_lossy().into_owned();
+    let args = ["groupby", "g_plain.csv", "--by", "id3", "--agg", "v1:sum,v3:mean"];
+    let plain = brisk(&[&args[..], &["--blocksize", "3KB", "--threads", "2"]].concat());
+    let r = brisk(
+        &[&args[..], &["--blocksize", "3KB", "--threads", "2", "--report", &report_arg]].concat(),
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    // The answer is the same, the report is beside it.
+    assert_eq!(r.stdout, plain.stdout);
+    assert!(r.stderr.contains("wrote the performance report to"), "{}", r.stderr);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
+    // Lanes of the two threads, a bar per task, the CSV reads among the ops,
+    // the plan, the inputs.
+    let bars = html.matches("class=\"task\"").count();
+    let tasks: usize = html
+        .split("<span id=\"tasks\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(bars, tasks);
+    assert!(bars > 3, "{bars} tasks");
+    assert!(html.contains("data-worker=\"0\"") || html.contains("data-worker=\"1\""));
+    assert!(html.contains("id=\"plan\""), "the plan summary");
+    assert!(html.contains("1 files") && html.contains("threads"), "the environment");
+    let ops = &html[html.find("id=\"ops\"").unwrap()..];
+    assert!(ops.contains("csv"), "the reads: {}", &ops[..ops.len().min(600)]);
+    // Nothing is left half-written beside it.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, ["q3.html"]);
+}

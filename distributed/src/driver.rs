@@ -469,6 +469,8 @@ struct Drive {
     learned: Arc<Learned>,
     /// Placement ties go to the first worker from this one on.
     first: usize,
+    /// When each running task was sent (for the callbacks' records).
+    sent_at: Vec<Option<std::time::Instant>>,
     /// The time each running task was expected to take when sent.
     expected: Vec<f64>,
     /// Results that cannot leave their worker: their dependents run there.
@@ -583,6 +585,7 @@ pub(crate) async fn drive(
         failed_outputs: 0,
         tries: vec![0; n],
         unkept: vec![false; n],
+        sent_at: vec![None; n],
         kept_any: false,
         external: vec![None; n],
         job,
@@ -860,11 +863,30 @@ impl Drive {
             let size = self.sizes.entry(kind(&self.job.keys[task]).to_string()).or_default();
             *size = (size.0 + nbytes, size.1 + 1);
         }
-        for cb in &self.callbacks {
-            if read > 0 {
-                cb.task_read(&self.job.keys[task], worker, read);
+        if !self.callbacks.is_empty() {
+            let key = &self.job.keys[task];
+            let now = std::time::Instant::now();
+            let bytes_in = self.job.deps(task).iter().map(|&d| self.nbytes[d as usize]).sum();
+            let done = brisk_scheduler::TaskDone {
+                key,
+                op: kind(key),
+                worker,
+                start: self.sent_at[task].take().unwrap_or(now),
+                end: now,
+                bytes_in,
+                bytes_out: nbytes,
+            };
+            let held = self.workers.iter().filter(|w| w.alive).map(|w| w.held).sum();
+            let limit =
+                self.workers.iter().filter(|w| w.alive).map(|w| w.member.memory_limit).sum();
+            for cb in &self.callbacks {
+                if read > 0 {
+                    cb.task_read(key, worker, read);
+                }
+                cb.task_done(&done);
+                cb.memory(held, limit);
+                cb.task_finished(key, worker);
             }
-            cb.task_finished(&self.job.keys[task], worker);
         }
         for i in self.job.dep_start[task]..self.job.dep_start[task + 1] {
             let dep = self.job.deps[i as usize] as usize;
@@ -1320,6 +1342,9 @@ impl Drive {
         self.expected[task] = self.expected_micros(task);
         self.workers[worker].occupancy += self.expected[task];
         self.learned.add(self.workers[worker].member.addr, self.expected[task]);
+        if !self.callbacks.is_empty() {
+            self.sent_at[task] = Some(std::time::Instant::now());
+        }
         for cb in &self.callbacks {
             cb.task_started(&self.job.keys[task], worker);
         }

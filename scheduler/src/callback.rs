@@ -39,6 +39,25 @@ pub struct ComputeStats {
     pub elapsed: Duration,
 }
 
+/// What a task did, as [`Callback::task_done`] tells it (a profiler's record).
+#[derive(Clone, Debug)]
+pub struct TaskDone<'a> {
+    /// The task.
+    pub key: &'a Key,
+    /// Its op's name (`random`, `read-csv`, a delayed function's name).
+    pub op: &'a str,
+    /// The worker that ran it: a thread of the pool, or a worker process.
+    pub worker: usize,
+    /// When it was taken, and when its result was stored.
+    pub start: std::time::Instant,
+    /// When its result was stored.
+    pub end: std::time::Instant,
+    /// Bytes of the results it took as inputs.
+    pub bytes_in: u64,
+    /// Bytes of its result.
+    pub bytes_out: u64,
+}
+
 /// Listens to a compute. Every method has an empty default; implement the ones you
 /// need. Methods are called from worker threads, concurrently.
 ///
@@ -65,6 +84,16 @@ pub trait Callback: Send + Sync {
     fn task_read(&self, _key: &Key, _worker: usize, _bytes: u64) {}
     /// When a task's result is stored.
     fn task_finished(&self, _key: &Key, _worker: usize) {}
+    /// When a task's result is stored, with what it did (just before its
+    /// `task_finished`).
+    fn task_done(&self, _done: &TaskDone<'_>) {}
+    /// The bytes of results held now against the memory budget (after each
+    /// task, and after each spill).
+    fn memory(&self, _held: u64, _budget: u64) {}
+    /// Results written to the spill store: their bytes in memory.
+    fn spilled(&self, _bytes: u64) {}
+    /// A spilled result read back: its bytes.
+    fn read_back(&self, _bytes: u64) {}
     /// When the compute ends, with its error if it failed.
     fn finish(&self, _stats: &ComputeStats, _error: Option<&crate::Error>) {}
 }

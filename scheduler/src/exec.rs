@@ -76,6 +76,7 @@ impl<'a> Execution<'a> {
     pub(crate) fn execute(&self, i: usize, worker: usize) -> Result<(), Error> {
         let key = self.plan.key(i);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let start = std::time::Instant::now();
             for cb in self.callbacks {
                 cb.task_started(key, worker);
             }
@@ -96,6 +97,10 @@ impl<'a> Execution<'a> {
             if self.budget.over() {
                 self.spill_over()?;
             }
+            let bytes_in = match self.callbacks.is_empty() {
+                true => 0,
+                false => inputs.iter().map(Value::nbytes).sum(),
+            };
             brisk_core::take_read();
             let value = self.plan.op(i).run(inputs)?;
             drop(in_use);
@@ -112,6 +117,24 @@ impl<'a> Execution<'a> {
             lock(&self.slots[i]).value = Some(Held::Memory(value, reservation));
             if self.budget.over() {
                 self.spill_over()?;
+            }
+            if !self.callbacks.is_empty() {
+                let op = self.plan.op(i).name();
+                let end = std::time::Instant::now();
+                let done = crate::TaskDone {
+                    key,
+                    op: &op,
+                    worker,
+                    start,
+                    end,
+                    bytes_in,
+                    bytes_out: nbytes,
+                };
+                let (held, limit) = (self.budget.held(), self.budget.limit());
+                for cb in self.callbacks {
+                    cb.task_done(&done);
+                    cb.memory(held, limit);
+                }
             }
             for cb in self.callbacks {
                 cb.task_finished(key, worker);
@@ -166,8 +189,13 @@ impl<'a> Execution<'a> {
             let mut slot = lock(&self.slots[j]);
             if let Some(Held::Memory(v, reservation)) = &slot.value {
                 let at = self.spill.write(v)?;
+                let bytes = reservation.bytes();
                 // Replacing the value drops its reservation: its bytes go back.
-                slot.value = Some(Held::Disk(at, reservation.bytes()));
+                slot.value = Some(Held::Disk(at, bytes));
+                for cb in self.callbacks {
+                    cb.spilled(bytes);
+                    cb.memory(self.budget.held(), self.budget.limit());
+                }
             }
         }
         Ok(())
@@ -199,6 +227,7 @@ impl<'a> Execution<'a> {
                 // in the spill file is free once read.
                 Held::Disk(at, nbytes) => {
                     let value = self.spill.take(at)?;
+                    self.callbacks.iter().for_each(|cb| cb.read_back(nbytes));
                     Ok((value, Some(self.budget.hold(nbytes))))
                 }
             }
@@ -214,6 +243,7 @@ impl<'a> Execution<'a> {
             // again for each use, a copy this task owns.
             let room = self.budget.has_room_for(nbytes);
             let value = self.spill.read(&at)?;
+            self.callbacks.iter().for_each(|cb| cb.read_back(nbytes));
             if room {
                 let reservation = self.budget.hold(nbytes);
                 slot.value = Some(Held::Memory(value.clone(), reservation));

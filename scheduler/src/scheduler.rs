@@ -251,8 +251,9 @@ impl Scheduler {
         let budget = self.memory_budget();
         crate::budget::refuse_oversized(&plan, budget)?;
         let budget = crate::budget::Budget::new(&plan, budget);
-        let exec = Execution::new(&plan, &self.callbacks, &budget, self.spill_dir.clone());
-        for cb in &self.callbacks {
+        let callbacks = self.all_callbacks();
+        let exec = Execution::new(&plan, &callbacks, &budget, self.spill_dir.clone());
+        for cb in &callbacks {
             cb.start(plan.len());
         }
         let (threads, (ran, outcome)) = match self.pool()? {
@@ -290,7 +291,7 @@ impl Scheduler {
             stats.leaked_bytes = leaked;
             values
         });
-        for cb in &self.callbacks {
+        for cb in &callbacks {
             cb.finish(&stats, result.as_ref().err());
         }
         result.map(|values| (values, stats))
@@ -334,8 +335,8 @@ impl Scheduler {
                 "futures of many requests at once run on worker processes only".into(),
             )));
         };
-        self.with_callbacks(backend.as_ref(), plan, Instant::now(), || {
-            backend.run_each(plan, &self.callbacks, each).map(|()| Vec::new())
+        self.with_callbacks(backend.as_ref(), plan, Instant::now(), |callbacks| {
+            backend.run_each(plan, callbacks, each).map(|()| Vec::new())
         })
         .map(drop)
     }
@@ -354,8 +355,8 @@ impl Scheduler {
             )));
         };
         let mut made = Vec::new();
-        self.with_callbacks(backend.as_ref(), plan, Instant::now(), || {
-            made = backend.persist(plan, &self.callbacks, held, outputs)?;
+        self.with_callbacks(backend.as_ref(), plan, Instant::now(), |callbacks| {
+            made = backend.persist(plan, callbacks, held, outputs)?;
             Ok(Vec::new())
         })?;
         Ok(made)
@@ -369,7 +370,7 @@ impl Scheduler {
         started: Instant,
     ) -> Result<(Vec<Value>, ComputeStats)> {
         Self::refuse(backend, plan)?;
-        self.with_callbacks(backend, plan, started, || backend.run(plan, &self.callbacks))
+        self.with_callbacks(backend, plan, started, |callbacks| backend.run(plan, callbacks))
     }
 
     /// Runs `plan` on `backend` with `run`, telling the callbacks.
@@ -378,12 +379,13 @@ impl Scheduler {
         backend: &dyn Backend,
         plan: &brisk_graph::Plan,
         started: Instant,
-        run: impl FnOnce() -> std::result::Result<Vec<Value>, crate::BackendError>,
+        run: impl FnOnce(&[Arc<dyn Callback>]) -> std::result::Result<Vec<Value>, crate::BackendError>,
     ) -> Result<(Vec<Value>, ComputeStats)> {
-        for cb in &self.callbacks {
+        let callbacks = self.all_callbacks();
+        for cb in &callbacks {
             cb.start(plan.len());
         }
-        let result = run().map_err(Error::Backend);
+        let result = run(&callbacks).map_err(Error::Backend);
         let stats = ComputeStats {
             tasks: plan.len(),
             tasks_run: if result.is_ok() { plan.len() } else { 0 },
@@ -393,10 +395,16 @@ impl Scheduler {
             // The workers keep their own memory accounts.
             ..ComputeStats::default()
         };
-        for cb in &self.callbacks {
+        for cb in &callbacks {
             cb.finish(&stats, result.as_ref().err());
         }
         result.map(|values| (values, stats))
+    }
+
+    /// This scheduler's callbacks and those [`with_callback`] adds for now.
+    fn all_callbacks(&self) -> Vec<Arc<dyn Callback>> {
+        let ambient = AMBIENT.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.callbacks.iter().chain(ambient.iter()).cloned().collect()
     }
 
     fn pool(&self) -> Result<Option<&rayon::ThreadPool>> {
@@ -413,6 +421,28 @@ impl Scheduler {
             Err(reason) => Err(Error::ThreadPool { threads, reason: reason.clone() }),
         }
     }
+}
+
+/// Callbacks every compute of this process hears while [`with_callback`]
+/// runs its function.
+static AMBIENT: std::sync::RwLock<Vec<Arc<dyn Callback>>> = std::sync::RwLock::new(Vec::new());
+
+/// Runs `f` with `callback` added to every compute of this process, on any
+/// scheduler, until `f` returns (Dask's `with ProgressBar():`): how
+/// `brisk::diagnostics::performance_report` watches what it is given to run.
+pub fn with_callback<R>(callback: Arc<dyn Callback>, f: impl FnOnce() -> R) -> R {
+    struct Remove(Arc<dyn Callback>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let mut ambient = AMBIENT.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(i) = ambient.iter().position(|c| Arc::ptr_eq(c, &self.0)) {
+                ambient.remove(i);
+            }
+        }
+    }
+    AMBIENT.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(callback.clone());
+    let _remove = Remove(callback);
+    f()
 }
 
 /// Computing a collection on the default scheduler: `x.compute()`.

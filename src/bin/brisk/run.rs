@@ -51,6 +51,12 @@ pub(crate) struct Run {
     /// --explain is given too): `--visualize graph.dot`, then `dot -Tsvg graph.dot`.
     #[arg(long, value_name = "FILE.dot")]
     visualize: Option<PathBuf>,
+    /// Write a performance report of the compute to this HTML file (one file
+    /// that opens without a network): the task stream per worker, memory held
+    /// against the budget with the spills, time and bytes per operation, the
+    /// plan and the environment.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 impl Run {
@@ -113,6 +119,48 @@ impl Run {
         })
     }
 
+    /// Runs `compute` on the scheduler to compute `collection` on, and writes
+    /// the `--report` of what it did (whether it succeeded or not).
+    fn reported<C: Collection + ?Sized, T>(
+        &self,
+        collection: &C,
+        input: &Input,
+        compute: impl FnOnce(&Scheduler) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let scheduler = self.computing(input)?;
+        let Some(path) = &self.report else { return compute(&scheduler) };
+        use brisk::diagnostics::{Profiler, Report, ResourceProfiler};
+        let profiler = std::sync::Arc::new(Profiler::new());
+        let resources =
+            std::sync::Arc::new(ResourceProfiler::new(std::time::Duration::from_millis(20)));
+        let plan = scheduler.explain(collection).ok();
+        let scheduler = scheduler.callback_arc(profiler.clone()).callback_arc(resources.clone());
+        let started = std::time::Instant::now();
+        let out = compute(&scheduler);
+        let (files, bytes) = input.files();
+        let mut environment = brisk::diagnostics::environment();
+        environment.push(("threads".into(), scheduler.num_threads().to_string()));
+        environment
+            .push(("memory budget".into(), brisk::core::text::bytes(scheduler.memory_budget())));
+        environment.push((
+            "inputs".into(),
+            format!("{} files, {}", files.len(), brisk::core::text::bytes(bytes)),
+        ));
+        let report = Report {
+            title: format!("brisk {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+            profile: profiler.profile(),
+            resources: resources.samples(),
+            elapsed: started.elapsed(),
+            plan,
+            environment,
+        };
+        report.write(path).map_err(|e| {
+            Failure::User(format!("{}: cannot write the report: {e}", path.display()))
+        })?;
+        eprintln!("wrote the performance report to {}", path.display());
+        out
+    }
+
     /// Handles `--explain` and `--visualize` for `collection`; `true` when the
     /// command should stop there.
     fn explain_or_visualize<C: Collection + ?Sized>(
@@ -154,7 +202,7 @@ impl Run {
         if self.explain_or_visualize(collection, input)? {
             return Ok(None);
         }
-        Ok(Some(self.computing(input)?.compute(collection)?))
+        self.reported(collection, input, |s| Ok(Some(s.compute(collection)?)))
     }
 
     /// Computes a table and writes it as `output` asks, unless explaining.
@@ -168,7 +216,7 @@ impl Run {
             return Ok(());
         }
         output.check()?;
-        let table = self.computing(input)?.compute(collection)?;
+        let table = self.reported(collection, input, |s| Ok(s.compute(collection)?))?;
         output.write(&table)
     }
 
@@ -185,7 +233,7 @@ impl Run {
             return Ok(());
         }
         output.check()?;
-        let table = frame.head_on(rows, &self.computing(input)?)?;
+        let table = self.reported(frame, input, |s| Ok(frame.head_on(rows, s)?))?;
         output.write(&table)
     }
 
@@ -209,12 +257,12 @@ impl Run {
         if self.explain_or_visualize(frame, input)? {
             return Ok(None);
         }
-        let scheduler = self.computing(input)?;
-        let rows = if parquet {
-            frame.to_parquet_on(to, &scheduler)?
-        } else {
-            frame.to_csv_on(to, &scheduler)?
-        };
+        let rows = self.reported(frame, input, |scheduler| {
+            Ok(match parquet {
+                true => frame.to_parquet_on(to, scheduler)?,
+                false => frame.to_csv_on(to, scheduler)?,
+            })
+        })?;
         Ok(Some(rows))
     }
 }

@@ -1,0 +1,85 @@
+//! The performance report and the profilers: what a person would look at,
+//! checked against what the scheduler itself counted.
+
+use std::sync::Arc;
+
+use brisk::diagnostics::{Profiler, performance_report};
+use brisk::prelude::*;
+use brisk::scheduler::ComputeStats;
+
+/// A callback keeping each compute's statistics.
+#[derive(Default)]
+struct Stats(std::sync::Mutex<Vec<ComputeStats>>);
+
+impl brisk::scheduler::Callback for Stats {
+    fn finish(&self, stats: &ComputeStats, _: Option<&brisk::scheduler::Error>) {
+        self.0.lock().unwrap().push(stats.clone());
+    }
+}
+
+fn count(html: &str, needle: &str) -> usize {
+    html.matches(needle).count()
+}
+
+#[test]
+fn the_report_of_a_spilling_compute_shows_its_tasks_memory_and_spills() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let stats = Arc::new(Stats::default());
+    // The whole array as the output: 18 MB of chunks held to the end, past a
+    // 4 MiB budget.
+    let scheduler = Scheduler::threads(2).memory_limit(4 << 20).callback_arc(stats.clone());
+    let x = random(&[1_500, 1_500], &[250, 250], 3).unwrap().exp();
+    let want = Scheduler::threads(2).compute(&x).unwrap();
+    let got = performance_report(&path, || scheduler.compute(&x)).unwrap().unwrap();
+    assert_eq!(got, want);
+    let stats = stats.0.lock().unwrap()[0].clone();
+    assert!(stats.spilled_bytes > 0, "the compute spilled: {stats:?}");
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    // Self-contained: nothing fetched.
+    assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched");
+    assert!(!html.contains("<script"), "no script");
+    // One bar per task run, in lanes of the pool's workers.
+    assert_eq!(count(&html, "class=\"task\""), stats.tasks_run);
+    let lanes = count(&html, "class=\"lane\"");
+    assert!((1..=2).contains(&lanes), "{lanes} lanes");
+    // The per-op table adds up to the tasks run.
+    let table = &html[html.find("id=\"ops\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let tasks: usize = table
+        .split("class=\"tasks\">")
+        .skip(1)
+        .map(|cell| cell[..cell.find('<').unwrap()].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(tasks, stats.tasks_run);
+    // The memory chart, with a mark per spill.
+    let memory = &html[html.find("id=\"memory\"").unwrap()..];
+    let spills: usize =
+        memory["id=\"memory\" data-spills=\"".len()..].split('"').next().unwrap().parse().unwrap();
+    assert!(spills > 0, "spills marked");
+    assert!(memory.contains("<svg"), "drawn");
+}
+
+#[test]
+fn the_profiler_records_every_task_with_its_bytes() {
+    let profiler = Arc::new(Profiler::new());
+    let scheduler = Scheduler::threads(2).callback_arc(profiler.clone());
+    let x = random(&[400, 300], &[100, 100], 9).unwrap();
+    let total: f64 = scheduler.compute(&x.sum(Axes::all())).unwrap();
+    assert!(total > 0.0);
+    let profile = profiler.profile();
+    let stats = &profile.computes[0];
+    assert_eq!(profile.tasks.len(), stats.tasks_run);
+    // Every task's times in order; the roots read nothing and made a chunk's
+    // partial sum, the combining tasks took what the others made.
+    for t in &profile.tasks {
+        assert!(t.start <= t.end, "{t:?}");
+        assert!(t.worker < 2, "{t:?}");
+    }
+    let made: u64 = profile.tasks.iter().map(|t| t.bytes_out).sum();
+    let taken: u64 = profile.tasks.iter().map(|t| t.bytes_in).sum();
+    let output: u64 = 8;
+    assert_eq!(taken + output, made, "every result but the output is taken once");
+    assert!(!profile.memory.is_empty());
+}
