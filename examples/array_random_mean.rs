@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example array_random_mean                       # 10,000 x 10,000
 //! cargo run --release --example array_random_mean -- --n 40000 --chunk 2000
+//! cargo run --release --example array_random_mean -- --report mean.html    # and what it did
 //! ```
 //!
 //! Builds the array, shows its shape, chunks and task graph, computes the mean and
@@ -21,6 +22,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut n = 10_000usize;
     let mut chunk = 1_000usize;
     let mut seed = 42u64;
+    let mut report: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
@@ -28,8 +30,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--n" => n = value.parse()?,
             "--chunk" => chunk = value.parse()?,
             "--seed" => seed = value.parse()?,
+            "--report" => report = Some(value),
             other => {
-                return Err(format!("unknown argument {other}: use --n, --chunk, --seed").into());
+                return Err(format!(
+                    "unknown argument {other}: use --n, --chunk, --seed, --report"
+                )
+                .into());
             }
         }
     }
@@ -64,8 +70,15 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!("\n## Step 3: compute");
     let started = Instant::now();
-    let mean = m.compute()?;
+    let mean = match &report {
+        // The same compute, watched: every task, the memory, the CPU.
+        Some(path) => brisk::diagnostics::performance_report(path, || m.compute())??,
+        None => m.compute()?,
+    };
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(path) = &report {
+        println!("the performance report of the compute is in {path}");
+    }
     println!(
         "mean = {mean:.9} in {elapsed:.3} s on {} threads",
         brisk::scheduler::default_scheduler().num_threads()

@@ -102,7 +102,8 @@ impl Callback for ResourceProfiler {
                 if running.load(Ordering::Acquire) == 0 {
                     return;
                 }
-                std::thread::sleep(interval);
+                // Woken early when the last compute ends.
+                std::thread::park_timeout(interval);
             }
         });
         *sampler = spawned.ok();
@@ -110,8 +111,13 @@ impl Callback for ResourceProfiler {
 
     fn finish(&self, _stats: &ComputeStats, _error: Option<&brisk_scheduler::Error>) {
         // The last one out: the sampler takes its last sample and ends, on its
-        // own (not waited for here, so the compute ends when it does).
-        self.running.fetch_sub(1, Ordering::AcqRel);
+        // own (woken, not waited for: the compute ends when it does).
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(sampler) =
+                self.sampler.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        {
+            sampler.thread().unpark();
+        }
     }
 }
 
@@ -119,6 +125,7 @@ impl Drop for ResourceProfiler {
     fn drop(&mut self) {
         self.running.store(0, Ordering::Release);
         if let Some(sampler) = self.sampler.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            sampler.thread().unpark();
             let _ = sampler.join();
         }
     }
