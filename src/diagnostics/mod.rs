@@ -1,5 +1,5 @@
 //! What a compute did, for people to look at, in the spirit of
-//! `dask.diagnostics`: [`Profiler`] records each task (its op, key, worker,
+//! `dask.diagnostics`: [`ProgressBar`] draws it as it runs; [`Profiler`] records each task (its op, key, worker,
 //! start, end, bytes in and out), the memory held against the budget and the
 //! spills; [`ResourceProfiler`] samples this process's memory (RSS) and CPU;
 //! [`performance_report`] runs a function with both listening to every
@@ -13,6 +13,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod progress;
 mod report;
 mod resources;
 
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use brisk_core::Key;
 use brisk_scheduler::{Callback, ComputeStats, TaskDone};
 
+pub use progress::ProgressBar;
 pub use report::{Report, environment};
 pub use resources::{ResourceProfiler, ResourceSample};
 
