@@ -7,9 +7,9 @@
 //!
 //! ```no_run
 //! use brisk::prelude::*;
-//! let mean: f64 = brisk::diagnostics::performance_report("report.html", || {
-//!     random(&[2_000, 2_000], &[500, 500], 1)?.mean(Axes::all()).compute()
-//! })??;
+//! let x = random(&[2_000, 2_000], &[500, 500], 1)?;
+//! let mean: f64 =
+//!     brisk::diagnostics::performance_report("report.html", || x.mean(Axes::all()).compute())??;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
