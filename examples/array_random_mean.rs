@@ -56,11 +56,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let m = x.mean(Axes::all());
     let (graph, keys) = m.graph()?;
     println!("{} tasks before optimization", graph.len());
-    if graph.len() <= 200 {
-        let dot_path = std::env::temp_dir().join("brisk_random_mean.dot");
-        graph.visualize(&dot_path)?;
-        println!("Graphviz DOT written to {} (render with `dot -Tsvg`)", dot_path.display());
-    }
+    let picture = std::env::temp_dir().join("brisk_random_mean.svg");
+    graph.visualize(&picture)?;
+    println!("its picture, one box per operation: {}", picture.display());
     let plan = graph.plan(&keys, PlanOptions::default())?;
     println!(
         "{} tasks after fusion: random -> chunk sum is one task per chunk ({} fused away)",

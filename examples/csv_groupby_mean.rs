@@ -57,14 +57,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let means = df.groupby(["id1"])?.mean()?;
     let (graph, keys) = means.graph()?;
     let tasks = graph.len();
-    let dot = std::env::temp_dir().join("brisk_groupby.dot");
-    graph.visualize(&dot)?;
+    let picture = std::env::temp_dir().join("brisk_groupby.svg");
+    graph.visualize(&picture)?;
     let plan = graph.plan(&keys, PlanOptions::default())?;
     println!(
         "{tasks} tasks: quote counts, then read + partial aggregate per block (fused: {} tasks to run), a combine tree, one finish per hash part",
         plan.len()
     );
-    println!("Graphviz DOT written to {}", dot.display());
+    println!("its picture, one box per operation, is in {}", picture.display());
 
     println!("\n## Step 3: compute it");
     let start = Instant::now();

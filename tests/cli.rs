@@ -118,6 +118,15 @@ fn every_command_gives_the_known_answer() {
     );
     ok(&["groupby", "t.csv", "--by", "k", "--visualize", "g.dot"]);
     assert!(std::fs::read_to_string(dir.join("g.dot")).unwrap().starts_with("digraph"));
+    // A picture without Graphviz: by layer, or every task.
+    ok(&["groupby", "t.csv", "--by", "k", "--visualize", "g.svg"]);
+    let svg = std::fs::read_to_string(dir.join("g.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("groupby"), "{}", &svg[..svg.len().min(300)]);
+    ok(&["groupby", "t.csv", "--by", "k", "--visualize", "all.svg", "--tasks"]);
+    let every = std::fs::read_to_string(dir.join("all.svg")).unwrap();
+    // Layers say their task counts; every task is named by its key.
+    assert!(svg.contains(" task") && !svg.contains("&apos;"), "{svg}");
+    assert!(every.contains("&apos;"), "{every}");
 }
 
 /// `--format table` truncates only a terminal's preview: into a file or a pipe

@@ -83,3 +83,58 @@ fn the_profiler_records_every_task_with_its_bytes() {
     assert_eq!(taken + output, made, "every result but the output is taken once");
     assert!(!profile.memory.is_empty());
 }
+
+/// The text of every element of an SVG document, which must parse as XML.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("the picture parses as XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(str::to_string).collect()
+}
+
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[test]
+fn graph_pictures_are_drawn_without_graphviz_and_name_every_layer() {
+    use brisk::graph::Collection;
+    // The seed's delayed example.
+    let total = delayed!(add(delayed!(square(2)), delayed!(square(3))));
+    let (graph, _) = total.graph().unwrap();
+    let texts = svg_texts(&graph.to_svg().unwrap()).join(" ");
+    for layer in ["square-", "add-"] {
+        assert!(texts.contains(layer), "{layer} not named in {texts}");
+    }
+    let tasks = svg_texts(&graph.to_tasks_svg().unwrap()).join(" ");
+    assert_eq!(tasks.matches("square-").count(), 2, "{tasks}");
+    // A CSV group-by: every layer of its graph is named, with its task count.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/frame/tests/data/g_plain.csv");
+    let frame = read_csv(fixture, CsvOptions::default().blocksize(3_000)).unwrap();
+    let means = frame.groupby(["id1"]).unwrap().mean().unwrap();
+    let (graph, _) = means.graph().unwrap();
+    let texts = svg_texts(&graph.to_svg().unwrap()).join(" ");
+    let layers: std::collections::BTreeSet<String> =
+        graph.tasks().map(|t| t.key.name().to_string()).collect();
+    for layer in &layers {
+        assert!(texts.contains(layer.as_str()), "layer {layer} not named");
+    }
+    // A 10,000-task array graph: a handful of layers, drawn at once.
+    let big = random(&[10_000, 10_000], &[100, 100], 1).unwrap().mean(Axes::all());
+    let (graph, _) = big.graph().unwrap();
+    assert!(graph.len() > 10_000, "{}", graph.len());
+    let svg = graph.to_svg().unwrap();
+    assert!(svg.len() < 100_000, "{} bytes", svg.len());
+    assert!(svg_texts(&svg).join(" ").contains("10000 tasks"));
+    assert!(graph.to_tasks_svg().unwrap_err().contains("too many"));
+    // Written by extension; an unknown one is refused, naming what works.
+    let dir = tempfile::tempdir().unwrap();
+    graph.visualize(dir.path().join("g.svg")).unwrap();
+    svg_texts(&std::fs::read_to_string(dir.path().join("g.svg")).unwrap());
+    graph.visualize(dir.path().join("g.dot")).unwrap();
+    let err = graph.visualize(dir.path().join("g.jpg")).unwrap_err().to_string();
+    assert!(err.contains(".svg, .png or .dot"), "{err}");
+}

@@ -26,6 +26,7 @@ mod plan;
 mod tree;
 
 pub use collection::Collection;
+pub use dot::MAX_DRAWN_TASKS;
 pub use error::{Error, Result};
 pub use graph::{Graph, GraphBuilder, Task};
 pub use layer::Layer;

@@ -47,10 +47,14 @@ pub(crate) struct Run {
     /// computing.
     #[arg(long)]
     explain: bool,
-    /// Write the task graph in Graphviz DOT form to this file (then compute, unless
-    /// --explain is given too): `--visualize graph.dot`, then `dot -Tsvg graph.dot`.
-    #[arg(long, value_name = "FILE.dot")]
+    /// Draw the task graph to this file, by layer (one box per operation with
+    /// its task count), then compute unless --explain is given too: `.svg`
+    /// (drawn here, no Graphviz needed), `.png` (with Graphviz's dot), `.dot`.
+    #[arg(long, value_name = "FILE.svg")]
     visualize: Option<PathBuf>,
+    /// With --visualize: draw every task, not the layers (small graphs only).
+    #[arg(long, requires = "visualize")]
+    tasks: bool,
     /// Write a performance report of the compute to this HTML file (one file
     /// that opens without a network): the task stream per worker, memory held
     /// against the budget with the spills, time and bytes per operation, the
@@ -170,7 +174,11 @@ impl Run {
     ) -> Result<bool, Failure> {
         if let Some(path) = &self.visualize {
             let (graph, _) = collection.graph()?;
-            graph.visualize(path).map_err(|e| {
+            let drawn = match self.tasks {
+                true => graph.visualize_tasks(path),
+                false => graph.visualize(path),
+            };
+            drawn.map_err(|e| {
                 Failure::User(format!("{}: cannot write the graph: {e}", path.display()))
             })?;
             eprintln!("wrote the task graph to {}", path.display());
