@@ -17,12 +17,17 @@ impl brisk::scheduler::Callback for Stats {
     }
 }
 
+/// `performance_report` watches every compute of the process: the tests that
+/// make one take turns.
+static REPORTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn count(html: &str, needle: &str) -> usize {
     html.matches(needle).count()
 }
 
 #[test]
 fn the_report_of_a_spilling_compute_shows_its_tasks_memory_and_spills() {
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.html");
     let stats = Arc::new(Stats::default());
@@ -63,6 +68,7 @@ fn the_report_of_a_spilling_compute_shows_its_tasks_memory_and_spills() {
 
 #[test]
 fn the_profiler_records_every_task_with_its_bytes() {
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let profiler = Arc::new(Profiler::new());
     let scheduler = Scheduler::threads(2).callback_arc(profiler.clone());
     let x = random(&[400, 300], &[100, 100], 9).unwrap();
@@ -137,4 +143,76 @@ fn graph_pictures_are_drawn_without_graphviz_and_name_every_layer() {
     graph.visualize(dir.path().join("g.dot")).unwrap();
     let err = graph.visualize(dir.path().join("g.jpg")).unwrap_err().to_string();
     assert!(err.contains(".svg, .png or .dot"), "{err}");
+}
+
+/// A headless Chromium, if this machine has one (`.ci/run` installs it).
+fn chromium() -> Option<std::path::PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome", "chrome"].iter().find_map(|name| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|dir| std::path::Path::new(dir).join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Runs headless Chromium on `args`, at most a minute: its standard output.
+fn headless(browser: &std::path::Path, args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = std::process::Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    reader.join().unwrap()
+}
+
+#[test]
+fn the_report_renders_in_a_headless_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no Chromium here (.ci/run installs it)");
+        return;
+    };
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mean.html");
+    let stats = Arc::new(Stats::default());
+    let scheduler = Scheduler::threads(2).memory_limit(4 << 20).callback_arc(stats.clone());
+    let x = random(&[1_500, 1_500], &[250, 250], 5).unwrap().exp();
+    performance_report(&path, || scheduler.compute(&x)).unwrap().unwrap();
+    let stats = stats.0.lock().unwrap()[0].clone();
+    let url = format!("file://{}", path.display());
+    // The DOM as the browser built it: the lanes, a bar per task, the chart.
+    let dom = headless(&browser, &["--dump-dom", &url]);
+    let lanes = dom.matches("class=\"lane\"").count();
+    assert!((1..=2).contains(&lanes), "{lanes} lanes");
+    assert_eq!(dom.matches("class=\"task\"").count(), stats.tasks_run);
+    assert!(dom.contains(&format!("<span id=\"tasks\">{}</span>", stats.tasks_run)));
+    assert!(dom.contains("id=\"memory\"") && dom.contains("spills"));
+    // And a picture of it, kept beside it for people to look at.
+    let shot = dir.join("mean.png");
+    let shot_arg = format!("--screenshot={}", shot.display());
+    headless(&browser, &[&shot_arg, "--window-size=1200,1600", &url]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    eprintln!("  screenshot: {}", shot.display());
 }

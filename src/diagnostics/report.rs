@@ -181,8 +181,17 @@ impl Report {
     fn memory_chart(&self) -> String {
         let p = &self.profile;
         let end = p.memory.iter().map(|m| m.at).max().unwrap_or_default().as_secs_f64().max(1e-6);
-        let top = p.memory.iter().map(|m| m.held.max(m.budget)).max().unwrap_or(1).max(1) as f64
-            / (1u64 << 20) as f64;
+        let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let peak = mb(p.memory.iter().map(|m| m.held).max().unwrap_or(0));
+        let budget = mb(p.memory.iter().map(|m| m.budget).max().unwrap_or(0));
+        // The budget drawn when it is near what was held; far above, it would
+        // flatten the line of what was held: then it is said, not drawn.
+        let draw_budget = budget <= 4.0 * peak;
+        let top = match draw_budget {
+            true => budget.max(peak),
+            false => peak,
+        }
+        .max(1e-3);
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
@@ -196,18 +205,26 @@ impl Report {
                 return String::new();
             };
             let _ = chart.configure_mesh().x_desc("seconds").y_desc("MiB").draw();
-            let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
             let held = p.memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.held)));
-            let _ = chart.draw_series(LineSeries::new(held, &BLUE)).map(|s| s.label("held"));
-            let budget = p.memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.budget)));
-            let _ = chart.draw_series(LineSeries::new(budget, &RED)).map(|s| s.label("budget"));
+            let _ = chart.draw_series(LineSeries::new(held, &BLUE));
+            if draw_budget {
+                let line = p.memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.budget)));
+                let _ = chart.draw_series(LineSeries::new(line, &RED));
+            }
             let spills = p.spills.iter().map(|(at, _)| {
                 Circle::new((at.as_secs_f64(), 0.0), 4, RGBColor(242, 142, 43).filled())
             });
             let _ = chart.draw_series(spills);
             let _ = root.present();
         }
-        format!("<div id=\"memory\" data-spills=\"{}\">{svg}</div>\n", p.spills.len())
+        let legend = match draw_budget {
+            true => format!("held (blue) against the budget (red, {budget:.1} MiB)"),
+            false => format!("held (blue); the budget, {budget:.1} MiB, is far above"),
+        };
+        format!(
+            "<div id=\"memory\" data-spills=\"{}\"><p>{legend}; orange marks: spills.</p>{svg}</div>\n",
+            p.spills.len()
+        )
     }
 
     /// Resident memory and CPU of the process over time.

@@ -87,14 +87,27 @@ impl Callback for ResourceProfiler {
             loop {
                 if let Some((rss, cpu)) = usage() {
                     let now = Instant::now();
+                    // CPU time comes in clock ticks (10 ms): over a shorter
+                    // wall interval the rate is noise, so it waits for more.
                     let busy = match last {
-                        Some((t, c)) => {
-                            let wall = now.duration_since(t).as_secs_f64().max(1e-9);
-                            100.0 * cpu.saturating_sub(c).as_secs_f64() / wall
+                        Some((t, c)) if now.duration_since(t) >= Duration::from_millis(10) => {
+                            let wall = now.duration_since(t).as_secs_f64();
+                            last = Some((now, cpu));
+                            Some(100.0 * cpu.saturating_sub(c).as_secs_f64() / wall)
                         }
-                        None => 0.0,
+                        Some(_) => None,
+                        None => {
+                            last = Some((now, cpu));
+                            Some(0.0)
+                        }
                     };
-                    last = Some((now, cpu));
+                    let Some(busy) = busy else {
+                        if running.load(Ordering::Acquire) == 0 {
+                            return;
+                        }
+                        std::thread::park_timeout(interval);
+                        continue;
+                    };
                     let at = now.duration_since(started);
                     let sample = ResourceSample { at, rss, cpu: busy };
                     samples.lock().unwrap_or_else(PoisonError::into_inner).push(sample);
