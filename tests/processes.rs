@@ -800,6 +800,13 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
         assert!(Instant::now() < deadline, "the cancelled task still runs");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A request the workers cannot run, gathered with others: it fails alone.
+    let busy: Vec<_> = (0..2).map(|_| client.compute(&delayed!(nap(300)))).collect();
+    let refused = client.compute(&delayed!(add_one(1)).map(|x| x + 1));
+    let fine = client.compute(&delayed!(add_one(2)));
+    assert!(matches!(refused.result(minute), Err(FutureError::Failed { .. })));
+    assert_eq!(fine.result(minute).unwrap(), 3);
+    client.gather(&busy).unwrap();
     // Closures cannot leave the process: their futures say how to go on.
     match client.submit(|| 1).result(None) {
         Err(FutureError::Failed { message, .. }) => assert!(message.contains("register_fn!")),
@@ -819,7 +826,8 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     assert!(dropped.elapsed() < Duration::from_secs(3), "{:?}", dropped.elapsed());
     let deadline = Instant::now() + Duration::from_secs(5);
     while workers.iter().any(|&w| state(w).held > 0 || state(w).running > 0) {
-        assert!(Instant::now() < deadline, "results left on the workers");
+        let left: Vec<_> = workers.iter().map(|&w| (state(w).held, state(w).running)).collect();
+        assert!(Instant::now() < deadline, "results left on the workers: {left:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -762,7 +762,10 @@ impl Drive {
                 self.fetching.remove(&worker);
             }
             Event::Fetched { task, attempt, result } => {
-                if self.attempts[task] != attempt || self.got.contains_key(&task) {
+                if self.attempts[task] != attempt
+                    || self.got.contains_key(&task)
+                    || self.state[task] == State::Failed
+                {
                     return Ok(());
                 }
                 match result {
@@ -981,6 +984,24 @@ impl Drive {
                 }
                 self.requeue(task, worker, attempt);
                 let peer = missing["missing ".len()..].parse::<SocketAddr>().ok();
+                // An earlier persist's result missing where it was kept (its
+                // worker started anew, or it was let go): made again here,
+                // from its lineage.
+                let lost: Vec<usize> = self
+                    .job
+                    .deps(task)
+                    .iter()
+                    .map(|&d| d as usize)
+                    .filter(|&d| {
+                        self.external[d].is_some()
+                            && matches!(self.state[d], State::Held { worker: w }
+                                if Some(self.workers[w].member.addr) == peer)
+                    })
+                    .collect();
+                for d in lost {
+                    self.external[d] = None;
+                    self.state[d] = State::Gone;
+                }
                 if let Some(p) = self.workers.iter().position(|w| Some(w.member.addr) == peer) {
                     // Dead, its greeting will say; alive, the link between the
                     // two is cut: the task goes where its inputs can be had, or
@@ -1539,8 +1560,10 @@ impl Drive {
             if std::mem::take(&mut self.view[d]) {
                 let list = self.job.deps(d)[0] as usize;
                 self.state[list] = State::Gone;
+                self.external[list] = None;
             }
             self.state[d] = State::Gone;
+            self.external[d] = None;
         }
         Ok(())
     }

@@ -473,7 +473,15 @@ impl Inner {
             .registry
             .decode(&task.op)
             .map_err(|e| Status::invalid_argument(format!("task {}: {e}", task.key)))?;
-        let started_in = lock(&self.held).epoch;
+        let (started_in, closed) = {
+            let held = lock(&self.held);
+            (held.epoch, held.closed.contains(&task.compute))
+        };
+        // Its compute was let go before it came: it does not run.
+        let let_go = || Status::cancelled(format!("task {}: its compute was let go", task.key));
+        if closed {
+            return Err(let_go());
+        }
         let inputs = self.gather(&task).await?;
         let running = self.running.clone();
         let token = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -485,10 +493,19 @@ impl Inner {
             .push(token.clone());
         let _untoken =
             Untoken { tokens: &self.tokens, compute: task.compute, token: token.clone() };
+        // Let go while its inputs were gathered, before its token was listed.
+        if lock(&self.held).closed.contains(&task.compute) {
+            token.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let run = move || {
             running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let started = std::time::Instant::now();
             brisk_core::take_read();
+            // Let go while it waited for a thread: not run.
+            if token.load(std::sync::atomic::Ordering::Relaxed) {
+                running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                return (Ok(Err(brisk_core::Error::user("its compute was let go"))), 0, 0);
+            }
             let ran = brisk_scheduler::client::run_cancellable(&token, || {
                 catch_unwind(AssertUnwindSafe(|| op.run(inputs)))
             });

@@ -142,7 +142,8 @@ async fn tasks_run_where_sent_with_inputs_from_their_peers() {
     c.free_compute(b.addr(), 1).await.unwrap();
     let err = c.fetch(b.addr(), &id(Key::named("y"))).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
-    c.run(b.addr(), &constant("late", Value::from(1_i64))).await.unwrap();
+    let late = c.run(b.addr(), &constant("late", Value::from(1_i64))).await.unwrap_err();
+    assert_eq!(late.code(), tonic::Code::Cancelled, "a task of a freed compute is not run");
     assert!(c.fetch(b.addr(), &id(Key::named("late"))).await.is_err());
     let hello = c.hello(a.addr()).await.unwrap();
     assert_eq!((hello.threads, hello.version.as_str()), (2, env!("CARGO_PKG_VERSION")));

@@ -280,13 +280,18 @@ impl Batches {
     fn send(&self, mut batch: Vec<Queued>) {
         batch.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.seq.cmp(&b.seq)));
         batch.retain(|q| q.request.start());
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            self.send_started(batch);
         }
+    }
+
+    /// [`send`](Self::send) of requests marked running.
+    fn send_started(&self, mut batch: Vec<Queued>) {
         let (plan, owners, (retries, priorities), held) = match self.plan(&batch) {
             Ok(planned) => planned,
             Err(_) if batch.len() > 1 => {
                 // Some request cannot run here: it fails alone, the rest go.
+                let before = batch.len();
                 batch.retain(|q| match self.plan(std::slice::from_ref(q)) {
                     Ok(_) => true,
                     Err(e) => {
@@ -294,7 +299,14 @@ impl Batches {
                         false
                     }
                 });
-                return self.send(batch);
+                // Each plans alone but not together: one compute each.
+                if batch.len() == before {
+                    return batch.into_iter().for_each(|q| self.send_started(vec![q]));
+                }
+                if !batch.is_empty() {
+                    self.send_started(batch);
+                }
+                return;
             }
             Err(e) => return batch[0].request.fail(refused(batch[0].request.key(), e)),
         };
@@ -305,7 +317,17 @@ impl Batches {
             let (requests, owners) = (requests.clone(), owners.clone());
             Arc::new(move |place: usize, outcome: Result<Value, BackendError>| {
                 if let Some(&(i, j)) = owners.get(place) {
-                    lock(&requests[i]).settle(j, outcome);
+                    let mut request = lock(&requests[i]);
+                    // Its collection's finish or a done callback may panic:
+                    // that request fails, the compute goes on.
+                    let settled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        request.settle(j, outcome)
+                    }));
+                    if settled.is_err() {
+                        let key = request.key().to_string();
+                        let message = "settling it panicked".to_string();
+                        request.fail(FutureError::Failed { key, message });
+                    }
                 }
             })
         };
