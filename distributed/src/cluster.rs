@@ -337,7 +337,6 @@ impl Backend for Cluster {
         let job = Job::new(plan, compute)?.keeping().using(held, outputs);
         let never = futures::future::pending().boxed();
         let (_, kept) = self.run_kept(job, callbacks, never, None)?;
-        let _ = compute;
         Ok(kept
             .into_iter()
             .map(|(addr, compute)| Held { compute, worker: addr.to_string() })

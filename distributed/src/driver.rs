@@ -313,7 +313,7 @@ impl Job {
                 self.keys.iter().map(|k| each.priorities.get(k).copied()).collect();
             for t in (0..n).rev() {
                 let Some(p) = priority[t] else { continue };
-                for &d in self.deps(t).to_vec().iter() {
+                for &d in self.deps(t) {
                     let d = d as usize;
                     priority[d] = Some(priority[d].map_or(p, |q| q.max(p)));
                 }

@@ -407,40 +407,23 @@ struct Waiting {
 }
 
 /// A task waiting for a thread.
-struct Ready {
-    priority: i64,
-    seq: u64,
-    run: Box<dyn FnOnce() + Send>,
-}
-
-impl PartialEq for Ready {
-    fn eq(&self, other: &Self) -> bool {
-        (self.priority, self.seq) == (other.priority, other.seq)
-    }
-}
-impl Eq for Ready {}
-impl PartialOrd for Ready {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ready {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.priority.cmp(&other.priority).then(other.seq.cmp(&self.seq))
-    }
-}
+type Ready = brisk_scheduler::Ranked<Box<dyn FnOnce() + Send>>;
 
 impl Waiting {
     fn push(&self, priority: i64, run: Box<dyn FnOnce() + Send>) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.heap.lock().unwrap_or_else(PoisonError::into_inner).push(Ready { priority, seq, run });
+        self.heap.lock().unwrap_or_else(PoisonError::into_inner).push(Ready {
+            priority,
+            seq,
+            item: run,
+        });
     }
 
     /// Runs the best task waiting (one per job the pool is given).
     fn run_best(&self) {
         let best = self.heap.lock().unwrap_or_else(PoisonError::into_inner).pop();
         if let Some(best) = best {
-            (best.run)();
+            (best.item)();
         }
     }
 }

@@ -238,28 +238,7 @@ struct Queue {
 }
 
 /// A task waiting for a thread: highest priority, then oldest, first.
-struct Queued {
-    priority: i64,
-    seq: u64,
-    job: Box<dyn Job>,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.priority, self.seq) == (other.priority, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.priority.cmp(&other.priority).then(other.seq.cmp(&self.seq))
-    }
-}
+type Queued = crate::Ranked<Box<dyn Job>>;
 
 /// A task as the pool sees it.
 trait Job: Send {
@@ -547,7 +526,7 @@ impl Client {
                 let values = self.scheduler.run(graph, &keys).map_err(failed)?;
                 lock(&self.kept).values.extend(keys.iter().cloned().zip(values));
             }
-            Some(backend) => {
+            Some(_) => {
                 collection.add_tasks(&mut graph);
                 let (plan, held) =
                     persist::plan_using(&self.scheduler, graph, keys.clone(), &self.kept)
@@ -559,7 +538,6 @@ impl Client {
                     made.iter().map(|h| h.compute).filter(|c| !before.contains(c)).collect();
                 record.computes.sort_unstable();
                 record.computes.dedup();
-                let _ = backend;
                 lock(&self.kept).held.extend(keys.iter().cloned().zip(made));
             }
         }
@@ -617,7 +595,7 @@ impl Drop for Client {
         self.shared.work.notify_all();
         running.iter().for_each(|task| task.cancel());
         for queued in queued {
-            queued.job.cancel();
+            queued.item.cancel();
         }
         let alive = lock(&self.shared.alive);
         let waited = self.shared.ended.wait_timeout_while(alive, DROP_GRACE, |n| *n > 0);
@@ -639,7 +617,7 @@ impl Shared {
             drop(queue);
             return job.cancel();
         }
-        queue.heap.push(Queued { priority, seq, job });
+        queue.heap.push(Queued { priority, seq, item: job });
         self.queued.fetch_add(1, Ordering::Release);
         drop(queue);
         self.work.notify_one();
@@ -656,8 +634,8 @@ impl Shared {
                     }
                     if let Some(next) = queue.heap.pop() {
                         self.queued.fetch_sub(1, Ordering::Relaxed);
-                        queue.running.push(next.job.handle());
-                        break next.job;
+                        queue.running.push(next.item.handle());
+                        break next.item;
                     }
                     // Out of work: look again for a moment before sleeping.
                     drop(queue);
