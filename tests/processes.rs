@@ -832,6 +832,37 @@ fn futures_keep_their_semantics_on(cluster: &Scheduler, workers: &[std::net::Soc
     }
 }
 
+/// Waits a moment to see the task wait, then sets the event "t-go" here: the
+/// task, started on `client`'s workers, wakes.
+fn an_event_set_here_wakes_a_task(client: &brisk::client::Client) {
+    let waiter = client.compute(&delayed!(await_go(0)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.done(), "it waits for the event");
+    brisk::scheduler::coordination::Event::new("t-go").set();
+    assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+}
+
+type Squares = brisk::client::Persisted<Vec<Delayed<i64>>>;
+
+/// Eight `stamp`s noting their runs in `at`, persisted by `client`, and their
+/// total computed twice from them.
+fn persisted_squares_in(client: &brisk::client::Client, at: &str) -> (Squares, Delayed<i64>) {
+    let squares: Vec<_> = (0..8i64).map(|i| delayed!(stamp(at.to_string(), i))).collect();
+    let kept = client.persist(&squares).unwrap();
+    let sum = delayed!(total((*kept).clone()));
+    for _ in 0..2 {
+        assert_eq!(client.compute(&sum).result(Some(Duration::from_secs(60))).unwrap(), 140);
+    }
+    (kept, sum)
+}
+
+/// [`persisted_squares_in`] a directory of its own.
+fn persisted_squares(client: &brisk::client::Client) -> (tempfile::TempDir, Squares, Delayed<i64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, sum) = persisted_squares_in(client, &dir.path().to_string_lossy());
+    (dir, kept, sum)
+}
+
 fn futures_keep_their_semantics_on_worker_processes() {
     let (cluster, addrs) = local(2, 1);
     futures_keep_their_semantics_on(&cluster, &addrs);
@@ -856,20 +887,9 @@ fn futures_keep_their_semantics_through_a_scheduler_process() {
     let client = brisk::client::Client::new(&cluster);
     let inside = client.compute_map(|i| delayed!(exclusive(i)), 0..6i64);
     assert_eq!(client.gather(&inside).unwrap(), vec![true; 6]);
-    let waiter = client.compute(&delayed!(await_go(0)));
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!waiter.done(), "it waits for the event");
-    brisk::scheduler::coordination::Event::new("t-go").set();
-    assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+    an_event_set_here_wakes_a_task(&client);
     // What it persists stays on its workers, and is not made again.
-    let dir = tempfile::tempdir().unwrap();
-    let at = dir.path().to_string_lossy().into_owned();
-    let squares: Vec<_> = (0..8i64).map(|i| delayed!(stamp(at.clone(), i))).collect();
-    let kept = client.persist(&squares).unwrap();
-    let sum = delayed!(total((*kept).clone()));
-    for _ in 0..2 {
-        assert_eq!(client.compute(&sum).result(Some(Duration::from_secs(60))).unwrap(), 140);
-    }
+    let (dir, kept, _) = persisted_squares(&client);
     let runs = |i: i64| std::fs::read_to_string(dir.path().join(i.to_string())).unwrap();
     assert!((0..8).all(|i| runs(i).lines().count() == 1));
     assert_eq!(workers.iter().map(|&w| state(w).held).sum::<u64>(), 8);
@@ -930,11 +950,7 @@ fn coordination_primitives_reach_tasks_in_worker_processes() {
     let both = client.compute(&(delayed!(consume(20)), delayed!(produce(20))));
     assert_eq!(both.result(minute).unwrap(), (190, 20));
     // An event set here (the program coordinates its cluster) wakes a task.
-    let waiter = client.compute(&delayed!(await_go(0)));
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!waiter.done(), "it waits for the event");
-    brisk::scheduler::coordination::Event::new("t-go").set();
-    assert!(waiter.result(Some(Duration::from_secs(10))).unwrap());
+    an_event_set_here_wakes_a_task(&client);
     // A lease held by a worker that dies is taken back at once, not when it
     // expires (a minute): the task, run again elsewhere, gets it within 10 s.
     let dir = tempfile::tempdir().unwrap();
@@ -970,12 +986,7 @@ fn a_persisted_collection_stays_on_the_workers_and_survives_a_killed_worker() {
     let runs = |i: i64| {
         std::fs::read_to_string(dir.path().join(i.to_string())).map_or(0, |s| s.lines().count())
     };
-    let squares: Vec<_> = (0..8i64).map(|i| delayed!(stamp(at.clone(), i))).collect();
-    let kept = client.persist(&squares).unwrap();
-    let sum = delayed!(total((*kept).clone()));
-    for _ in 0..2 {
-        assert_eq!(client.compute(&sum).result(Some(Duration::from_secs(60))).unwrap(), 140);
-    }
+    let (kept, sum) = persisted_squares_in(&client, &at);
     assert!((0..8).all(|i| runs(i) == 1), "{:?}", (0..8).map(runs).collect::<Vec<_>>());
     drop(kept);
     assert_eq!(client.compute(&sum).result(Some(Duration::from_secs(60))).unwrap(), 140);
