@@ -1188,7 +1188,11 @@ fn a_remote_scheduler_forwards_progress_as_it_happens() {
     let (children, addr, workers, _) = scheduler_and_workers(2);
     let remote = brisk::distributed::Remote::connect(addr, &brisk::ops()).unwrap();
     let record = Arc::new(Record::default());
-    let cluster = Scheduler::backend(Arc::new(remote)).callback_arc(record.clone()).fuse(false);
+    let profiler = Arc::new(brisk::diagnostics::Profiler::new());
+    let cluster = Scheduler::backend(Arc::new(remote))
+        .callback_arc(record.clone())
+        .callback_arc(profiler.clone())
+        .fuse(false);
     let (graph, outputs) = layered_dag(9, 12, 8, 5);
     let on_threads = Arc::new(Record::default());
     let threads = Scheduler::threads(2).callback_arc(on_threads.clone()).fuse(false);
@@ -1223,13 +1227,33 @@ fn a_remote_scheduler_forwards_progress_as_it_happens() {
     let frame = read_csv(&csv, CsvOptions::default().blocksize(32 << 10)).unwrap();
     let sums = frame.groupby(["k"]).unwrap().sum().unwrap();
     let on_threads = Arc::new(Record::default());
-    let threads = Scheduler::threads(2).callback_arc(on_threads.clone());
+    let threads_profiler = Arc::new(brisk::diagnostics::Profiler::new());
+    let threads = Scheduler::threads(2)
+        .callback_arc(on_threads.clone())
+        .callback_arc(threads_profiler.clone())
+        .fuse(false);
     record.read.store(0, std::sync::atomic::Ordering::Relaxed);
+    let before = profiler.profile().tasks.len();
     let (a, b) = (cluster.compute(&sums).unwrap(), threads.compute(&sums).unwrap());
     assert_eq!(batch_bits(&a.to_batch()), batch_bits(&b.to_batch()));
     let read = |r: &Record| r.read.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(read(&record), read(&on_threads));
     assert!(read(&record) > 0);
+    // Each task's record (op, bytes) comes through, named as the threads name
+    // them (a list's items are views there: their bytes a share of the list's);
+    // and the workers' memory against their limits.
+    let remote_profile = profiler.profile();
+    let ops = |tasks: &[brisk::diagnostics::TaskRecord]| {
+        let mut ops: Vec<(String, u64)> = tasks
+            .iter()
+            .map(|t| (t.op.clone(), if t.op == "frame.item" { 0 } else { t.bytes_out }))
+            .collect();
+        ops.sort();
+        ops
+    };
+    let local = threads_profiler.profile();
+    assert_eq!(ops(&remote_profile.tasks[before..]), ops(&local.tasks));
+    assert!(remote_profile.memory.iter().any(|m| m.held > 0 && m.budget > m.held));
     std::fs::remove_dir_all(&dir).unwrap();
     drop(cluster);
     end(children);

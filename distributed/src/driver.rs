@@ -231,6 +231,12 @@ pub(crate) struct Job {
     pub(crate) compute: u64,
     keys: Vec<Key>,
     ops: Vec<serde_bytes::ByteBuf>,
+    /// The ops' names, each once, and the index of each task's there: what
+    /// callbacks are told of it (empty: its key's kind).
+    #[serde(default)]
+    op_names: Vec<String>,
+    #[serde(default)]
+    op_of: Vec<u32>,
     dep_start: Vec<u32>,
     deps: Vec<u32>,
     dependent_start: Vec<u32>,
@@ -267,6 +273,8 @@ impl Job {
             compute,
             keys: Vec::with_capacity(n),
             ops: Vec::with_capacity(n),
+            op_names: Vec::new(),
+            op_of: Vec::with_capacity(n),
             dep_start: vec![0],
             deps: Vec::new(),
             dependent_start: vec![0],
@@ -285,10 +293,18 @@ impl Job {
             held: Vec::new(),
             priorities: Vec::new(),
         };
+        let mut named = std::collections::HashMap::<String, u32>::new();
         for i in 0..n {
             let op = plan.op(i).encode().map_err(|e| BackendError::Task(e.in_task(plan.key(i))))?;
             job.keys.push(plan.key(i).clone());
             job.ops.push(serde_bytes::ByteBuf::from(op));
+            let name = plan.op(i).name();
+            let next = named.len() as u32;
+            let at = *named.entry(name).or_insert_with_key(|name| {
+                job.op_names.push(name.clone());
+                next
+            });
+            job.op_of.push(at);
             job.deps.extend_from_slice(plan.deps(i));
             job.dep_start.push(job.deps.len() as u32);
             job.dependents.extend_from_slice(plan.dependents(i));
@@ -321,6 +337,23 @@ impl Job {
             self.priorities = priority.into_iter().map(|p| p.unwrap_or(0)).collect();
         }
         self
+    }
+
+    /// Task `t`'s op name, as callbacks are told it.
+    pub(crate) fn op_name(&self, t: usize) -> &str {
+        match self.op_of.get(t) {
+            Some(&at) => &self.op_names[at as usize],
+            None => kind(&self.keys[t]),
+        }
+    }
+
+    /// How many tasks of each op it has, by name ([`Callback::planned`]).
+    pub(crate) fn op_counts(&self) -> Vec<(String, usize)> {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for t in 0..self.keys.len() {
+            *counts.entry(self.op_name(t)).or_default() += 1;
+        }
+        counts.into_iter().map(|(name, n)| (name.to_string(), n)).collect()
     }
 
     /// This job as a persist: its outputs kept on the workers.
@@ -358,7 +391,7 @@ impl Job {
         self
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
@@ -872,13 +905,14 @@ impl Drive {
             let bytes_in = self.job.deps(task).iter().map(|&d| self.nbytes[d as usize]).sum();
             let done = brisk_scheduler::TaskDone {
                 key,
-                op: kind(key),
+                op: self.job.op_name(task),
                 worker,
                 start: self.sent_at[task].take().unwrap_or(now),
                 end: now,
                 bytes_in,
                 bytes_out: nbytes,
             };
+            let here = &self.workers[worker];
             let held = self.workers.iter().filter(|w| w.alive).map(|w| w.held).sum();
             let limit =
                 self.workers.iter().filter(|w| w.alive).map(|w| w.member.memory_limit).sum();
@@ -888,6 +922,7 @@ impl Drive {
                 }
                 cb.task_done(&done);
                 cb.memory(held, limit);
+                cb.worker_memory(worker, here.held, here.member.memory_limit);
                 cb.task_finished(key, worker);
             }
         }
@@ -918,9 +953,23 @@ impl Drive {
         self.pinned[task] = self.pinned[list];
         // For placement: the list's bytes shared among its items.
         self.nbytes[task] = self.nbytes[list] / self.job.dependents(list).len().max(1) as u64;
-        for cb in &self.callbacks {
-            cb.task_started(&self.job.keys[task], worker);
-            cb.task_finished(&self.job.keys[task], worker);
+        if !self.callbacks.is_empty() {
+            // Done, as a task that takes no time (it is one on threads).
+            let now = std::time::Instant::now();
+            let done = brisk_scheduler::TaskDone {
+                key: &self.job.keys[task],
+                op: self.job.op_name(task),
+                worker,
+                start: now,
+                end: now,
+                bytes_in: self.nbytes[list],
+                bytes_out: self.nbytes[task],
+            };
+            for cb in &self.callbacks {
+                cb.task_started(done.key, worker);
+                cb.task_done(&done);
+                cb.task_finished(done.key, worker);
+            }
         }
         self.completed(task, worker);
     }

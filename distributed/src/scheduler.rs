@@ -70,6 +70,13 @@ enum Progress {
     Started(Key, u32),
     Read(Key, u32, u64),
     Finished(Key, u32),
+    /// A task done ([`Callback::task_done`]): key, op, worker, microseconds
+    /// from being sent to its result, bytes in and out.
+    Done(Key, String, u32, u64, u64, u64),
+    /// Results held by all workers against their limits ([`Callback::memory`]).
+    Memory(u64, u64),
+    /// Results held by one worker against its limit.
+    WorkerMemory(u32, u64, u64),
     /// An output of a compute for futures, at its place: its value in Brisk's
     /// value codec, or its task's failure.
     Settled(u32, Result<serde_bytes::ByteBuf, String>),
@@ -87,6 +94,50 @@ impl Callback for Forward {
     }
     fn task_finished(&self, key: &Key, worker: usize) {
         let _ = self.0.unbounded_send(Progress::Finished(key.clone(), worker as u32));
+    }
+    fn task_done(&self, done: &brisk_scheduler::TaskDone<'_>) {
+        let micros = done.end.saturating_duration_since(done.start).as_micros() as u64;
+        let _ = self.0.unbounded_send(Progress::Done(
+            done.key.clone(),
+            done.op.to_string(),
+            done.worker as u32,
+            micros,
+            done.bytes_in,
+            done.bytes_out,
+        ));
+    }
+    fn memory(&self, held: u64, limit: u64) {
+        let _ = self.0.unbounded_send(Progress::Memory(held, limit));
+    }
+    fn worker_memory(&self, worker: usize, held: u64, limit: u64) {
+        let _ = self.0.unbounded_send(Progress::WorkerMemory(worker as u32, held, limit));
+    }
+}
+
+/// Tells `callbacks` what a [`Progress`] event says; a task done as if it
+/// ended now.
+fn tell(callbacks: &[Arc<dyn Callback>], event: &Progress) {
+    for cb in callbacks {
+        match event {
+            Progress::Started(key, w) => cb.task_started(key, *w as usize),
+            Progress::Read(key, w, n) => cb.task_read(key, *w as usize, *n),
+            Progress::Finished(key, w) => cb.task_finished(key, *w as usize),
+            Progress::Done(key, op, w, micros, bytes_in, bytes_out) => {
+                let end = std::time::Instant::now();
+                cb.task_done(&brisk_scheduler::TaskDone {
+                    key,
+                    op,
+                    worker: *w as usize,
+                    start: end.checked_sub(Duration::from_micros(*micros)).unwrap_or(end),
+                    end,
+                    bytes_in: *bytes_in,
+                    bytes_out: *bytes_out,
+                })
+            }
+            Progress::Memory(held, limit) => cb.memory(*held, *limit),
+            Progress::WorkerMemory(w, held, limit) => cb.worker_memory(*w as usize, *held, *limit),
+            Progress::Settled(..) => {}
+        }
     }
 }
 
@@ -179,7 +230,35 @@ impl Node for Hub {
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        cluster.run_kept(request.job, &[forward], cancel.boxed(), settle)
+                        // This process's own listeners (a dashboard) hear every
+                        // compute it runs, from start to finish.
+                        let watching = brisk_scheduler::ambient_callbacks();
+                        let started = std::time::Instant::now();
+                        let tasks = request.job.len();
+                        if !watching.is_empty() {
+                            let ops = request.job.op_counts();
+                            for cb in &watching {
+                                cb.start(tasks);
+                                cb.planned(&ops);
+                            }
+                        }
+                        let callbacks: Vec<Arc<dyn Callback>> =
+                            std::iter::once(forward).chain(watching.iter().cloned()).collect();
+                        let out = cluster.run_kept(request.job, &callbacks, cancel.boxed(), settle);
+                        let stats = brisk_scheduler::ComputeStats {
+                            tasks,
+                            tasks_run: if out.is_ok() { tasks } else { 0 },
+                            elapsed: started.elapsed(),
+                            ..Default::default()
+                        };
+                        // Listeners hear the failure's message (the error itself goes back).
+                        let error = out.as_ref().err().map(|e| {
+                            brisk_scheduler::Error::Backend(BackendError::Cluster(e.to_string()))
+                        });
+                        for cb in &watching {
+                            cb.finish(&stats, error.as_ref());
+                        }
+                        out
                     }));
                     // Progress in batches as it comes; it ends when the compute
                     // does (the driver drops its callbacks), then the outputs.
@@ -701,14 +780,7 @@ impl Remote {
                             }
                             continue;
                         }
-                        for cb in callbacks {
-                            match &event {
-                                Progress::Started(key, w) => cb.task_started(key, *w as usize),
-                                Progress::Read(key, w, n) => cb.task_read(key, *w as usize, *n),
-                                Progress::Finished(key, w) => cb.task_finished(key, *w as usize),
-                                Progress::Settled(..) => {}
-                            }
-                        }
+                        tell(callbacks, &event);
                     }
                 }
                 ComputeReply::Output(bytes) => outputs.push(decode(&bytes)?),

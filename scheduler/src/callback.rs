@@ -77,6 +77,9 @@ pub struct TaskDone<'a> {
 pub trait Callback: Send + Sync {
     /// Before any task runs, with the number of tasks in the plan.
     fn start(&self, _tasks: usize) {}
+    /// Just after `start`: how many tasks of each op the plan has, by the op
+    /// names [`TaskDone`] gives (a progress bar per op).
+    fn planned(&self, _ops: &[(String, usize)]) {}
     /// When a task is taken by `worker`.
     fn task_started(&self, _key: &Key, _worker: usize) {}
     /// When a task that read input files (a CSV block, a Parquet row group) has
@@ -90,10 +93,36 @@ pub trait Callback: Send + Sync {
     /// The bytes of results held now against the memory budget (after each
     /// task, and after each spill).
     fn memory(&self, _held: u64, _budget: u64) {}
+    /// The bytes of results one worker process holds now against its memory
+    /// limit (after each of its tasks; computes on worker processes only).
+    fn worker_memory(&self, _worker: usize, _held: u64, _limit: u64) {}
     /// Results written to the spill store: their bytes in memory.
     fn spilled(&self, _bytes: u64) {}
     /// A spilled result read back: its bytes.
     fn read_back(&self, _bytes: u64) {}
     /// When the compute ends, with its error if it failed.
     fn finish(&self, _stats: &ComputeStats, _error: Option<&crate::Error>) {}
+}
+
+/// How many tasks of each op `plan` has, by op name, in name order: what
+/// [`Callback::planned`] is told.
+pub fn op_counts(plan: &brisk_graph::Plan) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..plan.len() {
+        *counts.entry(plan.op(i).name()).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// Tells `callbacks` a compute of `plan` starts: [`Callback::start`], then
+/// [`Callback::planned`] (its ops counted only when someone listens).
+pub(crate) fn tell_start(callbacks: &[std::sync::Arc<dyn Callback>], plan: &brisk_graph::Plan) {
+    if callbacks.is_empty() {
+        return;
+    }
+    let ops = op_counts(plan);
+    for cb in callbacks {
+        cb.start(plan.len());
+        cb.planned(&ops);
+    }
 }

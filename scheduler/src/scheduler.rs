@@ -253,9 +253,7 @@ impl Scheduler {
         let budget = crate::budget::Budget::new(&plan, budget);
         let callbacks = self.all_callbacks();
         let exec = Execution::new(&plan, &callbacks, &budget, self.spill_dir.clone());
-        for cb in &callbacks {
-            cb.start(plan.len());
-        }
+        crate::callback::tell_start(&callbacks, &plan);
         let (threads, (ran, outcome)) = match self.pool()? {
             // A compute started from inside one of this pool's tasks cannot get the
             // pool's threads (they are all busy running the outer compute): run it
@@ -382,9 +380,7 @@ impl Scheduler {
         run: impl FnOnce(&[Arc<dyn Callback>]) -> std::result::Result<Vec<Value>, crate::BackendError>,
     ) -> Result<(Vec<Value>, ComputeStats)> {
         let callbacks = self.all_callbacks();
-        for cb in &callbacks {
-            cb.start(plan.len());
-        }
+        crate::callback::tell_start(&callbacks, plan);
         let result = run(&callbacks).map_err(Error::Backend);
         let stats = ComputeStats {
             tasks: plan.len(),
@@ -403,8 +399,7 @@ impl Scheduler {
 
     /// This scheduler's callbacks and those [`with_callback`] adds for now.
     fn all_callbacks(&self) -> Vec<Arc<dyn Callback>> {
-        let ambient = AMBIENT.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.callbacks.iter().chain(ambient.iter()).cloned().collect()
+        self.callbacks.iter().cloned().chain(ambient_callbacks()).collect()
     }
 
     fn pool(&self) -> Result<Option<&rayon::ThreadPool>> {
@@ -443,6 +438,12 @@ pub fn with_callback<R>(callback: Arc<dyn Callback>, f: impl FnOnce() -> R) -> R
     AMBIENT.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(callback.clone());
     let _remove = Remove(callback);
     f()
+}
+
+/// The callbacks [`with_callback`] adds to every compute of this process now:
+/// for what runs computes without a [`Scheduler`] (a scheduler process's plans).
+pub fn ambient_callbacks() -> Vec<Arc<dyn Callback>> {
+    AMBIENT.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 /// Computing a collection on the default scheduler: `x.compute()`.
