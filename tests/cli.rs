@@ -699,3 +699,60 @@ fn report_writes_one_self_contained_page_of_the_compute() {
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(names, ["q3.html"]);
 }
+
+/// `brisk scheduler --dashboard`: the computes its clients run, and its
+/// workers with their memory, live over HTTP.
+#[test]
+fn a_scheduler_serves_a_dashboard_of_its_computes_and_workers() {
+    let (mut scheduler, addr) =
+        Server::start(&["scheduler", "--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"]);
+    let mut said = String::new();
+    BufReader::new(scheduler.0.stderr.take().unwrap()).read_line(&mut said).unwrap();
+    let url = said.trim().strip_prefix("dashboard at http://").expect(&said).trim_end_matches('/');
+    let dashboard = url.to_string();
+    let worker = Server::start(&[
+        "worker",
+        &addr,
+        "--listen",
+        "127.0.0.2:0",
+        "--threads",
+        "1",
+        "--memory-limit",
+        "64MiB",
+    ]);
+    let args = ["groupby", "g_nulls.csv", "--by", "id1", "--agg", "v1:sum", "--blocksize", "4KB"];
+    let remote = brisk(&[&args[..], &["--scheduler", &addr]].concat());
+    assert_eq!(remote.status, 0, "{}", remote.stderr);
+    // The first update an opened page gets: the compute done, the worker.
+    let update = first_update(&dashboard);
+    let number = |attribute: &str| -> usize {
+        let at = update.find(attribute).unwrap_or_else(|| panic!("no {attribute} in {update}"));
+        update[at + attribute.len() + 2..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert!(update.contains("1 compute finished (0 failed)"), "{update}");
+    let (planned, done) = (number("data-planned"), number("data-done"));
+    assert!(planned > 4 && done == planned, "{done} of {planned} in {update}");
+    assert!(update.contains(&format!("<td>{}</td>", worker.1)), "{update}");
+    assert!(update.contains("data-limit=\"67108864\""), "{update}");
+    assert!(update.contains("csv"), "the reads among the ops: {update}");
+    drop((worker, scheduler));
+    assert!(std::net::TcpStream::connect(&dashboard).is_err(), "the dashboard still listens");
+}
+
+/// The first `update` event of the dashboard at `addr`.
+fn first_update(addr: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut data = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        if let Some(text) = line.strip_prefix("data: ") {
+            data.push(text.to_string());
+        } else if line.is_empty() && !data.is_empty() {
+            break;
+        }
+    }
+    data.join("\n")
+}

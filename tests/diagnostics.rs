@@ -216,3 +216,344 @@ fn the_report_renders_in_a_headless_browser() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     eprintln!("  screenshot: {}", shot.display());
 }
+
+/// Opens while the dashboard test wants its tasks to wait.
+static GATE: (std::sync::Mutex<bool>, std::sync::Condvar) =
+    (std::sync::Mutex::new(false), std::sync::Condvar::new());
+
+/// `i`, at once for 0, else once the gate opens (or after 20 s, so a failing
+/// test cannot hang).
+fn gated(i: i64) -> i64 {
+    if i > 0 {
+        let (open, opened) = &GATE;
+        let open = open.lock().unwrap();
+        let _ = opened.wait_timeout_while(open, std::time::Duration::from_secs(20), |o| !*o);
+    }
+    i
+}
+
+/// The `update` events of a dashboard's event stream, one HTML text each.
+struct Updates(std::io::BufReader<std::net::TcpStream>);
+
+impl Updates {
+    fn open(addr: std::net::SocketAddr) -> Updates {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+            .unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.contains("200"), "{status}");
+        Updates(reader)
+    }
+
+    /// Whether the stream ends (the server closed it) within its read timeout.
+    fn ended(&mut self) -> bool {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            match self.0.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        }
+    }
+
+    /// The next update (the chunked encoding's size lines skipped).
+    fn next(&mut self) -> String {
+        use std::io::BufRead;
+        let (mut event, mut data) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            assert!(self.0.read_line(&mut line).unwrap() > 0, "the event stream ended");
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(text) = line.strip_prefix("data: ") {
+                data.push(text.to_string());
+            } else if line.is_empty() && event == "update" && !data.is_empty() {
+                return data.join("\n");
+            }
+        }
+    }
+}
+
+/// The value of `attribute` on the element with `id` in `html`.
+fn attribute(html: &str, id: &str, attribute: &str) -> usize {
+    let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let element = &html[html[..at].rfind('<').unwrap()..];
+    let element = &element[..element.find('>').unwrap()];
+    let start = element.find(&format!("{attribute}=\"")).unwrap() + attribute.len() + 2;
+    element[start..start + element[start..].find('"').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn the_dashboard_shows_a_compute_live_as_it_runs() {
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dashboard = brisk::diagnostics::Dashboard::serve("127.0.0.1:0").unwrap();
+    assert!(dashboard.addr().ip().is_loopback());
+    let mut page = String::new();
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(dashboard.addr()).unwrap();
+        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        s.read_to_string(&mut page).unwrap();
+    }
+    assert!(page.contains("<div id=\"live\">") && page.contains("new EventSource('events')"));
+    let mut updates = Updates::open(dashboard.addr());
+    let idle = updates.next();
+    assert_eq!(attribute(&idle, "summary", "data-running"), 0, "{idle}");
+    // Four waiting tasks but one on four threads, summed in pairs.
+    let scheduler = Scheduler::threads(4).callback_arc(dashboard.callback());
+    let total = delayed!(add(
+        delayed!(add(delayed!(gated(0)), delayed!(gated(1)))),
+        delayed!(add(delayed!(gated(2)), delayed!(gated(3))))
+    ));
+    let running = std::thread::spawn(move || scheduler.compute(&total));
+    // Live: one task done of seven, the compute running.
+    let partial = loop {
+        let update = updates.next();
+        if attribute(&update, "summary", "data-done") >= 1 {
+            break update;
+        }
+    };
+    *GATE.0.lock().unwrap() = true;
+    GATE.1.notify_all();
+    assert_eq!(attribute(&partial, "summary", "data-running"), 1, "{partial}");
+    assert_eq!(attribute(&partial, "summary", "data-planned"), 7, "{partial}");
+    assert_eq!(attribute(&partial, "summary", "data-done"), 1, "{partial}");
+    assert!(partial.contains("data-done=\"1\" data-planned=\"4\""), "{partial}");
+    assert!(partial.contains("<progress value=\"1\" max=\"4\">"), "{partial}");
+    // Then the end: every task, per op, one bar each in the stream.
+    let done = loop {
+        let update = updates.next();
+        if attribute(&update, "summary", "data-running") == 0 {
+            break update;
+        }
+    };
+    assert_eq!(running.join().unwrap().unwrap(), 6);
+    assert_eq!(attribute(&done, "summary", "data-done"), 7, "{done}");
+    assert!(done.contains("data-done=\"4\" data-planned=\"4\""), "{done}");
+    assert!(done.contains("data-done=\"3\" data-planned=\"3\""), "{done}");
+    assert_eq!(done.matches("class=\"task\"").count(), 7);
+    assert!(done.contains("id=\"memory\"") && done.contains("id=\"workers\""), "{done}");
+    // Dropped, it stops serving: the open stream ends, the port is closed.
+    let addr = dashboard.addr();
+    drop(dashboard);
+    assert!(updates.ended(), "the event stream goes on");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "still listening");
+}
+
+/// Headless Chromium driven over its DevTools protocol: a page that stays
+/// open (the dashboard's event stream never ends, so `--dump-dom` cannot
+/// tell when it is done), asked what its DOM holds while it lives.
+struct Devtools {
+    browser: std::process::Child,
+    socket: tungstenite::WebSocket<std::net::TcpStream>,
+    calls: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Devtools {
+    /// Starts `browser` on a blank page and connects to that page.
+    fn start(browser: &std::path::Path) -> Devtools {
+        use std::io::{BufRead, Read, Write};
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--window-size=1200,1600", "about:blank"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It says where its DevTools listen on stderr.
+        let stderr = child.stderr.take().unwrap();
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("ws://") {
+                    let _ = said.send(line[at..].trim().to_string());
+                }
+            }
+        });
+        let Ok(endpoint) = heard.recv_timeout(std::time::Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser did not say where its DevTools listen");
+        };
+        let port = endpoint["ws://127.0.0.1:".len()..].split('/').next().unwrap().to_string();
+        // The blank page's own socket, from the target list.
+        // (It keeps the connection open: the body is read by its length.)
+        let mut http = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        http.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        write!(http, "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut reply = std::io::BufReader::new(http);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reply.read_line(&mut line).unwrap();
+            if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap();
+            }
+            if line.trim().is_empty() {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reply.read_exact(&mut body).unwrap();
+        let targets: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .unwrap()
+            .to_string();
+        let stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let (socket, _) = tungstenite::client(page.as_str(), stream).unwrap();
+        Devtools { browser: child, socket, calls: 0, _profile: profile }
+    }
+
+    /// Calls `method`: its result.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.calls += 1;
+        let id = self.calls;
+        let call = serde_json::json!({"id": id, "method": method, "params": params});
+        self.socket.send(tungstenite::Message::text(call.to_string())).unwrap();
+        loop {
+            let message = self.socket.read().unwrap();
+            let Ok(text) = message.to_text() else { continue };
+            let reply: serde_json::Value = serde_json::from_str(text).unwrap();
+            if reply["id"] == id {
+                assert!(reply.get("error").is_none(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// The value of the JavaScript `expression` in the page.
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let params = serde_json::json!({"expression": expression, "returnByValue": true});
+        self.call("Runtime.evaluate", params)["result"]["value"].clone()
+    }
+
+    /// Waits (at most 30 s) until `expression` is true in the page.
+    fn wait_for(&mut self, expression: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.eval(expression) != serde_json::Value::Bool(true) {
+            assert!(std::time::Instant::now() < deadline, "the page never had {expression}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Devtools {
+    fn drop(&mut self) {
+        let _ = self.browser.kill();
+        let _ = self.browser.wait();
+    }
+}
+
+#[test]
+fn the_dashboard_renders_in_a_headless_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no Chromium here (.ci/run installs it)");
+        return;
+    };
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dashboard = brisk::diagnostics::Dashboard::serve("127.0.0.1:0").unwrap();
+    let mut page = Devtools::start(&browser);
+    page.call("Page.navigate", serde_json::json!({"url": dashboard.url()}));
+    // Open before the compute: idle, then the compute arrives live.
+    page.wait_for("Number(document.body.dataset.updates) >= 1");
+    assert_eq!(page.eval("document.getElementById('connection').textContent"), "live");
+    assert_eq!(page.eval("document.getElementById('summary').dataset.planned"), "0");
+    let stats = Arc::new(Stats::default());
+    let scheduler = Scheduler::threads(2)
+        .memory_limit(4 << 20)
+        .callback_arc(stats.clone())
+        .callback_arc(dashboard.callback());
+    let x = random(&[1_500, 1_500], &[250, 250], 5).unwrap().exp().mean(Axes::all());
+    let _: f64 = scheduler.compute(&x).unwrap();
+    let stats = stats.0.lock().unwrap()[0].clone();
+    let done = format!("{} of {}", stats.tasks_run, stats.tasks);
+    page.wait_for(&format!("document.getElementById('tasks').textContent == '{done}'"));
+    // The DOM as the browser built it from the updates: a lane per thread, a
+    // bar per task, a full progress bar per op, the memory chart, the workers.
+    let dom = page.eval("document.documentElement.outerHTML").as_str().unwrap().to_string();
+    let lanes = dom.matches("class=\"lane\"").count();
+    assert!((1..=2).contains(&lanes), "{lanes} lanes");
+    assert_eq!(dom.matches("class=\"task\"").count(), stats.tasks_run);
+    assert!(dom.contains("id=\"memory\"") && dom.contains("class=\"worker\""), "{dom}");
+    // Every op's progress bar full, the ops' counts adding up to the plan.
+    let rows = page.eval(
+        "[...document.querySelectorAll('#ops .progress')].map(p => [p.parentElement.dataset.op, Number(p.dataset.done), Number(p.dataset.planned)])",
+    );
+    let rows = rows.as_array().unwrap();
+    assert!(rows.len() >= 2, "{rows:?}");
+    let mut planned = 0;
+    for row in rows {
+        assert_eq!(row[1], row[2], "{row}: not all done");
+        planned += row[2].as_u64().unwrap() as usize;
+    }
+    assert_eq!(planned, stats.tasks);
+    // And a picture of it, kept for people to look at.
+    let shot = page.call("Page.captureScreenshot", serde_json::json!({"format": "png"}));
+    use base64::Engine as _;
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    let path = dir.join("dashboard.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("  screenshot: {}", path.display());
+}
+
+/// A writer into a buffer the test keeps.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_progress_bar_counts_the_tasks_and_the_bytes_really_read() {
+    let _turn = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/frame/tests/data/g_plain.csv");
+    let size = std::fs::metadata(fixture).unwrap().len();
+    let frame = read_csv(fixture, CsvOptions::default().blocksize(3_000)).unwrap();
+    let means = frame.groupby(["id1"]).unwrap().mean().unwrap();
+    let out = Shared::default();
+    let bar = brisk::diagnostics::ProgressBar::to_writer(Some(size), Box::new(out.clone()));
+    let stats = Arc::new(Stats::default());
+    let scheduler = Scheduler::threads(2).callback_arc(Arc::new(bar)).callback_arc(stats.clone());
+    scheduler.compute(&means).unwrap();
+    let tasks = stats.0.lock().unwrap()[0].tasks;
+    assert!(tasks > 4, "{tasks} tasks");
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    let expected =
+        format!("done: {tasks}/{tasks} tasks, {} read, in ", brisk::core::text::bytes(size));
+    assert!(last.starts_with(&expected), "{last:?} is not {expected:?}... in {text:?}");
+}

@@ -3,7 +3,8 @@
 //! start, end, bytes in and out), the memory held against the budget and the
 //! spills; [`ResourceProfiler`] samples this process's memory (RSS) and CPU;
 //! [`performance_report`] runs a function with both listening to every
-//! compute and writes one self-contained HTML file of what they saw.
+//! compute and writes one self-contained HTML file of what they saw;
+//! [`Dashboard`] serves the same views live to a browser while computes run.
 //!
 //! ```no_run
 //! use brisk::prelude::*;
@@ -13,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dashboard;
 mod progress;
 mod report;
 mod resources;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use brisk_core::Key;
 use brisk_scheduler::{Callback, ComputeStats, TaskDone};
 
+pub use dashboard::{Dashboard, WorkerMemory};
 pub use progress::ProgressBar;
 pub use report::{Report, environment};
 pub use resources::{ResourceProfiler, ResourceSample};

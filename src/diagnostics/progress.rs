@@ -1,8 +1,9 @@
 //! [`ProgressBar`]: a compute's progress on standard error (Dask's
 //! `ProgressBar`), for programs as the `brisk` command draws it.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use brisk_core::Key;
 use brisk_scheduler::{Callback, ComputeStats};
@@ -25,18 +26,38 @@ pub struct ProgressBar {
     bar: indicatif::ProgressBar,
     tasks: AtomicUsize,
     done: AtomicUsize,
+    read: std::sync::atomic::AtomicU64,
+    /// Where plain lines go (not a terminal): the last line is written there
+    /// when the compute ends.
+    plain: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
 }
 
 impl ProgressBar {
     /// A bar for a compute reading `total_bytes` of input (`None`: one that
     /// reads none, or does not know; then it counts tasks).
     pub fn new(total_bytes: Option<u64>) -> ProgressBar {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr_with_hz(10)
-        } else {
-            // Where stderr is a file or a pipe: a plain line a second.
-            ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1)
-        };
+        if std::io::stderr().is_terminal() {
+            return ProgressBar::drawn(total_bytes, ProgressDrawTarget::stderr_with_hz(10), None);
+        }
+        // Where stderr is a file or a pipe: a plain line a second.
+        ProgressBar::to_writer(total_bytes, Box::new(std::io::stderr()))
+    }
+
+    /// A bar written to `out` as plain lines (a log file, a test): at most a
+    /// line a second while the compute runs, and a last line when it ends
+    /// (tasks done, bytes read, time taken).
+    pub fn to_writer(total_bytes: Option<u64>, out: Box<dyn Write + Send>) -> ProgressBar {
+        let out = Arc::new(Mutex::new(out));
+        let lines = PlainLines { out: out.clone(), last: Mutex::new(None) };
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(lines), 1);
+        ProgressBar::drawn(total_bytes, target, Some(out))
+    }
+
+    fn drawn(
+        total_bytes: Option<u64>,
+        target: ProgressDrawTarget,
+        plain: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    ) -> ProgressBar {
         let template = match total_bytes {
             Some(_) => "{bar:30} {bytes}/{total_bytes} {msg} ({binary_bytes_per_sec}, ETA {eta})",
             None => "{bar:30} {msg} ({elapsed})",
@@ -45,7 +66,13 @@ impl ProgressBar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
-        ProgressBar { bar, tasks: AtomicUsize::new(1), done: AtomicUsize::new(0) }
+        ProgressBar {
+            bar,
+            tasks: AtomicUsize::new(1),
+            done: AtomicUsize::new(0),
+            read: std::sync::atomic::AtomicU64::new(0),
+            plain,
+        }
     }
 
     /// Whether it counts bytes (else tasks).
@@ -64,6 +91,7 @@ impl Callback for ProgressBar {
     }
 
     fn task_read(&self, _key: &Key, _worker: usize, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
         if self.by_bytes() {
             self.bar.inc(bytes);
         }
@@ -78,16 +106,35 @@ impl Callback for ProgressBar {
         }
     }
 
-    fn finish(&self, _stats: &ComputeStats, _error: Option<&brisk_scheduler::Error>) {
+    fn finish(&self, _stats: &ComputeStats, error: Option<&brisk_scheduler::Error>) {
+        let elapsed = self.bar.elapsed();
         self.bar.finish_and_clear();
+        let Some(out) = &self.plain else { return };
+        let done = self.done.load(Ordering::Relaxed);
+        let tasks = self.tasks.load(Ordering::Relaxed);
+        let read = brisk_core::text::bytes(self.read.load(Ordering::Relaxed));
+        let ended = if error.is_some() { "failed" } else { "done" };
+        let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(
+            out,
+            "{ended}: {done}/{tasks} tasks, {read} read, in {:.2} s",
+            elapsed.as_secs_f64()
+        );
     }
 }
 
-/// Progress as plain lines on stderr, for `--progress always` off a terminal.
-#[derive(Debug, Default)]
+/// Progress as plain lines (on stderr for `--progress always` off a
+/// terminal).
 struct PlainLines {
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
     /// When the last line was written: one a second at most.
-    last: std::sync::Mutex<Option<std::time::Instant>>,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for PlainLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainLines").finish_non_exhaustive()
+    }
 }
 
 impl indicatif::TermLike for PlainLines {
@@ -110,13 +157,13 @@ impl indicatif::TermLike for PlainLines {
         if s.trim().is_empty() {
             return Ok(());
         }
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
             return Ok(());
         }
         *last = Some(std::time::Instant::now());
-        use std::io::Write;
-        writeln!(std::io::stderr().lock(), "{}", s.trim_end())
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        writeln!(out, "{}", s.trim_end())
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {
         self.write_line(s)

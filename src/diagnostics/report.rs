@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
-use super::{Profile, ResourceSample};
+use super::{MemorySample, Profile, ResourceSample, TaskRecord};
 
 /// What a performance report shows; [`write`](Self::write) makes the file.
 #[derive(Clone, Debug, Default)]
@@ -37,11 +37,11 @@ pub fn environment() -> Vec<(String, String)> {
     ]
 }
 
-fn mib(bytes: u64) -> String {
+pub(super) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -57,13 +57,37 @@ fn colour(op: &str) -> String {
     PALETTE[(hash % PALETTE.len() as u64) as usize].to_string()
 }
 
-/// Per op: tasks, total and mean seconds, bytes in and out.
-#[derive(Default)]
-struct OpTotals {
-    tasks: usize,
-    seconds: f64,
-    bytes_in: u64,
-    bytes_out: u64,
+/// One op's row of the per-op table: its tasks done (and planned, when
+/// known), their time and bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct OpRow {
+    pub(super) op: String,
+    pub(super) tasks: usize,
+    pub(super) planned: Option<usize>,
+    pub(super) seconds: f64,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+}
+
+impl OpRow {
+    /// The rows of `tasks`, by op name.
+    fn of(tasks: &[TaskRecord]) -> Vec<OpRow> {
+        let mut ops: BTreeMap<&str, OpRow> = BTreeMap::new();
+        for t in tasks {
+            let o =
+                ops.entry(&t.op).or_insert_with(|| OpRow { op: t.op.clone(), ..OpRow::default() });
+            o.add(t);
+        }
+        ops.into_values().collect()
+    }
+
+    /// Counts `t` in.
+    pub(super) fn add(&mut self, t: &TaskRecord) {
+        self.tasks += 1;
+        self.seconds += (t.end - t.start).as_secs_f64();
+        self.bytes_in += t.bytes_in;
+        self.bytes_out += t.bytes_out;
+    }
 }
 
 impl Report {
@@ -102,15 +126,15 @@ impl Report {
             mib(read_back)
         );
         h.push_str("\n<h2>Task stream</h2>\n");
-        h.push_str(&self.task_stream());
+        h.push_str(&task_stream(&p.tasks, Duration::ZERO));
         h.push_str("\n<h2>Memory held</h2>\n");
-        h.push_str(&self.memory_chart());
+        h.push_str(&memory_chart(&p.memory, &p.spills));
         if !self.resources.is_empty() {
             h.push_str("<h2>Process memory and CPU</h2>\n");
             h.push_str(&self.resource_chart());
         }
         h.push_str("<h2>Per operation</h2>\n");
-        h.push_str(&self.op_table());
+        h.push_str(&op_table(&OpRow::of(&p.tasks)));
         if let Some(plan) = &self.plan {
             let _ = write!(h, "<h2>Plan</h2>\n<pre id=\"plan\">{}</pre>\n", escape(plan));
         }
@@ -120,111 +144,6 @@ impl Report {
         }
         h.push_str("</table>\n</body></html>\n");
         h
-    }
-
-    /// One lane per worker, one bar per task coloured by its op, its key and
-    /// figures on hover.
-    fn task_stream(&self) -> String {
-        let tasks = &self.profile.tasks;
-        let lanes: Vec<usize> = {
-            let mut w: Vec<usize> = tasks.iter().map(|t| t.worker).collect();
-            w.sort_unstable();
-            w.dedup();
-            w
-        };
-        let end = tasks.iter().map(|t| t.end).max().unwrap_or_default().as_secs_f64().max(1e-6);
-        let (left, width, lane_h) = (90.0, 900.0, 24.0);
-        let height = lane_h * lanes.len().max(1) as f64 + 30.0;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<svg id=\"task-stream\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\">",
-            left + width + 10.0
-        );
-        for (i, w) in lanes.iter().enumerate() {
-            let y = i as f64 * lane_h;
-            let _ = write!(
-                s,
-                "<g class=\"lane\" data-worker=\"{w}\"><text x=\"4\" y=\"{}\" font-size=\"12\">worker {w}</text>",
-                y + 16.0
-            );
-            for t in tasks.iter().filter(|t| t.worker == *w) {
-                let x = left + width * t.start.as_secs_f64() / end;
-                let wd = (width * (t.end - t.start).as_secs_f64() / end).max(0.5);
-                let _ = write!(
-                    s,
-                    "<rect class=\"task\" data-op=\"{op}\" x=\"{x:.2}\" y=\"{:.1}\" width=\"{wd:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{key} ({op}): {:.3} ms, in {} B, out {} B</title></rect>",
-                    y + 3.0,
-                    lane_h - 6.0,
-                    colour(&t.op),
-                    (t.end - t.start).as_secs_f64() * 1e3,
-                    t.bytes_in,
-                    t.bytes_out,
-                    op = escape(&t.op),
-                    key = escape(&t.key.to_string()),
-                );
-            }
-            s.push_str("</g>");
-        }
-        let _ = write!(
-            s,
-            "<text x=\"{left}\" y=\"{}\" font-size=\"11\">0 s</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{end:.3} s</text></svg>",
-            height - 6.0,
-            left + width,
-            height - 6.0
-        );
-        s
-    }
-
-    /// Held bytes over time against the budget, with a mark at each spill
-    /// (drawn with plotters' SVG backend).
-    fn memory_chart(&self) -> String {
-        let p = &self.profile;
-        let end = p.memory.iter().map(|m| m.at).max().unwrap_or_default().as_secs_f64().max(1e-6);
-        let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
-        let peak = mb(p.memory.iter().map(|m| m.held).max().unwrap_or(0));
-        let budget = mb(p.memory.iter().map(|m| m.budget).max().unwrap_or(0));
-        // The budget drawn when it is near what was held; far above, it would
-        // flatten the line of what was held: then it is said, not drawn.
-        let draw_budget = budget <= 4.0 * peak;
-        let top = match draw_budget {
-            true => budget.max(peak),
-            false => peak,
-        }
-        .max(1e-3);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
-            let _ = root.fill(&WHITE);
-            let Ok(mut chart) = ChartBuilder::on(&root)
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.0..end, 0.0..top * 1.05)
-            else {
-                return String::new();
-            };
-            let _ = chart.configure_mesh().x_desc("seconds").y_desc("MiB").draw();
-            let held = p.memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.held)));
-            let _ = chart.draw_series(LineSeries::new(held, &BLUE));
-            if draw_budget {
-                let line = p.memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.budget)));
-                let _ = chart.draw_series(LineSeries::new(line, &RED));
-            }
-            let spills = p.spills.iter().map(|(at, _)| {
-                Circle::new((at.as_secs_f64(), 0.0), 4, RGBColor(242, 142, 43).filled())
-            });
-            let _ = chart.draw_series(spills);
-            let _ = root.present();
-        }
-        let legend = match draw_budget {
-            true => format!("held (blue) against the budget (red, {budget:.1} MiB)"),
-            false => format!("held (blue); the budget, {budget:.1} MiB, is far above"),
-        };
-        format!(
-            "<div id=\"memory\" data-spills=\"{}\"><p>{legend}; orange marks: spills.</p>{svg}</div>\n",
-            p.spills.len()
-        )
     }
 
     /// Resident memory and CPU of the process over time.
@@ -264,36 +183,153 @@ impl Report {
         }
         format!("<div id=\"resources\">{svg}</div>\n")
     }
-
-    /// Tasks, total and mean time, bytes in and out, per op.
-    fn op_table(&self) -> String {
-        let mut ops: BTreeMap<&str, OpTotals> = BTreeMap::new();
-        for t in &self.profile.tasks {
-            let o = ops.entry(&t.op).or_default();
-            o.tasks += 1;
-            o.seconds += (t.end - t.start).as_secs_f64();
-            o.bytes_in += t.bytes_in;
-            o.bytes_out += t.bytes_out;
-        }
-        let mut s = String::from(
-            "<table id=\"ops\"><tr><th>op</th><th>tasks</th><th>total s</th><th>mean ms</th><th>bytes in</th><th>bytes out</th></tr>",
-        );
-        for (op, o) in ops {
-            let _ = write!(
-                s,
-                "<tr data-op=\"{op}\"><td><span style=\"color:{}\">&#9632;</span> {op}</td><td class=\"tasks\">{}</td><td>{:.4}</td><td>{:.3}</td><td class=\"in\">{}</td><td class=\"out\">{}</td></tr>",
-                colour(op),
-                o.tasks,
-                o.seconds,
-                o.seconds * 1e3 / o.tasks.max(1) as f64,
-                o.bytes_in,
-                o.bytes_out,
-                op = escape(op)
-            );
-        }
-        s.push_str("</table>\n");
-        s
-    }
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}pre{background:#f8f8f8;padding:1em}";
+/// One lane per worker, one bar per task coloured by its op, its key and
+/// figures on hover.
+pub(super) fn task_stream(tasks: &[TaskRecord], origin: Duration) -> String {
+    let lanes: Vec<usize> = {
+        let mut w: Vec<usize> = tasks.iter().map(|t| t.worker).collect();
+        w.sort_unstable();
+        w.dedup();
+        w
+    };
+    let since = |at: Duration| at.saturating_sub(origin).as_secs_f64();
+    let end = tasks.iter().map(|t| since(t.end)).fold(1e-6, f64::max);
+    let (left, width, lane_h) = (90.0, 900.0, 24.0);
+    let height = lane_h * lanes.len().max(1) as f64 + 30.0;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg id=\"task-stream\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\">",
+        left + width + 10.0
+    );
+    for (i, w) in lanes.iter().enumerate() {
+        let y = i as f64 * lane_h;
+        let _ = write!(
+            s,
+            "<g class=\"lane\" data-worker=\"{w}\"><text x=\"4\" y=\"{}\" font-size=\"12\">worker {w}</text>",
+            y + 16.0
+        );
+        for t in tasks.iter().filter(|t| t.worker == *w) {
+            let x = left + width * since(t.start) / end;
+            let wd = (width * (t.end - t.start).as_secs_f64() / end).max(0.5);
+            let _ = write!(
+                s,
+                "<rect class=\"task\" data-op=\"{op}\" x=\"{x:.2}\" y=\"{:.1}\" width=\"{wd:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{key} ({op}): {:.3} ms, in {} B, out {} B</title></rect>",
+                y + 3.0,
+                lane_h - 6.0,
+                colour(&t.op),
+                (t.end - t.start).as_secs_f64() * 1e3,
+                t.bytes_in,
+                t.bytes_out,
+                op = escape(&t.op),
+                key = escape(&t.key.to_string()),
+            );
+        }
+        s.push_str("</g>");
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{left}\" y=\"{}\" font-size=\"11\">0 s</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{end:.3} s</text></svg>",
+        height - 6.0,
+        left + width,
+        height - 6.0
+    );
+    s
+}
+
+/// Held bytes over time against the budget, with a mark at each spill
+/// (drawn with plotters' SVG backend).
+pub(super) fn memory_chart(memory: &[MemorySample], spills: &[(Duration, u64)]) -> String {
+    let start = memory.first().map_or(0.0, |m| m.at.as_secs_f64());
+    let end = memory.iter().map(|m| m.at.as_secs_f64()).fold(start + 1e-6, f64::max);
+    let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let peak = mb(memory.iter().map(|m| m.held).max().unwrap_or(0));
+    let budget = mb(memory.iter().map(|m| m.budget).max().unwrap_or(0));
+    // The budget drawn when it is near what was held; far above, it would
+    // flatten the line of what was held: then it is said, not drawn.
+    let draw_budget = budget <= 4.0 * peak;
+    let top = match draw_budget {
+        true => budget.max(peak),
+        false => peak,
+    }
+    .max(1e-3);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 300)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(start..end, 0.0..top * 1.05)
+        else {
+            return String::new();
+        };
+        let _ = chart.configure_mesh().x_desc("seconds").y_desc("MiB").draw();
+        let held = memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.held)));
+        let _ = chart.draw_series(LineSeries::new(held, &BLUE));
+        if draw_budget {
+            let line = memory.iter().map(|m| (m.at.as_secs_f64(), mb(m.budget)));
+            let _ = chart.draw_series(LineSeries::new(line, &RED));
+        }
+        let spills = spills.iter().map(|(at, _)| {
+            Circle::new((at.as_secs_f64(), 0.0), 4, RGBColor(242, 142, 43).filled())
+        });
+        let _ = chart.draw_series(spills);
+        let _ = root.present();
+    }
+    let legend = match draw_budget {
+        true => format!("held (blue) against the budget (red, {budget:.1} MiB)"),
+        false => format!("held (blue); the budget, {budget:.1} MiB, is far above"),
+    };
+    format!(
+        "<div id=\"memory\" data-spills=\"{}\"><p>{legend}; orange marks: spills.</p>{svg}</div>\n",
+        spills.len()
+    )
+}
+
+/// Tasks, total and mean time, bytes in and out, per op.
+/// With a progress column (done of planned) when any row knows its plan's
+/// count.
+pub(super) fn op_table(rows: &[OpRow]) -> String {
+    let planned = rows.iter().any(|r| r.planned.is_some());
+    let mut s = String::from("<table id=\"ops\"><tr><th>op</th><th>tasks</th>");
+    if planned {
+        s.push_str("<th>progress</th>");
+    }
+    s.push_str("<th>total s</th><th>mean ms</th><th>bytes in</th><th>bytes out</th></tr>");
+    for o in rows {
+        let op = escape(&o.op);
+        let _ = write!(
+            s,
+            "<tr data-op=\"{op}\"><td><span style=\"color:{}\">&#9632;</span> {op}</td><td class=\"tasks\">{}</td>",
+            colour(&o.op),
+            o.tasks
+        );
+        if planned {
+            let of = o.planned.unwrap_or(o.tasks).max(o.tasks);
+            let _ = write!(
+                s,
+                "<td class=\"progress\" data-done=\"{}\" data-planned=\"{of}\"><progress value=\"{}\" max=\"{}\"></progress> {} of {of}</td>",
+                o.tasks,
+                o.tasks,
+                of.max(1),
+                o.tasks
+            );
+        }
+        let _ = write!(
+            s,
+            "<td>{:.4}</td><td>{:.3}</td><td class=\"in\">{}</td><td class=\"out\">{}</td></tr>",
+            o.seconds,
+            o.seconds * 1e3 / o.tasks.max(1) as f64,
+            o.bytes_in,
+            o.bytes_out,
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+pub(super) const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}pre{background:#f8f8f8;padding:1em}";

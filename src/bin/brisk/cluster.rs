@@ -82,6 +82,32 @@ pub(crate) fn resolve(text: &str) -> Result<SocketAddr, String> {
     found.next().ok_or_else(|| format!("{text:?}: the name has no address"))
 }
 
+/// Where `--dashboard` listens when given no address (Dask's port).
+pub(crate) const DASHBOARD: &str = "127.0.0.1:8787";
+
+/// A `--dashboard` address: `PORT` (on 127.0.0.1) or `HOST:PORT`.
+pub(crate) fn dashboard_addr(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => resolve(text),
+    }
+}
+
+/// Serves a dashboard at `addr` and says where on stderr.
+pub(crate) fn serve_dashboard(addr: SocketAddr) -> Result<brisk::diagnostics::Dashboard, Failure> {
+    let dashboard = brisk::diagnostics::Dashboard::serve(addr).map_err(|e| {
+        Failure::User(format!(
+            "--dashboard {addr}: cannot listen there ({e}); give another port, or 0 for any free one"
+        ))
+    })?;
+    let open = match addr.ip().is_loopback() {
+        true => "",
+        false => " (not a loopback address: whoever reaches it sees the computes)",
+    };
+    eprintln!("dashboard at {}{open}", dashboard.url());
+    Ok(dashboard)
+}
+
 /// `brisk scheduler`'s options.
 #[derive(Args)]
 pub(crate) struct SchedulerArgs {
@@ -89,6 +115,10 @@ pub(crate) struct SchedulerArgs {
     /// 127.0.0.0/8 (`0.0.0.0:8786` for every interface) it needs --token or TLS.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8786")]
     listen: SocketAddr,
+    /// Serve a live dashboard of the computes it runs and its workers' memory
+    /// at ADDR, PORT or HOST:PORT (default 127.0.0.1:8787).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DASHBOARD, value_parser = dashboard_addr)]
+    dashboard: Option<SocketAddr>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -140,9 +170,30 @@ pub(crate) fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
     let _ = crate::output::print_line(&format!(
         "brisk scheduler listening on {addr}\nstart workers with: brisk worker {reach} --listen {listen}{shown}\nuse it with: brisk COMMAND ... --scheduler {reach}{shown}{note}"
     ));
-    loop {
-        std::thread::park();
-    }
+    let Some(at) = args.dashboard else {
+        loop {
+            std::thread::park();
+        }
+    };
+    let dashboard = serve_dashboard(at)?;
+    dashboard.workers_from(move || {
+        server
+            .workers()
+            .into_iter()
+            .map(|w| brisk::diagnostics::WorkerMemory {
+                name: w.addr.to_string(),
+                held: w.hello.held_bytes,
+                limit: w.hello.memory_limit,
+                running: Some(w.hello.running),
+            })
+            .collect()
+    });
+    // Every compute this process runs for its clients is heard.
+    brisk::scheduler::with_callback(dashboard.callback(), || {
+        loop {
+            std::thread::park();
+        }
+    })
 }
 
 /// This machine's name, for the addresses printed (or a placeholder).

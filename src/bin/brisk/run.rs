@@ -61,6 +61,12 @@ pub(crate) struct Run {
     /// plan and the environment.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Serve a live dashboard while the command runs (progress per operation,
+    /// the task stream, memory held, each worker's memory) at ADDR, PORT or
+    /// HOST:PORT (default 127.0.0.1:8787; port 0 picks a free one); open the
+    /// address it prints in a browser.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::cluster::DASHBOARD, value_parser = crate::cluster::dashboard_addr)]
+    dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Run {
@@ -123,6 +129,11 @@ impl Run {
         })
     }
 
+    /// The `--dashboard`, serving, when asked for.
+    fn dashboard(&self) -> Result<Option<brisk::diagnostics::Dashboard>, Failure> {
+        self.dashboard.map(crate::cluster::serve_dashboard).transpose()
+    }
+
     /// Runs `compute` on the scheduler to compute `collection` on, and writes
     /// the `--report` of what it did (whether it succeeded or not).
     fn reported<C: Collection + ?Sized, T>(
@@ -131,7 +142,11 @@ impl Run {
         input: &Input,
         compute: impl FnOnce(&Scheduler) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let scheduler = self.computing(input)?;
+        let mut scheduler = self.computing(input)?;
+        let dashboard = self.dashboard()?;
+        if let Some(dashboard) = &dashboard {
+            scheduler = scheduler.callback_arc(dashboard.callback());
+        }
         let Some(path) = &self.report else { return compute(&scheduler) };
         use brisk::diagnostics::{Profiler, Report, ResourceProfiler};
         let profiler = std::sync::Arc::new(Profiler::new());
