@@ -4,6 +4,7 @@
 //! cargo run --release --example array_random_mean                       # 10,000 x 10,000
 //! cargo run --release --example array_random_mean -- --n 40000 --chunk 2000
 //! cargo run --release --example array_random_mean -- --report mean.html    # and what it did
+//! cargo run --release --example array_random_mean -- --n 40000 --dashboard 127.0.0.1:8787  # live
 //! ```
 //!
 //! Builds the array, shows its shape, chunks and task graph, computes the mean and
@@ -23,6 +24,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut chunk = 1_000usize;
     let mut seed = 42u64;
     let mut report: Option<String> = None;
+    let mut dashboard: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
@@ -31,9 +33,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--chunk" => chunk = value.parse()?,
             "--seed" => seed = value.parse()?,
             "--report" => report = Some(value),
+            "--dashboard" => dashboard = Some(value),
             other => {
                 return Err(format!(
-                    "unknown argument {other}: use --n, --chunk, --seed, --report"
+                    "unknown argument {other}: use --n, --chunk, --seed, --report, --dashboard"
                 )
                 .into());
             }
@@ -68,10 +71,19 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!("\n## Step 3: compute");
     let started = Instant::now();
+    // Watched live, if asked: open the address printed while it runs.
+    let dashboard = dashboard.map(brisk::diagnostics::Dashboard::serve).transpose()?;
+    if let Some(dashboard) = &dashboard {
+        println!("the live dashboard is at {}", dashboard.url());
+    }
+    let compute = || match &dashboard {
+        Some(dashboard) => brisk::scheduler::with_callback(dashboard.callback(), || m.compute()),
+        None => m.compute(),
+    };
     let mean = match &report {
         // The same compute, watched: every task, the memory, the CPU.
-        Some(path) => brisk::diagnostics::performance_report(path, || m.compute())??,
-        None => m.compute()?,
+        Some(path) => brisk::diagnostics::performance_report(path, compute)??,
+        None => compute()?,
     };
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(path) = &report {

@@ -299,18 +299,12 @@ impl Live {
             mib(s.spilled),
             mib(s.read_back),
         );
-        h.push_str("<h2>Progress per operation</h2>\n");
+        // Copied out, then drawn with the lock let go: the computes' threads
+        // never wait for a drawing.
         let rows: Vec<OpRow> = s.ops.values().cloned().collect();
-        h.push_str(&op_table(&rows));
-        h.push_str("<h2>Task stream (latest tasks)</h2>\n");
         let recent: Vec<TaskRecord> = s.recent.iter().cloned().collect();
-        let origin = recent.iter().map(|t| t.start).min().unwrap_or_default();
-        h.push_str(&task_stream(&recent, origin));
-        h.push_str("<h2>Memory held</h2>\n");
         let memory: Vec<MemorySample> = s.memory.iter().copied().collect();
         let spills: Vec<(Duration, u64)> = s.spills.iter().copied().collect();
-        h.push_str(&memory_chart(&memory, &spills));
-        h.push_str("<h2>Workers</h2>\n");
         let workers = workers.unwrap_or_else(|| match s.workers.is_empty() {
             true => s
                 .memory
@@ -334,6 +328,15 @@ impl Live {
                 })
                 .collect(),
         });
+        drop(s);
+        h.push_str("<h2>Progress per operation</h2>\n");
+        h.push_str(&op_table(&rows));
+        h.push_str("<h2>Task stream (latest tasks)</h2>\n");
+        let origin = recent.iter().map(|t| t.start).min().unwrap_or_default();
+        h.push_str(&task_stream(&recent, origin));
+        h.push_str("<h2>Memory held</h2>\n");
+        h.push_str(&memory_chart(&memory, &spills));
+        h.push_str("<h2>Workers</h2>\n");
         h.push_str(&workers_table(&workers));
         h
     }
