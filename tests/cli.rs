@@ -705,7 +705,7 @@ fn report_writes_one_self_contained_page_of_the_compute() {
 #[test]
 fn a_scheduler_serves_a_dashboard_of_its_computes_and_workers() {
     let (mut scheduler, addr) =
-        Server::start(&["scheduler", "--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"]);
+        Server::start(&["scheduler", "--listen", "127.0.0.1:0", "--dashboard=127.0.0.1:0"]);
     let mut said = String::new();
     BufReader::new(scheduler.0.stderr.take().unwrap()).read_line(&mut said).unwrap();
     let url = said.trim().strip_prefix("dashboard at http://").expect(&said).trim_end_matches('/');
@@ -736,7 +736,15 @@ fn a_scheduler_serves_a_dashboard_of_its_computes_and_workers() {
     assert!(update.contains("data-limit=\"67108864\""), "{update}");
     assert!(update.contains("csv"), "the reads among the ops: {update}");
     drop((worker, scheduler));
-    assert!(std::net::TcpStream::connect(&dashboard).is_err(), "the dashboard still listens");
+    // On a command: the same answer, the address said; the path after a bare
+    // --dashboard is not taken for an address.
+    let plain = brisk(&args);
+    let watched = brisk(&[&args[..], &["--dashboard=127.0.0.1:0"]].concat());
+    assert_eq!(watched.status, 0, "{}", watched.stderr);
+    assert_eq!(watched.stdout, plain.stdout);
+    assert!(watched.stderr.contains("dashboard at http://127.0.0.1:"), "{}", watched.stderr);
+    let parsed = brisk(&["count", "--dashboard", "--threads", "0", "g_nulls.csv"]);
+    assert!(parsed.stderr.contains("--threads must be at least 1"), "{}", parsed.stderr);
 }
 
 /// The first `update` event of the dashboard at `addr`.

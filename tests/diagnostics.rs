@@ -299,10 +299,20 @@ fn the_dashboard_shows_a_compute_live_as_it_runs() {
     {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(dashboard.addr()).unwrap();
-        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(s, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
         s.read_to_string(&mut page).unwrap();
     }
     assert!(page.contains("<div id=\"live\">") && page.contains("new EventSource('events')"));
+    // A request naming another host (DNS rebinding) is refused.
+    let mut refused = String::new();
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(dashboard.addr()).unwrap();
+        write!(s, "GET /events HTTP/1.1\r\nHost: rebound.example:80\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        s.read_to_string(&mut refused).unwrap();
+    }
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     let mut updates = Updates::open(dashboard.addr());
     let idle = updates.next();
     assert_eq!(attribute(&idle, "summary", "data-running"), 0, "{idle}");

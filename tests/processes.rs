@@ -977,9 +977,19 @@ fn coordination_primitives_reach_tasks_in_worker_processes() {
 fn a_persisted_collection_stays_on_the_workers_and_survives_a_killed_worker() {
     use brisk::client::Client;
     let record = Arc::new(Record::default());
+    let profiler = Arc::new(brisk::diagnostics::Profiler::new());
     let (cluster, processes) = local_with(&spawn(2, 1));
-    let cluster = cluster.callback_arc(record.clone());
+    let cluster = cluster.callback_arc(record.clone()).callback_arc(profiler.clone());
     let client = Client::new(&cluster);
+    // Each task of a compute is told done once, those a persist holds too (at
+    // once), those run again after a loss not twice.
+    let told_once = |from: usize| {
+        let tasks = profiler.profile().tasks;
+        let keys: Vec<Key> = tasks[from..].iter().map(|t| t.key.clone()).collect();
+        let distinct: HashSet<Key> = keys.iter().cloned().collect();
+        assert_eq!(distinct.len(), keys.len(), "a task told done twice");
+        distinct
+    };
     // Kept results are not made again by the computes built on them.
     let dir = tempfile::tempdir().unwrap();
     let at = dir.path().to_string_lossy().into_owned();
@@ -1001,8 +1011,11 @@ fn a_persisted_collection_stays_on_the_workers_and_survives_a_killed_worker() {
     // Built on it: the chunks are not made again, and the bits are the threads'.
     let mean = persisted.mean(Axes::all());
     let want: f64 = threads.compute(&mean).unwrap();
+    let mark = profiler.profile().tasks.len();
     let got = client.compute(&mean).result(Some(Duration::from_secs(60))).unwrap();
     assert_eq!(got.to_bits(), want.to_bits());
+    let told = told_once(mark);
+    assert!(told.is_superset(&chunks), "the held chunks are told done");
     let sums = persisted.sum(Axes::from([0])).unwrap();
     let got = client.compute(&sums).result(Some(Duration::from_secs(60))).unwrap();
     assert_eq!(got, threads.compute(&sums).unwrap());
@@ -1013,8 +1026,10 @@ fn a_persisted_collection_stays_on_the_workers_and_survives_a_killed_worker() {
     let (victim, _) = processes[0];
     signal(victim, "-KILL");
     let again = persisted.mean(Axes::from([1])).unwrap();
+    let mark = profiler.profile().tasks.len();
     let got = client.compute(&again).result(Some(Duration::from_secs(60))).unwrap();
     assert_eq!(got, threads.compute(&again).unwrap());
+    told_once(mark);
     // Let go: the survivor holds nothing.
     drop(persisted);
     let survivor = processes[1].1;

@@ -232,10 +232,8 @@ pub(crate) struct Job {
     keys: Vec<Key>,
     ops: Vec<serde_bytes::ByteBuf>,
     /// The ops' names, each once, and the index of each task's there: what
-    /// callbacks are told of it (empty: its key's kind).
-    #[serde(default)]
+    /// callbacks are told of it.
     op_names: Vec<String>,
-    #[serde(default)]
     op_of: Vec<u32>,
     dep_start: Vec<u32>,
     deps: Vec<u32>,
@@ -341,8 +339,8 @@ impl Job {
 
     /// Task `t`'s op name, as callbacks are told it.
     pub(crate) fn op_name(&self, t: usize) -> &str {
-        match self.op_of.get(t) {
-            Some(&at) => &self.op_names[at as usize],
+        match self.op_of.get(t).and_then(|&at| self.op_names.get(at as usize)) {
+            Some(name) => name,
             None => kind(&self.keys[t]),
         }
     }
@@ -504,6 +502,8 @@ struct Drive {
     first: usize,
     /// When each running task was sent (for the callbacks' records).
     sent_at: Vec<Option<std::time::Instant>>,
+    /// Whether the callbacks were told the task is done.
+    told: Vec<bool>,
     /// The time each running task was expected to take when sent.
     expected: Vec<f64>,
     /// Results that cannot leave their worker: their dependents run there.
@@ -619,6 +619,7 @@ pub(crate) async fn drive(
         tries: vec![0; n],
         unkept: vec![false; n],
         sent_at: vec![None; n],
+        told: vec![false; n],
         kept_any: false,
         external: vec![None; n],
         job,
@@ -645,6 +646,7 @@ pub(crate) async fn drive(
             }
         }
         d.reconcile();
+        d.tell_held();
         // Outputs already held: fetched from where they are.
         if !d.job.keep {
             for i in 0..d.job.outputs.len() {
@@ -899,7 +901,8 @@ impl Drive {
             let size = self.sizes.entry(kind(&self.job.keys[task]).to_string()).or_default();
             *size = (size.0 + nbytes, size.1 + 1);
         }
-        if !self.callbacks.is_empty() {
+        // Told once: a task run again (its result lost) is not counted twice.
+        if !self.callbacks.is_empty() && !std::mem::replace(&mut self.told[task], true) {
             let key = &self.job.keys[task];
             let now = std::time::Instant::now();
             let bytes_in = self.job.deps(task).iter().map(|&d| self.nbytes[d as usize]).sum();
@@ -912,17 +915,11 @@ impl Drive {
                 bytes_in,
                 bytes_out: nbytes,
             };
-            let here = &self.workers[worker];
-            let held = self.workers.iter().filter(|w| w.alive).map(|w| w.held).sum();
-            let limit =
-                self.workers.iter().filter(|w| w.alive).map(|w| w.member.memory_limit).sum();
             for cb in &self.callbacks {
                 if read > 0 {
                     cb.task_read(key, worker, read);
                 }
                 cb.task_done(&done);
-                cb.memory(held, limit);
-                cb.worker_memory(worker, here.held, here.member.memory_limit);
                 cb.task_finished(key, worker);
             }
         }
@@ -931,7 +928,54 @@ impl Drive {
             self.left[dep] -= 1;
             self.free_if_done(dep);
         }
+        self.tell_memory(worker);
         self.completed(task, worker);
+    }
+
+    /// Tells the callbacks the results held now, by all workers and by `worker`.
+    fn tell_memory(&self, worker: usize) {
+        if self.callbacks.is_empty() {
+            return;
+        }
+        let alive = self.workers.iter().filter(|w| w.alive);
+        let held = alive.clone().map(|w| w.held).sum();
+        let limit = alive.map(|w| w.member.memory_limit).sum();
+        let here = &self.workers[worker];
+        for cb in &self.callbacks {
+            cb.memory(held, limit);
+            cb.worker_memory(worker, here.held, here.member.memory_limit);
+        }
+    }
+
+    /// Tells the callbacks of the tasks that will not run because an earlier
+    /// persist holds their results (or what needs them): done at once, taking
+    /// no time, as views are, so the plan's count is reached.
+    fn tell_held(&mut self) {
+        if self.callbacks.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        for task in 0..self.job.len() {
+            let worker = match self.state[task] {
+                State::Held { worker } => worker,
+                State::Gone => 0,
+                _ => continue,
+            };
+            self.told[task] = true;
+            let done = brisk_scheduler::TaskDone {
+                key: &self.job.keys[task],
+                op: self.job.op_name(task),
+                worker,
+                start: now,
+                end: now,
+                bytes_in: 0,
+                bytes_out: 0,
+            };
+            for cb in &self.callbacks {
+                cb.task_done(&done);
+                cb.task_finished(done.key, worker);
+            }
+        }
     }
 
     /// Makes the item task `task` a view of its list's result where that is held:
@@ -953,7 +997,7 @@ impl Drive {
         self.pinned[task] = self.pinned[list];
         // For placement: the list's bytes shared among its items.
         self.nbytes[task] = self.nbytes[list] / self.job.dependents(list).len().max(1) as u64;
-        if !self.callbacks.is_empty() {
+        if !self.callbacks.is_empty() && !std::mem::replace(&mut self.told[task], true) {
             // Done, as a task that takes no time (it is one on threads).
             let now = std::time::Instant::now();
             let done = brisk_scheduler::TaskDone {

@@ -49,6 +49,8 @@ struct ComputeRequest {
     /// The fingerprint of the client's ops: the workers' must be the same.
     ops: u64,
     job: Job,
+    /// Whether the client's callbacks listen: else only outputs come back.
+    listening: bool,
 }
 
 /// One reply of a `compute` call: progress as it happens, then the outputs in
@@ -144,7 +146,38 @@ fn tell(callbacks: &[Arc<dyn Callback>], event: &Progress) {
 /// The scheduler's state: the workers registered, as a cluster.
 struct Hub {
     cluster: Arc<Cluster>,
+    listeners: Listeners,
 }
+
+/// Tells a scheduler's listeners a compute finished when dropped: with its
+/// failure's message (`Some` until it is known to have succeeded).
+struct Finish {
+    watching: Vec<Arc<dyn Callback>>,
+    tasks: usize,
+    started: std::time::Instant,
+    failure: Option<String>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let stats = brisk_scheduler::ComputeStats {
+            tasks: self.tasks,
+            tasks_run: if self.failure.is_none() { self.tasks } else { 0 },
+            elapsed: self.started.elapsed(),
+            ..Default::default()
+        };
+        let error = self
+            .failure
+            .take()
+            .map(|message| brisk_scheduler::Error::Backend(BackendError::Cluster(message)));
+        for cb in &self.watching {
+            cb.finish(&stats, error.as_ref());
+        }
+    }
+}
+
+/// What hears every compute a scheduler runs (a dashboard).
+type Listeners = Arc<std::sync::RwLock<Vec<Arc<dyn Callback>>>>;
 
 impl Node for Hub {
     const KIND: &'static str = "scheduler";
@@ -162,6 +195,7 @@ impl Node for Hub {
         }
         async move {
             let cluster = self.cluster.clone();
+            let listeners = self.listeners.clone();
             match action.r#type.as_str() {
                 "hello" => {
                     one_reply(&SchedulerHello { version: VERSION.into(), workers: cluster.status() })
@@ -221,7 +255,10 @@ impl Node for Hub {
                             let _ = events.unbounded_send(Progress::Settled(place as u32, outcome));
                         }) as brisk_scheduler::Settle
                     });
-                    let forward: Arc<dyn Callback> = Arc::new(Forward(events));
+                    // Task events go back only to a client that listens.
+                    let forward = request
+                        .listening
+                        .then(|| Arc::new(Forward(events)) as Arc<dyn Callback>);
                     // Started now, so progress flows while the outputs wait.
                     let values = tokio::spawn(blocking(move || {
                         if let Some(m) = cluster.members().iter().find(|m| m.ops != request.ops) {
@@ -230,10 +267,12 @@ impl Node for Hub {
                                 m.addr, m.ops, request.ops
                             )));
                         }
-                        // This process's own listeners (a dashboard) hear every
+                        // The scheduler's own listeners (a dashboard) hear every
                         // compute it runs, from start to finish.
-                        let watching = brisk_scheduler::ambient_callbacks();
-                        let started = std::time::Instant::now();
+                        let watching: Vec<Arc<dyn Callback>> = listeners
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .clone();
                         let tasks = request.job.len();
                         if !watching.is_empty() {
                             let ops = request.job.op_counts();
@@ -242,22 +281,19 @@ impl Node for Hub {
                                 cb.planned(&ops);
                             }
                         }
-                        let callbacks: Vec<Arc<dyn Callback>> =
-                            std::iter::once(forward).chain(watching.iter().cloned()).collect();
-                        let out = cluster.run_kept(request.job, &callbacks, cancel.boxed(), settle);
-                        let stats = brisk_scheduler::ComputeStats {
+                        let callbacks: Vec<Arc<dyn Callback>> = forward
+                            .into_iter()
+                            .chain(watching.iter().cloned())
+                            .collect();
+                        // Told it finished, even if the compute panics.
+                        let mut finish = Finish {
+                            watching,
                             tasks,
-                            tasks_run: if out.is_ok() { tasks } else { 0 },
-                            elapsed: started.elapsed(),
-                            ..Default::default()
+                            started: std::time::Instant::now(),
+                            failure: Some("the compute panicked".into()),
                         };
-                        // Listeners hear the failure's message (the error itself goes back).
-                        let error = out.as_ref().err().map(|e| {
-                            brisk_scheduler::Error::Backend(BackendError::Cluster(e.to_string()))
-                        });
-                        for cb in &watching {
-                            cb.finish(&stats, error.as_ref());
-                        }
+                        let out = cluster.run_kept(request.job, &callbacks, cancel.boxed(), settle);
+                        finish.failure = out.as_ref().err().map(|e| e.to_string());
                         out
                     }));
                     // Progress in batches as it comes; it ends when the compute
@@ -311,6 +347,7 @@ async fn blocking<T: Send + 'static>(
 pub struct SchedulerServer {
     serving: Serving,
     _cluster: Arc<Cluster>,
+    listeners: Listeners,
 }
 
 impl SchedulerServer {
@@ -323,14 +360,21 @@ impl SchedulerServer {
     ) -> Result<SchedulerServer, BackendError> {
         let cluster = Arc::new(Cluster::new(timing, security.clone())?);
         cluster.watch();
-        let hub = Hub { cluster: cluster.clone() };
+        let listeners = Listeners::default();
+        let hub = Hub { cluster: cluster.clone(), listeners: listeners.clone() };
         let serving = Serving::start(listen, security, |_| hub).map_err(|e| {
             BackendError::Cluster(match e.kind() {
                 std::io::ErrorKind::PermissionDenied => e.to_string(),
                 _ => format!("cannot listen on {listen}: {e}"),
             })
         })?;
-        Ok(SchedulerServer { serving, _cluster: cluster })
+        Ok(SchedulerServer { serving, _cluster: cluster, listeners })
+    }
+
+    /// Adds `callback` to every compute this scheduler runs for its clients,
+    /// from now on (a dashboard).
+    pub fn add_callback(&self, callback: Arc<dyn Callback>) {
+        self.listeners.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(callback);
     }
 
     /// The address it listens on.
@@ -758,7 +802,7 @@ impl Remote {
         kept: &std::sync::Mutex<Vec<(SocketAddr, u64)>>,
     ) -> Result<Vec<Value>, BackendError> {
         self.hello()?;
-        let request = ComputeRequest { ops: self.ops, job };
+        let request = ComputeRequest { ops: self.ops, job, listening: !callbacks.is_empty() };
         let mut outputs = Vec::new();
         let body = encode(&request).map_err(cluster_error(self.addr))?;
         let cancel = each.map(|each| crate::cluster::cancelled(each.cancel.clone(), "let go"));

@@ -93,8 +93,9 @@ pub trait Callback: Send + Sync {
     /// The bytes of results held now against the memory budget (after each
     /// task, and after each spill).
     fn memory(&self, _held: u64, _budget: u64) {}
-    /// The bytes of results one worker process holds now against its memory
-    /// limit (after each of its tasks; computes on worker processes only).
+    /// The bytes of this compute's results one worker process holds now,
+    /// against its memory limit (after each of its tasks; computes on worker
+    /// processes only; results of other computes and persists not counted).
     fn worker_memory(&self, _worker: usize, _held: u64, _limit: u64) {}
     /// Results written to the spill store: their bytes in memory.
     fn spilled(&self, _bytes: u64) {}
@@ -106,7 +107,7 @@ pub trait Callback: Send + Sync {
 
 /// How many tasks of each op `plan` has, by op name, in name order: what
 /// [`Callback::planned`] is told.
-pub fn op_counts(plan: &brisk_graph::Plan) -> Vec<(String, usize)> {
+pub(crate) fn op_counts(plan: &brisk_graph::Plan) -> Vec<(String, usize)> {
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..plan.len() {
         *counts.entry(plan.op(i).name()).or_default() += 1;

@@ -47,10 +47,8 @@ mod threads;
 pub use allocator::{settle_allocator, settle_worker_allocator};
 pub use backend::{Backend, BackendError, Each, Held, Settle};
 pub use budget::default_memory_budget;
-pub use callback::{Callback, ComputeStats, TaskDone, op_counts};
+pub use callback::{Callback, ComputeStats, TaskDone};
 pub use error::{Error, Result};
 pub use ranked::Ranked;
-pub use scheduler::{
-    Compute, Scheduler, ambient_callbacks, compute_all, default_scheduler, with_callback,
-};
+pub use scheduler::{Compute, Scheduler, compute_all, default_scheduler, with_callback};
 pub use spill::{SpillStore, Spilled};

@@ -253,8 +253,10 @@ impl Scheduler {
         let budget = crate::budget::Budget::new(&plan, budget);
         let callbacks = self.all_callbacks();
         let exec = Execution::new(&plan, &callbacks, &budget, self.spill_dir.clone());
+        let pool = self.pool()?;
+        // Told once nothing can fail before the compute's end is told too.
         crate::callback::tell_start(&callbacks, &plan);
-        let (threads, (ran, outcome)) = match self.pool()? {
+        let (threads, (ran, outcome)) = match pool {
             // A compute started from inside one of this pool's tasks cannot get the
             // pool's threads (they are all busy running the outer compute): run it
             // on this thread instead of waiting forever.
@@ -440,9 +442,8 @@ pub fn with_callback<R>(callback: Arc<dyn Callback>, f: impl FnOnce() -> R) -> R
     f()
 }
 
-/// The callbacks [`with_callback`] adds to every compute of this process now:
-/// for what runs computes without a [`Scheduler`] (a scheduler process's plans).
-pub fn ambient_callbacks() -> Vec<Arc<dyn Callback>> {
+/// The callbacks [`with_callback`] adds to every compute of this process now.
+fn ambient_callbacks() -> Vec<Arc<dyn Callback>> {
     AMBIENT.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 

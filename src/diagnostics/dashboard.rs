@@ -44,7 +44,7 @@ pub struct WorkerMemory {
 
 /// Where the workers table comes from when the computes' own accounts are not
 /// enough (a scheduler process between computes).
-type WorkerSource = Box<dyn Fn() -> Vec<WorkerMemory> + Send + Sync>;
+type WorkerSource = Arc<dyn Fn() -> Vec<WorkerMemory> + Send + Sync>;
 
 /// A live dashboard of every compute it listens to (Dask's dashboard),
 /// served on an HTTP address until it is dropped: open its
@@ -117,7 +117,7 @@ impl Dashboard {
     /// workers, heard between computes too) instead of from the computes.
     pub fn workers_from(&self, source: impl Fn() -> Vec<WorkerMemory> + Send + Sync + 'static) {
         *self.live.workers_from.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Box::new(source));
+            Some(Arc::new(source));
         self.live.changed();
     }
 
@@ -146,24 +146,62 @@ async fn serve(
 ) {
     use axum::routing::get;
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let page = {
         let live = live.clone();
-        move || {
+        move |headers: axum::http::HeaderMap| {
             let html = page(&live.render());
-            async move { axum::response::Html(html) }
+            async move {
+                match refused(loopback, &headers) {
+                    Some(refusal) => Err(refusal),
+                    None => Ok(axum::response::Html(html)),
+                }
+            }
         }
     };
     let events = {
         let stopped = stopped.clone();
-        move || {
+        move |headers: axum::http::HeaderMap| {
             let stream = events(live.clone(), stopped.clone());
-            async move { axum::response::sse::Sse::new(stream) }
+            async move {
+                match refused(loopback, &headers) {
+                    Some(refusal) => Err(refusal),
+                    None => Ok(axum::response::sse::Sse::new(stream)),
+                }
+            }
         }
     };
     let app = axum::Router::new().route("/", get(page)).route("/events", get(events));
     tokio::select! {
         _ = axum::serve(listener, app) => {}
         _ = stopped.wait_for(|stop| *stop) => {}
+    }
+}
+
+/// Why a request is refused, if it is: on a loopback address, one naming
+/// another host (a web page elsewhere reaching it through a name it made point
+/// here: DNS rebinding).
+fn refused(
+    loopback: bool,
+    headers: &axum::http::HeaderMap,
+) -> Option<(axum::http::StatusCode, &'static str)> {
+    if !loopback {
+        return None;
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let local = name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match local {
+        true => None,
+        false => Some((
+            axum::http::StatusCode::FORBIDDEN,
+            "this dashboard answers only to a loopback address or localhost\n",
+        )),
     }
 }
 
@@ -274,9 +312,9 @@ impl Live {
 
     /// The views as they are now.
     fn render(&self) -> String {
-        let source = self.workers_from.lock().unwrap_or_else(PoisonError::into_inner);
-        let workers = source.as_ref().map(|source| source());
-        drop(source);
+        // Called with no lock held: it may take its time, or look here.
+        let source = self.workers_from.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let workers = source.map(|source| source());
         let s = self.lock();
         let mut h = String::new();
         let doing = match s.running {
@@ -466,6 +504,19 @@ impl Callback for Live {
         s.running = s.running.saturating_sub(1);
         s.finished += 1;
         s.failed += usize::from(error.is_some());
+        if s.running == 0 {
+            // Nothing is held for the computes any more (their outputs are the
+            // callers'); worker numbers mean other workers in the next one.
+            s.held = 0;
+            s.workers.clear();
+            let at = self.since(Instant::now());
+            if let Some(budget) = s.memory.back().map(|m| m.budget) {
+                s.memory.push_back(MemorySample { at, held: 0, budget });
+                if s.memory.len() > MEMORY_SAMPLES {
+                    s.memory.pop_front();
+                }
+            }
+        }
         drop(s);
         self.changed();
     }

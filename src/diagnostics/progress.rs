@@ -83,6 +83,10 @@ impl ProgressBar {
 
 impl Callback for ProgressBar {
     fn start(&self, tasks: usize) {
+        // Each compute counted (and timed) from its start.
+        self.done.store(0, Ordering::Relaxed);
+        self.read.store(0, Ordering::Relaxed);
+        self.bar.reset();
         self.tasks.store(tasks.max(1), Ordering::Relaxed);
         if !self.by_bytes() {
             self.bar.set_length(tasks.max(1) as u64);

@@ -115,9 +115,10 @@ pub(crate) struct SchedulerArgs {
     /// 127.0.0.0/8 (`0.0.0.0:8786` for every interface) it needs --token or TLS.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8786")]
     listen: SocketAddr,
-    /// Serve a live dashboard of the computes it runs and its workers' memory
-    /// at ADDR, PORT or HOST:PORT (default 127.0.0.1:8787).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DASHBOARD, value_parser = dashboard_addr)]
+    /// Serve a live dashboard of the computes it runs and its workers' memory:
+    /// `--dashboard` on 127.0.0.1:8787, `--dashboard=PORT` or
+    /// `--dashboard=HOST:PORT` elsewhere.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = DASHBOARD, value_parser = dashboard_addr)]
     dashboard: Option<SocketAddr>,
     #[command(flatten)]
     security: SecurityArgs,
@@ -176,8 +177,10 @@ pub(crate) fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
         }
     };
     let dashboard = serve_dashboard(at)?;
+    let server = std::sync::Arc::new(server);
+    let heard = server.clone();
     dashboard.workers_from(move || {
-        server
+        heard
             .workers()
             .into_iter()
             .map(|w| brisk::diagnostics::WorkerMemory {
@@ -188,12 +191,11 @@ pub(crate) fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
             })
             .collect()
     });
-    // Every compute this process runs for its clients is heard.
-    brisk::scheduler::with_callback(dashboard.callback(), || {
-        loop {
-            std::thread::park();
-        }
-    })
+    // Every compute it runs for its clients is heard.
+    server.add_callback(dashboard.callback());
+    loop {
+        std::thread::park();
+    }
 }
 
 /// This machine's name, for the addresses printed (or a placeholder).

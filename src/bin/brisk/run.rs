@@ -62,10 +62,10 @@ pub(crate) struct Run {
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
     /// Serve a live dashboard while the command runs (progress per operation,
-    /// the task stream, memory held, each worker's memory) at ADDR, PORT or
-    /// HOST:PORT (default 127.0.0.1:8787; port 0 picks a free one); open the
-    /// address it prints in a browser.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::cluster::DASHBOARD, value_parser = crate::cluster::dashboard_addr)]
+    /// the task stream, memory held, each worker's memory): `--dashboard` on
+    /// 127.0.0.1:8787, `--dashboard=PORT` or `--dashboard=HOST:PORT` elsewhere
+    /// (port 0 picks a free one); open the address it prints in a browser.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = crate::cluster::DASHBOARD, value_parser = crate::cluster::dashboard_addr)]
     dashboard: Option<std::net::SocketAddr>,
 }
 
