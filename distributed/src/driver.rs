@@ -954,7 +954,6 @@ impl Drive {
         if self.callbacks.is_empty() {
             return;
         }
-        let now = std::time::Instant::now();
         for task in 0..self.job.len() {
             let worker = match self.state[task] {
                 State::Held { worker } => worker,
@@ -962,19 +961,26 @@ impl Drive {
                 _ => continue,
             };
             self.told[task] = true;
-            let done = brisk_scheduler::TaskDone {
-                key: &self.job.keys[task],
-                op: self.job.op_name(task),
-                worker,
-                start: now,
-                end: now,
-                bytes_in: 0,
-                bytes_out: 0,
-            };
-            for cb in &self.callbacks {
-                cb.task_done(&done);
-                cb.task_finished(done.key, worker);
-            }
+            self.tell_done_at_once(task, worker, 0, 0);
+        }
+    }
+
+    /// Tells the callbacks `task` is done on `worker` now, having taken no
+    /// time (a view, or a result a persist holds).
+    fn tell_done_at_once(&self, task: usize, worker: usize, bytes_in: u64, bytes_out: u64) {
+        let now = std::time::Instant::now();
+        let done = brisk_scheduler::TaskDone {
+            key: &self.job.keys[task],
+            op: self.job.op_name(task),
+            worker,
+            start: now,
+            end: now,
+            bytes_in,
+            bytes_out,
+        };
+        for cb in &self.callbacks {
+            cb.task_done(&done);
+            cb.task_finished(done.key, worker);
         }
     }
 
@@ -999,21 +1005,10 @@ impl Drive {
         self.nbytes[task] = self.nbytes[list] / self.job.dependents(list).len().max(1) as u64;
         if !self.callbacks.is_empty() && !std::mem::replace(&mut self.told[task], true) {
             // Done, as a task that takes no time (it is one on threads).
-            let now = std::time::Instant::now();
-            let done = brisk_scheduler::TaskDone {
-                key: &self.job.keys[task],
-                op: self.job.op_name(task),
-                worker,
-                start: now,
-                end: now,
-                bytes_in: self.nbytes[list],
-                bytes_out: self.nbytes[task],
-            };
             for cb in &self.callbacks {
-                cb.task_started(done.key, worker);
-                cb.task_done(&done);
-                cb.task_finished(done.key, worker);
+                cb.task_started(&self.job.keys[task], worker);
             }
+            self.tell_done_at_once(task, worker, self.nbytes[list], self.nbytes[task]);
         }
         self.completed(task, worker);
     }

@@ -433,21 +433,18 @@ impl Callback for Live {
     }
 
     fn task_done(&self, done: &TaskDone<'_>) {
-        let record = TaskRecord {
-            key: done.key.clone(),
-            op: done.op.to_string(),
-            worker: done.worker,
-            start: self.since(done.start),
-            end: self.since(done.end),
-            bytes_in: done.bytes_in,
-            bytes_out: done.bytes_out,
-        };
+        let record = TaskRecord::of(done, self.started);
         let mut s = self.lock();
         s.done += 1;
-        s.ops
-            .entry(record.op.clone())
-            .or_insert_with(|| OpRow { op: record.op.clone(), ..OpRow::default() })
-            .add(&record);
+        // The op's row is there after the first of its tasks: no key copied.
+        match s.ops.get_mut(&record.op) {
+            Some(row) => row.add(&record),
+            None => {
+                let mut row = OpRow { op: record.op.clone(), ..OpRow::default() };
+                row.add(&record);
+                s.ops.insert(record.op.clone(), row);
+            }
+        }
         if s.recent.len() == RECENT_TASKS {
             s.recent.pop_front();
         }

@@ -49,6 +49,21 @@ pub struct TaskRecord {
     pub bytes_out: u64,
 }
 
+impl TaskRecord {
+    /// The record of `done`, its times from `origin`.
+    pub(crate) fn of(done: &TaskDone<'_>, origin: Instant) -> TaskRecord {
+        TaskRecord {
+            key: done.key.clone(),
+            op: done.op.to_string(),
+            worker: done.worker,
+            start: done.start.saturating_duration_since(origin),
+            end: done.end.saturating_duration_since(origin),
+            bytes_in: done.bytes_in,
+            bytes_out: done.bytes_out,
+        }
+    }
+}
+
 /// A memory sample: results held against the budget, at a time from the
 /// profiler's start.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -113,15 +128,7 @@ impl Profiler {
 
 impl Callback for Profiler {
     fn task_done(&self, done: &TaskDone<'_>) {
-        let record = TaskRecord {
-            key: done.key.clone(),
-            op: done.op.to_string(),
-            worker: done.worker,
-            start: self.since(done.start),
-            end: self.since(done.end),
-            bytes_in: done.bytes_in,
-            bytes_out: done.bytes_out,
-        };
+        let record = TaskRecord::of(done, self.started);
         self.lock().tasks.push(record);
     }
 
