@@ -29,7 +29,10 @@
 //!
 //! - `frame`: [`Frame`] and its per-partition ops; `table`: the computed [`Table`];
 //!   `batches`: record-batch plumbing the ops share.
-//! - `sources`: paths, directories, globs and lists to files, for every reader.
+//! - `sources`: paths, directories, globs, URLs and lists to files, for every
+//!   reader, and a file opened for reading by position.
+//! - `store`: object stores (`s3://`, `gs://`, `az://`, `http(s)://`): ranged
+//!   reads, listings and multipart uploads through the `object_store` crate.
 //! - `csv/`: options and `read_csv`, schema inference, the splitter (with a design
 //!   note, `csv/README.md`), the block-read op and its quote-free fast path.
 //! - `parquet`, `write`: Parquet and CSV output and Parquet input.
@@ -65,6 +68,7 @@ mod parquet;
 mod parquet_off;
 mod sort;
 mod sources;
+mod store;
 mod table;
 mod write;
 
@@ -85,6 +89,7 @@ pub use parquet::{ParquetSink, read_parquet};
 #[cfg(not(feature = "parquet"))]
 pub use parquet_off::read_parquet;
 pub use sources::Sources;
+pub use store::{StorageOptions, is_url, upload_file};
 pub use table::Table;
 
 /// Registers every op of this crate, so encoded graphs can be decoded by op name.

@@ -1,6 +1,8 @@
 //! Parquet: `read_parquet` (one partition per row group, only the columns asked
 //! for) and `to_parquet` (one file, or a directory with a file per partition),
-//! written under a temporary name and renamed when complete.
+//! written under a temporary name and renamed when complete. From an object
+//! store a read fetches the footer, then per row group the byte ranges of the
+//! columns asked for, in parallel; nothing else of the object.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,15 +15,18 @@ use brisk_core::{Error as CoreError, Key, Op, OpKind, Value};
 use brisk_graph::{Layer, Task, token};
 use brisk_scheduler::Scheduler;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::errors::ParquetError;
 use serde::{Deserialize, Serialize};
 
 use crate::batches::first_batch;
 use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
-use crate::sources::{FileStamp, Sources, modified};
-use crate::write::{Writes, check_target, pending, persist};
+use crate::sources::{FileStamp, Input, Sources, modified};
+use crate::store::StorageOptions;
+use crate::write::{Writes, check_target, local_of, pending, persist, url_of, write_to_store};
 use crate::{Error, Result};
 
 /// One row group of a Parquet file, with the columns kept (by index).
@@ -33,28 +38,161 @@ pub(crate) struct ReadRowGroup {
     /// The file as it was when the graph was built: a row group of a file
     /// rewritten since (its footer elsewhere) is an error, not other data.
     stamp: FileStamp,
+    /// The object stores' settings, for URLs.
+    #[serde(default)]
+    storage: StorageOptions,
+}
+
+/// A Parquet file's bytes: a local file, or the pieces of an object a read
+/// fetched (its footer, the column chunks it reads); asking for other bytes is
+/// an error, never a request per page.
+enum ParquetBytes {
+    File(File),
+    Pieces { len: u64, pieces: Vec<(u64, bytes::Bytes)> },
+}
+
+impl parquet::file::reader::Length for ParquetBytes {
+    fn len(&self) -> u64 {
+        match self {
+            ParquetBytes::File(f) => parquet::file::reader::Length::len(f),
+            ParquetBytes::Pieces { len, .. } => *len,
+        }
+    }
+}
+
+impl parquet::file::reader::ChunkReader for ParquetBytes {
+    type T = Box<dyn std::io::Read>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        match self {
+            ParquetBytes::File(f) => Ok(Box::new(f.get_read(start)?)),
+            ParquetBytes::Pieces { .. } => {
+                let piece = self.piece(start, 0)?;
+                Ok(Box::new(std::io::Cursor::new(piece)))
+            }
+        }
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        match self {
+            ParquetBytes::File(f) => f.get_bytes(start, length),
+            ParquetBytes::Pieces { .. } => self.piece(start, length).map(|b| b.slice(..length)),
+        }
+    }
+}
+
+impl ParquetBytes {
+    /// The fetched bytes from `start` to the end of their piece, holding at least
+    /// `length`.
+    fn piece(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        let ParquetBytes::Pieces { pieces, .. } = self else {
+            return Err(ParquetError::General("not a fetched object".into()));
+        };
+        pieces
+            .iter()
+            // A reader from `start` needs a piece with at least one byte there.
+            .find(|(at, b)| *at <= start && start + length.max(1) as u64 <= at + b.len() as u64)
+            .map(|(at, b)| b.slice((start - at) as usize..))
+            .ok_or_else(|| {
+                ParquetError::General(format!(
+                    "bytes {start}..{} were not fetched (a footer or column chunk that lies elsewhere)",
+                    start + length as u64
+                ))
+            })
+    }
+
+    /// An object's footer: the last 64 KiB, or, for a larger footer, the bytes
+    /// its length says.
+    fn footer(input: &Input, len: u64) -> std::io::Result<(u64, bytes::Bytes)> {
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        if len < 12 {
+            return Err(bad("too short for a Parquet file (no footer)"));
+        }
+        let from = len.saturating_sub(64 << 10);
+        let mut tail = Vec::new();
+        input.read_into(from, (len - from) as usize, &mut tail)?;
+        let n = tail.len();
+        if &tail[n - 4..] != b"PAR1" {
+            return Err(bad("no Parquet footer at its end (is it a Parquet file?)"));
+        }
+        let meta =
+            u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]));
+        let need = meta + 8;
+        if need <= n as u64 {
+            return Ok((from, tail.into()));
+        }
+        if need > len {
+            return Err(bad("its footer says it is longer than the file"));
+        }
+        let mut whole = Vec::new();
+        input.read_into(len - need, need as usize, &mut whole)?;
+        Ok((len - need, whole.into()))
+    }
+
+    /// The file at `path` (local or a URL) opened as `stamp` says it was; an
+    /// object's footer fetched.
+    fn open(
+        path: &str,
+        storage: &StorageOptions,
+        stamp: &FileStamp,
+    ) -> brisk_core::Result<(ParquetBytes, Input)> {
+        let input = Input::open(path, storage, stamp)?;
+        let bytes = match &input {
+            Input::File(f) => ParquetBytes::File(
+                f.try_clone().map_err(|e| CoreError::user(format!("{path}: cannot read: {e}")))?,
+            ),
+            Input::Object { .. } => {
+                let len = stamp.len();
+                let footer = ParquetBytes::footer(&input, len)
+                    .map_err(|e| CoreError::user(format!("{path}: cannot read: {e}")))?;
+                ParquetBytes::Pieces { len, pieces: vec![footer] }
+            }
+        };
+        Ok((bytes, input))
+    }
 }
 
 impl OpKind for ReadRowGroup {
     const NAME: &'static str = "frame.read-parquet";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        let fail = |e: &dyn std::fmt::Display| CoreError::user(format!("{}: {e}", self.path));
-        let f = File::open(&self.path).map_err(|e| fail(&e))?;
-        self.stamp.check(&self.path, Some(&f))?;
-        let batch = self.read(f);
+        let (bytes, input) = ParquetBytes::open(&self.path, &self.storage, &self.stamp)?;
+        let batch = self.read(bytes, &input);
         // Checked again after reading: a file changed meanwhile fails whole (a
-        // read error it caused is reported as that change).
-        self.stamp.check(&self.path, None)?;
+        // read error it caused is reported as that change; an object's reads
+        // each ask for the version stamped).
+        self.stamp.recheck(&self.path)?;
         batch
     }
 }
 
 impl ReadRowGroup {
-    /// The row group (its columns kept) as one batch.
-    fn read(&self, f: File) -> brisk_core::Result<Value> {
+    /// The row group (its columns kept) as one batch; from an object, the
+    /// columns' chunks fetched first, together.
+    fn read(&self, bytes: ParquetBytes, input: &Input) -> brisk_core::Result<Value> {
         let fail = |e: &dyn std::fmt::Display| CoreError::user(format!("{}: {e}", self.path));
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fail(&e))?;
+        let loaded = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default())
+            .map_err(|e| fail(&e))?;
+        let mut bytes = bytes;
+        if let (Input::Object { .. }, ParquetBytes::Pieces { pieces, .. }) = (input, &mut bytes) {
+            let meta = loaded.metadata().clone();
+            let group = meta.row_groups().get(self.row_group).ok_or_else(|| {
+                fail(&format!("has no row group {} (it changed)", self.row_group))
+            })?;
+            let schema = meta.file_metadata().schema_descr();
+            let ranges: Vec<std::ops::Range<u64>> = (0..group.num_columns())
+                .filter(|&leaf| self.columns.contains(&schema.get_column_root_idx(leaf)))
+                .map(|leaf| {
+                    let (start, len) = group.column(leaf).byte_range();
+                    start..start + len
+                })
+                .collect();
+            let fetched =
+                input.read_ranges(&ranges).map_err(|e| fail(&format!("cannot read: {e}")))?;
+            pieces.extend(ranges.iter().map(|r| r.start).zip(fetched));
+        }
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, loaded);
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.columns.iter().copied());
         // The row group's bytes on disk, of the columns read, for progress.
         if let Some(group) = builder.metadata().row_groups().get(self.row_group) {
@@ -94,15 +232,15 @@ fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
     let files = sources.files(&[".parquet", ".pq"])?;
     let mut schema = None;
     let mut tasks = Vec::new();
-    let name = token("read-parquet", &(&files, columns, modified(&files)));
+    let storage = sources.storage();
+    let name = token("read-parquet", &(&files, columns, modified(&files, storage)));
     let base = Key::named(name.as_str());
     let mut indices = Vec::new();
     for (fi, path) in files.iter().enumerate() {
-        let f = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-        let stamp = f
-            .metadata()
-            .map(|m| FileStamp::of(&m))
-            .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        let stamp = FileStamp::of_path(path, storage)?;
+        let text = path.to_string_lossy();
+        let (f, _) = ParquetBytes::open(&text, storage, &stamp)
+            .map_err(|e| file_error(path, e.to_string().replace(&format!("{text}: "), "")))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| file_error(path, format!("not a readable Parquet file: {e}")))?;
         let file_schema = builder.schema().clone();
@@ -138,7 +276,8 @@ fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {
                 path: path.to_string_lossy().into_owned(),
                 row_group: rg,
                 columns: indices.clone(),
-                stamp,
+                stamp: stamp.clone(),
+                storage: storage.clone(),
             };
             tasks.push(Task::root(base.with_index([fi as u32, rg as u32]), Op::data(op)));
         }
@@ -280,15 +419,34 @@ impl Frame {
     /// the partitions are computed, so memory stays within the budget); any other
     /// path becomes a directory of `part-00000.parquet`, ... written in
     /// parallel. Written under a temporary name and renamed when complete. Runs on
-    /// the default scheduler.
+    /// the default scheduler. An object-store URL is written locally under a
+    /// temporary directory and uploaded, each object appearing only once complete.
     pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<usize> {
         self.to_parquet_on(path, brisk_scheduler::default_scheduler())
     }
 
     /// [`to_parquet`](Self::to_parquet) on `scheduler`.
     pub fn to_parquet_on(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+        self.to_parquet_with(path, &StorageOptions::default(), scheduler)
+    }
+
+    /// [`to_parquet_on`](Self::to_parquet_on) with `storage` for an object-store
+    /// URL.
+    pub fn to_parquet_with(
+        &self,
+        path: impl AsRef<Path>,
+        storage: &StorageOptions,
+        scheduler: &Scheduler,
+    ) -> Result<usize> {
         let path = path.as_ref();
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        if let Some(local) = local_of(path)? {
+            return self.to_parquet_with(local, storage, scheduler);
+        }
+        if let Some(url) = url_of(path) {
+            let write = |local: &Path| self.to_parquet_with(local, storage, scheduler);
+            return write_to_store(url, storage, one_file, "out.parquet", write);
+        }
         check_target(path, one_file)?;
         // Removed when dropped unpersisted (on any error) and by a signal
         // handler's `remove_pending`.

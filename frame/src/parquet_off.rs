@@ -25,7 +25,18 @@ impl Frame {
 
     /// [`to_parquet`](Self::to_parquet) on a given scheduler; also
     /// [`Error::MissingFeature`] in this build.
-    pub fn to_parquet_on(&self, path: impl AsRef<Path>, _scheduler: &Scheduler) -> Result<usize> {
+    pub fn to_parquet_on(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+        self.to_parquet_with(path, &crate::StorageOptions::default(), scheduler)
+    }
+
+    /// [`to_parquet_on`](Self::to_parquet_on) with object-store settings; also
+    /// [`Error::MissingFeature`] in this build.
+    pub fn to_parquet_with(
+        &self,
+        path: impl AsRef<Path>,
+        _storage: &crate::StorageOptions,
+        _scheduler: &Scheduler,
+    ) -> Result<usize> {
         Err(Error::MissingFeature {
             what: format!("writing {}", path.as_ref().display()),
             feature: "parquet",

@@ -1,5 +1,7 @@
 //! Writing frames: `to_csv`, one file or a directory of parts, always written
-//! under a temporary name beside the target and renamed when complete.
+//! under a temporary name beside the target and renamed when complete; to an
+//! object store, written locally under a temporary directory and uploaded (an
+//! object appears only once its upload completes).
 
 use std::path::Path;
 
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batches::first_batch;
 use crate::frame::Frame;
+use crate::store::{Location, StorageOptions, is_url};
 use crate::{Error, Result};
 
 /// Writes one partition as a CSV file.
@@ -93,6 +96,71 @@ pub(crate) fn pending(path: &Path, dir: bool) -> Result<PendingOutput> {
     made.map_err(|e| fail(path, format!("cannot create a temporary output beside it: {e}")))
 }
 
+/// The URL `path` names, if it is one (not a local path).
+pub(crate) fn url_of(path: &Path) -> Option<&str> {
+    path.to_str().filter(|s| is_url(s) && crate::store::file_url_path(s).is_none())
+}
+
+/// The local path a `file://` URL names.
+pub(crate) fn local_of(path: &Path) -> Result<Option<std::path::PathBuf>> {
+    match path.to_str().and_then(crate::store::file_url_path) {
+        Some(local) => local.map(Some).map_err(|e| fail(path, e)),
+        None => Ok(None),
+    }
+}
+
+/// Writes an output to the object at `url` (one file, named `file`) or to
+/// objects under it (a directory's files): `write` writes it into a local
+/// temporary directory, then each file is uploaded, an object appearing only
+/// once its upload completes. Parts under a URL that already holds objects are
+/// refused; if one part fails, those uploaded are removed.
+pub(crate) fn write_to_store(
+    url: &str,
+    storage: &StorageOptions,
+    one_file: bool,
+    file: &str,
+    write: impl FnOnce(&Path) -> Result<usize>,
+) -> Result<usize> {
+    let path = Path::new(url);
+    let target = Location::parse(url, storage).map_err(|e| fail(path, e))?;
+    let base = url.trim_end_matches('/');
+    let under = |name: &str| Location::parse(&format!("{base}/{name}"), storage);
+    if !one_file {
+        let held = under("").and_then(|l| l.list(None, &[""])).map_err(|e| fail(path, e))?;
+        if !held.is_empty() {
+            return Err(fail(path, "already holds objects: remove them or choose another URL"));
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| {
+        fail(path, format!("cannot make a temporary directory to write into before uploading: {e}; set TMPDIR to a directory with room"))
+    })?;
+    let local = dir.path().join(if one_file { file } else { "parts" });
+    let rows = write(&local)?;
+    if one_file {
+        target.upload(&local).map_err(|e| fail(path, e))?;
+        return Ok(rows);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&local)
+        .map_err(|e| fail(&local, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    let mut done: Vec<Location> = Vec::new();
+    for name in &names {
+        let sent = under(name).and_then(|l| l.upload(&local.join(name)).map(|()| l));
+        match sent {
+            Ok(l) => done.push(l),
+            Err(e) => {
+                for l in &done {
+                    let _ = l.delete();
+                }
+                return Err(fail(Path::new(&format!("{base}/{name}")), e));
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// Moves a finished output into place.
 pub(crate) fn persist(out: PendingOutput, path: &Path) -> Result<()> {
     out.persist()
@@ -106,13 +174,35 @@ impl Frame {
     /// temporary name beside `path` and renamed when complete: on error nothing is
     /// left behind. An existing directory is not replaced. Runs on the default
     /// scheduler.
+    ///
+    /// `path` may be an object-store URL (`s3://bucket/out.csv`,
+    /// `gs://bucket/parts/`): the output is written locally under a temporary
+    /// directory and uploaded, each object appearing only once complete.
     pub fn to_csv(&self, path: impl AsRef<Path>) -> Result<usize> {
         self.to_csv_on(path, brisk_scheduler::default_scheduler())
     }
 
     /// [`to_csv`](Self::to_csv) on `scheduler`.
     pub fn to_csv_on(&self, path: impl AsRef<Path>, scheduler: &Scheduler) -> Result<usize> {
+        self.to_csv_with(path, &StorageOptions::default(), scheduler)
+    }
+
+    /// [`to_csv_on`](Self::to_csv_on) with `storage` for an object-store URL.
+    pub fn to_csv_with(
+        &self,
+        path: impl AsRef<Path>,
+        storage: &StorageOptions,
+        scheduler: &Scheduler,
+    ) -> Result<usize> {
         let path = path.as_ref();
+        let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if let Some(local) = local_of(path)? {
+            return self.to_csv_with(local, storage, scheduler);
+        }
+        if let Some(url) = url_of(path) {
+            let write = |local: &Path| self.to_csv_with(local, storage, scheduler);
+            return write_to_store(url, storage, one_file, "out.csv", write);
+        }
         let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         check_target(path, one_file)?;
         // Every temporary is removed when dropped unpersisted (on any error) and

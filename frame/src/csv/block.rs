@@ -2,7 +2,6 @@
 //! through the quote-free fast path when it can and Arrow's reader otherwise, with
 //! parse errors turned into ones naming file, line, column and value.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +19,8 @@ use super::decode::Decoded;
 use super::scan::{Cursor, Quoting, Syntax, count_lines};
 use super::split::records;
 use super::{CsvOptions, null_regex};
-use crate::sources::FileStamp;
+use crate::sources::{FileStamp, Input};
+use crate::store::StorageOptions;
 
 /// How to parse a block: the file's columns, which to keep, the dialect.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub(crate) struct BlockSpec {
     pub(super) null_values: Vec<String>,
     pub(super) path_column: Option<String>,
     pub(super) bad_values_to_null: bool,
+    /// The object stores' settings, for URLs.
+    pub(super) storage: StorageOptions,
 }
 
 /// Rows per batch of Arrow's reader: it holds a field offset per column for every
@@ -176,10 +178,12 @@ impl ReadBlock {
 
     /// The line number in the file of `offset` into the block's `bytes`.
     fn line_at(&self, bytes: &[u8], start: u64, offset: usize) -> usize {
-        let before = FileBytes::open(Path::new(&self.path), start as usize)
-            .and_then(|(f, _)| f.read_at(0, start as usize))
-            .map(|b| count_lines(&b))
-            .unwrap_or(0);
+        let before =
+            FileBytes::open_path(Path::new(&self.path), &self.spec.storage, start as usize)
+                .ok()
+                .and_then(|(f, _, _)| f.read_at(0, start as usize).ok())
+                .map(|b| count_lines(&b))
+                .unwrap_or(0);
         before + count_lines(&bytes[..offset]) + 1
     }
 
@@ -312,13 +316,13 @@ impl OpKind for ReadBlock {
                 });
             }
         };
-        let f = File::open(&self.path).map_err(|e| self.io(e))?;
-        self.stamp.check(&self.path, Some(&f))?;
+        let f = Input::open(&self.path, &self.spec.storage, &self.stamp)?;
         let read =
             records(&f, self.start..self.end, self.block, self.file_len, self.spec.syntax(), state);
         // Checked again after reading: a file cut or grown meanwhile fails whole
-        // (a short read is reported as that, not as the I/O error it caused).
-        self.stamp.check(&self.path, Some(&f))?;
+        // (a short read is reported as that, not as the I/O error it caused). An
+        // object's reads each ask for the version stamped.
+        f.check(&self.path, &self.stamp)?;
         let (start, window, range) = read.map_err(|e| self.io(e))?;
         let bytes = &window.bytes[range];
         brisk_core::note_read(bytes.len() as u64);

@@ -1,22 +1,14 @@
-//! A CSV file's bytes by offset: read from disk, or, for a gzip or zstd file
-//! (chosen by extension), from a decompressed copy.
+//! A CSV file's bytes by offset: read from disk or an object store, or, for a
+//! gzip or zstd file (chosen by extension), from a decompressed copy.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Reads `len` bytes at `offset` (fewer at the end of the file).
-fn read_at(mut f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Seek;
-    // Seek and read to the end of the range: the buffer is filled without being
-    // zeroed first (a task's file handle is its own, so the position is too).
-    f.seek(std::io::SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len);
-    f.take(len as u64).read_to_end(&mut buf)?;
-    Ok(buf)
-}
+use crate::error::file_error;
+use crate::sources::{FileStamp, Input};
+use crate::store::StorageOptions;
 
 /// How a file is compressed, by its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,8 +28,8 @@ impl Compression {
     }
 
     /// The file's decompressed bytes, as a stream.
-    pub(super) fn reader(self, path: &Path) -> std::io::Result<Box<dyn Read>> {
-        let f = File::open(path)?;
+    pub(super) fn reader(self, input: Input) -> std::io::Result<Box<dyn Read>> {
+        let f = input.into_reader()?;
         Ok(match self {
             #[cfg(feature = "compression")]
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
@@ -57,9 +49,9 @@ impl Compression {
     }
 
     /// Up to `limit` decompressed bytes of the file.
-    pub(super) fn decode(self, path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    pub(super) fn decode(self, input: Input, limit: usize) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.reader(path)?.take(limit as u64).read_to_end(&mut out)?;
+        self.reader(input)?.take(limit as u64).read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -69,8 +61,8 @@ impl Compression {
     /// has it modulo 4 GiB and for its last member only, a zstd header for its
     /// first frame only, and blocks planned from a short figure would each hold
     /// several times the memory the budget was told.
-    pub(super) fn decoded_len(self, path: &Path) -> std::io::Result<u64> {
-        let mut reader = self.reader(path)?;
+    pub(super) fn decoded_len(self, input: Input) -> std::io::Result<u64> {
+        let mut reader = self.reader(input)?;
         // Large reads: the decoders are several times slower 8 KiB at a time.
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
@@ -85,33 +77,53 @@ impl Compression {
     }
 }
 
-/// Bytes of a file by offset: read from disk, or from a decompressed copy.
+/// Bytes of a file by offset: read from disk or a store, or from a decompressed
+/// copy.
 pub(super) enum FileBytes {
-    File(File),
+    Plain(Input),
     Decoded(Vec<u8>),
 }
 
 impl FileBytes {
-    /// The file and its length; a compressed file decoded up to `limit` bytes (its
-    /// length is then unknown, `u64::MAX`, unless the whole of it fit).
-    pub(super) fn open(path: &Path, limit: usize) -> std::io::Result<(FileBytes, u64)> {
+    /// The file (`input`, of `len` bytes, at `path`) and its length; a compressed
+    /// file decoded up to `limit` bytes (its length is then unknown, `u64::MAX`,
+    /// unless the whole of it fit).
+    pub(super) fn open(
+        path: &Path,
+        input: Input,
+        len: u64,
+        limit: usize,
+    ) -> std::io::Result<(FileBytes, u64)> {
         match Compression::of(path) {
-            Compression::None => {
-                let f = File::open(path)?;
-                let len = f.metadata()?.len();
-                Ok((FileBytes::File(f), len))
-            }
+            Compression::None => Ok((FileBytes::Plain(input), len)),
             c => {
-                let bytes = c.decode(path, limit + 1)?;
+                let bytes = c.decode(input, limit + 1)?;
                 let len = if bytes.len() > limit { u64::MAX } else { bytes.len() as u64 };
                 Ok((FileBytes::Decoded(bytes), len))
             }
         }
     }
 
+    /// Opens `path` (a local path or a URL) as it is now: its bytes as
+    /// [`open`](Self::open) gives them, its length and its stamp.
+    pub(super) fn open_path(
+        path: &Path,
+        storage: &StorageOptions,
+        limit: usize,
+    ) -> crate::Result<(FileBytes, u64, FileStamp)> {
+        let (input, stamp) = Input::open_now(path, storage)?;
+        let (bytes, len) = FileBytes::open(path, input, stamp.len(), limit)
+            .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        Ok((bytes, len, stamp))
+    }
+
     pub(super) fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         match self {
-            FileBytes::File(f) => read_at(f, offset, len),
+            FileBytes::Plain(f) => {
+                let mut buf = Vec::with_capacity(len);
+                f.read_into(offset, len, &mut buf)?;
+                Ok(buf)
+            }
             FileBytes::Decoded(b) => {
                 let start = (offset as usize).min(b.len());
                 Ok(b[start..(start + len).min(b.len())].to_vec())

@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
 
 use brisk_core::{Error as CoreError, OpKind, Opaque, Value};
 use serde::{Deserialize, Serialize};
@@ -15,12 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::bytes::Compression;
 use super::scan::{Quoting, Syntax};
 use super::split::{block_starts, state_map};
-use crate::sources::FileStamp;
+use crate::sources::{FileStamp, Input};
+use crate::store::StorageOptions;
 
 /// A compressed file's decoded copy and how its blocks split it.
 #[derive(Debug)]
 pub(super) struct Decoded {
-    pub(super) file: File,
+    /// The decoded copy (a local temporary file).
+    pub(super) file: Input,
     /// Its length in bytes.
     pub(super) len: u64,
     /// Block `b` is the records that start in `starts[b]..starts[b + 1]`.
@@ -55,6 +56,8 @@ pub(crate) struct Decode {
     pub(super) blocks: usize,
     pub(super) quote: u8,
     pub(super) delimiter: u8,
+    /// The object stores' settings, for URLs.
+    pub(super) storage: StorageOptions,
 }
 
 impl Decode {
@@ -69,7 +72,8 @@ impl Decode {
                 std::env::temp_dir().display()
             ))
         };
-        let mut reader = self.compression.reader(Path::new(&self.path)).map_err(read_error)?;
+        let input = Input::open(&self.path, &self.storage, &self.stamp)?;
+        let mut reader = self.compression.reader(input).map_err(read_error)?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, out);
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
@@ -93,7 +97,6 @@ impl OpKind for Decode {
     const NAME: &'static str = "frame.csv-decode";
 
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
-        self.stamp.check(&self.path, None)?;
         let file = tempfile::tempfile().map_err(|e| {
             CoreError::user(format!(
                 "{}: cannot make a temporary file for its decompressed copy in {}: {e}; set TMPDIR to a writable directory",
@@ -102,8 +105,9 @@ impl OpKind for Decode {
             ))
         })?;
         let copied = self.copy(&file);
-        // Checked again after reading: a file changed meanwhile fails whole.
-        self.stamp.check(&self.path, None)?;
+        // Checked again after reading: a file changed meanwhile fails whole (an
+        // object's reads each ask for the version stamped).
+        self.stamp.recheck(&self.path)?;
         let len = copied?;
         // The whole file was read: its size on disk, for progress.
         brisk_core::note_read(self.stamp.len());
@@ -112,6 +116,7 @@ impl OpKind for Decode {
         let starts: Vec<u64> =
             (0..=blocks as u64).map(|b| (self.data_start + b * size).min(len)).collect();
         let syntax = Syntax { quote: self.quote, delimiter: self.delimiter };
+        let file = Input::File(file);
         // An empty block (a file shorter than planned) keeps the state it begins in.
         let maps = (0..blocks - 1)
             .map(|b| match starts[b] < starts[b + 1] {

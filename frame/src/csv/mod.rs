@@ -45,7 +45,8 @@ pub(crate) use split::{BlockStates, QuoteStates};
 use crate::batches::ByName;
 use crate::error::{file_error, unknown_column};
 use crate::frame::{Frame, Reproject};
-use crate::sources::{FileStamp, Sources, modified};
+use crate::sources::{FileStamp, Input, Sources, modified};
+use crate::store::StorageOptions;
 use crate::{Error, Result};
 
 /// Blocks of this many bytes unless told otherwise. Small blocks keep every buffer
@@ -79,6 +80,8 @@ pub struct CsvOptions {
     path_column: Option<String>,
     bad_values_to_null: bool,
     sample_bytes: usize,
+    /// The object stores' settings, from the sources read.
+    storage: StorageOptions,
 }
 
 impl Default for CsvOptions {
@@ -95,6 +98,7 @@ impl Default for CsvOptions {
             path_column: None,
             bad_values_to_null: false,
             sample_bytes: 1 << 20,
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -244,14 +248,22 @@ pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> 
 struct DecodedSizes(Arc<std::sync::Mutex<HashMap<(PathBuf, FileStamp), u64>>>);
 
 impl DecodedSizes {
-    fn of(&self, info: &FileInfo, compression: Compression) -> Result<u64> {
-        let key = (info.path.clone(), info.stamp);
+    fn of(
+        &self,
+        info: &FileInfo,
+        compression: Compression,
+        storage: &StorageOptions,
+    ) -> Result<u64> {
+        let key = (info.path.clone(), info.stamp.clone());
         let known = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
         if let Some(n) = known {
             return Ok(n);
         }
+        let path = info.path.to_string_lossy();
+        let input = Input::open(&path, storage, &info.stamp)
+            .map_err(|e| file_error(&info.path, e.to_string().replace(&format!("{path}: "), "")))?;
         let n = compression
-            .decoded_len(&info.path)
+            .decoded_len(input)
             .map_err(|e| file_error(&info.path, format!("cannot decompress: {e}")))?;
         self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key, n);
         Ok(n)
@@ -259,7 +271,8 @@ impl DecodedSizes {
 }
 
 fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<Frame> {
-    let opts = opts.clone();
+    let mut opts = opts.clone();
+    opts.storage = sources.storage().clone();
     let files = sources.files(&[".csv", ".csv.gz", ".csv.zst"])?;
     // Listed even without the feature: a file left out silently would be worse.
     #[cfg(not(feature = "compression"))]
@@ -302,8 +315,12 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
         null_values: opts.null_values.clone(),
         path_column: opts.path_column.clone(),
         bad_values_to_null: opts.bad_values_to_null,
+        storage: opts.storage.clone(),
     };
-    let name = token("read-csv", &(&files, opts.blocksize, format!("{spec:?}"), modified(&files)));
+    let name = token(
+        "read-csv",
+        &(&files, opts.blocksize, format!("{spec:?}"), modified(&files, &opts.storage)),
+    );
     let count_base = Key::named(format!("{name}-quotes"));
     let prefix_base = Key::named(format!("{name}-states"));
     let decode_base = Key::named(format!("{name}-decode"));
@@ -315,7 +332,7 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
             end: range.end,
             block,
             file_len,
-            stamp: info.stamp,
+            stamp: info.stamp.clone(),
             compression,
             spec: spec.clone(),
         };
@@ -333,7 +350,7 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
             // copy read in blocks (decode.rs). Its decoded size plans the blocks:
             // counted here unless the inspection read all of it.
             let len = match info.len {
-                u64::MAX => decoded.of(info, compression)?,
+                u64::MAX => decoded.of(info, compression, &opts.storage)?,
                 len => len,
             }
             .max(info.data_start);
@@ -341,12 +358,13 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
             let decode = decode_base.with_index([fi as u32]);
             let op = Decode {
                 path: path.clone(),
-                stamp: info.stamp,
+                stamp: info.stamp.clone(),
                 compression,
                 data_start: info.data_start,
                 blocks: blocks as usize,
                 quote: opts.quote,
                 delimiter: opts.delimiter,
+                storage: opts.storage.clone(),
             };
             counts.push(Task::root(decode.clone(), Op::data(op)));
             for b in 0..blocks {
@@ -378,6 +396,8 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
                     data_start: b == 0,
                     quote: opts.quote,
                     delimiter: opts.delimiter,
+                    stamp: info.stamp.clone(),
+                    storage: opts.storage.clone(),
                 };
                 counts.push(Task::root(key.clone(), Op::data(op)));
                 block_counts.push(key);

@@ -104,8 +104,7 @@ fn first_record_of(
     let syntax = Syntax { quote: opts.quote, delimiter: opts.delimiter };
     let mut found = first_record(f, len, from, syntax, MAX_HEADER_BYTES);
     if matches!(found, Ok(None)) && matches!(f, FileBytes::Decoded(_)) && len == u64::MAX {
-        let (f, len) = FileBytes::open(path, MAX_HEADER_BYTES + (1 << 20))
-            .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+        let (f, len, _) = FileBytes::open_path(path, &opts.storage, MAX_HEADER_BYTES + (1 << 20))?;
         found = first_record(&f, len, from, syntax, MAX_HEADER_BYTES);
     }
     found.map_err(|e| file_error(path, e))?.ok_or_else(|| {
@@ -157,18 +156,19 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 
 /// The length, data start and header of one file.
 pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
-    let stamp = std::fs::metadata(path)
-        .map(|m| FileStamp::of(&m))
-        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let (f, len) = FileBytes::open(path, opts.sample_bytes + (1 << 20))
-        .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let (f, len, stamp) = FileBytes::open_path(path, &opts.storage, opts.sample_bytes + (1 << 20))?;
     let mut start = 0u64;
     let head = f.read_at(0, 3).map_err(|e| file_error(path, e))?;
     if head.starts_with(b"\xEF\xBB\xBF") {
         start = 3;
     }
-    let info =
-        |data_start, header| FileInfo { path: path.to_path_buf(), stamp, len, data_start, header };
+    let info = |data_start, header| FileInfo {
+        path: path.to_path_buf(),
+        stamp: stamp.clone(),
+        len,
+        data_start,
+        header,
+    };
     if !opts.header || start >= len {
         return Ok(info(start, None));
     }
@@ -185,8 +185,8 @@ pub(super) fn inspect(path: &Path, opts: &CsvOptions) -> Result<FileInfo> {
 
 /// The schema of the file's first records (a sample cut at a record boundary).
 pub(super) fn infer(info: &FileInfo, names: &[String], opts: &CsvOptions) -> Result<Schema> {
-    let (f, len) = FileBytes::open(&info.path, opts.sample_bytes + (1 << 20))
-        .map_err(|e| file_error(&info.path, e))?;
+    let (f, len, _) =
+        FileBytes::open_path(&info.path, &opts.storage, opts.sample_bytes + (1 << 20))?;
     let mut sample =
         f.read_at(info.data_start, opts.sample_bytes).map_err(|e| file_error(&info.path, e))?;
     let complete = info.data_start + sample.len() as u64 >= info.len;
@@ -318,8 +318,7 @@ pub(super) fn file_schema(
         (Some(n), _) => n.clone(),
         (None, Some(h)) => h.clone(),
         (None, None) => {
-            let (f, len) =
-                FileBytes::open(&first.path, 1 << 20).map_err(|e| file_error(&first.path, e))?;
+            let (f, len, _) = FileBytes::open_path(&first.path, &opts.storage, 1 << 20)?;
             let record = first_record_of(&first.path, &f, len, first.data_start, opts)?;
             let n = parse_header(&record.bytes, opts.delimiter, opts.quote)
                 .map_err(|e| file_error(&first.path, e))?

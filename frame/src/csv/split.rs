@@ -2,7 +2,6 @@
 //! and the two small ops that give every block the quoting state where its byte
 //! range begins (`scan.rs` says which bytes end a record). See README.md.
 
-use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 
@@ -10,6 +9,8 @@ use brisk_core::{Error as CoreError, OpKind, Scalar, Value};
 use serde::{Deserialize, Serialize};
 
 use super::scan::{Cursor, End, Quoting, Syntax, skip_blank_lines};
+use crate::sources::{FileStamp, Input};
+use crate::store::StorageOptions;
 
 thread_local! {
     /// A worker's block buffer, kept from one block to the next: a fresh buffer per
@@ -22,7 +23,7 @@ const KEPT_BUFFER: usize = 64 << 20;
 
 /// Bytes of a file from offset `base` on, read further on demand.
 pub(super) struct Window<'a> {
-    file: &'a File,
+    file: &'a Input,
     base: u64,
     pub(super) bytes: Vec<u8>,
     eof: bool,
@@ -39,7 +40,7 @@ impl Drop for Window<'_> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, base: u64) -> Self {
+    fn new(file: &'a Input, base: u64) -> Self {
         Window { file, base, bytes: BLOCK_BUFFER.take(), eof: false }
     }
 
@@ -48,7 +49,7 @@ impl<'a> Window<'a> {
     fn fill(&mut self, n: usize) -> std::io::Result<()> {
         let at = self.base + self.bytes.len() as u64;
         self.bytes.reserve_exact(n);
-        let got = Positioned { file: self.file, at }.take(n as u64).read_to_end(&mut self.bytes)?;
+        let got = self.file.read_into(at, n, &mut self.bytes)?;
         self.eof = got < n;
         Ok(())
     }
@@ -69,37 +70,11 @@ impl<'a> Window<'a> {
     }
 }
 
-/// A file read from a position on without moving its handle's own (`pread`), so
-/// tasks can share one handle.
-struct Positioned<'a> {
-    file: &'a File,
-    at: u64,
-}
-
-impl Read for Positioned<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.at)?;
-        // Elsewhere, seek and read: right while one task reads a handle at a time.
-        #[cfg(not(any(unix, windows)))]
-        let n = {
-            use std::io::Seek;
-            let mut f = self.file;
-            f.seek(std::io::SeekFrom::Start(self.at))?;
-            f.read(buf)?
-        };
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
 /// How the bytes `start..end` of a file carry each quoting state at `start` to
 /// one at `end`: item `i` is the end state for start state `Quoting::ALL[i]`.
 /// `data_start` says `start` is the first data byte (a record start).
 pub(super) fn state_map(
-    f: &File,
+    f: &Input,
     start: u64,
     end: u64,
     data_start: bool,
@@ -109,7 +84,7 @@ pub(super) fn state_map(
     // `start`), one chunk at a time through a buffer that stays in cache; each
     // chunk reads one byte past its part, the next byte a quote looks at.
     let mut pos = if data_start { start } else { start - 1 };
-    let mut reader = Positioned { file: f, at: pos };
+    let mut reader = f.reader(pos..end.saturating_add(1));
     const CHUNK: usize = 64 << 10;
     let mut buf = vec![0u8; CHUNK + 1];
     let mut held = 0;
@@ -172,6 +147,9 @@ pub(crate) struct QuoteStates {
     pub(super) data_start: bool,
     pub(super) quote: u8,
     pub(super) delimiter: u8,
+    /// The file as it was when the graph was built.
+    pub(super) stamp: FileStamp,
+    pub(super) storage: StorageOptions,
 }
 
 impl OpKind for QuoteStates {
@@ -180,7 +158,7 @@ impl OpKind for QuoteStates {
     fn run(&self, _inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let fail = |e: std::io::Error| CoreError::user(format!("{}: cannot read: {e}", self.path));
         let syntax = Syntax { quote: self.quote, delimiter: self.delimiter };
-        let f = File::open(&self.path).map_err(fail)?;
+        let f = Input::open(&self.path, &self.storage, &self.stamp)?;
         let map = state_map(&f, self.start, self.end, self.data_start, syntax).map_err(fail)?;
         Ok(Value::from(map.iter().map(|q| Value::from(q.index() as i64)).collect::<Vec<_>>()))
     }
@@ -222,7 +200,7 @@ impl OpKind for BlockStates {
 /// the file: their first byte's offset, and a window with their bytes at the
 /// returned range. Blank lines before the first record are left out.
 pub(super) fn records(
-    f: &File,
+    f: &Input,
     range: Range<u64>,
     block: usize,
     file_len: u64,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use brisk::frame::arrow::datatypes::{DataType, TimeUnit};
-use brisk::frame::{CsvOptions, Frame, Sources, read_csv, read_parquet};
+use brisk::frame::{CsvOptions, Frame, Sources, StorageOptions, read_csv, read_parquet};
 use clap::Args;
 
 use crate::failure::Failure;
@@ -16,9 +16,18 @@ const PARQUET_ENDINGS: &[&str] = &[".parquet", ".pq"];
 pub(crate) struct Input {
     /// Files, directories or globs: `data.csv`, `data/`, `'data/*.csv'`; CSV files
     /// may be gzip (`.csv.gz`) or zstd (`.csv.zst`) compressed; `.parquet` files are
-    /// read as Parquet.
+    /// read as Parquet. Object-store URLs too: `s3://bucket/2026/*.csv`, `gs://`,
+    /// `az://` (`abfs://`), `http(s)://`, `file://`, with credentials and endpoints
+    /// from the cloud's environment variables (AWS_*, GOOGLE_*, AZURE_*) and
+    /// --storage-option.
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<String>,
+    /// A setting of the object stores read and written (repeatable), over the
+    /// environment: `--storage-option endpoint=http://127.0.0.1:9000`,
+    /// `region=eu-west-1`, `anon=true` (public data, no credentials); the keys of
+    /// the object_store crate (aws_*, google_*, azure_*).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    storage_options: Vec<(String, String)>,
     /// Bytes per partition of a CSV file (of its decompressed bytes for a `.gz` or `.zst`
     /// file): `4MB`, `64MiB` (default 4 MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -73,6 +82,13 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE (for example endpoint=http://127.0.0.1:9000)")),
+    }
+}
+
 fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "\\t" | "tab" => Ok(b'\t'),
@@ -99,7 +115,12 @@ fn parse_type(column: &str, name: &str) -> Result<DataType, Failure> {
 
 impl Input {
     fn sources(&self) -> Sources {
-        Sources::from(self.paths.clone())
+        Sources::from(self.paths.clone()).storage_options(self.storage())
+    }
+
+    /// The object stores' settings given.
+    pub(crate) fn storage(&self) -> StorageOptions {
+        self.storage_options.iter().cloned().collect()
     }
 
     /// Whether the input is Parquet: every path (or glob) names `.parquet` files,
@@ -110,8 +131,8 @@ impl Input {
             if PARQUET_ENDINGS.iter().any(|e| lower.ends_with(e)) {
                 return true;
             }
-            let one = Sources::from(p.as_str());
-            std::path::Path::new(p).is_dir()
+            let one = Sources::from(p.as_str()).storage_options(self.storage());
+            (std::path::Path::new(p).is_dir() || p.ends_with('/'))
                 && one.files(PARQUET_ENDINGS).is_ok()
                 && one.files(CSV_ENDINGS).is_err()
         })
@@ -121,8 +142,9 @@ impl Input {
     /// `--explain`'s input line).
     pub(crate) fn files(&self) -> (Vec<PathBuf>, u64) {
         let endings = if self.is_parquet() { PARQUET_ENDINGS } else { CSV_ENDINGS };
-        let files = self.sources().files(endings).unwrap_or_default();
-        let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let sources = self.sources();
+        let files = sources.files(endings).unwrap_or_default();
+        let bytes = files.iter().filter_map(|f| sources.size_of(f)).sum();
         (files, bytes)
     }
 

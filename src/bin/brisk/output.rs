@@ -11,6 +11,7 @@ use brisk::frame::Table;
 use clap::{Args, ValueEnum};
 
 use crate::failure::Failure;
+use crate::input::Input;
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,7 +34,8 @@ pub(crate) struct Output {
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<Format>,
     /// Write to this file instead of standard output, under a temporary name
-    /// renamed when complete (nothing is left behind on failure).
+    /// renamed when complete (nothing is left behind on failure); or to an
+    /// object-store URL (`s3://bucket/result.parquet`), uploaded when complete.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     path: Option<PathBuf>,
 }
@@ -87,10 +89,24 @@ impl Output {
         }
     }
 
+    /// The object-store URL of `-o`, if it names one.
+    fn url(&self) -> Option<&str> {
+        self.path.as_deref().and_then(|p| p.to_str()).filter(|p| brisk::frame::is_url(p))
+    }
+
     /// Fails before any work when the output cannot be written.
     pub(crate) fn check(&self) -> Result<(), Failure> {
         if self.format() == Format::Parquet && self.path.is_none() {
             return Err(Failure::User("--format parquet needs -o FILE".into()));
+        }
+        if let Some(url) = self.url() {
+            // The store is reached when the result is uploaded.
+            if url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("file://")) {
+                return Err(Failure::User(format!(
+                    "-o {url}: write a local path, not a file:// URL"
+                )));
+            }
+            return Ok(());
         }
         if let Some(path) = &self.path {
             if path.is_dir() {
@@ -109,10 +125,20 @@ impl Output {
         Ok(())
     }
 
-    /// Writes the table.
-    pub(crate) fn write(&self, table: &Table) -> Result<(), Failure> {
+    /// Writes the table (to an object store with `input`'s settings).
+    pub(crate) fn write(&self, table: &Table, input: &Input) -> Result<(), Failure> {
         self.check()?;
         let format = self.format();
+        if let Some(url) = self.url() {
+            // Written whole into a temporary file, then uploaded.
+            let written =
+                tempfile::NamedTempFile::new().map_err(Failure::from).and_then(|mut f| {
+                    write_file(table, format, f.as_file_mut())?;
+                    brisk::frame::upload_file(f.path(), url, &input.storage())?;
+                    Ok(())
+                });
+            return written.map_err(|e| e.context(&format!("-o {url}")));
+        }
         let Some(path) = &self.path else {
             // Only a table on a terminal is a preview; piped, every row is written.
             let preview = std::io::stdout().is_terminal();

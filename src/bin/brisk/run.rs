@@ -240,7 +240,7 @@ impl Run {
         }
         output.check()?;
         let table = self.reported(collection, input, |s| Ok(s.compute(collection)?))?;
-        output.write(&table)
+        output.write(&table, input)
     }
 
     /// The first `rows` rows of `frame`, written as `output` asks, reading only the
@@ -257,7 +257,7 @@ impl Run {
         }
         output.check()?;
         let table = self.reported(frame, input, |s| Ok(frame.head_on(rows, s)?))?;
-        output.write(&table)
+        output.write(&table, input)
     }
 
     /// Writes the frame to `to` (CSV or Parquet by extension); the rows written, or
@@ -280,10 +280,11 @@ impl Run {
         if self.explain_or_visualize(frame, input)? {
             return Ok(None);
         }
+        let storage = input.storage();
         let rows = self.reported(frame, input, |scheduler| {
             Ok(match parquet {
-                true => frame.to_parquet_on(to, scheduler)?,
-                false => frame.to_csv_on(to, scheduler)?,
+                true => frame.to_parquet_with(to, &storage, scheduler)?,
+                false => frame.to_csv_with(to, &storage, scheduler)?,
             })
         })?;
         Ok(Some(rows))
