@@ -1,7 +1,9 @@
 """Local object server for Brisk's s3:// and http:// integration tests.
 
 Usage: python3 tests/object_server.py [--host 127.0.0.1] [--files DIR] [--auth]
-                                      [--verbose]
+                                      [--bucket NAME]... [--verbose]
+
+--bucket makes an empty bucket (in us-east-1) before the server listens.
 
 Binds an OS-chosen port, prints exactly one stdout line ``listening on
 http://HOST:PORT`` (with --auth a second one follows: ``credentials KEY SECRET``),
@@ -225,6 +227,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--files", help="directory served under /_files/")
     parser.add_argument("--auth", action="store_true", help="check S3 signatures")
+    parser.add_argument("--bucket", action="append", default=[], help="make this bucket")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args()
 
@@ -239,6 +242,12 @@ def main():
     files_app = make_files_app(files_dir)
     app = make_app(create_backend_app("s3"), files_app, Faults(), args.auth)
     credentials = create_credentials() if args.auth else None
+    if args.bucket:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        for name in args.bucket:
+            s3_backends[DEFAULT_ACCOUNT_ID]["aws"].create_bucket(name, "us-east-1")
 
     server = make_server(args.host, 0, app, threaded=True)
     serve = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 /// builders (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
 /// `google_service_account`, `azure_storage_account_name`, ... and their short
 /// forms `endpoint`, `region`, `access_key_id`); `anon=true` reads public data
-/// without credentials (s3fs' name). They add to, and win over, the environment.
+/// without credentials (s3fs' name); `max_retries` (default 10) and
+/// `retry_timeout` (seconds, default 180) bound the retries of transient
+/// failures. They add to, and win over, the environment.
 ///
 /// ```
 /// use brisk_frame::StorageOptions;
@@ -161,6 +163,12 @@ fn explain(e: &object_store::Error) -> String {
     }
 }
 
+/// Whether a failed request got its answer's headers but not all of its body
+/// (the connection closed early): worth asking for again.
+fn cut_short(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { .. }) && explain(e).contains("body")
+}
+
 /// The process's I/O runtime: a few threads that run the stores' requests.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -192,16 +200,35 @@ pub(crate) struct Location {
     path: ObjectPath,
     /// Whether the store can list (not a plain HTTP server).
     lists: bool,
+    /// How often a response cut short is asked for again (the store's
+    /// `max_retries`: the crate retries failed requests, not cut bodies).
+    retries: usize,
 }
 
 /// The stores made so far, by scheme, authority and settings: one client (and
 /// its connection pool) per bucket.
 type Stores = Mutex<HashMap<(String, StorageOptions), (Arc<dyn ObjectStore>, bool)>>;
 
-/// The retries of every store: transient failures tried again with backoff, up
-/// to 10 times within 3 minutes (the crate's default, said in errors).
-fn retry() -> RetryConfig {
-    RetryConfig::default()
+/// Options read here, not passed to the stores' builders.
+const OWN_OPTIONS: &[&str] = &["anon", "max_retries", "retry_timeout"];
+
+/// The retries of a store: transient failures tried again with exponential
+/// backoff, by default up to 10 times within 3 minutes (the crate's default; an
+/// error says how many were made).
+fn retry(opts: &StorageOptions) -> Result<RetryConfig, String> {
+    let mut config = RetryConfig::default();
+    if let Some(n) = opts.get("max_retries") {
+        config.max_retries =
+            n.parse().map_err(|_| format!("storage option max_retries={n}: not a count"))?;
+    }
+    if let Some(s) = opts.get("retry_timeout") {
+        let secs: f64 = s
+            .trim_end_matches('s')
+            .parse()
+            .map_err(|_| format!("storage option retry_timeout={s}: not a number of seconds"))?;
+        config.retry_timeout = std::time::Duration::from_secs_f64(secs.max(0.0));
+    }
+    Ok(config)
 }
 
 impl Location {
@@ -229,7 +256,8 @@ impl Location {
         };
         let path = ObjectPath::from_url_path(parsed.path())
             .map_err(|e| format!("not a valid object path: {e}"))?;
-        Ok(Location { url: url.to_string(), store, path, lists })
+        let retries = retry(opts)?.max_retries;
+        Ok(Location { url: url.to_string(), store, path, lists, retries })
     }
 
     /// The URL as given.
@@ -315,7 +343,22 @@ impl Location {
                 range: Some(GetRange::Bounded(range.clone())),
                 ..Default::default()
             };
-            async move { store.get_opts(&path, options).await?.bytes().await }
+            let (want, retries) = (range.end - range.start, self.retries);
+            async move {
+                let mut tries = 0;
+                loop {
+                    let got = async { store.get_opts(&path, options.clone()).await?.bytes().await };
+                    match got.await {
+                        Ok(b) if b.len() as u64 == want || tries >= retries => return Ok(b),
+                        Err(e) if !cut_short(&e) || tries >= retries => return Err(e),
+                        _ => {}
+                    }
+                    // A body cut short: asked for again after a backoff.
+                    tries += 1;
+                    let wait = std::time::Duration::from_millis(100 << tries.min(6));
+                    tokio::time::sleep(wait).await;
+                }
+            }
         });
         let requests: Vec<_> = requests.collect();
         let mut fetched = block_on(futures::future::try_join_all(requests))
@@ -424,11 +467,12 @@ fn build(
     let bad = |k: &str, e: object_store::Error| {
         format!("storage option {k}: {e}: see the object_store crate's config keys for {scheme}://")
     };
-    let settings = opts.0.iter().filter(|(k, _)| k.as_str() != "anon");
+    let settings = opts.0.iter().filter(|(k, _)| !OWN_OPTIONS.contains(&k.as_str()));
+    let retry = || retry(opts);
     let plain_http = |endpoint: Option<&str>| endpoint.is_some_and(|e| e.starts_with("http://"));
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => {
-            let mut b = AmazonS3Builder::from_env().with_url(root).with_retry(retry());
+            let mut b = AmazonS3Builder::from_env().with_url(root).with_retry(retry()?);
             for (k, v) in settings {
                 b = b.with_config(k.parse::<AmazonS3ConfigKey>().map_err(|e| bad(k, e))?, v);
             }
@@ -442,14 +486,14 @@ fn build(
             Arc::new(b.with_skip_signature(opts.anonymous()).build().map_err(|e| explain(&e))?)
         }
         "gs" | "gcs" => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(root).with_retry(retry());
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(root).with_retry(retry()?);
             for (k, v) in settings {
                 b = b.with_config(k.parse::<GoogleConfigKey>().map_err(|e| bad(k, e))?, v);
             }
             Arc::new(b.with_skip_signature(opts.anonymous()).build().map_err(|e| explain(&e))?)
         }
         "az" | "abfs" | "abfss" | "adl" | "azure" => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(root).with_retry(retry());
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(root).with_retry(retry()?);
             for (k, v) in settings {
                 b = b.with_config(k.parse::<AzureConfigKey>().map_err(|e| bad(k, e))?, v);
             }
@@ -462,7 +506,7 @@ fn build(
                     client.with_config(k.parse::<ClientConfigKey>().map_err(|e| bad(k, e))?, v);
             }
             let b =
-                HttpBuilder::new().with_url(root).with_retry(retry()).with_client_options(client);
+                HttpBuilder::new().with_url(root).with_retry(retry()?).with_client_options(client);
             return Ok((Arc::new(b.build().map_err(|e| explain(&e))?), false));
         }
     };
