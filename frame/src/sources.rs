@@ -221,13 +221,14 @@ pub(crate) fn modified(files: &[PathBuf], storage: &StorageOptions) -> Vec<Optio
 /// What a file was when the graph was built: its size, modification time and
 /// inode. Each read checks it, so a file truncated, appended to or replaced while
 /// a compute runs is an error, never a count over a mix of old and new bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FileStamp {
     len: u64,
     modified_secs: i64,
     modified_nanos: u32,
     inode: u64,
     /// An object's ETag: every ranged read asks for this version.
+    #[serde(default)]
     etag: Option<String>,
 }
 
@@ -374,7 +375,7 @@ impl Input {
             Input::File(f) => Positioned { file: f, at }.take(n as u64).read_to_end(out),
             Input::Object { location, len, etag } => {
                 let end = at.saturating_add(n as u64).min(*len);
-                let bytes = location.read(at.min(end)..end, etag.as_deref())?;
+                let bytes = location.read(at.min(end)..end, *len, etag.as_deref())?;
                 out.extend_from_slice(&bytes);
                 Ok(bytes.len())
             }
@@ -392,7 +393,9 @@ impl Input {
                     Ok(buf.into())
                 })
                 .collect(),
-            Input::Object { location, etag, .. } => location.read_ranges(ranges, etag.as_deref()),
+            Input::Object { location, len, etag } => {
+                location.read_ranges(ranges, *len, etag.as_deref())
+            }
         }
     }
 
@@ -404,7 +407,7 @@ impl Input {
             }
             Input::Object { location, len, etag } => Box::new(ObjectReader::new(
                 location.clone(),
-                etag.clone(),
+                (*len, etag.clone()),
                 range.start.min(*len)..range.end.min(*len),
                 8 << 20,
             )),
@@ -416,7 +419,7 @@ impl Input {
         match self {
             Input::File(f) => Ok(Box::new(f)),
             Input::Object { location, len, etag } => {
-                Ok(Box::new(ObjectReader::new(location, etag, 0..len, 8 << 20)))
+                Ok(Box::new(ObjectReader::new(location, (len, etag), 0..len, 8 << 20)))
             }
         }
     }

@@ -198,11 +198,12 @@ pub(crate) struct Location {
     url: String,
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
+    /// `scheme://authority`, the part before the object's path.
+    root: String,
     /// Whether the store can list (not a plain HTTP server).
     lists: bool,
-    /// How often a response cut short is asked for again (the store's
-    /// `max_retries`: the crate retries failed requests, not cut bodies).
-    retries: usize,
+    /// How often, and for how long, a response cut short is asked for again.
+    retry: RetryConfig,
 }
 
 /// The stores made so far, by scheme, authority and settings: one client (and
@@ -234,14 +235,35 @@ fn retry(opts: &StorageOptions) -> Result<RetryConfig, String> {
 impl Location {
     /// The store and path of `url`, with `opts` over the environment.
     pub(crate) fn parse(url: &str, opts: &StorageOptions) -> Result<Location, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
-        let scheme = parsed.scheme().to_ascii_lowercase();
+        let (scheme, rest) = url.split_once("://").ok_or("not a URL (scheme://...)")?;
+        let scheme = match scheme.to_ascii_lowercase() {
+            // The Google builder knows gs:// only.
+            s if s == "gcs" => "gs".to_string(),
+            s => s,
+        };
         if !SCHEMES.contains(&scheme.as_str()) {
             return Err(format!(
                 "the URL scheme {scheme}:// is not one Brisk reads (s3://, gs://, az://, abfs://, http(s)://, file://)"
             ));
         }
-        let root = format!("{scheme}://{}", parsed.authority());
+        let http = scheme.starts_with("http");
+        let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() {
+            return Err(format!("the URL names no {}", if http { "host" } else { "bucket" }));
+        }
+        let path = if http {
+            // A web URL's path is percent-encoded text; a query cannot be kept.
+            let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+            if parsed.query().is_some() {
+                return Err("a URL with a query (?...) cannot be read: the store reads paths only (download it first)".into());
+            }
+            ObjectPath::from_url_path(parsed.path())
+        } else {
+            // A key is taken as written: `#`, `?`, `%` and spaces are part of it.
+            ObjectPath::parse(key)
+        }
+        .map_err(|e| format!("not a valid object path: {e}"))?;
+        let root = format!("{scheme}://{authority}");
         static STORES: OnceLock<Stores> = OnceLock::new();
         let stores = STORES.get_or_init(Stores::default);
         let key = (root.clone(), opts.clone());
@@ -254,10 +276,8 @@ impl Location {
                 made
             }
         };
-        let path = ObjectPath::from_url_path(parsed.path())
-            .map_err(|e| format!("not a valid object path: {e}"))?;
-        let retries = retry(opts)?.max_retries;
-        Ok(Location { url: url.to_string(), store, path, lists, retries })
+        let retry = retry(opts)?;
+        Ok(Location { url: url.to_string(), root, store, path, lists, retry })
     }
 
     /// The URL as given.
@@ -271,9 +291,10 @@ impl Location {
         block_on(async move { store.head(&path).await }).map_err(|e| explain(&e))
     }
 
-    /// The URLs of the objects under this one's "directory" whose path
-    /// matches `pattern` (a glob over the whole path, `*` not crossing `/`) or,
-    /// without one, ends in one of `endings`, sorted.
+    /// The URLs of the objects whose path matches `pattern` (a glob over the
+    /// whole path, `*` not crossing `/`), or, without one, the objects directly
+    /// under this one's "directory" (not in its subdirectories, as a local
+    /// directory is read) whose name ends in one of `endings`; sorted.
     pub(crate) fn list(
         &self,
         pattern: Option<&str>,
@@ -285,8 +306,7 @@ impl Location {
                     .to_string(),
             );
         }
-        let parsed = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
-        let root = format!("{}://{}", parsed.scheme(), parsed.authority());
+        let root = &self.root;
         let path = self.path.as_ref().to_string();
         // List under the part of the path before its first wildcard.
         let fixed = match pattern {
@@ -303,10 +323,15 @@ impl Location {
             None => None,
         };
         let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
-        let (store, prefix) = (self.store.clone(), ObjectPath::from(fixed.as_str()));
-        let metas: Vec<ObjectMeta> =
-            block_on(async move { store.list(Some(&prefix)).try_collect().await })
-                .map_err(|e| explain(&e))?;
+        let prefix = ObjectPath::parse(&fixed).map_err(|e| format!("not a valid prefix: {e}"))?;
+        let store = self.store.clone();
+        let metas: Vec<ObjectMeta> = match matcher {
+            Some(_) => block_on(async move { store.list(Some(&prefix)).try_collect().await }),
+            None => block_on(async move {
+                store.list_with_delimiter(Some(&prefix)).await.map(|l| l.objects)
+            }),
+        }
+        .map_err(|e| explain(&e))?;
         let mut urls: Vec<String> = metas
             .into_iter()
             .map(|m| m.location.as_ref().to_string())
@@ -323,10 +348,16 @@ impl Location {
         Ok(urls)
     }
 
-    /// The bytes `range` of the object as it was at `etag` (a changed object is
-    /// an error, never a mix), exactly: a response cut short is an error.
-    pub(crate) fn read(&self, range: Range<u64>, etag: Option<&str>) -> std::io::Result<Bytes> {
-        let mut got = self.read_ranges(std::slice::from_ref(&range), etag)?;
+    /// The bytes `range` of the object as it was stamped (`len` bytes, `etag`):
+    /// a changed object is an error, never a mix; a response cut short is asked
+    /// for again within the retries, then an error.
+    pub(crate) fn read(
+        &self,
+        range: Range<u64>,
+        len: u64,
+        etag: Option<&str>,
+    ) -> std::io::Result<Bytes> {
+        let mut got = self.read_ranges(std::slice::from_ref(&range), len, etag)?;
         Ok(got.pop().unwrap_or_default())
     }
 
@@ -334,26 +365,38 @@ impl Location {
     pub(crate) fn read_ranges(
         &self,
         ranges: &[Range<u64>],
+        len: u64,
         etag: Option<&str>,
     ) -> std::io::Result<Vec<Bytes>> {
+        // A weak tag (W/"...") never matches If-Match: the size and the
+        // modification time of each answer are checked instead.
+        let strong = etag.filter(|t| !t.starts_with("W/")).map(str::to_string);
         let requests = ranges.iter().filter(|r| r.start < r.end).map(|range| {
             let (store, path) = (self.store.clone(), self.path.clone());
             let options = GetOptions {
-                if_match: etag.map(str::to_string),
+                if_match: strong.clone(),
                 range: Some(GetRange::Bounded(range.clone())),
                 ..Default::default()
             };
-            let (want, retries) = (range.end - range.start, self.retries);
+            let want = range.end - range.start;
+            let (retries, deadline) = (self.retry.max_retries, self.retry.retry_timeout);
             async move {
+                let started = tokio::time::Instant::now();
                 let mut tries = 0;
                 loop {
-                    let got = async { store.get_opts(&path, options.clone()).await?.bytes().await };
+                    let got = async {
+                        let got = store.get_opts(&path, options.clone()).await?;
+                        let size = got.meta.size;
+                        Ok::<_, object_store::Error>((size, got.bytes().await?))
+                    };
+                    let last = tries >= retries || started.elapsed() >= deadline;
                     match got.await {
-                        Ok(b) if b.len() as u64 == want || tries >= retries => return Ok(b),
-                        Err(e) if !cut_short(&e) || tries >= retries => return Err(e),
+                        Ok((size, b)) if b.len() as u64 == want || last => return Ok((size, b)),
+                        Err(e) if !cut_short(&e) || last => return Err(e),
                         _ => {}
                     }
-                    // A body cut short: asked for again after a backoff.
+                    // A body cut short: asked for again after a backoff, within
+                    // the store's retries and their time.
                     tries += 1;
                     let wait = std::time::Duration::from_millis(100 << tries.min(6));
                     tokio::time::sleep(wait).await;
@@ -366,9 +409,17 @@ impl Location {
             .into_iter();
         ranges
             .iter()
-            .map(|range| match range.start < range.end {
-                true => Self::exact(range, fetched.next().unwrap_or_default()),
-                false => Ok(Bytes::new()),
+            .map(|range| {
+                if range.start >= range.end {
+                    return Ok(Bytes::new());
+                }
+                let (size, got) = fetched.next().unwrap_or_default();
+                if size != len {
+                    return Err(std::io::Error::other(format!(
+                        "it changed while it was being read: its size was {len}, now {size}; rerun when it is complete"
+                    )));
+                }
+                Self::exact(range, got)
             })
             .collect()
     }
@@ -390,16 +441,19 @@ impl Location {
         Ok(got)
     }
 
-    /// Uploads the local file `from` to this object: one request if small,
-    /// otherwise a multipart upload of 8 MiB parts, 4 in flight. Nothing is
+    /// Uploads the local file `from` to this object: one request up to 8 MiB,
+    /// otherwise a multipart upload of 8 MiB parts (more past 80 GB), 4 in
+    /// flight. Nothing is
     /// visible at the URL until the upload completes; a failed one is aborted.
     pub(crate) fn upload(&self, from: &std::path::Path) -> Result<(), String> {
-        const PART: usize = 8 << 20;
         let mut file = std::fs::File::open(from)
             .map_err(|e| format!("cannot read the output written at {}: {e}", from.display()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        // 8 MiB parts, larger past 80 GB: a multipart upload has at most 10,000.
+        let part_size = (8u64 << 20).max(len.div_ceil(10_000));
+        let small = len <= 8 << 20;
         let (store, path) = (self.store.clone(), self.path.clone());
-        if len <= PART as u64 {
+        if small {
             let mut buf = Vec::with_capacity(len as usize);
             file.read_to_end(&mut buf).map_err(|e| e.to_string())?;
             return block_on(async move { store.put(&path, PutPayload::from(buf)).await })
@@ -411,19 +465,20 @@ impl Location {
         let sent = (|| {
             let mut pending = Vec::new();
             loop {
-                let mut part = Vec::with_capacity(PART);
-                (&mut file).take(PART as u64).read_to_end(&mut part).map_err(|e| e.to_string())?;
+                let mut part = Vec::with_capacity(part_size as usize);
+                (&mut file).take(part_size).read_to_end(&mut part).map_err(|e| e.to_string())?;
                 if part.is_empty() {
                     break;
                 }
-                pending.push(upload.put_part(PutPayload::from(part)));
+                // Sent at once on the I/O runtime; at most 4 in flight.
+                pending.push(runtime().spawn(upload.put_part(PutPayload::from(part))));
                 if pending.len() >= 4 {
                     let first = pending.remove(0);
-                    block_on(first).map_err(|e| explain(&e))?;
+                    block_on(first).map_err(|e| e.to_string())?.map_err(|e| explain(&e))?;
                 }
             }
             for p in pending {
-                block_on(p).map_err(|e| explain(&e))?;
+                block_on(p).map_err(|e| e.to_string())?.map_err(|e| explain(&e))?;
             }
             Ok::<(), String>(())
         })();
@@ -483,21 +538,27 @@ fn build(
             if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
                 b = b.with_region("us-east-1");
             }
-            Arc::new(b.with_skip_signature(opts.anonymous()).build().map_err(|e| explain(&e))?)
+            // Unsigned only when asked: the environment's AWS_SKIP_SIGNATURE stands.
+            let b = if opts.anonymous() { b.with_skip_signature(true) } else { b };
+            Arc::new(b.build().map_err(|e| explain(&e))?)
         }
         "gs" | "gcs" => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(root).with_retry(retry()?);
             for (k, v) in settings {
                 b = b.with_config(k.parse::<GoogleConfigKey>().map_err(|e| bad(k, e))?, v);
             }
-            Arc::new(b.with_skip_signature(opts.anonymous()).build().map_err(|e| explain(&e))?)
+            // Unsigned only when asked: the environment's AWS_SKIP_SIGNATURE stands.
+            let b = if opts.anonymous() { b.with_skip_signature(true) } else { b };
+            Arc::new(b.build().map_err(|e| explain(&e))?)
         }
         "az" | "abfs" | "abfss" | "adl" | "azure" => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(root).with_retry(retry()?);
             for (k, v) in settings {
                 b = b.with_config(k.parse::<AzureConfigKey>().map_err(|e| bad(k, e))?, v);
             }
-            Arc::new(b.with_skip_signature(opts.anonymous()).build().map_err(|e| explain(&e))?)
+            // Unsigned only when asked: the environment's AWS_SKIP_SIGNATURE stands.
+            let b = if opts.anonymous() { b.with_skip_signature(true) } else { b };
+            Arc::new(b.build().map_err(|e| explain(&e))?)
         }
         _ => {
             let mut client = ClientOptions::new().with_allow_http(scheme == "http");
@@ -517,6 +578,8 @@ fn build(
 /// file's stream, a scan of a block's quoting).
 pub(crate) struct ObjectReader {
     location: Location,
+    /// The object's size and version when stamped.
+    len: u64,
     etag: Option<String>,
     at: u64,
     end: u64,
@@ -525,15 +588,16 @@ pub(crate) struct ObjectReader {
 }
 
 impl ObjectReader {
-    /// Reads `location` (as it was at `etag`) from `at` to `end`, `chunk` bytes
-    /// per request.
+    /// Reads `location` (as it was stamped: `len` bytes, `etag`) from `at` to
+    /// `end`, `chunk` bytes per request.
     pub(crate) fn new(
         location: Location,
-        etag: Option<String>,
+        (len, etag): (u64, Option<String>),
         range: Range<u64>,
         chunk: u64,
     ) -> Self {
-        ObjectReader { location, etag, at: range.start, end: range.end, chunk, buf: Bytes::new() }
+        let (at, end) = (range.start, range.end);
+        ObjectReader { location, len, etag, at, end, chunk, buf: Bytes::new() }
     }
 }
 
@@ -544,7 +608,7 @@ impl Read for ObjectReader {
                 return Ok(0);
             }
             let to = (self.at + self.chunk).min(self.end);
-            self.buf = self.location.read(self.at..to, self.etag.as_deref())?;
+            self.buf = self.location.read(self.at..to, self.len, self.etag.as_deref())?;
             self.at = to;
         }
         let n = out.len().min(self.buf.len());

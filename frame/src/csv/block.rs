@@ -34,6 +34,7 @@ pub(crate) struct BlockSpec {
     pub(super) path_column: Option<String>,
     pub(super) bad_values_to_null: bool,
     /// The object stores' settings, for URLs.
+    #[serde(default)]
     pub(super) storage: StorageOptions,
 }
 

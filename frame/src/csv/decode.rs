@@ -57,6 +57,7 @@ pub(crate) struct Decode {
     pub(super) quote: u8,
     pub(super) delimiter: u8,
     /// The object stores' settings, for URLs.
+    #[serde(default)]
     pub(super) storage: StorageOptions,
 }
 

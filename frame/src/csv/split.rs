@@ -148,7 +148,9 @@ pub(crate) struct QuoteStates {
     pub(super) quote: u8,
     pub(super) delimiter: u8,
     /// The file as it was when the graph was built.
+    #[serde(default)]
     pub(super) stamp: FileStamp,
+    #[serde(default)]
     pub(super) storage: StorageOptions,
 }
 

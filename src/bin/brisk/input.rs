@@ -82,6 +82,37 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The command line as shown in a report: the values of secret storage options
+/// (keys, tokens, passwords) left out.
+pub(crate) fn shown_args(args: impl Iterator<Item = String>) -> String {
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["secret", "key", "token", "password", "sas", "credential"].iter().any(|s| k.contains(s))
+    };
+    let mut option_next = false;
+    let shown: Vec<String> = args
+        .map(|arg| {
+            let (is_option, value) = match arg.strip_prefix("--storage-option=") {
+                Some(v) => (true, v.to_string()),
+                None => (option_next, arg.clone()),
+            };
+            option_next = arg == "--storage-option";
+            match value.split_once('=') {
+                Some((k, _)) if is_option && secret(k) => {
+                    let shown = format!("{k}=***");
+                    if arg.starts_with("--storage-option=") {
+                        format!("--storage-option={shown}")
+                    } else {
+                        shown
+                    }
+                }
+                _ => arg,
+            }
+        })
+        .collect();
+    shown.join(" ")
+}
+
 fn parse_option(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -187,6 +218,17 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_storage_options_are_not_shown() {
+        let args = ["groupby", "s3://b/k.csv", "--storage-option", "secret_access_key=hunter2"];
+        let args = args.iter().map(|s| s.to_string()).chain(["--storage-option=region=eu".into()]);
+        let shown = shown_args(args.chain(["--storage-option=aws_session_token=t0k".into()]));
+        assert_eq!(
+            shown,
+            "groupby s3://b/k.csv --storage-option secret_access_key=*** --storage-option=region=eu --storage-option=aws_session_token=***"
+        );
+    }
 
     #[test]
     fn sizes() {

@@ -166,7 +166,7 @@ impl Run {
             format!("{} files, {}", files.len(), brisk::core::text::bytes(bytes)),
         ));
         let report = Report {
-            title: format!("brisk {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+            title: format!("brisk {}", crate::input::shown_args(std::env::args().skip(1))),
             profile: profiler.profile(),
             resources: resources.samples(),
             elapsed: started.elapsed(),
