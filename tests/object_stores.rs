@@ -306,27 +306,36 @@ fn writes_appear_whole_or_not_at_all() {
     let e = frame.to_csv_with("s3://data/out/", &storage, &sched).err().unwrap().to_string();
     assert!(e.contains("already holds objects"), "{e}");
 
-    // A command killed while it uploads (its parts held back by 503s, retried
-    // for minutes): nothing at the target.
+    // A command interrupted (Ctrl-C) while it uploads, its parts held back by
+    // 503s retried for minutes: no object, the upload aborted, nothing of the
+    // staged output left in the temporary directory.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     server.fault("503", 1000, "partNumber");
     let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
         .args(["convert", "big.csv", "--to", "s3://data/out/killed.csv", "--storage-option"])
         .arg(format!("endpoint={}", server.url))
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("TMPDIR", &tmp)
         .current_dir(&dir)
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while server.open_uploads("data") == 0 && started.elapsed() < Duration::from_secs(60) {
+    while server.open_uploads("data") == 0 && started.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(server.open_uploads("data"), 1, "the upload had begun");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let interrupt = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(interrupt.unwrap().success());
+    let out = child.wait_with_output().unwrap();
     server.request("DELETE", "/_fault");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!server.keys("data").iter().any(|k| k.contains("killed")), "{:?}", server.keys("data"));
+    assert_eq!(server.open_uploads("data"), 0, "the interrupted upload is aborted");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "staged output left behind: {left:?}");
 }
 
 #[test]

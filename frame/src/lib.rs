@@ -89,7 +89,7 @@ pub use parquet::{ParquetSink, read_parquet};
 #[cfg(not(feature = "parquet"))]
 pub use parquet_off::read_parquet;
 pub use sources::Sources;
-pub use store::{StorageOptions, is_url, upload_file};
+pub use store::{StorageOptions, abort_uploads, is_url, upload_file};
 pub use table::Table;
 
 /// Registers every op of this crate, so encoded graphs can be decoded by op name.

@@ -108,6 +108,34 @@ pub fn upload_file(
     Location::parse(url, storage).and_then(|l| l.upload(from)).map_err(fail)
 }
 
+/// A multipart upload in progress, taken by whoever ends it first: its writer
+/// (complete or abort) or an interrupt (abort).
+type Upload = Arc<Mutex<Option<Box<dyn object_store::MultipartUpload>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The multipart uploads in progress.
+fn uploads() -> std::sync::MutexGuard<'static, Vec<Upload>> {
+    static UPLOADS: Mutex<Vec<Upload>> = Mutex::new(Vec::new());
+    lock(&UPLOADS)
+}
+
+/// Aborts every multipart upload in progress (each given 5 seconds), so the
+/// store keeps none of their parts: for a signal handler, before the process
+/// exits (with `brisk_core::remove_pending` for local outputs).
+pub fn abort_uploads() {
+    let list = std::mem::take(&mut *uploads());
+    for upload in list {
+        let taken = lock(&upload).take();
+        if let Some(mut upload) = taken {
+            let wait = std::time::Duration::from_secs(5);
+            let _ = block_on(async move { tokio::time::timeout(wait, upload.abort()).await });
+        }
+    }
+}
+
 /// Whether `spec` is a URL (`scheme://...`) rather than a local path.
 pub fn is_url(spec: &str) -> bool {
     spec.split_once("://").is_some_and(|(scheme, _)| {
@@ -460,8 +488,11 @@ impl Location {
                 .map(|_| ())
                 .map_err(|e| explain(&e));
         }
-        let mut upload =
+        let upload =
             block_on(async move { store.put_multipart(&path).await }).map_err(|e| explain(&e))?;
+        // Listed while it runs, so an interrupt aborts it (`abort_uploads`).
+        let shared: Upload = Arc::new(Mutex::new(Some(upload)));
+        uploads().push(shared.clone());
         let sent = (|| {
             let mut pending = Vec::new();
             loop {
@@ -470,8 +501,12 @@ impl Location {
                 if part.is_empty() {
                     break;
                 }
+                let next = match lock(&shared).as_mut() {
+                    Some(upload) => upload.put_part(PutPayload::from(part)),
+                    None => return Err("interrupted: the upload was aborted".to_string()),
+                };
                 // Sent at once on the I/O runtime; at most 4 in flight.
-                pending.push(runtime().spawn(upload.put_part(PutPayload::from(part))));
+                pending.push(runtime().spawn(next));
                 if pending.len() >= 4 {
                     let first = pending.remove(0);
                     block_on(first).map_err(|e| e.to_string())?.map_err(|e| explain(&e))?;
@@ -482,6 +517,10 @@ impl Location {
             }
             Ok::<(), String>(())
         })();
+        uploads().retain(|u| !Arc::ptr_eq(u, &shared));
+        let Some(mut upload) = lock(&shared).take() else {
+            return Err("interrupted: the upload was aborted".to_string());
+        };
         let done = match sent {
             Ok(()) => block_on(async move {
                 let r = upload.complete().await;

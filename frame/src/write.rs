@@ -131,8 +131,11 @@ pub(crate) fn write_to_store(
             return Err(fail(path, "already holds objects: remove them or choose another URL"));
         }
     }
-    let dir = tempfile::tempdir().map_err(|e| {
-        fail(path, format!("cannot make a temporary directory to write into before uploading: {e}; set TMPDIR to a directory with room"))
+    // Staged in the system's temporary directory, listed as pending: removed
+    // when done, on failure and on an interrupt.
+    let staging = std::env::temp_dir().join(format!("brisk-upload-{}", std::process::id()));
+    let dir = PendingOutput::dir(&staging).map_err(|e| {
+        fail(path, format!("cannot make a temporary directory in {} to write into before uploading: {e}; set TMPDIR to a directory with room", std::env::temp_dir().display()))
     })?;
     let local = dir.path().join(if one_file { file } else { "parts" });
     let rows = write(&local)?;

@@ -295,6 +295,8 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 fn on_interrupt() {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     brisk::core::remove_pending();
+    // Uploads to object stores in progress: aborted, so no parts stay stored.
+    brisk::frame::abort_uploads();
     eprintln!("interrupted");
     std::process::exit(130);
 }
