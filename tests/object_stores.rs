@@ -312,7 +312,7 @@ fn writes_appear_whole_or_not_at_all() {
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     server.fault("503", 1000, "partNumber");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+    let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
         .args(["convert", "big.csv", "--to", "s3://data/out/killed.csv", "--storage-option"])
         .arg(format!("endpoint={}", server.url))
         .env("AWS_ACCESS_KEY_ID", "test")
