@@ -77,7 +77,7 @@ pub use arrow;
 /// Partial results combined per tree node unless told otherwise (the same constant
 /// as `brisk_graph`'s, for every collection).
 pub use brisk_graph::DEFAULT_SPLIT_EVERY;
-pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, bench_parse_block, read_csv};
+pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, DEFAULT_URL_BLOCKSIZE, bench_parse_block, read_csv};
 pub use describe::{DESCRIBE_EXACT_VALUES, DESCRIBE_RELATIVE_ACCURACY, Describe};
 pub use error::{Error, Result};
 pub use expr::{BinOp, Expr, Lit, StrOp, col, lit, parse_expr};

@@ -399,7 +399,8 @@ impl Input {
         }
     }
 
-    /// The bytes `range` as a stream (an object's in requests of 8 MiB).
+    /// The bytes `range` as a stream (an object's in one request, or requests
+    /// of 64 MiB for a longer range: each costs a round trip).
     pub(crate) fn reader(&self, range: Range<u64>) -> Box<dyn Read + Send + '_> {
         match self {
             Input::File(file) => {
@@ -409,7 +410,7 @@ impl Input {
                 location.clone(),
                 (*len, etag.clone()),
                 range.start.min(*len)..range.end.min(*len),
-                8 << 20,
+                (range.end - range.start).clamp(1, 64 << 20),
             )),
         }
     }

@@ -55,6 +55,12 @@ use crate::{Error, Result};
 /// and they bound the memory each running task holds.
 pub const DEFAULT_BLOCKSIZE: u64 = 4 << 20;
 
+/// Blocks of this many bytes for objects in stores (URLs) unless told otherwise:
+/// each block is a ranged request (two: its quoting scan, then its read), and a
+/// request costs a round trip; 16 MiB halved the time of 4 MiB ones from a local
+/// S3 server and keeps a block's memory small.
+pub const DEFAULT_URL_BLOCKSIZE: u64 = 16 << 20;
+
 /// How to read CSV files. Built with chained setters:
 ///
 /// ```
@@ -69,7 +75,8 @@ pub const DEFAULT_BLOCKSIZE: u64 = 4 << 20;
 /// ```
 #[derive(Clone, Debug)]
 pub struct CsvOptions {
-    blocksize: u64,
+    /// `None`: [`DEFAULT_BLOCKSIZE`], or [`DEFAULT_URL_BLOCKSIZE`] for URLs.
+    blocksize: Option<u64>,
     delimiter: u8,
     quote: u8,
     header: bool,
@@ -87,7 +94,7 @@ pub struct CsvOptions {
 impl Default for CsvOptions {
     fn default() -> Self {
         Self {
-            blocksize: DEFAULT_BLOCKSIZE,
+            blocksize: None,
             delimiter: b',',
             quote: b'"',
             header: true,
@@ -105,9 +112,10 @@ impl Default for CsvOptions {
 
 impl CsvOptions {
     /// Bytes per partition (at least 1); a block boundary always moves to the next
-    /// record start.
+    /// record start. Default [`DEFAULT_BLOCKSIZE`] (4 MiB), and
+    /// [`DEFAULT_URL_BLOCKSIZE`] (16 MiB) when a source is an object-store URL.
     pub fn blocksize(mut self, bytes: u64) -> Self {
-        self.blocksize = bytes.max(1);
+        self.blocksize = Some(bytes.max(1));
         self
     }
 
@@ -274,6 +282,11 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
     let mut opts = opts.clone();
     opts.storage = sources.storage().clone();
     let files = sources.files(&[".csv", ".csv.gz", ".csv.zst"])?;
+    let remote = files.iter().any(|f| f.to_str().is_some_and(crate::store::is_url));
+    let blocksize = opts.blocksize.unwrap_or(match remote {
+        true => DEFAULT_URL_BLOCKSIZE,
+        false => DEFAULT_BLOCKSIZE,
+    });
     // Listed even without the feature: a file left out silently would be worse.
     #[cfg(not(feature = "compression"))]
     if let Some(path) = files.iter().find(|p| Compression::of(p) != Compression::None) {
@@ -319,7 +332,7 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
     };
     let name = token(
         "read-csv",
-        &(&files, opts.blocksize, format!("{spec:?}"), modified(&files, &opts.storage)),
+        &(&files, blocksize, format!("{spec:?}"), modified(&files, &opts.storage)),
     );
     let count_base = Key::named(format!("{name}-quotes"));
     let prefix_base = Key::named(format!("{name}-states"));
@@ -354,7 +367,7 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
                 len => len,
             }
             .max(info.data_start);
-            let blocks = (len - info.data_start).div_ceil(opts.blocksize).max(1);
+            let blocks = (len - info.data_start).div_ceil(blocksize).max(1);
             let decode = decode_base.with_index([fi as u32]);
             let op = Decode {
                 path: path.clone(),
@@ -368,22 +381,22 @@ fn read(sources: &Sources, opts: &CsvOptions, decoded: &DecodedSizes) -> Result<
             };
             counts.push(Task::root(decode.clone(), Op::data(op)));
             for b in 0..blocks {
-                let start = info.data_start + b * opts.blocksize;
-                let end = (start + opts.blocksize).min(len);
+                let start = info.data_start + b * blocksize;
+                let end = (start + blocksize).min(len);
                 let op = read_block(info, start..end, b as usize, len, compression);
                 let key = base.with_index([fi as u32, b as u32]);
                 tasks.push(Task::new(key, Op::data(op), [decode.clone()]));
             }
             continue;
         }
-        let blocks = data_len.div_ceil(opts.blocksize);
+        let blocks = data_len.div_ceil(blocksize);
         // The quoting state before each block: a state map per block, then their
         // composition in order.
         let prefix = prefix_base.with_index([fi as u32]);
         let mut block_counts = Vec::new();
         for b in 0..blocks {
-            let start = info.data_start + b * opts.blocksize;
-            let end = (start + opts.blocksize).min(info.len);
+            let start = info.data_start + b * blocksize;
+            let end = (start + blocksize).min(info.len);
             let op = read_block(info, start..end, b as usize, info.len, compression);
             let deps = if b == 0 { vec![] } else { vec![prefix.clone()] };
             tasks.push(Task::new(base.with_index([fi as u32, b as u32]), Op::data(op), deps));

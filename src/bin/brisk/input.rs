@@ -29,7 +29,7 @@ pub(crate) struct Input {
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_option)]
     storage_options: Vec<(String, String)>,
     /// Bytes per partition of a CSV file (of its decompressed bytes for a `.gz` or `.zst`
-    /// file): `4MB`, `64MiB` (default 4 MiB).
+    /// file): `4MB`, `64MiB` (default 4 MiB; 16 MiB for object-store URLs).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     blocksize: Option<u64>,
     /// The CSV field delimiter (one ASCII character; `\t` for tabs).
