@@ -206,7 +206,6 @@ impl Frame {
             let write = |local: &Path| self.to_csv_with(local, storage, scheduler);
             return write_to_store(url, storage, one_file, "out.csv", write);
         }
-        let one_file = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         check_target(path, one_file)?;
         // Every temporary is removed when dropped unpersisted (on any error) and
         // by a signal handler's `remove_pending`.

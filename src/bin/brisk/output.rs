@@ -130,11 +130,13 @@ impl Output {
         self.check()?;
         let format = self.format();
         if let Some(url) = self.url() {
-            // Written whole into a temporary file, then uploaded.
+            // Written whole into a pending file under TMPDIR (removed when done
+            // and on an interrupt), then uploaded.
+            let staging = std::env::temp_dir().join(format!("brisk-output-{}", std::process::id()));
             let written =
-                tempfile::NamedTempFile::new().map_err(Failure::from).and_then(|mut f| {
-                    write_file(table, format, f.as_file_mut())?;
-                    brisk::frame::upload_file(f.path(), url, &input.storage())?;
+                PendingOutput::file(&staging).map_err(Failure::from).and_then(|(out, mut f)| {
+                    write_file(table, format, &mut f)?;
+                    brisk::frame::upload_file(out.path(), url, &input.storage())?;
                     Ok(())
                 });
             return written.map_err(|e| e.context(&format!("-o {url}")));
