@@ -93,6 +93,11 @@ impl Frame {
         Frame::from_layer(schema, Layer::new(name, tasks, vec![]))
     }
 
+    /// The columns the computed table is sorted by, if any (a group-by's keys).
+    pub(crate) fn sort_keys(&self) -> Option<&[String]> {
+        self.sort_keys.as_deref()
+    }
+
     /// The same frame, whose computed table is sorted by `keys`.
     pub(crate) fn sorted_by(mut self, keys: Vec<String>) -> Frame {
         self.sort_keys = Some(keys);
@@ -170,6 +175,13 @@ impl Frame {
     fn map(&self, prefix: &str, step: Step, schema: SchemaRef) -> Frame {
         let name = token(prefix, &(self.layer.name(), format!("{step:?}")));
         let base = Key::named(name.as_str());
+        // Over a read: a later projection reads only what this step and the
+        // columns asked for need (a filter's columns, a projection's inputs).
+        let source = self.source.is_some().then(|| {
+            let parent = self.clone();
+            let step = step.clone();
+            Reproject(Arc::new(move |columns: Vec<String>| parent.reapplied(&step, columns)))
+        });
         let op = Op::data(MapBatch { step });
         let tasks = self
             .partition_keys()
@@ -181,14 +193,46 @@ impl Frame {
             schema,
             layer: Layer::new(name, tasks, vec![self.layer.clone()]),
             sort_keys: keys,
-            source: None,
+            source,
+        }
+    }
+
+    /// `step` applied again over this frame re-read with only the columns it
+    /// needs to give `columns` (at least).
+    fn reapplied(&self, step: &Step, columns: Vec<String>) -> Result<Frame> {
+        let need = |exprs: &mut dyn Iterator<Item = &Expr>, mut need: Vec<String>| {
+            for e in exprs {
+                for c in e.columns() {
+                    if !need.contains(&c) {
+                        need.push(c);
+                    }
+                }
+            }
+            need
+        };
+        match step {
+            Step::Filter(p) => {
+                let need = need(&mut std::iter::once(p), columns);
+                let parent = if need.is_empty() { self.clone() } else { self.projected(&need)? };
+                parent.filter(p.clone())
+            }
+            Step::Project(exprs) => {
+                let mut keep: Vec<(String, Expr)> =
+                    exprs.iter().filter(|(n, _)| columns.contains(n)).cloned().collect();
+                if keep.is_empty() {
+                    keep.extend(exprs.first().cloned());
+                }
+                let need = need(&mut keep.iter().map(|(_, e)| e), Vec::new());
+                let parent = if need.is_empty() { self.clone() } else { self.projected(&need)? };
+                parent.project(keep)
+            }
         }
     }
 
     /// Keeps the rows where an expression written as text holds, as pandas'
     /// `query`: `df.query("v1 > 2 and id1 == 'id001'")` (see [`parse_expr`](crate::parse_expr)).
     pub fn query(&self, text: &str) -> Result<Frame> {
-        self.filter(crate::parse_expr(text)?)
+        self.filter(crate::parse_expr_for(text, &self.schema)?)
     }
 
     /// The rows where `predicate` is true (null counts as false).

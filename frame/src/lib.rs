@@ -80,9 +80,11 @@ pub use brisk_graph::DEFAULT_SPLIT_EVERY;
 pub use csv::{CsvOptions, DEFAULT_BLOCKSIZE, DEFAULT_URL_BLOCKSIZE, bench_parse_block, read_csv};
 pub use describe::{DESCRIBE_EXACT_VALUES, DESCRIBE_RELATIVE_ACCURACY, Describe};
 pub use error::{Error, Result};
-pub use expr::{BinOp, Expr, Lit, StrOp, col, lit, parse_expr};
+pub use expr::{
+    BinOp, Expr, Func, Lit, StrOp, case_when, coalesce, col, lit, parse_expr, parse_expr_for,
+};
 pub use frame::{Frame, RowCount};
-pub use groupby::{Agg, GroupBy};
+pub use groupby::{Agg, AggExpr, GroupBy, parse_aggs};
 pub use join::How;
 #[cfg(feature = "parquet")]
 pub use parquet::{ParquetSink, read_parquet};

@@ -55,6 +55,21 @@ fn sorted_order(rows: &Rows) -> Vec<u32> {
     order
 }
 
+/// Row numbers of the first `limit` rows of `rows` in sort order (stable), found
+/// by selection before only those are sorted: top-N without sorting everything.
+fn top_order(rows: &Rows, limit: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    // Ties broken by row number, so the selection keeps the sort's stability.
+    let cmp = |a: &u32, b: &u32| rows.row(*a as usize).cmp(&rows.row(*b as usize)).then(a.cmp(b));
+    if limit == 0 {
+        return Vec::new();
+    }
+    order.select_nth_unstable_by(limit - 1, cmp);
+    order.truncate(limit);
+    order.sort_unstable_by(cmp);
+    order
+}
+
 fn take(batch: &RecordBatch, rows: &[u32]) -> std::result::Result<RecordBatch, ArrowError> {
     arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.to_vec()))
 }
@@ -80,11 +95,16 @@ impl OpKind for SortBatches {
 
     fn run(&self, inputs: Vec<Value>) -> brisk_core::Result<Value> {
         let all = concat_inputs(Self::NAME, &inputs)?;
-        let (_, rows) = sort_rows(&all, &self.by)?;
-        let mut order = sorted_order(&rows);
-        if let Some(limit) = self.limit {
-            order.truncate(limit);
+        let n = all.num_rows();
+        if self.by.is_empty() {
+            // A plain limit: the first rows, in order.
+            return Ok(Value::from(all.slice(0, self.limit.unwrap_or(n).min(n))));
         }
+        let (_, rows) = sort_rows(&all, &self.by)?;
+        let order = match self.limit {
+            Some(limit) if limit < n => top_order(&rows, limit),
+            _ => sorted_order(&rows),
+        };
         Ok(Value::from(take(&all, &order).map_err(arrow_err(Self::NAME))?))
     }
 }
@@ -232,8 +252,36 @@ impl Frame {
         by: impl IntoIterator<Item = S>,
         descending: bool,
     ) -> Result<Frame> {
+        self.sort_by(by.into_iter().map(|c| (c.as_ref().to_string(), descending)))
+    }
+
+    /// The `n` first rows in the order of `by`, `(column, descending)` pairs
+    /// (nulls last, stable): each partition's top `n` first, then theirs, as
+    /// `nlargest` (SQL's `order by .. limit n`). With no columns, the first `n`
+    /// rows as they are.
+    pub fn top<S: AsRef<str>>(
+        &self,
+        n: usize,
+        by: impl IntoIterator<Item = (S, bool)>,
+    ) -> Result<Frame> {
+        let mut by: Vec<(String, bool)> =
+            by.into_iter().map(|(c, d)| (c.as_ref().to_string(), d)).collect();
+        if by.is_empty()
+            && let Some(keys) = self.sort_keys()
+        {
+            // A group-by's result is in key order once computed: its first rows
+            // are the smallest keys, not the first partition's.
+            by = keys.iter().map(|k| (k.clone(), false)).collect();
+        }
+        self.sorted(by, Some(n), "top")
+    }
+
+    /// All rows sorted by `(column, descending)` pairs, each column its own way
+    /// (SQL's `order by a desc, b`); nulls last; stable. Partitioned as
+    /// [`sort_values`](Self::sort_values).
+    pub fn sort_by<S: AsRef<str>>(&self, by: impl IntoIterator<Item = (S, bool)>) -> Result<Frame> {
         let by: Vec<(String, bool)> =
-            by.into_iter().map(|c| (c.as_ref().to_string(), descending)).collect();
+            by.into_iter().map(|(c, d)| (c.as_ref().to_string(), d)).collect();
         if by.is_empty() {
             return Err(Error::Invalid("sort_values needs at least one column".into()));
         }

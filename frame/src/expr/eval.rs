@@ -12,7 +12,15 @@ use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow::error::ArrowError;
 
-use super::{BinOp, Expr, Lit, StrOp, common, in_type, lit_type};
+use arrow::array::{Date32Array, IntervalMonthDayNanoArray, TimestampMicrosecondArray};
+use arrow::compute::kernels::temporal::{DatePart, date_part};
+use arrow::compute::kernels::zip::zip;
+use arrow::datatypes::IntervalMonthDayNano;
+
+use super::{
+    BinOp, Expr, Func, Lit, StrOp, common, in_type, is_temporal, is_text, lit_type,
+    temporal_arithmetic,
+};
 
 impl Expr {
     /// Evaluates on a batch, to one array of the batch's length.
@@ -44,15 +52,52 @@ impl Expr {
                         };
                         Val::Array(Arc::new(out))
                     }
+                    BinOp::Add | BinOp::Sub
+                        if temporal_arithmetic(*op, l.data_type(), r.data_type()).is_some() =>
+                    {
+                        let scalar = matches!((&l, &r), (Val::Scalar(_), Val::Scalar(_)));
+                        let (l, r) = if l.data_type() == &DataType::Date32
+                            && r.data_type() == &DataType::Date32
+                        {
+                            // Days between dates: as integers.
+                            (
+                                l.cast(&DataType::Int32)?.cast(&DataType::Int64)?,
+                                r.cast(&DataType::Int32)?.cast(&DataType::Int64)?,
+                            )
+                        } else {
+                            (l, r)
+                        };
+                        let (ld, rd) = (l.datum(), r.datum());
+                        let (ld, rd): (&dyn Datum, &dyn Datum) = (ld.as_ref(), rd.as_ref());
+                        let out = if *op == BinOp::Add {
+                            numeric::add_wrapping(ld, rd)?
+                        } else {
+                            numeric::sub_wrapping(ld, rd)?
+                        };
+                        if scalar { Val::Scalar(out) } else { Val::Array(out) }
+                    }
                     _ => {
                         let target = if *op == BinOp::Div {
                             DataType::Float64
+                        } else if let Some(t) = common(l.data_type(), r.data_type()) {
+                            t
+                        } else if is_temporal(l.data_type()) && is_text(r.data_type()) {
+                            l.data_type().clone()
+                        } else if is_temporal(r.data_type()) && is_text(l.data_type()) {
+                            r.data_type().clone()
                         } else {
-                            common(l.data_type(), r.data_type()).ok_or_else(|| {
-                                ArrowError::InvalidArgumentError("type mismatch".into())
-                            })?
+                            return Err(ArrowError::InvalidArgumentError("type mismatch".into()));
                         };
-                        let (l, r) = (l.cast(&target)?, r.cast(&target)?);
+                        // A date literal written as text converts or fails; other
+                        // casts are as before.
+                        let cast = |v: Val| {
+                            if is_text(v.data_type()) && is_temporal(&target) {
+                                v.cast_strict(&target)
+                            } else {
+                                v.cast(&target)
+                            }
+                        };
+                        let (l, r) = (cast(l)?, cast(r)?);
                         let scalar = matches!((&l, &r), (Val::Scalar(_), Val::Scalar(_)));
                         let (ld, rd) = (l.datum(), r.datum());
                         let (ld, rd): (&dyn Datum, &dyn Datum) = (ld.as_ref(), rd.as_ref());
@@ -89,7 +134,7 @@ impl Expr {
                 let a = a.cast(&target)?.into_array(n)?;
                 let fill = fill.cast(&target)?.into_array(n)?;
                 let mask = boolean::is_not_null(&a)?;
-                Val::Array(arrow::compute::kernels::zip::zip(&mask, &a, &fill)?)
+                Val::Array(zip(&mask, &a, &fill)?)
             }
             Expr::Cast(e, to) => {
                 let to: DataType = to.parse()?;
@@ -98,11 +143,12 @@ impl Expr {
             Expr::Str(op, e, pattern) => {
                 let a = e.eval(batch)?.into_array(batch.num_rows())?;
                 let pat = Scalar::new(StringArray::from(vec![pattern.as_str()]));
+                use arrow::compute::kernels::comparison as c;
                 let out = match op {
-                    StrOp::Contains => arrow::compute::kernels::comparison::contains(&a, &pat)?,
-                    StrOp::StartsWith => {
-                        arrow::compute::kernels::comparison::starts_with(&a, &pat)?
-                    }
+                    StrOp::Contains => c::contains(&a, &pat)?,
+                    StrOp::StartsWith => c::starts_with(&a, &pat)?,
+                    StrOp::Like => c::like(&a, &pat)?,
+                    StrOp::ILike => c::ilike(&a, &pat)?,
                 };
                 Val::Array(Arc::new(out))
             }
@@ -110,8 +156,162 @@ impl Expr {
                 let a = e.eval(batch)?.into_array(batch.num_rows())?;
                 Val::Array(Arc::new(is_in(&a, values)?))
             }
+            Expr::Case { when, otherwise } => {
+                let n = batch.num_rows();
+                let mut values = Vec::with_capacity(when.len() + 1);
+                let mut target = DataType::Null;
+                for (_, v) in when {
+                    let v = v.eval(batch)?;
+                    target = common(&target, v.data_type()).ok_or_else(mismatch)?;
+                    values.push(v);
+                }
+                let rest = match otherwise {
+                    Some(e) => e.eval(batch)?,
+                    None => Val::Scalar(new_null_array(&DataType::Null, 1)),
+                };
+                target = common(&target, rest.data_type()).ok_or_else(mismatch)?;
+                // From the last branch to the first, so the first true one wins.
+                let mut out = rest.cast(&target)?.into_array(n)?;
+                for ((c, _), v) in when.iter().zip(values).rev() {
+                    let c = c.eval(batch)?.into_array(n)?;
+                    let c = arrow::compute::prep_null_mask_filter(as_bool(&c)?);
+                    let v = v.cast(&target)?.into_array(n)?;
+                    out = zip(&c, &v, &out)?;
+                }
+                Val::Array(out)
+            }
+            Expr::Call(f, args) => {
+                let vals = args.iter().map(|a| a.eval(batch)).collect::<Result<Vec<_>, _>>()?;
+                call(*f, args, vals, batch.num_rows())?
+            }
         })
     }
+}
+
+fn mismatch() -> ArrowError {
+    ArrowError::InvalidArgumentError("type mismatch".into())
+}
+
+/// `f` of `vals` (the evaluated `args`) on `n` rows.
+fn call(f: Func, args: &[Expr], vals: Vec<Val>, n: usize) -> Result<Val, ArrowError> {
+    let scalar = vals.iter().all(|v| matches!(v, Val::Scalar(_)));
+    let rows = if scalar { 1 } else { n };
+    let wrap = |a: ArrayRef| if scalar { Val::Scalar(a) } else { Val::Array(a) };
+    let mut vals = vals.into_iter();
+    let first = vals.next().ok_or_else(mismatch)?;
+    Ok(match f {
+        Func::Coalesce => {
+            let mut target = first.data_type().clone();
+            let rest: Vec<Val> = vals.collect();
+            for v in &rest {
+                target = common(&target, v.data_type()).ok_or_else(mismatch)?;
+            }
+            let mut out = first.cast(&target)?.into_array(rows)?;
+            for v in rest {
+                if out.null_count() == 0 {
+                    break;
+                }
+                let v = v.cast(&target)?.into_array(rows)?;
+                out = zip(&boolean::is_not_null(&out)?, &out, &v)?;
+            }
+            wrap(out)
+        }
+        Func::Abs | Func::Round => {
+            let decimals = match args.get(1) {
+                Some(Expr::Lit(Lit::Int(d))) => *d,
+                _ => 0,
+            };
+            let t = first.data_type().clone();
+            let a = first.into_array(rows)?;
+            if t == DataType::Null {
+                return Ok(wrap(a));
+            }
+            if t.is_integer() {
+                let a = arrow::compute::cast(&a, &DataType::Int64)?;
+                let a = a.as_primitive::<Int64Type>();
+                let out: Int64Array = if f == Func::Abs {
+                    a.unary(i64::wrapping_abs)
+                } else if decimals >= 0 {
+                    a.clone()
+                } else {
+                    let unit = 10i64.checked_pow(decimals.unsigned_abs() as u32).unwrap_or(0);
+                    a.unary(|v| round_int(v, unit))
+                };
+                wrap(Arc::new(out))
+            } else {
+                let a = arrow::compute::cast(&a, &DataType::Float64)?;
+                let a = a.as_primitive::<Float64Type>();
+                let out: Float64Array = if f == Func::Abs {
+                    a.unary(f64::abs)
+                } else {
+                    a.unary(|v| round_float(v, decimals))
+                };
+                wrap(Arc::new(out))
+            }
+        }
+        Func::Lower | Func::Upper | Func::Length => {
+            let a = first.into_array(rows)?;
+            let a = arrow::compute::cast(&a, &DataType::Utf8)?;
+            let a = a.as_string::<i32>();
+            let out: ArrayRef = match f {
+                Func::Lower => {
+                    Arc::new(a.iter().map(|s| s.map(str::to_lowercase)).collect::<StringArray>())
+                }
+                Func::Upper => {
+                    Arc::new(a.iter().map(|s| s.map(str::to_uppercase)).collect::<StringArray>())
+                }
+                _ => Arc::new(
+                    a.iter().map(|s| s.map(|s| s.chars().count() as i64)).collect::<Int64Array>(),
+                ),
+            };
+            wrap(out)
+        }
+        Func::Year | Func::Month | Func::Day => {
+            let a = first.into_array(rows)?;
+            if a.data_type() == &DataType::Null {
+                return Ok(wrap(new_null_array(&DataType::Int64, rows)));
+            }
+            let part = match f {
+                Func::Year => DatePart::Year,
+                Func::Month => DatePart::Month,
+                _ => DatePart::Day,
+            };
+            let out = date_part(&a, part)?;
+            wrap(arrow::compute::cast(&out, &DataType::Int64)?)
+        }
+    })
+}
+
+/// `v` rounded to a multiple of `unit` (a power of ten; 0 when past i64: then 0),
+/// halves away from zero.
+fn round_int(v: i64, unit: i64) -> i64 {
+    if unit == 0 {
+        return 0;
+    }
+    let r = v % unit;
+    let down = v - r;
+    if r.unsigned_abs() * 2 >= unit.unsigned_abs() {
+        if v >= 0 { down.wrapping_add(unit) } else { down.wrapping_sub(unit) }
+    } else {
+        down
+    }
+}
+
+/// `v` rounded to `decimals` decimals, halves away from zero (SQL's `round`).
+fn round_float(v: f64, decimals: i64) -> f64 {
+    if !v.is_finite() {
+        return v;
+    }
+    let d = decimals.clamp(-400, 400) as i32;
+    let scale = 10f64.powi(d);
+    if !scale.is_finite() || scale == 0.0 {
+        return if scale == 0.0 { 0.0 * v } else { v };
+    }
+    let scaled = v * scale;
+    if !scaled.is_finite() {
+        return v;
+    }
+    scaled.round() / scale
 }
 
 /// Whether each value of `a` is one of `values`: one hash lookup per row.
@@ -202,6 +402,19 @@ impl Val {
         })
     }
 
+    /// Cast that fails on a value that does not convert (a date literal that is
+    /// not a date), instead of making it null.
+    fn cast_strict(self, to: &DataType) -> std::result::Result<Val, ArrowError> {
+        if self.data_type() == to {
+            return Ok(self);
+        }
+        let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
+        Ok(match self {
+            Val::Array(a) => Val::Array(arrow::compute::cast_with_options(&a, to, &strict)?),
+            Val::Scalar(a) => Val::Scalar(arrow::compute::cast_with_options(&a, to, &strict)?),
+        })
+    }
+
     fn datum(&self) -> Box<dyn Datum + '_> {
         match self {
             Val::Array(a) => Box::new(a),
@@ -228,6 +441,13 @@ fn lit_array(l: &Lit) -> ArrayRef {
         Lit::Int(i) => Arc::new(Int64Array::from(vec![*i])),
         Lit::Float(x) => Arc::new(Float64Array::from(vec![*x])),
         Lit::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+        Lit::Date(d) => Arc::new(Date32Array::from(vec![*d])),
+        Lit::Timestamp(t) => Arc::new(TimestampMicrosecondArray::from(vec![*t])),
+        Lit::Interval { months, days, nanos } => {
+            Arc::new(IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(
+                *months, *days, *nanos,
+            )]))
+        }
     }
 }
 

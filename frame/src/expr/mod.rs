@@ -5,10 +5,12 @@
 mod eval;
 mod parse;
 
-pub(crate) use parse::checked;
-pub use parse::parse_expr;
+pub(crate) use parse::{checked, located, parse_at};
+pub use parse::{parse_expr, parse_expr_for};
 
-use arrow::datatypes::{DataType, Schema};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, IntervalUnit, Schema, TimeUnit};
 use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,21 @@ pub enum Lit {
     Float(f64),
     /// A string (Utf8).
     Str(String),
+    /// A date (Date32): days since 1970-01-01 (`date '1998-09-02'`).
+    Date(i32),
+    /// A timestamp without time zone (Timestamp(Microsecond)): microseconds since
+    /// 1970-01-01 00:00:00 (`timestamp '1998-09-02 10:30:00'`).
+    Timestamp(i64),
+    /// An interval (Interval(MonthDayNano)): months, days and nanoseconds, kept
+    /// apart as SQL's are (`interval 90 day`, `interval '1 year 2 months'`).
+    Interval {
+        /// Whole months (a year is 12).
+        months: i32,
+        /// Whole days (a week is 7).
+        days: i32,
+        /// Nanoseconds (hours, minutes, seconds and below).
+        nanos: i64,
+    },
 }
 
 impl From<bool> for Lit {
@@ -118,6 +135,67 @@ pub enum StrOp {
     Contains,
     /// Starts with the pattern.
     StartsWith,
+    /// SQL's `like`: `%` any run of characters, `_` one character.
+    Like,
+    /// `like`, ignoring case.
+    ILike,
+}
+
+/// Scalar functions of one or more arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Func {
+    /// The first non-null argument, row by row.
+    Coalesce,
+    /// The absolute value.
+    Abs,
+    /// Rounded to a number of decimals (0 unless given; negative rounds to tens,
+    /// hundreds, ...), halves away from zero as SQL's `round`.
+    Round,
+    /// A string in lower case.
+    Lower,
+    /// A string in upper case.
+    Upper,
+    /// A string's length in characters.
+    Length,
+    /// A date's or timestamp's year.
+    Year,
+    /// A date's or timestamp's month (1-12).
+    Month,
+    /// A date's or timestamp's day of the month (1-31).
+    Day,
+}
+
+impl Func {
+    /// The function's name in expressions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Coalesce => "coalesce",
+            Func::Abs => "abs",
+            Func::Round => "round",
+            Func::Lower => "lower",
+            Func::Upper => "upper",
+            Func::Length => "length",
+            Func::Year => "year",
+            Func::Month => "month",
+            Func::Day => "day",
+        }
+    }
+
+    /// The function of this name (any case).
+    pub fn parse(name: &str) -> Option<Func> {
+        let all = [
+            Func::Coalesce,
+            Func::Abs,
+            Func::Round,
+            Func::Lower,
+            Func::Upper,
+            Func::Length,
+            Func::Year,
+            Func::Month,
+            Func::Day,
+        ];
+        all.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
+    }
 }
 
 /// An expression over a partition's columns.
@@ -150,6 +228,17 @@ pub enum Expr {
     /// pandas' `isin`); a null value gives null, a null in the list matches
     /// nothing.
     In(Box<Expr>, Vec<Lit>),
+    /// `case when c1 then v1 when c2 then v2 ... else e end`: the value of the
+    /// first condition that is true (a null condition is not), else `e` (null
+    /// when absent).
+    Case {
+        /// `(condition, value)` pairs, in order.
+        when: Vec<(Expr, Expr)>,
+        /// The value when no condition holds.
+        otherwise: Option<Box<Expr>>,
+    },
+    /// A scalar function call.
+    Call(Func, Vec<Expr>),
 }
 
 /// A column by name.
@@ -160,6 +249,99 @@ pub fn col(name: impl Into<String>) -> Expr {
 /// A literal value.
 pub fn lit(value: impl Into<Lit>) -> Expr {
     Expr::Lit(value.into())
+}
+
+/// The first non-null of `values`, row by row (SQL's `coalesce`).
+pub fn coalesce(values: impl IntoIterator<Item = Expr>) -> Expr {
+    Expr::Call(Func::Coalesce, values.into_iter().collect())
+}
+
+/// `case when c1 then v1 ... else otherwise end`: the value of the first
+/// condition that is true, else `otherwise` (null when `None`).
+pub fn case_when(when: impl IntoIterator<Item = (Expr, Expr)>, otherwise: Option<Expr>) -> Expr {
+    Expr::Case { when: when.into_iter().collect(), otherwise: otherwise.map(Box::new) }
+}
+
+impl Lit {
+    /// A date from `YYYY-MM-DD`.
+    pub fn date(text: &str) -> Result<Lit> {
+        match temporal(text, &DataType::Date32)? {
+            Some(v) => Ok(Lit::Date(v as i32)),
+            None => Err(Error::Invalid(format!("'{text}' is not a date (write YYYY-MM-DD)"))),
+        }
+    }
+
+    /// A timestamp from `YYYY-MM-DD HH:MM:SS[.ffffff]` (or with `T`), no time zone.
+    pub fn timestamp(text: &str) -> Result<Lit> {
+        match temporal(text, &DataType::Timestamp(TimeUnit::Microsecond, None))? {
+            Some(v) => Ok(Lit::Timestamp(v)),
+            None => Err(Error::Invalid(format!(
+                "'{text}' is not a timestamp (write YYYY-MM-DD HH:MM:SS)"
+            ))),
+        }
+    }
+
+    /// An interval of `n` days.
+    pub fn days(n: i32) -> Lit {
+        Lit::Interval { months: 0, days: n, nanos: 0 }
+    }
+
+    /// An interval of `n` months.
+    pub fn months(n: i32) -> Lit {
+        Lit::Interval { months: n, days: 0, nanos: 0 }
+    }
+}
+
+/// `text` as a date's days or a timestamp's microseconds, read as the CSV reader
+/// reads them (Arrow's cast); `None` when it is not one.
+fn temporal(text: &str, to: &DataType) -> Result<Option<i64>> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    let a = StringArray::from(vec![text.trim()]);
+    let Ok(v) = arrow::compute::cast_with_options(&a, to, &strict) else {
+        return Ok(None);
+    };
+    if v.is_null(0) {
+        return Ok(None);
+    }
+    Ok(Some(match to {
+        DataType::Date32 => i64::from(v.as_primitive::<arrow::datatypes::Date32Type>().value(0)),
+        _ => v.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(0),
+    }))
+}
+
+/// How a date literal prints: `YYYY-MM-DD`; a timestamp's as
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+fn temporal_text(l: &Lit) -> String {
+    use arrow::array::{Array, AsArray};
+    let a: arrow::array::ArrayRef = match l {
+        Lit::Date(d) => Arc::new(arrow::array::Date32Array::from(vec![*d])),
+        Lit::Timestamp(t) => Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![*t])),
+        _ => return String::new(),
+    };
+    match arrow::compute::cast(&a, &DataType::Utf8) {
+        Ok(s) if !s.is_null(0) => s.as_string::<i32>().value(0).replace('T', " "),
+        _ => String::new(),
+    }
+}
+
+/// An interval as text that parses back: `'1 month 2 days 3 microseconds'`.
+fn interval_text(months: i32, days: i32, nanos: i64) -> String {
+    let mut parts = Vec::new();
+    if months != 0 {
+        parts.push(format!("{months} month"));
+    }
+    if days != 0 || (months == 0 && nanos == 0) {
+        parts.push(format!("{days} day"));
+    }
+    if nanos != 0 {
+        if nanos % 1000 == 0 {
+            parts.push(format!("{} microsecond", nanos / 1000));
+        } else {
+            parts.push(format!("{nanos} nanosecond"));
+        }
+    }
+    parts.join(" ")
 }
 
 macro_rules! binary {
@@ -250,6 +432,96 @@ impl Expr {
         Expr::Str(StrOp::StartsWith, Box::new(self), pattern.into())
     }
 
+    /// SQL's `self like pattern` (`%` any run, `_` one character).
+    pub fn like(self, pattern: impl Into<String>) -> Expr {
+        Expr::Str(StrOp::Like, Box::new(self), pattern.into())
+    }
+
+    /// SQL's `self ilike pattern`: `like` ignoring case.
+    pub fn ilike(self, pattern: impl Into<String>) -> Expr {
+        Expr::Str(StrOp::ILike, Box::new(self), pattern.into())
+    }
+
+    /// SQL's `self between low and high`: `self >= low and self <= high`.
+    pub fn between(self, low: impl Into<Expr>, high: impl Into<Expr>) -> Expr {
+        self.clone().ge(low).and(self.le(high))
+    }
+
+    /// The absolute value.
+    pub fn abs(self) -> Expr {
+        Expr::Call(Func::Abs, vec![self])
+    }
+
+    /// Rounded to `decimals` decimals (negative: to tens, hundreds, ...), halves
+    /// away from zero.
+    pub fn round(self, decimals: i64) -> Expr {
+        Expr::Call(Func::Round, vec![self, Expr::Lit(Lit::Int(decimals))])
+    }
+
+    /// The string in lower case.
+    pub fn lower(self) -> Expr {
+        Expr::Call(Func::Lower, vec![self])
+    }
+
+    /// The string in upper case.
+    pub fn upper(self) -> Expr {
+        Expr::Call(Func::Upper, vec![self])
+    }
+
+    /// The string's length in characters.
+    pub fn length(self) -> Expr {
+        Expr::Call(Func::Length, vec![self])
+    }
+
+    /// The year of a date or timestamp.
+    pub fn year(self) -> Expr {
+        Expr::Call(Func::Year, vec![self])
+    }
+
+    /// The month (1-12) of a date or timestamp.
+    pub fn month(self) -> Expr {
+        Expr::Call(Func::Month, vec![self])
+    }
+
+    /// The day of the month (1-31) of a date or timestamp.
+    pub fn day(self) -> Expr {
+        Expr::Call(Func::Day, vec![self])
+    }
+
+    /// The columns this expression reads, each once, in the order first met.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Col(c) => {
+                    if !out.contains(c) {
+                        out.push(c.clone());
+                    }
+                }
+                Expr::Lit(_) => {}
+                Expr::Binary { left, right, .. } | Expr::FillNull(left, right) => {
+                    stack.push(right);
+                    stack.push(left);
+                }
+                Expr::Not(x)
+                | Expr::IsNull(x)
+                | Expr::Cast(x, _)
+                | Expr::Str(_, x, _)
+                | Expr::In(x, _) => stack.push(x),
+                Expr::Case { when, otherwise } => {
+                    stack.extend(otherwise.as_deref());
+                    for (c, v) in when.iter().rev() {
+                        stack.push(v);
+                        stack.push(c);
+                    }
+                }
+                Expr::Call(_, args) => stack.extend(args.iter().rev()),
+            }
+        }
+        out
+    }
+
     /// The column name this expression gives by default: a column's own name, else
     /// its printed form.
     pub fn name(&self) -> String {
@@ -288,9 +560,17 @@ impl Expr {
                         DataType::Boolean
                     }
                     BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                        if let Some(t) = temporal_arithmetic(*op, &l, &r) {
+                            return Ok(t);
+                        }
                         if !is_numeric(&l) || !is_numeric(&r) {
+                            let hint = if matches!(op, BinOp::Add | BinOp::Sub) {
+                                " (or a date and an interval)"
+                            } else {
+                                ""
+                            };
                             return Err(mismatch(format!(
-                                "'{}' needs numbers, got {l} and {r}",
+                                "'{}' needs numbers{hint}, got {l} and {r}",
                                 op.symbol()
                             )));
                         }
@@ -309,7 +589,13 @@ impl Expr {
                     }
                     _ => {
                         if common(&l, &r).is_none() {
-                            return Err(mismatch(format!("cannot compare {l} with {r}")));
+                            match (text_as_temporal(left, &r), text_as_temporal(right, &l)) {
+                                (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(mismatch(e)),
+                                (Some(Ok(())), _) | (_, Some(Ok(()))) => {}
+                                _ => {
+                                    return Err(mismatch(format!("cannot compare {l} with {r}")));
+                                }
+                            }
                         }
                         DataType::Boolean
                     }
@@ -353,17 +639,143 @@ impl Expr {
                 in_type(&joint).ok_or_else(|| mismatch(format!("'in' does not support {t}")))?;
                 DataType::Boolean
             }
-            Expr::Str(_, e, _) => {
+            Expr::Str(op, e, _) => {
                 let t = e.data_type(schema)?;
-                if !matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                    return Err(mismatch(format!(
-                        "string predicates need a string column, got {t}"
-                    )));
+                if !is_text(&t) {
+                    let what = match op {
+                        StrOp::Like => "'like' needs a string",
+                        StrOp::ILike => "'ilike' needs a string",
+                        _ => "string predicates need a string column",
+                    };
+                    return Err(mismatch(format!("{what}, got {t}")));
                 }
                 DataType::Boolean
             }
+            Expr::Case { when, otherwise } => {
+                if when.is_empty() {
+                    return Err(mismatch("'case' needs at least one 'when'".into()));
+                }
+                let mut joint = DataType::Null;
+                for (c, v) in when {
+                    let ct = c.data_type(schema)?;
+                    if !is_bool(&ct) {
+                        return Err(Error::Type {
+                            column: c.to_string(),
+                            reason: format!("a 'when' condition needs a boolean, got {ct}"),
+                        });
+                    }
+                    let vt = v.data_type(schema)?;
+                    joint = common(&joint, &vt).ok_or_else(|| {
+                        mismatch(format!("'case' values of types {joint} and {vt} do not mix"))
+                    })?;
+                }
+                if let Some(e) = otherwise {
+                    let et = e.data_type(schema)?;
+                    joint = common(&joint, &et).ok_or_else(|| {
+                        mismatch(format!("'case' values of types {joint} and {et} do not mix"))
+                    })?;
+                }
+                joint
+            }
+            Expr::Call(f, args) => {
+                let types = args.iter().map(|a| a.data_type(schema)).collect::<Result<Vec<_>>>()?;
+                call_type(*f, args, &types).map_err(mismatch)?
+            }
         })
     }
+}
+
+/// The type `f(args)` gives, or why it cannot be called so.
+fn call_type(f: Func, args: &[Expr], types: &[DataType]) -> std::result::Result<DataType, String> {
+    let name = f.name();
+    let (min, max) = match f {
+        Func::Coalesce => (1, usize::MAX),
+        Func::Round => (1, 2),
+        _ => (1, 1),
+    };
+    if types.len() < min || types.len() > max {
+        let wanted = match (min, max) {
+            (1, usize::MAX) => "at least 1 argument".to_string(),
+            (a, b) if a == b => format!("{a} argument"),
+            (a, b) => format!("{a} or {b} arguments"),
+        };
+        return Err(format!("{name}() takes {wanted}, got {}", types.len()));
+    }
+    let t = &types[0];
+    Ok(match f {
+        Func::Coalesce => {
+            let mut joint = DataType::Null;
+            for u in types {
+                joint = common(&joint, u).ok_or_else(|| {
+                    format!("coalesce() cannot mix {joint} and {u}; cast one first")
+                })?;
+            }
+            joint
+        }
+        Func::Abs | Func::Round => {
+            if f == Func::Round
+                && let Some(d) = args.get(1)
+                && !matches!(d, Expr::Lit(Lit::Int(_)))
+            {
+                return Err(format!("round()'s decimals must be a whole number, got {d}"));
+            }
+            match t {
+                DataType::Null => DataType::Null,
+                t if t.is_integer() => DataType::Int64,
+                t if t.is_numeric() => DataType::Float64,
+                t => return Err(format!("{name}() needs a number, got {t}")),
+            }
+        }
+        Func::Lower | Func::Upper | Func::Length => {
+            if !is_text(t) && *t != DataType::Null {
+                return Err(format!("{name}() needs a string, got {t}"));
+            }
+            if f == Func::Length { DataType::Int64 } else { DataType::Utf8 }
+        }
+        Func::Year | Func::Month | Func::Day => {
+            if !is_temporal(t) && *t != DataType::Null {
+                return Err(format!("{name}() needs a date or timestamp, got {t}"));
+            }
+            DataType::Int64
+        }
+    })
+}
+
+/// The type of date/interval arithmetic, `None` when `l op r` is not that.
+pub(crate) fn temporal_arithmetic(op: BinOp, l: &DataType, r: &DataType) -> Option<DataType> {
+    let interval = |t: &DataType| matches!(t, DataType::Interval(_));
+    match op {
+        BinOp::Add if is_temporal(l) && interval(r) => Some(l.clone()),
+        BinOp::Add if interval(l) && is_temporal(r) => Some(r.clone()),
+        BinOp::Sub if is_temporal(l) && interval(r) => Some(l.clone()),
+        BinOp::Add | BinOp::Sub if interval(l) && interval(r) => Some(l.clone()),
+        // The days between two dates.
+        BinOp::Sub if *l == DataType::Date32 && *r == DataType::Date32 => Some(DataType::Int64),
+        _ => None,
+    }
+}
+
+/// For a comparison of `e` with a value of type `other`: when `e` is a string
+/// literal and `other` a date or timestamp, whether the string reads as one
+/// (SQL compares `d <= '1998-09-02'` as dates); `None` when that does not apply.
+fn text_as_temporal(e: &Expr, other: &DataType) -> Option<std::result::Result<(), String>> {
+    let Expr::Lit(Lit::Str(s)) = e else { return None };
+    if !is_temporal(other) {
+        return None;
+    }
+    Some(match temporal(s, other) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!("'{s}' is not a value of {other} (write YYYY-MM-DD)")),
+    })
+}
+
+pub(crate) fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Dates and timestamps.
+pub(crate) fn is_temporal(t: &DataType) -> bool {
+    matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
 }
 
 impl std::fmt::Display for Expr {
@@ -375,6 +787,11 @@ impl std::fmt::Display for Expr {
             Expr::Lit(Lit::Int(i)) => write!(f, "{i}"),
             Expr::Lit(Lit::Float(x)) => write!(f, "{x:?}"),
             Expr::Lit(Lit::Str(s)) => write!(f, "'{s}'"),
+            Expr::Lit(l @ Lit::Date(_)) => write!(f, "date '{}'", temporal_text(l)),
+            Expr::Lit(l @ Lit::Timestamp(_)) => write!(f, "timestamp '{}'", temporal_text(l)),
+            Expr::Lit(Lit::Interval { months, days, nanos }) => {
+                write!(f, "interval '{}'", interval_text(*months, *days, *nanos))
+            }
             Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
             Expr::Not(e) => write!(f, "not {e}"),
             Expr::IsNull(e) => write!(f, "is_null({e})"),
@@ -382,6 +799,22 @@ impl std::fmt::Display for Expr {
             Expr::Cast(e, t) => write!(f, "cast({e} as {t})"),
             Expr::Str(StrOp::Contains, e, p) => write!(f, "contains({e}, '{p}')"),
             Expr::Str(StrOp::StartsWith, e, p) => write!(f, "starts_with({e}, '{p}')"),
+            Expr::Str(StrOp::Like, e, p) => write!(f, "({e} like '{p}')"),
+            Expr::Str(StrOp::ILike, e, p) => write!(f, "({e} ilike '{p}')"),
+            Expr::Case { when, otherwise } => {
+                write!(f, "case")?;
+                for (c, v) in when {
+                    write!(f, " when {c} then {v}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " else {e}")?;
+                }
+                write!(f, " end")
+            }
+            Expr::Call(func, args) => {
+                let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+                write!(f, "{}({})", func.name(), args.join(", "))
+            }
             Expr::In(e, values) => {
                 let list: Vec<String> =
                     values.iter().map(|v| Expr::Lit(v.clone()).to_string()).collect();
@@ -398,6 +831,9 @@ fn lit_type(l: &Lit) -> DataType {
         Lit::Int(_) => DataType::Int64,
         Lit::Float(_) => DataType::Float64,
         Lit::Str(_) => DataType::Utf8,
+        Lit::Date(_) => DataType::Date32,
+        Lit::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Lit::Interval { .. } => DataType::Interval(IntervalUnit::MonthDayNano),
     }
 }
 
@@ -425,6 +861,16 @@ pub(crate) fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || *t == DataType::Null
 }
 
+fn finer(a: TimeUnit, b: TimeUnit) -> TimeUnit {
+    let rank = |u: TimeUnit| match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    };
+    if rank(a) >= rank(b) { a } else { b }
+}
+
 /// The type two operands are brought to before an operation: equal types stay,
 /// integers widen to Int64, a float makes Float64; null takes the other's type.
 pub(crate) fn common(a: &DataType, b: &DataType) -> Option<DataType> {
@@ -437,6 +883,11 @@ pub(crate) fn common(a: &DataType, b: &DataType) -> Option<DataType> {
         }
         (x, y) if x.is_integer() && y.is_integer() => Int64,
         (Utf8 | LargeUtf8, Utf8 | LargeUtf8) => Utf8,
+        // A date meets a timestamp at midnight; timestamps meet at the finer unit.
+        (Date32, Timestamp(u, tz)) | (Timestamp(u, tz), Date32) => Timestamp(*u, tz.clone()),
+        (Timestamp(u1, tz1), Timestamp(u2, tz2)) if tz1 == tz2 => {
+            Timestamp(finer(*u1, *u2), tz1.clone())
+        }
         _ => return None,
     })
 }

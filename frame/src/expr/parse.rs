@@ -14,7 +14,9 @@
 //! however long the list). Chains of thousands of `or` terms are fine.
 //! A mistake is an error that shows the text with a caret under the position.
 
-use super::{BinOp, Expr, Lit, col};
+use arrow::datatypes::{DataType, Schema};
+
+use super::{BinOp, Expr, Func, Lit, col};
 use crate::{Error, Result};
 
 /// Parses an expression; an error points at the offending position.
@@ -27,8 +29,42 @@ use crate::{Error, Result};
 /// # Ok::<(), brisk_frame::Error>(())
 /// ```
 pub fn parse_expr(text: &str) -> Result<Expr> {
-    let tokens = tokenize(text)?;
-    let mut p = Parser { text, tokens, at: 0, depth: 0 };
+    parse(text, None)
+}
+
+/// Parses an expression and type-checks it against `schema` as it goes: an unknown
+/// column, or an operation on types it does not take, is an error with a caret
+/// under that column or operation (not just the whole expression's name).
+///
+/// ```
+/// use brisk_frame::parse_expr_for;
+/// use brisk_frame::arrow::datatypes::{DataType, Field, Schema};
+/// let schema = Schema::new(vec![Field::new("d", DataType::Date32, true)]);
+/// let e = parse_expr_for("d <= date '1998-12-01' - interval 90 day", &schema)?;
+/// assert_eq!(e.data_type(&schema)?, DataType::Boolean);
+/// let err = parse_expr_for("d > 1 + 'x'", &schema).unwrap_err().to_string();
+/// assert!(err.contains("position 7"), "{err}");
+/// # Ok::<(), brisk_frame::Error>(())
+/// ```
+pub fn parse_expr_for(text: &str, schema: &Schema) -> Result<Expr> {
+    parse(text, Some(schema))
+}
+
+fn parse(text: &str, schema: Option<&Schema>) -> Result<Expr> {
+    parse_range(text, 0, text.len(), schema)
+}
+
+/// Parses `inner`, which is `text` from byte `at` on, type-checked against
+/// `schema`: errors point into the whole `text` (an aggregation's expression
+/// inside a list of them).
+pub(crate) fn parse_at(text: &str, at: usize, inner: &str, schema: &Schema) -> Result<Expr> {
+    debug_assert_eq!(&text[at..at + inner.len()], inner);
+    parse_range(text, at, at + inner.len(), Some(schema))
+}
+
+fn parse_range(text: &str, from: usize, to: usize, schema: Option<&Schema>) -> Result<Expr> {
+    let tokens = tokenize(text, from, to)?;
+    let mut p = Parser { text, tokens, at: 0, depth: 0, schema };
     let e = p.or()?;
     match p.peek() {
         Tok::End => {}
@@ -95,6 +131,16 @@ fn rebalance(e: Expr, depth: usize) -> Result<Expr> {
         Expr::Cast(x, t) => Expr::Cast(deeper(x)?, t),
         Expr::Str(op, x, p) => Expr::Str(op, deeper(x)?, p),
         Expr::In(x, values) => Expr::In(deeper(x)?, values),
+        Expr::Case { when, otherwise } => Expr::Case {
+            when: when
+                .into_iter()
+                .map(|(c, v)| Ok((rebalance(c, depth + 1)?, rebalance(v, depth + 1)?)))
+                .collect::<Result<_>>()?,
+            otherwise: otherwise.map(deeper).transpose()?,
+        },
+        Expr::Call(f, args) => {
+            Expr::Call(f, args.into_iter().map(|a| rebalance(a, depth + 1)).collect::<Result<_>>()?)
+        }
         leaf @ (Expr::Col(_) | Expr::Lit(_)) => leaf,
     })
 }
@@ -115,6 +161,55 @@ fn balanced(mut terms: Vec<Expr>, join: impl Fn(Expr, Expr) -> Expr) -> Expr {
         terms = next;
     }
     terms.pop().expect("at least one term")
+}
+
+/// An interval from text: `90 day`, `'1 year 2 months 3 days'`, units year,
+/// month, week, day, hour, minute, second, millisecond, microsecond (singular
+/// or plural), counts may be negative.
+fn interval(text: &str) -> std::result::Result<Lit, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || words.len() % 2 != 0 {
+        return Err(format!(
+            "'{text}' is not an interval (write a count and a unit: 90 day, 1 year 2 months)"
+        ));
+    }
+    let (mut months, mut days, mut nanos) = (0i64, 0i64, 0i64);
+    for pair in words.chunks(2) {
+        let n: i64 = pair[0]
+            .parse()
+            .map_err(|_| format!("'{}' in interval '{text}' is not a whole number", pair[0]))?;
+        let unit = pair[1].to_ascii_lowercase();
+        let unit = unit.strip_suffix('s').unwrap_or(&unit);
+        const NS: i64 = 1_000_000_000;
+        let (m, d, ns) = match unit {
+            "year" => (12, 0, 0),
+            "month" => (1, 0, 0),
+            "week" => (0, 7, 0),
+            "day" => (0, 1, 0),
+            "hour" => (0, 0, 3600 * NS),
+            "minute" => (0, 0, 60 * NS),
+            "second" => (0, 0, NS),
+            "millisecond" => (0, 0, 1_000_000),
+            "microsecond" => (0, 0, 1000),
+            "nanosecond" => (0, 0, 1),
+            _ => {
+                return Err(format!(
+                    "unknown interval unit '{}' (year, month, week, day, hour, minute, second, millisecond, microsecond)",
+                    pair[1]
+                ));
+            }
+        };
+        let too_big = || format!("interval '{text}' is too large");
+        months = n.checked_mul(m).and_then(|v| v.checked_add(months)).ok_or_else(too_big)?;
+        days = n.checked_mul(d).and_then(|v| v.checked_add(days)).ok_or_else(too_big)?;
+        nanos = n.checked_mul(ns).and_then(|v| v.checked_add(nanos)).ok_or_else(too_big)?;
+    }
+    let too_big = || format!("interval '{text}' is too large");
+    Ok(Lit::Interval {
+        months: i32::try_from(months).map_err(|_| too_big())?,
+        days: i32::try_from(days).map_err(|_| too_big())?,
+        nanos,
+    })
 }
 
 /// How deeply an expression may nest (parentheses, `not`, calls) or chain.
@@ -139,6 +234,16 @@ fn tree_depth(e: &Expr) -> usize {
             | Expr::In(x, _) => {
                 stack.push((x, d + 1));
             }
+            Expr::Case { when, otherwise } => {
+                for (c, v) in when {
+                    stack.push((c, d + 1));
+                    stack.push((v, d + 1));
+                }
+                if let Some(x) = otherwise {
+                    stack.push((x, d + 1));
+                }
+            }
+            Expr::Call(_, args) => stack.extend(args.iter().map(|a| (a, d + 1))),
         }
     }
     deepest
@@ -174,7 +279,7 @@ impl Tok {
 }
 
 /// The error for `text` at byte `pos`: the message, the text, a caret under it.
-fn located(text: &str, pos: usize, message: &str) -> Error {
+pub(crate) fn located(text: &str, pos: usize, message: &str) -> Error {
     let column = text[..pos.min(text.len())].chars().count();
     // A long text is shown as a window of 60 characters around the position.
     const SHOWN: usize = 60;
@@ -191,10 +296,11 @@ fn located(text: &str, pos: usize, message: &str) -> Error {
     ))
 }
 
-fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>> {
-    let bytes = text.as_bytes();
+/// The tokens of `text[from..to]`, with their byte positions in `text`.
+fn tokenize(text: &str, from: usize, to: usize) -> Result<Vec<(Tok, usize)>> {
+    let bytes = &text.as_bytes()[..to];
     let mut out = Vec::new();
-    let mut i = 0;
+    let mut i = from;
     while i < bytes.len() {
         let c = bytes[i];
         let start = i;
@@ -216,7 +322,7 @@ fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>> {
                 Tok::Comma
             }
             b'\'' | b'"' | b'`' => {
-                let close = text[i + 1..]
+                let close = text[i + 1..to]
                     .find(c as char)
                     .ok_or_else(|| located(text, start, "unclosed quote"))?;
                 let inner = text[i + 1..i + 1 + close].to_string();
@@ -250,7 +356,7 @@ fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>> {
             _ => {
                 let ops: [&'static str; 13] =
                     ["==", "!=", "<=", ">=", "<>", "<", ">", "=", "+", "-", "*", "/", "!"];
-                match ops.iter().find(|o| text[i..].starts_with(**o)) {
+                match ops.iter().find(|o| text[i..to].starts_with(**o)) {
                     Some(o) => {
                         i += o.len();
                         Tok::Op(o)
@@ -264,7 +370,7 @@ fn tokenize(text: &str) -> Result<Vec<(Tok, usize)>> {
         };
         out.push((tok, start));
     }
-    out.push((Tok::End, text.len()));
+    out.push((Tok::End, to));
     Ok(out)
 }
 
@@ -274,6 +380,8 @@ struct Parser<'a> {
     at: usize,
     /// How many nested parses are open (parentheses, `not`, minus signs, calls).
     depth: usize,
+    /// The schema each part is type-checked against as it is parsed, if any.
+    schema: Option<&'a Schema>,
 }
 
 impl Parser<'_> {
@@ -317,18 +425,59 @@ impl Parser<'_> {
         e
     }
 
+    /// The byte position of token `at` in the text.
+    fn pos(&self, at: usize) -> usize {
+        self.tokens[at].1
+    }
+
+    /// `e`, type-checked when there is a schema; an error points at byte `pos`
+    /// (where `e`, or its operator, is written). Its parts were checked as they
+    /// were parsed, so an error here is this node's own.
+    fn typed(&self, e: Expr, pos: usize) -> Result<Expr> {
+        let Some(schema) = self.schema else { return Ok(e) };
+        match e.data_type(schema) {
+            Ok(_) => Ok(e),
+            Err(Error::Type { reason, .. }) => Err(located(self.text, pos, &reason)),
+            Err(other) => Err(located(self.text, pos, &other.to_string())),
+        }
+    }
+
+    /// A term of `and` / `or` (or `not`'s operand), begun at token `at`: checked
+    /// to be a boolean when there is a schema.
+    fn check_bool(&self, e: &Expr, at: usize, word: &str) -> Result<()> {
+        let Some(schema) = self.schema else { return Ok(()) };
+        let pos = self.pos(at);
+        let t = e.data_type(schema).map_err(|err| located(self.text, pos, &err.to_string()))?;
+        if !matches!(t, DataType::Boolean | DataType::Null) {
+            return Err(located(self.text, pos, &format!("'{word}' needs a boolean, got {t}")));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Expr> {
+        let mut at = self.at;
         let mut terms = vec![self.and()?];
         while self.keyword("or") {
+            self.check_bool(terms.last().expect("a term"), at, "or")?;
+            at = self.at;
             terms.push(self.and()?);
+        }
+        if terms.len() > 1 {
+            self.check_bool(terms.last().expect("a term"), at, "or")?;
         }
         Ok(balanced(terms, |a, b| a.or(b)))
     }
 
     fn and(&mut self) -> Result<Expr> {
+        let mut at = self.at;
         let mut terms = vec![self.not()?];
         while self.keyword("and") {
+            self.check_bool(terms.last().expect("a term"), at, "and")?;
+            at = self.at;
             terms.push(self.not()?);
+        }
+        if terms.len() > 1 {
+            self.check_bool(terms.last().expect("a term"), at, "and")?;
         }
         Ok(balanced(terms, |a, b| a.and(b)))
     }
@@ -339,52 +488,98 @@ impl Parser<'_> {
             self.next();
         }
         if bang || self.keyword("not") {
-            return Ok(!self.nested(Self::not)?);
+            let at = self.at;
+            let e = self.nested(Self::not)?;
+            self.check_bool(&e, at, "not")?;
+            return Ok(!e);
         }
         self.comparison()
     }
 
     fn comparison(&mut self) -> Result<Expr> {
         let left = self.sum()?;
-        // `x in (v, ...)` and `x not in (...)`.
+        // `x is [not] null`.
         let at = self.at;
+        if self.keyword("is") {
+            let negated = self.keyword("not");
+            if !self.keyword("null") {
+                return Err(self.error_here("expected 'null' after 'is' here"));
+            }
+            let e = left.is_null();
+            return self.typed(if negated { !e } else { e }, self.pos(at));
+        }
+        // `x [not] in (v, ...)`, `x [not] between a and b`, `x [not] like 'p'`.
         let negated = self.keyword("not");
-        if self.keyword("in") {
+        let word_at = self.at;
+        let e = if self.keyword("in") {
             let values = self.in_list()?;
-            let e = left.is_in(values);
+            Some(left.clone().is_in(values))
+        } else if self.keyword("between") {
+            let low = self.sum()?;
+            if !self.keyword("and") {
+                return Err(self.error_here("expected 'and' in 'between ... and ...' here"));
+            }
+            let high = self.sum()?;
+            // Each bound checked against the value where it is written.
+            let low = self.typed(left.clone().ge(low), self.pos(word_at))?;
+            let high = self.typed(left.clone().le(high), self.pos(word_at))?;
+            Some(low.and(high))
+        } else if self.keyword("like") || self.keyword("ilike") {
+            let insensitive = matches!(&self.tokens[self.at - 1].0, Tok::Ident(w) if w.eq_ignore_ascii_case("ilike"));
+            let pattern = match self.next() {
+                Tok::Str(p) => p,
+                t => {
+                    self.at -= 1;
+                    return Err(self.error_here(&format!(
+                        "expected a quoted pattern after 'like', found {}",
+                        t.describe()
+                    )));
+                }
+            };
+            Some(if insensitive { left.clone().ilike(pattern) } else { left.clone().like(pattern) })
+        } else {
+            None
+        };
+        if let Some(e) = e {
+            let e = self.typed(e, self.pos(word_at))?;
             return Ok(if negated { !e } else { e });
         }
         if negated {
-            self.at = at;
-            return Err(self.error_here("expected 'in' after 'not' here"));
+            self.at = at + 1;
+            return Err(self.error_here("expected 'in', 'between' or 'like' after 'not' here"));
         }
         let op = match self.peek() {
             Tok::Op(o @ ("==" | "=" | "!=" | "<>" | "<" | "<=" | ">" | ">=")) => *o,
             _ => return Ok(left),
         };
+        let op_at = self.pos(self.at);
         self.next();
         let right = self.sum()?;
-        Ok(match op {
+        let e = match op {
             "==" | "=" => left.eq(right),
             "!=" | "<>" => left.ne(right),
             "<" => left.lt(right),
             "<=" => left.le(right),
             ">" => left.gt(right),
             _ => left.ge(right),
-        })
+        };
+        self.typed(e, op_at)
     }
 
     fn sum(&mut self) -> Result<Expr> {
         let mut e = self.product()?;
         loop {
+            let op_at = self.pos(self.at);
             match self.peek() {
                 Tok::Op("+") => {
                     self.next();
-                    e = e + self.product()?;
+                    let r = self.product()?;
+                    e = self.typed(e + r, op_at)?;
                 }
                 Tok::Op("-") => {
                     self.next();
-                    e = e - self.product()?;
+                    let r = self.product()?;
+                    e = self.typed(e - r, op_at)?;
                 }
                 _ => return Ok(e),
             }
@@ -394,14 +589,17 @@ impl Parser<'_> {
     fn product(&mut self) -> Result<Expr> {
         let mut e = self.unary()?;
         loop {
+            let op_at = self.pos(self.at);
             match self.peek() {
                 Tok::Op("*") => {
                     self.next();
-                    e = e * self.unary()?;
+                    let r = self.unary()?;
+                    e = self.typed(e * r, op_at)?;
                 }
                 Tok::Op("/") => {
                     self.next();
-                    e = e / self.unary()?;
+                    let r = self.unary()?;
+                    e = self.typed(e / r, op_at)?;
                 }
                 _ => return Ok(e),
             }
@@ -420,7 +618,11 @@ impl Parser<'_> {
                     self.next();
                     Expr::Lit(Lit::Float(-v))
                 }
-                _ => Expr::Lit(Lit::Int(0)) - self.nested(Self::unary)?,
+                _ => {
+                    let at = self.pos(self.at - 1);
+                    let e = Expr::Lit(Lit::Int(0)) - self.nested(Self::unary)?;
+                    self.typed(e, at)?
+                }
             });
         }
         self.atom()
@@ -439,7 +641,51 @@ impl Parser<'_> {
             }
             Tok::Ident(name) if self.peek() == &Tok::LParen => {
                 self.next();
-                self.call(&name, at)
+                let e = self.call(&name, at)?;
+                self.typed(e, self.pos(at))
+            }
+            Tok::Ident(name) if matches!(self.peek(), Tok::Str(_)) => {
+                let Tok::Str(text) = self.next() else { unreachable!("peeked") };
+                let lit = match name.to_ascii_lowercase().as_str() {
+                    "date" => Lit::date(&text),
+                    "timestamp" => Lit::timestamp(&text),
+                    "interval" => interval(&text).map_err(Error::Invalid),
+                    _ => {
+                        self.at = at + 1;
+                        return Err(self.error_here(&format!(
+                            "unexpected string after '{name}' (a typed literal is date '...', timestamp '...' or interval '...')"
+                        )));
+                    }
+                };
+                lit.map(Expr::Lit).map_err(|e| {
+                    let message = match e {
+                        Error::Invalid(m) => m,
+                        other => other.to_string(),
+                    };
+                    located(self.text, self.pos(at + 1), &message)
+                })
+            }
+            Tok::Ident(name)
+                if name.eq_ignore_ascii_case("interval") && matches!(self.peek(), Tok::Int(_)) =>
+            {
+                let Tok::Int(n) = self.next() else { unreachable!("peeked") };
+                let unit = match self.next() {
+                    Tok::Ident(u) => u,
+                    t => {
+                        self.at -= 1;
+                        return Err(self.error_here(&format!(
+                            "expected a unit (day, month, year, ...) after 'interval {n}', found {}",
+                            t.describe()
+                        )));
+                    }
+                };
+                interval(&format!("{n} {unit}"))
+                    .map(Expr::Lit)
+                    .map_err(|m| located(self.text, self.pos(self.at - 1), &m))
+            }
+            Tok::Ident(name) if name.eq_ignore_ascii_case("case") => {
+                let e = self.nested(Self::case)?;
+                self.typed(e, self.pos(at))
             }
             Tok::Ident(name) => Ok(match name.to_ascii_lowercase().as_str() {
                 "and" | "or" | "not" => {
@@ -449,13 +695,47 @@ impl Parser<'_> {
                 "true" => Expr::Lit(Lit::Bool(true)),
                 "false" => Expr::Lit(Lit::Bool(false)),
                 "null" => Expr::Lit(Lit::Null),
-                _ => col(name),
+                _ => self.typed(col(name), self.pos(at))?,
             }),
             t => {
                 self.at = at;
                 Err(self.error_here(&format!("expected a value, found {}", t.describe())))
             }
         }
+    }
+
+    /// `case [x] when .. then .. [when .. then ..] [else ..] end`, `case` taken.
+    /// With `x`, each `when v` compares `x = v`.
+    fn case(&mut self) -> Result<Expr> {
+        let subject = if matches!(self.peek(), Tok::Ident(w) if w.eq_ignore_ascii_case("when")) {
+            None
+        } else {
+            Some(self.or()?)
+        };
+        let mut when = Vec::new();
+        while self.keyword("when") {
+            let at = self.at;
+            let c = self.or()?;
+            let c = match &subject {
+                Some(x) => self.typed(x.clone().eq(c), self.pos(at))?,
+                None => {
+                    self.check_bool(&c, at, "when")?;
+                    c
+                }
+            };
+            if !self.keyword("then") {
+                return Err(self.error_here("expected 'then' here"));
+            }
+            when.push((c, self.or()?));
+        }
+        if when.is_empty() {
+            return Err(self.error_here("expected 'when' here"));
+        }
+        let otherwise = if self.keyword("else") { Some(Box::new(self.or()?)) } else { None };
+        if !self.keyword("end") {
+            return Err(self.error_here("expected 'end' (or 'when', 'else') here"));
+        }
+        Ok(Expr::Case { when, otherwise })
     }
 
     /// The literals of `in (...)`: strings, numbers (with a sign), true, false,
@@ -554,13 +834,48 @@ impl Parser<'_> {
                 let x = args.remove(0);
                 Ok(if lower == "contains" { x.contains(p) } else { x.starts_with(p) })
             }
-            _ => Err(located(
-                self.text,
-                self.tokens[at].1,
-                &format!(
-                    "unknown function '{name}' (is_null, is_not_null, fill_null, contains, starts_with)"
-                ),
-            )),
+            _ => match Func::parse(&lower) {
+                Some(f) => {
+                    let (min, max) = match f {
+                        Func::Coalesce => (1, usize::MAX),
+                        Func::Round => (1, 2),
+                        _ => (1, 1),
+                    };
+                    if args.len() < min || args.len() > max {
+                        arity(if args.len() < min { min } else { max })?;
+                    }
+                    if f == Func::Round && args.len() == 2 {
+                        let negative = |e: &Expr| match e {
+                            // `-2` as written: 0 - 2.
+                            Expr::Binary { op: BinOp::Sub, left, right } => {
+                                match (&**left, &**right) {
+                                    (Expr::Lit(Lit::Int(0)), Expr::Lit(Lit::Int(v))) => Some(-*v),
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        };
+                        if let Some(v) = negative(&args[1]) {
+                            args[1] = Expr::Lit(Lit::Int(v));
+                        }
+                        if !matches!(args[1], Expr::Lit(Lit::Int(_))) {
+                            return Err(located(
+                                self.text,
+                                self.tokens[at].1,
+                                "round()'s second argument (decimals) must be a whole number",
+                            ));
+                        }
+                    }
+                    Ok(Expr::Call(f, args))
+                }
+                None => Err(located(
+                    self.text,
+                    self.tokens[at].1,
+                    &format!(
+                        "unknown function '{name}' (is_null, is_not_null, fill_null, contains, starts_with, coalesce, abs, round, lower, upper, length, year, month, day)"
+                    ),
+                )),
+            },
         }
     }
 }

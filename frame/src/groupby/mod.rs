@@ -24,7 +24,7 @@ use brisk_core::{Key, Op};
 use brisk_graph::{DEFAULT_SPLIT_EVERY, Layer, Task, combine_tree, token};
 use serde::{Deserialize, Serialize};
 
-use crate::expr::is_numeric;
+use crate::expr::{Expr, col, is_numeric};
 use crate::frame::Frame;
 use crate::{Error, Result};
 pub(crate) use ops::{Combine, Finish, Partial};
@@ -100,6 +100,155 @@ impl Agg {
     fn numeric_only(self) -> bool {
         matches!(self, Agg::Sum | Agg::Mean | Agg::Std | Agg::Var)
     }
+}
+
+/// One aggregation of an expression, with its output column's name:
+/// `AggExpr::new("revenue", Agg::Sum, col("price") * (lit(1) - col("discount")))`,
+/// or [`AggExpr::count_rows`] for SQL's `count(*)`. The output's type is the
+/// aggregation's of the expression's type.
+#[derive(Clone, Debug)]
+pub struct AggExpr {
+    /// The output column's name.
+    pub name: String,
+    /// The aggregation.
+    pub agg: Agg,
+    /// What is aggregated; `None` for the rows themselves (`count(*)`).
+    pub expr: Option<Expr>,
+}
+
+impl AggExpr {
+    /// `agg` of `expr`, named `name`.
+    pub fn new(name: impl Into<String>, agg: Agg, expr: Expr) -> AggExpr {
+        AggExpr { name: name.into(), agg, expr: Some(expr) }
+    }
+
+    /// The number of rows, nulls included (SQL's `count(*)`), named `name`.
+    pub fn count_rows(name: impl Into<String>) -> AggExpr {
+        AggExpr { name: name.into(), agg: Agg::Size, expr: None }
+    }
+}
+
+/// Aggregations written as text, comma-separated (commas inside parentheses or
+/// quotes belong to the expression): `NAME=FN(EXPR)` (`revenue=sum(price * (1 -
+/// discount))`), `FN(EXPR)` (named as written, `sum(v1)`), `count(*)` (rows),
+/// or the column form `COL:FN` (named `COL_FN`). FN: sum, mean (or avg), count,
+/// size, min, max, std, var, first, last, nunique. Expressions are parsed and
+/// type-checked against `schema`; a mistake points at its position in `text`.
+///
+/// ```
+/// use brisk_frame::{Agg, parse_aggs};
+/// use brisk_frame::arrow::datatypes::{DataType, Field, Schema};
+/// let schema = Schema::new(vec![Field::new("p", DataType::Float64, true)]);
+/// let aggs = parse_aggs("revenue=sum(p * (1 - p)), n=count(*), p:max", &schema)?;
+/// assert_eq!(aggs.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["revenue", "n", "p_max"]);
+/// assert_eq!(aggs[1].agg, Agg::Size);
+/// assert!(parse_aggs("x=sum(p + 'a')", &schema).unwrap_err().to_string().contains('^'));
+/// # Ok::<(), brisk_frame::Error>(())
+/// ```
+pub fn parse_aggs(text: &str, schema: &Schema) -> Result<Vec<AggExpr>> {
+    let located = |at: usize, message: &str| crate::expr::located(text, at, message);
+    let mut out = Vec::new();
+    for (start, item) in top_level_items(text) {
+        let lead = item.len() - item.trim_start().len();
+        let (at, item) = (start + lead, item.trim());
+        if item.is_empty() {
+            return Err(located(at, "expected an aggregation (NAME=FN(EXPR) or COL:FN)"));
+        }
+        // `COL:FN`: a column and a function name, no parentheses.
+        if !item.contains('(')
+            && let Some((c, f)) = item.split_once(':')
+        {
+            let agg = agg_named(f.trim()).ok_or_else(|| {
+                located(at + c.len() + 1, &format!("unknown aggregation '{}'{AGGS}", f.trim()))
+            })?;
+            let c = c.trim();
+            if schema.field_with_name(c).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(located(at, &crate::error::unknown_column(c, &names).to_string()));
+            }
+            out.push(AggExpr::new(format!("{c}_{}", agg.name()), agg, col(c)));
+            continue;
+        }
+        // `[NAME=]FN(EXPR)`: `=` before the first parenthesis names it.
+        let paren = item.find('(');
+        let (name, call, call_at) = match item.find('=') {
+            Some(eq) if paren.is_none_or(|p| eq < p) => {
+                let rest = &item[eq + 1..];
+                let skip = rest.len() - rest.trim_start().len();
+                (Some(item[..eq].trim()), rest.trim(), at + eq + 1 + skip)
+            }
+            _ => (None, item, at),
+        };
+        if name.is_some_and(str::is_empty) {
+            return Err(located(at, "an aggregation's name is empty (NAME=FN(EXPR))"));
+        }
+        let name = name.map(|n| n.trim_matches('`').to_string());
+        let Some(open) = call.find('(') else {
+            return Err(located(call_at, "expected FN(EXPR), for example sum(v1)"));
+        };
+        if !call.ends_with(')') {
+            return Err(located(
+                call_at + call.len(),
+                "expected ')' at the end of the aggregation",
+            ));
+        }
+        let fname = call[..open].trim();
+        let agg = agg_named(fname)
+            .ok_or_else(|| located(call_at, &format!("unknown aggregation '{fname}'{AGGS}")))?;
+        let inner = &call[open + 1..call.len() - 1];
+        let inner_at = call_at + open + 1;
+        let named = name.unwrap_or_else(|| call.split_whitespace().collect::<Vec<_>>().join(" "));
+        if inner.trim() == "*" {
+            if !matches!(agg, Agg::Count | Agg::Size) {
+                return Err(located(
+                    inner_at,
+                    &format!("{fname}(*) is not an aggregation; * counts rows in count(*)"),
+                ));
+            }
+            out.push(AggExpr::count_rows(named));
+            continue;
+        }
+        let expr = crate::expr::parse_at(text, inner_at, inner, schema)?;
+        out.push(AggExpr::new(named, agg, expr));
+    }
+    Ok(out)
+}
+
+const AGGS: &str =
+    "; use one of sum, mean (avg), count, size, min, max, std, var, first, last, nunique";
+
+/// An aggregation by name, with SQL's `avg` for mean.
+fn agg_named(name: &str) -> Option<Agg> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "avg" => Some(Agg::Mean),
+        "stddev" => Some(Agg::Std),
+        "variance" => Some(Agg::Var),
+        other => Agg::parse(other),
+    }
+}
+
+/// The comma-separated items of `text` outside parentheses and quotes, each with
+/// its byte offset.
+fn top_level_items(text: &str) -> Vec<(usize, &str)> {
+    let mut items = Vec::new();
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, 0);
+    for (i, ch) in text.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(ch),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                items.push((start, &text[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push((start, &text[start..]));
+    items
 }
 
 /// One output column: `agg` of `column`, named `out`.
@@ -239,6 +388,13 @@ impl Frame {
         self.whole()?.agg(specs)?.drop([WHOLE])
     }
 
+    /// Aggregations of expressions over the whole frame, to one row (SQL's
+    /// `select sum(a * b) as x, count(*) as n from ...`); see
+    /// [`GroupBy::agg_exprs`].
+    pub fn agg_exprs(&self, aggs: impl IntoIterator<Item = AggExpr>) -> Result<Frame> {
+        self.whole()?.agg_exprs(aggs)?.drop([WHOLE])
+    }
+
     /// `agg` over every numeric column to one row, columns keeping their names, as
     /// pandas' `df.mean()`.
     pub fn agg_numeric(&self, agg: Agg) -> Result<Frame> {
@@ -319,6 +475,51 @@ impl GroupBy {
             });
         }
         Ok(Spec { column: column.to_string(), agg, out, input: input.to_string() })
+    }
+
+    /// Aggregations of expressions, each named (SQL's `select k, sum(a * b) as
+    /// x, count(*) as n ... group by k`): expressions that are not plain
+    /// columns are computed per partition before the partial aggregation, and
+    /// only the columns they read are read.
+    pub fn agg_exprs(&self, aggs: impl IntoIterator<Item = AggExpr>) -> Result<Frame> {
+        let aggs: Vec<AggExpr> = aggs.into_iter().collect();
+        // Keys, then each aggregation's input: a column as it is, or a derived one.
+        let mut exprs: Vec<(String, Expr)> =
+            self.keys.iter().map(|k| (k.clone(), col(k))).collect();
+        let mut inputs = Vec::with_capacity(aggs.len());
+        for (i, a) in aggs.iter().enumerate() {
+            let input = match &a.expr {
+                None => String::new(),
+                Some(Expr::Col(c)) => {
+                    self.frame.check_column(c)?;
+                    c.clone()
+                }
+                Some(e) => {
+                    let name = format!("__brisk_agg_{i}");
+                    exprs.push((name.clone(), e.clone()));
+                    name
+                }
+            };
+            if !input.is_empty() && !exprs.iter().any(|(n, _)| *n == input) {
+                exprs.push((input.clone(), col(&input)));
+            }
+            inputs.push(input);
+        }
+        let grouped = GroupBy { frame: self.frame.project(exprs)?, ..self.clone() };
+        let specs = aggs
+            .iter()
+            .zip(&inputs)
+            .map(|(a, input)| {
+                grouped.spec(input, a.agg, a.name.clone()).map_err(|e| match (e, &a.expr) {
+                    // Errors name what was written, not the derived column.
+                    (Error::Type { reason, .. }, Some(x)) => {
+                        Error::Type { column: x.to_string(), reason }
+                    }
+                    (e, _) => e,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        grouped.build(specs)
     }
 
     /// `agg` over every non-key numeric column, output columns keeping their names

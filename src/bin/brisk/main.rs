@@ -13,7 +13,7 @@ mod run;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use brisk::frame::{Agg, Frame};
+use brisk::frame::{Agg, Frame, parse_aggs, parse_expr_for};
 use clap::{Args, Parser, Subcommand};
 
 use crate::failure::Failure;
@@ -168,15 +168,38 @@ Example:
 #[derive(Args)]
 struct Query {
     /// One function for every numeric non-key column (`mean`; columns keep their
-    /// names), or `COL:FN[,COL:FN...]` (columns named `COL_FN`). FN: sum, mean,
-    /// count, size, min, max, std, var, first, last, nunique.
+    /// names); `COL:FN[,COL:FN...]` (columns named `COL_FN`); or named
+    /// aggregations of expressions, `NAME=FN(EXPR),...`:
+    /// `revenue=sum(price * (1 - discount)),n=count(*),avg_qty=mean(qty)` (a
+    /// name left out is the text as written). FN: sum, mean (avg), count, size,
+    /// min, max, std, var, first, last, nunique; count(*) counts rows.
     #[arg(long, value_name = "SPEC")]
     agg: Option<String>,
+    /// Add a column computed from the others before filtering and grouping,
+    /// `NAME=EXPR` (repeatable; later ones may use earlier ones):
+    /// `--with 'net=price * (1 - discount)' --with 'yr=year(shipdate)'`.
+    #[arg(long = "with", value_name = "NAME=EXPR")]
+    with: Vec<String>,
     /// Keep only the rows where this expression holds:
-    /// `v1 > 2 and (id1 == 'id001' or v3 <= 10.5)`, `is_null(v2)`, `not ...`,
-    /// `contains(id3, '77')`, `starts_with(id1, 'id0')`, arithmetic `+ - * /`.
+    /// `v1 > 2 and (id1 == 'id001' or v3 <= 10.5)`, `v2 is null`, `not ...`,
+    /// `d <= date '1998-12-01' - interval 90 day`, `x between 0.05 and 0.07`,
+    /// `k in ('a', 'b')`, `s like 'id%'` / `ilike`, `case when .. then .. else ..
+    /// end`, `coalesce(a, b)`, `abs`, `round(x, 2)`, `lower`, `upper`, `length`,
+    /// `year(d)`, `month(d)`, `contains(s, '77')`, arithmetic `+ - * /`.
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
+    /// Keep only the result rows (groups) where this expression over the
+    /// output's columns holds: `--having 'n > 100 and revenue >= 1e6'`.
+    #[arg(long, value_name = "EXPR")]
+    having: Option<String>,
+    /// Order the result by output columns, each ascending unless followed by
+    /// `desc`: `--sort 'revenue desc, k'` (default: by the group keys).
+    #[arg(long, value_name = "COL [desc][,...]")]
+    sort: Option<String>,
+    /// Only the first N result rows (in --sort's order, else the keys'); each
+    /// partition's top N is found first, nothing is sorted whole.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
 }
 
 /// `--agg`, parsed.
@@ -211,10 +234,96 @@ fn parse_agg(spec: &str) -> Result<AggSpec, Failure> {
 }
 
 impl Query {
-    /// The frame with `--filter` applied.
-    fn filtered(&self, frame: Frame) -> Result<Frame, Failure> {
+    /// The frame with `--with` columns added and `--filter` applied.
+    fn filtered(&self, mut frame: Frame) -> Result<Frame, Failure> {
+        for item in &self.with {
+            let Some((name, text)) = item.split_once('=') else {
+                return Err(Failure::User(format!(
+                    "--with: '{item}' is not NAME=EXPR (for example --with 'net=price * (1 - discount)')"
+                )));
+            };
+            let name = name.trim().trim_matches('`');
+            if name.is_empty() {
+                return Err(Failure::User(format!("--with: '{item}' has no name before '='")));
+            }
+            let expr = parse_expr_for(text, frame.schema())
+                .map_err(|e| Failure::from(e).context(&format!("--with {name}")))?;
+            frame = frame.with_column(name, expr)?;
+        }
         filtered(frame, self.filter.as_deref())
     }
+
+    /// The result of the aggregation, with `--having`, `--sort` and `--limit`.
+    fn finished(&self, result: Frame) -> Result<Frame, Failure> {
+        let mut result = match &self.having {
+            Some(text) => result.query(text).map_err(|e| Failure::from(e).context("--having"))?,
+            None => result,
+        };
+        let order = match &self.sort {
+            Some(spec) => sort_spec(spec)?,
+            None => Vec::new(),
+        };
+        let context = |e: brisk::frame::Error| {
+            Failure::from(e).context(if self.sort.is_some() { "--sort" } else { "--limit" })
+        };
+        result = match (self.limit, order.is_empty()) {
+            (Some(n), _) => result.top(n, order).map_err(context)?,
+            (None, false) => result.sort_by(order).map_err(context)?,
+            (None, true) => result,
+        };
+        Ok(result)
+    }
+
+    /// The aggregation: `--agg` (mean by default when grouping) of `frame`,
+    /// grouped by `by` or whole.
+    fn aggregated(&self, frame: &Frame, by: Option<&[String]>) -> Result<Frame, Failure> {
+        let spec = match (&self.agg, by) {
+            (Some(spec), _) => spec.as_str(),
+            (None, Some(_)) => "mean",
+            (None, None) => {
+                return Err(Failure::User(
+                    "agg needs --agg (for example --agg mean, --agg v1:sum or --agg 'n=count(*)')"
+                        .into(),
+                ));
+            }
+        };
+        if spec.contains('(') || spec.contains('=') {
+            let aggs =
+                parse_aggs(spec, frame.schema()).map_err(|e| Failure::from(e).context("--agg"))?;
+            return Ok(match by {
+                Some(by) => frame.groupby(by)?.agg_exprs(aggs)?,
+                None => frame.agg_exprs(aggs)?,
+            });
+        }
+        Ok(match (parse_agg(spec)?, by) {
+            (AggSpec::Each(Agg::Size), Some(by)) => frame.groupby(by)?.size()?,
+            (AggSpec::Each(agg), Some(by)) => frame.groupby(by)?.agg_numeric(agg)?,
+            (AggSpec::Pairs(pairs), Some(by)) => frame.groupby(by)?.agg(pairs)?,
+            (AggSpec::Each(agg), None) => frame.agg_numeric(agg)?,
+            (AggSpec::Pairs(pairs), None) => frame.agg(pairs)?,
+        })
+    }
+}
+
+/// `--sort 'a desc, b'` as `(column, descending)` pairs.
+fn sort_spec(spec: &str) -> Result<Vec<(String, bool)>, Failure> {
+    spec.split(',')
+        .map(|item| {
+            let words: Vec<&str> = item.split_whitespace().collect();
+            let (column, descending) = match words.as_slice() {
+                [c] => (*c, false),
+                [c, d] if d.eq_ignore_ascii_case("desc") => (*c, true),
+                [c, a] if a.eq_ignore_ascii_case("asc") => (*c, false),
+                _ => {
+                    return Err(Failure::User(format!(
+                        "--sort: '{}' is not COL, COL asc or COL desc (for example --sort 'revenue desc, k')",
+                        item.trim()
+                    )));
+                }
+            };
+            Ok((column.trim_matches('`').to_string(), descending))
+        })
+        .collect()
 }
 
 fn filtered(frame: Frame, filter: Option<&str>) -> Result<Frame, Failure> {
@@ -228,23 +337,12 @@ fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Groupby { input, by, query, output, run } => {
             let frame = query.filtered(input.open()?)?;
-            let grouped = frame.groupby(&by)?;
-            let result = match parse_agg(query.agg.as_deref().unwrap_or("mean"))? {
-                AggSpec::Each(Agg::Size) => grouped.size()?,
-                AggSpec::Each(agg) => grouped.agg_numeric(agg)?,
-                AggSpec::Pairs(pairs) => grouped.agg(pairs)?,
-            };
+            let result = query.finished(query.aggregated(&frame, Some(&by))?)?;
             run.table(&result, &input, &output)
         }
         Command::Agg { input, query, output, run } => {
             let frame = query.filtered(input.open()?)?;
-            let spec = query.agg.as_deref().ok_or_else(|| {
-                Failure::User("agg needs --agg (for example --agg mean or --agg v1:sum)".into())
-            })?;
-            let result = match parse_agg(spec)? {
-                AggSpec::Each(agg) => frame.agg_numeric(agg)?,
-                AggSpec::Pairs(pairs) => frame.agg(pairs)?,
-            };
+            let result = query.finished(query.aggregated(&frame, None)?)?;
             run.table(&result, &input, &output)
         }
         Command::Describe { input, filter, output, run } => {
