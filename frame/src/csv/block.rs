@@ -1,5 +1,5 @@
 //! The block-read op: one byte range of a CSV file parsed into a record batch,
-//! through the quote-free fast path when it can and Arrow's reader otherwise, with
+//! through the fast path when it can and Arrow's reader otherwise, with
 //! parse errors turned into ones naming file, line, column and value.
 
 use std::path::Path;
@@ -96,7 +96,6 @@ impl ReadBlock {
         if self.spec.null_values.is_empty()
             && !self.spec.bad_values_to_null
             && self.spec.path_column.is_none()
-            && memchr::memchr(self.spec.quote, bytes).is_none()
             && let Ok(text) = std::str::from_utf8(bytes)
             && let Some(batch) = super::fast::parse(
                 text,
@@ -104,6 +103,7 @@ impl ReadBlock {
                 &self.spec.projection,
                 out_schema.clone(),
                 self.spec.delimiter,
+                self.spec.quote,
             )
         {
             return Ok(batch);
