@@ -174,7 +174,12 @@ impl Expr {
                 let mut out = rest.cast(&target)?.into_array(n)?;
                 for ((c, _), v) in when.iter().zip(values).rev() {
                     let c = c.eval(batch)?.into_array(n)?;
-                    let c = arrow::compute::prep_null_mask_filter(as_bool(&c)?);
+                    let c = as_bool(&c)?;
+                    // A null condition is not true.
+                    let c = match c.nulls() {
+                        Some(nulls) => BooleanArray::new(c.values() & nulls.inner(), None),
+                        None => c.clone(),
+                    };
                     let v = v.cast(&target)?.into_array(n)?;
                     out = zip(&c, &v, &out)?;
                 }

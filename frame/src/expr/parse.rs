@@ -884,6 +884,7 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::expr::lit;
+    use crate::parse_expr_for;
     use proptest::prelude::*;
 
     /// Text made of the filter language's pieces and some that are not in it.
@@ -1029,7 +1030,7 @@ mod tests {
             ("v in (w)", "expected a literal value in the 'in' list, found 'w'"),
             ("v in (1, )", "expected a literal value"),
             ("v in 1", "expected '('"),
-            ("v not 1", "expected 'in' after 'not'"),
+            ("v not 1", "expected 'in', 'between' or 'like' after 'not'"),
         ] {
             let e = parse_expr(text).expect_err(text).to_string();
             assert!(e.contains(what), "{text}: {e}");
@@ -1054,6 +1055,120 @@ mod tests {
             assert!(e.contains(&format!("position {at}")), "{text}: {e}");
             let caret = e.lines().last().expect("caret line");
             assert_eq!(caret.find('^'), Some(2 + at - 1), "{text}: {e}");
+        }
+    }
+
+    fn typed_schema() -> Schema {
+        use arrow::datatypes::Field;
+        Schema::new(vec![
+            Field::new("i", DataType::Int64, true),
+            Field::new("f", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("d", DataType::Date32, true),
+        ])
+    }
+
+    #[test]
+    fn report_forms_parse_print_and_type() {
+        let schema = typed_schema();
+        for (text, printed, t) in [
+            (
+                "d <= date '1998-12-01' - interval 90 day",
+                "(d <= (date '1998-12-01' - interval '90 day'))",
+                DataType::Boolean,
+            ),
+            ("d < '1995-01-01'", "(d < '1995-01-01')", DataType::Boolean),
+            ("f between 0.05 and 0.07", "((f >= 0.05) and (f <= 0.07))", DataType::Boolean),
+            ("s not like 'a%'", "not (s like 'a%')", DataType::Boolean),
+            ("s ilike '_B'", "(s ilike '_B')", DataType::Boolean),
+            ("s is not null", "not is_null(s)", DataType::Boolean),
+            (
+                "case when i > 0 then f else 0 end",
+                "case when (i > 0) then f else 0 end",
+                DataType::Float64,
+            ),
+            ("case i when 1 then 'one' end", "case when (i == 1) then 'one' end", DataType::Utf8),
+            ("coalesce(i, 0)", "coalesce(i, 0)", DataType::Int64),
+            ("round(f, -2) + abs(i)", "(round(f, -2) + abs(i))", DataType::Float64),
+            ("length(lower(upper(s)))", "length(lower(upper(s)))", DataType::Int64),
+            ("year(d) * 100 + month(d)", "((year(d) * 100) + month(d))", DataType::Int64),
+            ("d + interval '1 year 2 months'", "(d + interval '14 month')", DataType::Date32),
+            ("d - date '1970-01-01'", "(d - date '1970-01-01')", DataType::Int64),
+            (
+                "timestamp '2020-01-02 03:04:05' > d",
+                "(timestamp '2020-01-02 03:04:05' > d)",
+                DataType::Boolean,
+            ),
+        ] {
+            let e = parse_expr_for(text, &schema).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(e.to_string(), printed, "{text}");
+            assert_eq!(e.data_type(&schema).expect(text), t, "{text}");
+            // The printed form reads back as the same expression.
+            let again = parse_expr_for(&e.to_string(), &schema).expect(printed);
+            assert_eq!(again.to_string(), printed);
+        }
+    }
+
+    /// Type errors found while parsing point at the part that is wrong: the
+    /// operator, the column, the literal, the function.
+    #[test]
+    fn type_errors_point_at_the_offending_part() {
+        let schema = typed_schema();
+        for (text, at, what) in [
+            ("i + s > 1", 3, "'+' needs numbers"),
+            ("f > 1 and i * 2 > s", 17, "cannot compare Int64 with Utf8"),
+            ("d <= date '1998-13-01'", 11, "not a date"),
+            ("d <= '1998-13-01'", 3, "is not a value of Date32"),
+            ("s like 5", 8, "expected a quoted pattern"),
+            ("i between 1 and 's'", 3, "cannot compare"),
+            ("f > 0 and year(i) > 2", 11, "year() needs a date or timestamp"),
+            ("case when i then 1 end", 11, "'when' needs a boolean"),
+            ("d > d - interval 3 fortnight", 20, "unknown interval unit 'fortnight'"),
+            ("nope > 1", 1, "unknown column 'nope'"),
+            ("d > interval 1 day", 3, "cannot compare Date32"),
+            ("round(f, 1.5)", 1, "whole number"),
+            ("i > 1 and s", 11, "'and' needs a boolean, got Utf8"),
+            ("coalesce(i, s) = 1", 1, "coalesce() cannot mix Int64 and Utf8"),
+            ("lower(f)", 1, "lower() needs a string"),
+            ("case when i > 1 then 's' else 2 end", 1, "do not mix"),
+            ("d + 1", 3, "or a date and an interval"),
+            ("not f", 5, "'not' needs a boolean"),
+        ] {
+            let e = parse_expr_for(text, &schema).expect_err(text).to_string();
+            assert!(e.contains(what), "{text}: {e}");
+            assert!(e.contains(&format!("position {at}\n")), "{text}: {e}");
+            let caret = e.lines().last().expect("caret line");
+            assert_eq!(caret.find('^'), Some(2 + at - 1), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn aggregations_parse_with_names_and_positions() {
+        let schema = typed_schema();
+        let aggs = crate::parse_aggs(
+            "r = sum(f * (1 - f)), n=count(*), avg(i), i:max, `my n`=count(s)",
+            &schema,
+        )
+        .expect("parses");
+        let names: Vec<&str> = aggs.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["r", "n", "avg(i)", "i_max", "my n"]);
+        assert_eq!(
+            aggs[0].expr.as_ref().map(ToString::to_string).as_deref(),
+            Some("(f * (1 - f))")
+        );
+        assert!(aggs[1].expr.is_none());
+        for (text, at, what) in [
+            ("x=sum(i + s)", 9, "'+' needs numbers"),
+            ("n=cnt(i)", 3, "unknown aggregation 'cnt'"),
+            ("a=sum(i), b=mean(nope)", 18, "unknown column 'nope'"),
+            ("a=sum(i), sum(*)", 15, "count(*)"),
+            ("i:avgg", 3, "unknown aggregation 'avgg'"),
+            ("=sum(i)", 1, "name is empty"),
+            ("a=sum(i),", 10, "expected an aggregation"),
+        ] {
+            let e = crate::parse_aggs(text, &schema).expect_err(text).to_string();
+            assert!(e.contains(what), "{text}: {e}");
+            assert!(e.contains(&format!("position {at}\n")), "{text}: {e}");
         }
     }
 }
