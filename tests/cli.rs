@@ -764,3 +764,83 @@ fn first_update(addr: &str) -> String {
     }
     data.join("\n")
 }
+
+/// A report query: derived columns, a date filter, named aggregations of
+/// expressions, `--having`, `--sort` each way, `--limit` (top-N in the sort's
+/// order, else the keys'); mistakes are exit 2 with the flag and a caret.
+#[test]
+fn report_queries_with_having_sort_and_limit() {
+    let dir = scratch("report");
+    std::fs::write(
+        dir.join("sales.csv"),
+        "k,v,d\na,1,2020-01-05\nb,2,2020-02-01\na,3,2020-03-01\nc,,2021-01-01\nb,5,\nc,7,2020-12-31\n",
+    )
+    .unwrap();
+    let base = [
+        "groupby",
+        "sales.csv",
+        "--by",
+        "k",
+        "--with",
+        "w=v * 2",
+        "--filter",
+        "d >= date '2020-01-01'",
+        "--agg",
+        "tot=sum(w),n=count(*),mx=max(v),first_month=min(month(d))",
+        "--format",
+        "csv",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let r = brisk_in(&dir, &args);
+        assert_eq!(r.status, 0, "{extra:?}: {}", r.stderr);
+        r.stdout
+    };
+    let header = "k,tot,n,mx,first_month\n";
+    assert_eq!(run(&[]), format!("{header}a,8,2,3,1\nb,4,1,2,2\nc,14,2,7,1\n"));
+    assert_eq!(run(&["--having", "n >= 2"]), format!("{header}a,8,2,3,1\nc,14,2,7,1\n"));
+    assert_eq!(
+        run(&["--having", "n >= 2", "--sort", "tot desc", "--limit", "1"]),
+        format!("{header}c,14,2,7,1\n")
+    );
+    assert_eq!(
+        run(&["--sort", "first_month, tot desc"]),
+        format!("{header}c,14,2,7,1\na,8,2,3,1\nb,4,1,2,2\n")
+    );
+    // A limit alone keeps the keys' order: the smallest keys, not one part's rows.
+    assert_eq!(
+        run(&["--limit", "2", "--blocksize", "40B"]),
+        format!("{header}a,8,2,3,1\nb,4,1,2,2\n")
+    );
+    // The whole input, with count(*) and a case.
+    let r = brisk_in(
+        &dir,
+        &[
+            "agg",
+            "sales.csv",
+            "--agg",
+            "n=count(*),late=sum(case when d > '2020-06-30' then 1 else 0 end),avg(v)",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "n,late,avg(v)\n6,2,3.6\n");
+    for (extra, flag, what) in [
+        (vec!["--sort", "nope desc"], "--sort", "unknown column 'nope'"),
+        (vec!["--sort", "tot down"], "--sort", "COL desc"),
+        (vec!["--having", "tot > 'x'"], "--having", "^"),
+        (vec!["--with", "w v"], "--with", "NAME=EXPR"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra.iter().copied());
+        let r = brisk_in(&dir, &args);
+        assert_eq!(r.status, 2, "{extra:?}: {}", r.stderr);
+        assert!(r.stderr.contains(flag) && r.stderr.contains(what), "{extra:?}: {}", r.stderr);
+    }
+    let r = brisk_in(&dir, &["agg", "sales.csv", "--agg", "x=sum(k + 1)"]);
+    assert_eq!(r.status, 2);
+    assert!(r.stderr.contains("--agg") && r.stderr.contains("position 9"), "{}", r.stderr);
+    std::fs::remove_dir_all(&dir).ok();
+}
