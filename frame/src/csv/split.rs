@@ -89,6 +89,8 @@ pub(super) fn state_map(
     let mut buf = vec![0u8; CHUNK + 1];
     let mut held = 0;
     let mut cursors = Quoting::ALL.map(|state| Cursor { at: 0, state, prev: None });
+    // same[i]: the cursor cursor i has met (itself while it has met none).
+    let mut same = [0, 1, 2];
     let mut skip = usize::from(!data_start);
     while pos < end {
         while held < buf.len() {
@@ -113,8 +115,22 @@ pub(super) fn state_map(
         }
         // `buf[i]` is the byte at `pos + i`.
         let to = held.min(CHUNK).min(usize::try_from(end - pos).unwrap_or(usize::MAX));
-        for c in &mut cursors {
-            *c = syntax.advance(&buf[..held], Cursor { at: skip, ..*c }, to);
+        for i in 0..cursors.len() {
+            if same[i] == i {
+                cursors[i] = syntax.advance(&buf[..held], Cursor { at: skip, ..cursors[i] }, to);
+            } else {
+                cursors[i] = cursors[same[i]];
+            }
+        }
+        // A cursor that has met an earlier one (same place, state and byte
+        // before) stays with it: one scan per distinct state from here on, and
+        // after a record or two the states have usually all met.
+        for i in 1..cursors.len() {
+            if same[i] == i
+                && let Some(j) = (0..i).find(|&j| same[j] == j && cursors[j] == cursors[i])
+            {
+                same[i] = j;
+            }
         }
         pos += to as u64;
         buf.copy_within(to..held, 0);
