@@ -628,3 +628,33 @@ fn frame_ops_survive_encoding_and_run_the_same_after() {
         assert_eq!(a.encode().unwrap(), b.encode().unwrap());
     }
 }
+
+/// Quoted fields longer than the quoting scan's 64 KiB chunks, holding commas,
+/// newlines and doubled quotes, cut by blocks of every kind of start: the rows are
+/// the ones written, whatever the blocksize. (A scan that merged its start states
+/// too early lost the state of a block beginning inside such a field.)
+#[test]
+fn quoted_fields_longer_than_the_scan_chunks_keep_their_state() {
+    let d = dir("long-quoted");
+    let path = d.join("long.csv");
+    let long = |k: usize| -> String {
+        (0..9000).map(|i| format!("line {k}.{i}, with \"\"q\"\"\n")).collect::<String>()
+    };
+    let mut text = String::from("id,note,v\n");
+    let mut want = Vec::new();
+    for k in 0..4 {
+        let note = long(k);
+        text.push_str(&format!("{k},\"{note}\",{}\n", k * 10));
+        want.push(vec![k.to_string(), note.replace("\"\"", "\""), (k * 10).to_string()]);
+        text.push_str(&format!("{},plain,1\n", 100 + k));
+        want.push(vec![(100 + k).to_string(), "plain".into(), "1".into()]);
+    }
+    assert!(text.len() > 4 * 200_000);
+    std::fs::write(&path, &text).unwrap();
+    for blocksize in [70_000, 150_000, 333_333, 1 << 22] {
+        let df = read_csv(path.as_path(), CsvOptions::default().blocksize(blocksize)).unwrap();
+        let t = Scheduler::threads(2).compute(&df).unwrap();
+        assert_eq!(rows(&t), want, "blocksize {blocksize}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
