@@ -43,9 +43,14 @@ pub struct Frame {
     source: Option<Reproject>,
 }
 
-/// Rebuilds a read with only the given columns (projection pushdown).
+/// Rebuilds a read with only the given columns (projection pushdown); the flag
+/// says to rebuild even when every column is asked for: a step over a read,
+/// whose own inputs may still be fewer than the read's columns.
 #[derive(Clone)]
-pub(crate) struct Reproject(pub(crate) Arc<dyn Fn(Vec<String>) -> Result<Frame> + Send + Sync>);
+pub(crate) struct Reproject(
+    pub(crate) Arc<dyn Fn(Vec<String>) -> Result<Frame> + Send + Sync>,
+    pub(crate) bool,
+);
 
 impl std::fmt::Debug for Reproject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +82,9 @@ impl Frame {
     /// those (in file order), any other frame is returned as it is.
     pub(crate) fn projected(&self, columns: &[String]) -> Result<Frame> {
         match &self.source {
-            Some(Reproject(f)) if columns.len() < self.schema.fields().len() => f(columns.to_vec()),
+            Some(Reproject(f, always)) if *always || columns.len() < self.schema.fields().len() => {
+                f(columns.to_vec())
+            }
             _ => Ok(self.clone()),
         }
     }
@@ -180,7 +187,8 @@ impl Frame {
         let source = self.source.is_some().then(|| {
             let parent = self.clone();
             let step = step.clone();
-            Reproject(Arc::new(move |columns: Vec<String>| parent.reapplied(&step, columns)))
+            let reread = move |columns: Vec<String>| parent.reapplied(&step, columns);
+            Reproject(Arc::new(reread), true)
         });
         let op = Op::data(MapBatch { step });
         let tasks = self

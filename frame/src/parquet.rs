@@ -245,7 +245,7 @@ pub fn read_parquet(sources: impl Into<Sources>, columns: Option<&[&str]>) -> Re
         };
         read(&sources, Some(&keep))
     };
-    Ok(frame.with_source(Reproject(Arc::new(reproject))))
+    Ok(frame.with_source(Reproject(Arc::new(reproject), false)))
 }
 
 fn read(sources: &Sources, columns: Option<&[String]>) -> Result<Frame> {

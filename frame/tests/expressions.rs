@@ -259,3 +259,48 @@ fn rounding_and_date_edges() {
     // 2024-01-31 + 1 month is 2024-02-29 (the month's last day), as DuckDB gives.
     assert_eq!(civil(19_782), (2024, 2, 29));
 }
+
+/// Filters, derived columns and aggregations of expressions over a read read only
+/// the columns they use: a column that would fail to parse (a value past the
+/// sample that is not its inferred type) is never read, at any blocksize.
+#[test]
+fn steps_over_a_read_read_only_the_columns_they_use() {
+    use brisk_frame::{CsvOptions, read_csv};
+    let dir = std::env::temp_dir().join(format!("brisk-expr-pushdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.csv");
+    let mut text = String::from("k,v,bad\n");
+    for r in 0..5000 {
+        text.push_str(&format!("{},{},{}\n", r % 3, r, r));
+    }
+    text.push_str("1,7,oops\n");
+    std::fs::write(&path, text).unwrap();
+    for blocksize in [1000, 1 << 20] {
+        let opts = CsvOptions::default().blocksize(blocksize).dtype("bad", DataType::Int64);
+        let df = read_csv(path.as_path(), opts).unwrap();
+        let schema = df.schema().clone();
+        let df = df.with_column("w", parse_expr_for("v * 2", &schema).unwrap()).unwrap();
+        let df = df.query("w > 10 and k != 2").unwrap();
+        let schema = df.schema().clone();
+        let aggs = vec![
+            AggExpr::new("s", Agg::Sum, parse_expr_for("w + 1", &schema).unwrap()),
+            AggExpr::count_rows("n"),
+        ];
+        let t = df.groupby(["k"]).unwrap().agg_exprs(aggs.clone()).unwrap().compute();
+        let t = t.unwrap_or_else(|e| panic!("blocksize {blocksize}: {e}"));
+        let b = t.to_batch();
+        let n = b.column_by_name("n").unwrap().as_primitive::<Int64Type>();
+        // Rows with v in 6..5000 (and the last, v = 7), k in {0, 1}.
+        let want0 = (6..5000).filter(|r| r % 3 == 0).count() as i64;
+        let want1 = (6..5000).filter(|r| r % 3 == 1).count() as i64 + 1;
+        assert_eq!((n.value(0), n.value(1)), (want0, want1), "blocksize {blocksize}");
+        // The whole frame too (the `agg` command's path).
+        let whole = df.agg_exprs(aggs).unwrap().compute().expect("whole");
+        let n = whole.to_batch().column_by_name("n").unwrap().as_primitive::<Int64Type>().value(0);
+        assert_eq!(n, want0 + want1);
+        // Asking for the bad column does read it, and says where it fails.
+        let e = df.select(["bad"]).unwrap().compute().expect_err("bad is read");
+        assert!(e.to_string().contains("oops"), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

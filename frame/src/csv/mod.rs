@@ -247,7 +247,7 @@ pub fn read_csv(sources: impl Into<Sources>, opts: CsvOptions) -> Result<Frame> 
             keep.into_iter().filter(|c| Some(c) != opts.path_column.as_ref()).collect();
         read(&sources, &opts.clone().usecols(keep), &decoded)
     };
-    Ok(frame.with_source(Reproject(Arc::new(reproject))))
+    Ok(frame.with_source(Reproject(Arc::new(reproject), false)))
 }
 
 /// The decoded sizes of the compressed files a `read_csv` counted, by file as it
