@@ -258,7 +258,8 @@ impl Frame {
     /// The `n` first rows in the order of `by`, `(column, descending)` pairs
     /// (nulls last, stable): each partition's top `n` first, then theirs, as
     /// `nlargest` (SQL's `order by .. limit n`). With no columns, the first `n`
-    /// rows as they are.
+    /// rows in the order the computed frame has: a group-by's keys, else the
+    /// rows' own order.
     pub fn top<S: AsRef<str>>(
         &self,
         n: usize,

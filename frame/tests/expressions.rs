@@ -251,6 +251,8 @@ fn rounding_and_date_edges() {
         ("date '2024-01-31' + interval 1 month", "19782"),
         ("length(s)", "null"),
         ("case when s is null then 'x' end", "x"),
+        ("case when null then 1 else 2 end", "2"),
+        ("round(i, -25)", "0"),
     ] {
         let e = parse_expr_for(text, &b.schema()).unwrap_or_else(|e| panic!("{text}: {e}"));
         let got = e.evaluate(&b).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -303,4 +305,26 @@ fn steps_over_a_read_read_only_the_columns_they_use() {
         assert!(e.to_string().contains("oops"), "{e}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A derived column never takes the name of a real one: an aggregation of a
+/// column called like the engine's own derived names reads that column.
+#[test]
+fn derived_names_do_not_clash_with_columns() {
+    let b = RecordBatch::try_from_iter([
+        ("k", Arc::new(Int64Array::from(vec![1, 1, 2])) as ArrayRef),
+        ("i", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
+        ("__brisk_agg_0", Arc::new(Int64Array::from(vec![100, 200, 300])) as _),
+    ])
+    .unwrap();
+    let df = Frame::from_batches(vec![b]).unwrap();
+    let s = df.schema().clone();
+    let aggs = vec![
+        AggExpr::new("s", Agg::Sum, parse_expr_for("i * 2", &s).unwrap()),
+        AggExpr::new("m", Agg::Max, parse_expr_for("__brisk_agg_0", &s).unwrap()),
+    ];
+    let t = df.groupby(["k"]).unwrap().agg_exprs(aggs).unwrap().compute().unwrap().to_batch();
+    let col = |n: &str| shown(t.column_by_name(n).unwrap());
+    assert_eq!(col("s"), ["6", "6"]);
+    assert_eq!(col("m"), ["200", "300"]);
 }

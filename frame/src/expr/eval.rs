@@ -142,6 +142,8 @@ impl Expr {
             }
             Expr::Str(op, e, pattern) => {
                 let a = e.eval(batch)?.into_array(batch.num_rows())?;
+                // Large or view strings compared as plain ones, as the pattern is.
+                let a = arrow::compute::cast(&a, &DataType::Utf8)?;
                 let pat = Scalar::new(StringArray::from(vec![pattern.as_str()]));
                 use arrow::compute::kernels::comparison as c;
                 let out = match op {
@@ -174,6 +176,10 @@ impl Expr {
                 let mut out = rest.cast(&target)?.into_array(n)?;
                 for ((c, _), v) in when.iter().zip(values).rev() {
                     let c = c.eval(batch)?.into_array(n)?;
+                    if c.data_type() == &DataType::Null {
+                        // Never true: the branch is never taken.
+                        continue;
+                    }
                     let c = as_bool(&c)?;
                     // A null condition is not true.
                     let c = match c.nulls() {
@@ -239,7 +245,9 @@ fn call(f: Func, args: &[Expr], vals: Vec<Val>, n: usize) -> Result<Val, ArrowEr
                 } else if decimals >= 0 {
                     a.clone()
                 } else {
-                    let unit = 10i64.checked_pow(decimals.unsigned_abs() as u32).unwrap_or(0);
+                    // Past 10^18 every i64 rounds to 0.
+                    let unit =
+                        10i64.checked_pow(decimals.unsigned_abs().min(19) as u32).unwrap_or(0);
                     a.unary(|v| round_int(v, unit))
                 };
                 wrap(Arc::new(out))
@@ -296,7 +304,8 @@ fn round_int(v: i64, unit: i64) -> i64 {
     let r = v % unit;
     let down = v - r;
     if r.unsigned_abs() * 2 >= unit.unsigned_abs() {
-        if v >= 0 { down.wrapping_add(unit) } else { down.wrapping_sub(unit) }
+        // Saturating: the nearest multiple past i64's range is its end.
+        if v >= 0 { down.saturating_add(unit) } else { down.saturating_sub(unit) }
     } else {
         down
     }

@@ -292,18 +292,20 @@ impl Lit {
     }
 }
 
-/// `text` as a date's days or a timestamp's microseconds, read as the CSV reader
-/// reads them (Arrow's cast); `None` when it is not one.
-fn temporal(text: &str, to: &DataType) -> Result<Option<i64>> {
-    use arrow::array::{Array, AsArray, StringArray};
+/// `text` cast to `to` as the CSV reader reads it (Arrow's cast, strict): the
+/// one-value array, or `None` when it is not a value of that type.
+fn temporal_array(text: &str, to: &DataType) -> Option<arrow::array::ArrayRef> {
+    use arrow::array::{Array, StringArray};
     let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
-    let a = StringArray::from(vec![text.trim()]);
-    let Ok(v) = arrow::compute::cast_with_options(&a, to, &strict) else {
-        return Ok(None);
-    };
-    if v.is_null(0) {
-        return Ok(None);
-    }
+    let a = StringArray::from(vec![text]);
+    arrow::compute::cast_with_options(&a, to, &strict).ok().filter(|v| !v.is_null(0))
+}
+
+/// `text` as a date's days or a timestamp's microseconds; `None` when it is not
+/// one.
+fn temporal(text: &str, to: &DataType) -> Result<Option<i64>> {
+    use arrow::array::AsArray;
+    let Some(v) = temporal_array(text.trim(), to) else { return Ok(None) };
     Ok(Some(match to {
         DataType::Date32 => i64::from(v.as_primitive::<arrow::datatypes::Date32Type>().value(0)),
         _ => v.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(0),
@@ -561,6 +563,12 @@ impl Expr {
                     }
                     BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                         if let Some(t) = temporal_arithmetic(*op, &l, &r) {
+                            let part_day = |e: &Expr| matches!(e, Expr::Lit(Lit::Interval { nanos, .. }) if *nanos != 0);
+                            if t == DataType::Date32 && (part_day(left) || part_day(right)) {
+                                return Err(mismatch(
+                                    "a date moves by whole days, months and years; for hours and below use a timestamp (cast(d as Timestamp(Microsecond, None)))".into(),
+                                ));
+                            }
                             return Ok(t);
                         }
                         if !is_numeric(&l) || !is_numeric(&r) {
@@ -763,9 +771,10 @@ fn text_as_temporal(e: &Expr, other: &DataType) -> Option<std::result::Result<()
     if !is_temporal(other) {
         return None;
     }
-    Some(match temporal(s, other) {
-        Ok(Some(_)) => Ok(()),
-        _ => Err(format!("'{s}' is not a value of {other} (write YYYY-MM-DD)")),
+    // Checked as evaluation casts it: as written, to the column's own type.
+    Some(match temporal_array(s, other) {
+        Some(_) => Ok(()),
+        None => Err(format!("'{s}' is not a value of {other} (write YYYY-MM-DD)")),
     })
 }
 

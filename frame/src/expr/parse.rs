@@ -526,10 +526,11 @@ impl Parser<'_> {
             Some(low.and(high))
         } else if self.keyword("like") || self.keyword("ilike") {
             let insensitive = matches!(&self.tokens[self.at - 1].0, Tok::Ident(w) if w.eq_ignore_ascii_case("ilike"));
+            let pattern_at = self.at;
             let pattern = match self.next() {
                 Tok::Str(p) => p,
                 t => {
-                    self.at -= 1;
+                    self.at = pattern_at;
                     return Err(self.error_here(&format!(
                         "expected a quoted pattern after 'like', found {}",
                         t.describe()
@@ -566,10 +567,27 @@ impl Parser<'_> {
         self.typed(e, op_at)
     }
 
+    /// A chain of `+ -` (or `* /`) is as deep as it is long: past
+    /// [`MAX_DEPTH`] terms it is refused here, before typing it would recurse
+    /// that deep.
+    fn chain_step(&self, terms: &mut usize) -> Result<()> {
+        *terms += 1;
+        if self.depth + *terms > MAX_DEPTH {
+            return Err(
+                self.error_here(&format!("the expression nests more than {MAX_DEPTH} levels deep"))
+            );
+        }
+        Ok(())
+    }
+
     fn sum(&mut self) -> Result<Expr> {
         let mut e = self.product()?;
+        let mut terms = 0;
         loop {
             let op_at = self.pos(self.at);
+            if matches!(self.peek(), Tok::Op("+" | "-")) {
+                self.chain_step(&mut terms)?;
+            }
             match self.peek() {
                 Tok::Op("+") => {
                     self.next();
@@ -588,8 +606,12 @@ impl Parser<'_> {
 
     fn product(&mut self) -> Result<Expr> {
         let mut e = self.unary()?;
+        let mut terms = 0;
         loop {
             let op_at = self.pos(self.at);
+            if matches!(self.peek(), Tok::Op("*" | "/")) {
+                self.chain_step(&mut terms)?;
+            }
             match self.peek() {
                 Tok::Op("*") => {
                     self.next();
@@ -649,7 +671,17 @@ impl Parser<'_> {
                 let lit = match name.to_ascii_lowercase().as_str() {
                     "date" => Lit::date(&text),
                     "timestamp" => Lit::timestamp(&text),
-                    "interval" => interval(&text).map_err(Error::Invalid),
+                    // SQL's `interval '90' day` as well as `interval '90 days'`.
+                    "interval" => match self.peek().clone() {
+                        Tok::Ident(unit)
+                            if text.split_whitespace().count() == 1
+                                && interval(&format!("1 {unit}")).is_ok() =>
+                        {
+                            self.next();
+                            interval(&format!("{} {unit}", text.trim())).map_err(Error::Invalid)
+                        }
+                        _ => interval(&text).map_err(Error::Invalid),
+                    },
                     _ => {
                         self.at = at + 1;
                         return Err(self.error_here(&format!(
@@ -669,10 +701,11 @@ impl Parser<'_> {
                 if name.eq_ignore_ascii_case("interval") && matches!(self.peek(), Tok::Int(_)) =>
             {
                 let Tok::Int(n) = self.next() else { unreachable!("peeked") };
+                let unit_at = self.at;
                 let unit = match self.next() {
                     Tok::Ident(u) => u,
                     t => {
-                        self.at -= 1;
+                        self.at = unit_at;
                         return Err(self.error_here(&format!(
                             "expected a unit (day, month, year, ...) after 'interval {n}', found {}",
                             t.describe()
@@ -1012,6 +1045,19 @@ mod tests {
             assert!(tree_depth(&e) <= 14, "depth {}", tree_depth(&e));
         }
         assert!(parse_expr(&format!("{}v1 > 2{}", "(".repeat(200), ")".repeat(200))).is_ok());
+        // Typed as it is parsed: refused as soon as a chain is too long, before
+        // typing it would recurse as deep (5,000 `+` overflowed the stack).
+        let schema = typed_schema();
+        for text in [
+            format!("i + {} > 2", vec!["i"; 5000].join(" + ")),
+            format!("f * {} > 2", vec!["f"; 5000].join(" / ")),
+            format!("f > 1 and i + {} > 2", vec!["i"; 300].join(" - ")),
+        ] {
+            let e = parse_expr_for(&text, &schema).expect_err("refused").to_string();
+            assert!(e.contains("nests more than 256 levels") && e.len() < 300, "{e}");
+        }
+        let fine = format!("i + {} > 2", vec!["i"; 200].join(" + "));
+        assert!(parse_expr_for(&fine, &schema).is_ok());
         // Built in Rust, one `or` at a time: balanced the same way.
         let built = (0..20_000).fold(col("v").eq(-1), |e, i| e.or(col("v").eq(i)));
         let e = checked(built).expect("balanced");
@@ -1065,6 +1111,7 @@ mod tests {
             Field::new("f", DataType::Float64, true),
             Field::new("s", DataType::Utf8, true),
             Field::new("d", DataType::Date32, true),
+            Field::new("t", DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None), true),
         ])
     }
 
@@ -1133,6 +1180,10 @@ mod tests {
             ("case when i > 1 then 's' else 2 end", 1, "do not mix"),
             ("d + 1", 3, "or a date and an interval"),
             ("not f", 5, "'not' needs a boolean"),
+            ("d + interval 36 hour", 3, "whole days"),
+            ("s like", 7, "expected a quoted pattern"),
+            ("d > d - interval 5", 19, "expected a unit"),
+            ("t > 'soon'", 3, "is not a value of Timestamp"),
         ] {
             let e = parse_expr_for(text, &schema).expect_err(text).to_string();
             assert!(e.contains(what), "{text}: {e}");

@@ -495,7 +495,11 @@ impl GroupBy {
                     c.clone()
                 }
                 Some(e) => {
-                    let name = format!("__brisk_agg_{i}");
+                    // A name no column of the frame has.
+                    let mut name = format!("__brisk_agg_{i}");
+                    while self.frame.schema().field_with_name(&name).is_ok() {
+                        name.insert(0, '_');
+                    }
                     exprs.push((name.clone(), e.clone()));
                     name
                 }
