@@ -168,7 +168,7 @@ fn balanced(mut terms: Vec<Expr>, join: impl Fn(Expr, Expr) -> Expr) -> Expr {
 /// or plural), counts may be negative.
 fn interval(text: &str) -> std::result::Result<Lit, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(format!(
             "'{text}' is not an interval (write a count and a unit: 90 day, 1 year 2 months)"
         ));
