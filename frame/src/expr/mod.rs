@@ -181,6 +181,15 @@ impl Func {
         }
     }
 
+    /// How many arguments it takes, at least and at most.
+    pub fn arity(self) -> (usize, usize) {
+        match self {
+            Func::Coalesce => (1, usize::MAX),
+            Func::Round => (1, 2),
+            _ => (1, 1),
+        }
+    }
+
     /// The function of this name (any case).
     pub fn parse(name: &str) -> Option<Func> {
         let all = [
@@ -696,11 +705,7 @@ impl Expr {
 /// The type `f(args)` gives, or why it cannot be called so.
 fn call_type(f: Func, args: &[Expr], types: &[DataType]) -> std::result::Result<DataType, String> {
     let name = f.name();
-    let (min, max) = match f {
-        Func::Coalesce => (1, usize::MAX),
-        Func::Round => (1, 2),
-        _ => (1, 1),
-    };
+    let (min, max) = f.arity();
     if types.len() < min || types.len() > max {
         let wanted = match (min, max) {
             (1, usize::MAX) => "at least 1 argument".to_string(),

@@ -869,11 +869,7 @@ impl Parser<'_> {
             }
             _ => match Func::parse(&lower) {
                 Some(f) => {
-                    let (min, max) = match f {
-                        Func::Coalesce => (1, usize::MAX),
-                        Func::Round => (1, 2),
-                        _ => (1, 1),
-                    };
+                    let (min, max) = f.arity();
                     if args.len() < min || args.len() > max {
                         arity(if args.len() < min { min } else { max })?;
                     }
